@@ -1,0 +1,35 @@
+"""The collector's exception tree: config problems, and the permanent-versus-retryable split for data."""
+
+from __future__ import annotations
+
+
+class LLMObserverError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(LLMObserverError):
+    """The configuration is invalid; ``problems`` holds one ``(yaml.path, message)`` per bad key."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{path}: {message}" for path, message in problems))
+
+
+class PermanentError(LLMObserverError):
+    """The data can never be accepted as it is (INVALID_ARGUMENT / 400); retrying will not help."""
+
+
+class RetryableError(LLMObserverError):
+    """A passing failure (UNAVAILABLE / 503): the same data may succeed later."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Backpressure(RetryableError):
+    """The collector is over a limit and refuses new data for now (RESOURCE_EXHAUSTED / 429)."""
+
+    def __init__(self, reason: str, retry_after: float = 1.0) -> None:
+        super().__init__(f"collector is over its {reason} limit, retry later", retry_after)
+        self.reason = reason

@@ -1,0 +1,195 @@
+"""One small client interface over chDB (ClickHouse in-process) and a ClickHouse server.
+
+Endpoints: ``chdb://<path>`` (relative paths are resolved against the data dir) or ``http(s)://host:port``
+(clickhouse-connect). All SQL is parameterised with ClickHouse's ``{name:Type}`` placeholders.
+
+chDB lets only one process open a path, and one session per path per process; ``open_client`` therefore
+returns the same shared, reference-counted client to every caller in the process (the storage exporter
+and the query service share it).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
+
+Params = Mapping[str, Any] | None
+
+
+class ClickHouseClient(Protocol):
+    endpoint: str
+
+    def command(self, sql: str, params: Params = None) -> None:
+        """Run a statement that returns nothing."""
+        ...
+
+    def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """Run a query; one dict per row (64-bit integers come back as ``int``)."""
+        ...
+
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        """Run a query; the result as an Arrow table."""
+        ...
+
+    def insert_arrow(
+        self, table: str, columns: Sequence[str], data: pa.Table, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        """Insert ``data`` (whose columns are ``columns``, in order) into ``table``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def _settings_clause(settings: Mapping[str, Any] | None) -> str:
+    if not settings:
+        return ""
+    parts = []
+    for key, value in settings.items():
+        if not key.replace("_", "").isalnum():
+            raise ValueError(f"bad setting name {key!r}")
+        literal = str(int(value)) if isinstance(value, bool | int) else "'" + str(value).replace("'", "\\'") + "'"
+        parts.append(f"{key} = {literal}")
+    return " SETTINGS " + ", ".join(parts)
+
+
+class ChdbClient:
+    """ClickHouse in this process. Thread-safe: chDB serialises queries and releases the GIL while one runs."""
+
+    def __init__(self, endpoint: str, path: Path) -> None:
+        import chdb.session
+
+        self.endpoint = endpoint
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb.session.Session(str(path))
+        except Exception as exc:
+            raise ConfigError([("endpoint", f"cannot open chDB store at {path}: {exc}")]) from exc
+        self._refs = 0
+        self._lock = threading.Lock()
+
+    def _query(self, sql: str, fmt: str, params: Params) -> Any:
+        try:
+            return self._session.query(sql, fmt, params=dict(params) if params else None)
+        except Exception as exc:  # chDB raises RuntimeError for every SQL error
+            raise PermanentError(f"ClickHouse query failed: {exc}") from exc
+
+    def command(self, sql: str, params: Params = None) -> None:
+        self._query(sql, "CSV", params)
+
+    def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        result = self._query(sql, "JSONEachRow", params)
+        text = result.bytes() if hasattr(result, "bytes") else bytes(result)
+        # output_format_json_quote_64bit_integers is on by default: ask for plain numbers instead.
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        result = self._query(sql, "Arrow", params)
+        data = result.bytes()
+        if not data:
+            return pa.table({})
+        return pa.ipc.open_file(pa.BufferReader(data)).read_all()
+
+    def insert_arrow(
+        self, table: str, columns: Sequence[str], data: pa.Table, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        cols = ", ".join(f"`{c}`" for c in columns)
+        names = ", ".join(f"`{c}`" for c in data.column_names)
+        # chDB's Python() table function reads the Arrow table straight from this frame's variable.
+        __llm_observer_insert = data  # noqa: F841
+        sql = f"INSERT INTO {table} ({cols}) SELECT {names} FROM Python(__llm_observer_insert)"
+        self._query(sql + _settings_clause(settings), "CSV", None)
+
+    def close(self) -> None:
+        with self._lock:
+            self._refs -= 1
+            last = self._refs <= 0
+        if last:
+            with _registry_lock:
+                _chdb_clients.pop(self.path, None)
+            self._session.close()
+
+
+class ServerClient:
+    """A ClickHouse server over HTTP(S), through clickhouse-connect."""
+
+    def __init__(self, endpoint: str, username: str | None, password: str | None) -> None:
+        import clickhouse_connect
+
+        self.endpoint = endpoint
+        try:
+            self._client = clickhouse_connect.get_client(
+                dsn=endpoint, username=username or "default", password=password or ""
+            )
+        except Exception as exc:
+            raise RetryableError(f"cannot reach ClickHouse at {endpoint}: {exc}") from exc
+
+    def _wrap(self, exc: Exception) -> Exception:
+        from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+        if isinstance(exc, OperationalError):
+            return RetryableError(f"ClickHouse unavailable: {exc}")
+        if isinstance(exc, DatabaseError):
+            return PermanentError(f"ClickHouse query failed: {exc}")
+        return RetryableError(f"ClickHouse call failed: {exc}")
+
+    def command(self, sql: str, params: Params = None) -> None:
+        try:
+            self._client.command(sql, parameters=dict(params) if params else None)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        try:
+            result = self._client.query(sql, parameters=dict(params) if params else None)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+        return list(result.named_results())
+
+    def arrow(self, sql: str, params: Params = None) -> pa.Table:
+        try:
+            return self._client.query_arrow(sql, parameters=dict(params) if params else None)
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def insert_arrow(
+        self, table: str, columns: Sequence[str], data: pa.Table, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        try:
+            self._client.insert_arrow(table, data.rename_columns(list(columns)), settings=dict(settings or {}))
+        except Exception as exc:
+            raise self._wrap(exc) from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+_registry_lock = threading.Lock()
+_chdb_clients: dict[Path, ChdbClient] = {}
+
+
+def open_client(
+    endpoint: str, data_dir: Path, username: str | None = None, password: str | None = None
+) -> ClickHouseClient:
+    """A client for ``endpoint``; chDB clients are shared per path within the process (``close`` once each)."""
+    if endpoint.startswith("chdb://"):
+        raw = endpoint.removeprefix("chdb://")
+        path = Path(raw) if raw.startswith("/") else data_dir / raw
+        path = path.resolve()
+        with _registry_lock:
+            client = _chdb_clients.get(path)
+            if client is None:
+                client = _chdb_clients[path] = ChdbClient(endpoint, path)
+            with client._lock:
+                client._refs += 1
+        return client
+    if endpoint.startswith(("http://", "https://")):
+        return ServerClient(endpoint, username, password)
+    raise ConfigError([("endpoint", f"expected chdb://PATH or http(s)://HOST:PORT, got {endpoint!r}")])

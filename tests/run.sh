@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (into .venv, from this repository's own files) and runs the whole
+# suite: format check, lint, type check, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test,providers]"
+
+echo "== ruff format --check"
+.venv/bin/ruff format --check .
+echo "== ruff check"
+.venv/bin/ruff check .
+echo "== mypy"
+# The repository root is the llm_observer package: type-check it under that name through a link.
+typeroot=$(mktemp -d)
+ln -s "$root" "$typeroot/llm_observer"
+(cd "$typeroot" && "$root/.venv/bin/mypy" --config-file "$root/pyproject.toml" \
+  -p llm_observer.collector -p llm_observer.semconv -p llm_observer.processors \
+  -p llm_observer.exporters -p llm_observer.query -p llm_observer.instrumentation)
+rm -rf "$typeroot"
+echo "== pytest"
+.venv/bin/python -m pytest "$@"
