@@ -33,3 +33,11 @@ class Backpressure(RetryableError):
     def __init__(self, reason: str, retry_after: float = 1.0) -> None:
         super().__init__(f"collector is over its {reason} limit, retry later", retry_after)
         self.reason = reason
+
+
+class AuthError(LLMObserverError):
+    """A request without valid credentials (``status`` 401) or without the right to do this (403)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status

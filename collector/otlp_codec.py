@@ -251,4 +251,6 @@ def json_body_to_dict(body: bytes) -> Any:
     try:
         return hex_ids_to_base64(json.loads(text))
     except json.JSONDecodeError as exc:
-        raise ValueError(f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise ValueError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc

@@ -48,10 +48,16 @@ class Telemetry:
             registry=r,
         )
         self.wal_lag_records = Gauge(
-            "llm_observer_wal_lag_records", "WAL records not yet delivered by an exporter.", ["exporter"], registry=r
+            "llm_observer_wal_lag_records",
+            "WAL records not yet delivered by an exporter.",
+            ["exporter"],
+            registry=r,
         )
         self.wal_lag_bytes = Gauge(
-            "llm_observer_wal_lag_bytes", "WAL bytes not yet delivered by an exporter.", ["exporter"], registry=r
+            "llm_observer_wal_lag_bytes",
+            "WAL bytes not yet delivered by an exporter.",
+            ["exporter"],
+            registry=r,
         )
         self.wal_size_bytes = Gauge("llm_observer_wal_size_bytes", "Bytes held in WAL segments.", registry=r)
         self.wal_sync_seconds = Histogram(

@@ -11,6 +11,7 @@ and the query service share it).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,9 +55,38 @@ def _settings_clause(settings: Mapping[str, Any] | None) -> str:
     for key, value in settings.items():
         if not key.replace("_", "").isalnum():
             raise ValueError(f"bad setting name {key!r}")
-        literal = str(int(value)) if isinstance(value, bool | int) else "'" + str(value).replace("'", "\\'") + "'"
+        literal = (
+            str(int(value)) if isinstance(value, bool | int) else "'" + str(value).replace("'", "\\'") + "'"
+        )
         parts.append(f"{key} = {literal}")
     return " SETTINGS " + ", ".join(parts)
+
+
+# ClickHouse error codes that describe the moment rather than the data: the same statement may succeed later.
+RETRYABLE_CODES = frozenset(
+    {
+        159,  # TIMEOUT_EXCEEDED
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        243,  # NOT_ENOUGH_SPACE
+        252,  # TOO_MANY_PARTS
+        394,  # QUERY_WAS_CANCELLED
+        425,  # SYSTEM_ERROR
+    }
+)
+_CODE = re.compile(r"\bCode: (\d+)")
+
+
+def classify(message: str, what: str) -> PermanentError | RetryableError:
+    """A ClickHouse error message as ``RetryableError`` (passing conditions) or ``PermanentError`` (the rest)."""
+    found = _CODE.search(message)
+    if found and int(found.group(1)) in RETRYABLE_CODES:
+        return RetryableError(f"{what}: {message}")
+    return PermanentError(f"{what}: {message}")
 
 
 class ChdbClient:
@@ -67,8 +97,8 @@ class ChdbClient:
 
         self.endpoint = endpoint
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
         try:
+            path.mkdir(parents=True, exist_ok=True)
             self._session = chdb.session.Session(str(path))
         except Exception as exc:
             raise ConfigError([("endpoint", f"cannot open chDB store at {path}: {exc}")]) from exc
@@ -79,7 +109,7 @@ class ChdbClient:
         try:
             return self._session.query(sql, fmt, params=dict(params) if params else None)
         except Exception as exc:  # chDB raises RuntimeError for every SQL error
-            raise PermanentError(f"ClickHouse query failed: {exc}") from exc
+            raise classify(str(exc), "ClickHouse query failed") from exc
 
     def command(self, sql: str, params: Params = None) -> None:
         self._query(sql, "CSV", params)
@@ -102,10 +132,30 @@ class ChdbClient:
     ) -> None:
         cols = ", ".join(f"`{c}`" for c in columns)
         names = ", ".join(f"`{c}`" for c in data.column_names)
-        # chDB's Python() table function reads the Arrow table straight from this frame's variable.
-        __llm_observer_insert = data  # noqa: F841
-        sql = f"INSERT INTO {table} ({cols}) SELECT {names} FROM Python(__llm_observer_insert)"
-        self._query(sql + _settings_clause(settings), "CSV", None)
+        sql = f"INSERT INTO {table} ({cols}) SELECT {names} FROM Python(_llm_observer_arrow)"
+        sql += _settings_clause(settings)
+        native = getattr(getattr(self._session, "_conn", None), "_conn", None)
+        if native is not None:
+            # chDB's Python() table function resolves the name in the frame that calls the engine, and only
+            # there: call the engine from this frame so it reads the Arrow table in place, without a copy.
+            _llm_observer_arrow = data
+            try:
+                native.query(sql, "CSV", params={})
+            except Exception as exc:
+                raise classify(str(exc), "ClickHouse insert failed") from exc
+            return
+        # chDB moved its internals: stream the table as Arrow IPC through the public insert API instead.
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        try:
+            inserter = self._session.send_insert(
+                f"INSERT INTO {table} ({cols})" + _settings_clause(settings), "ArrowStream"
+            )
+            inserter.append(sink.getvalue().to_pybytes())
+            inserter.finish()
+        except Exception as exc:
+            raise classify(str(exc), "ClickHouse insert failed") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -120,13 +170,19 @@ class ChdbClient:
 class ServerClient:
     """A ClickHouse server over HTTP(S), through clickhouse-connect."""
 
-    def __init__(self, endpoint: str, username: str | None, password: str | None) -> None:
+    def __init__(
+        self, endpoint: str, username: str | None, password: str | None, timeout_seconds: float | None = None
+    ) -> None:
         import clickhouse_connect
 
         self.endpoint = endpoint
+        timeouts = {"connect_timeout": timeout_seconds, "send_receive_timeout": timeout_seconds}
         try:
             self._client = clickhouse_connect.get_client(
-                dsn=endpoint, username=username or "default", password=password or ""
+                dsn=endpoint,
+                username=username or "default",
+                password=password or "",
+                **{k: v for k, v in timeouts.items() if v is not None},
             )
         except Exception as exc:
             raise RetryableError(f"cannot reach ClickHouse at {endpoint}: {exc}") from exc
@@ -137,7 +193,7 @@ class ServerClient:
         if isinstance(exc, OperationalError):
             return RetryableError(f"ClickHouse unavailable: {exc}")
         if isinstance(exc, DatabaseError):
-            return PermanentError(f"ClickHouse query failed: {exc}")
+            return classify(str(exc), "ClickHouse query failed")
         return RetryableError(f"ClickHouse call failed: {exc}")
 
     def command(self, sql: str, params: Params = None) -> None:
@@ -163,7 +219,9 @@ class ServerClient:
         self, table: str, columns: Sequence[str], data: pa.Table, settings: Mapping[str, Any] | None = None
     ) -> None:
         try:
-            self._client.insert_arrow(table, data.rename_columns(list(columns)), settings=dict(settings or {}))
+            self._client.insert_arrow(
+                table, data.rename_columns(list(columns)), settings=dict(settings or {})
+            )
         except Exception as exc:
             raise self._wrap(exc) from exc
 
@@ -176,9 +234,16 @@ _chdb_clients: dict[Path, ChdbClient] = {}
 
 
 def open_client(
-    endpoint: str, data_dir: Path, username: str | None = None, password: str | None = None
+    endpoint: str,
+    data_dir: Path,
+    username: str | None = None,
+    password: str | None = None,
+    timeout_seconds: float | None = None,
 ) -> ClickHouseClient:
-    """A client for ``endpoint``; chDB clients are shared per path within the process (``close`` once each)."""
+    """A client for ``endpoint``; chDB clients are shared per path within the process (``close`` once each).
+
+    ``timeout_seconds`` bounds each server round trip; chDB runs in this process and has no such bound.
+    """
     if endpoint.startswith("chdb://"):
         raw = endpoint.removeprefix("chdb://")
         path = Path(raw) if raw.startswith("/") else data_dir / raw
@@ -191,5 +256,5 @@ def open_client(
                 client._refs += 1
         return client
     if endpoint.startswith(("http://", "https://")):
-        return ServerClient(endpoint, username, password)
+        return ServerClient(endpoint, username, password, timeout_seconds)
     raise ConfigError([("endpoint", f"expected chdb://PATH or http(s)://HOST:PORT, got {endpoint!r}")])

@@ -98,7 +98,9 @@ class Migration:
 def migrations(database: str, ttl_days: int) -> tuple[Migration, ...]:
     """Every migration, in order, for ``database`` with a retention of ``ttl_days``."""
     db = f"`{database}`"
-    genai = ",\n    ".join(f"`{name}` {ctype} DEFAULT {expr} CODEC(ZSTD(1))" for name, ctype, expr in GENAI_COLUMNS)
+    genai = ",\n    ".join(
+        f"`{name}` {ctype} DEFAULT {expr} CODEC(ZSTD(1))" for name, ctype, expr in GENAI_COLUMNS
+    )
     traces = f"""
 CREATE TABLE IF NOT EXISTS {db}.{TRACES_TABLE} (
     Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
@@ -151,7 +153,7 @@ CREATE TABLE IF NOT EXISTS {db}.{TRACE_ID_TS_TABLE} (
 PARTITION BY toDate(Start)
 ORDER BY (TraceId, Start)
 TTL toDateTime(Start) + toIntervalDay({int(ttl_days)})
-SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1
+SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000
 """
     trace_id_ts_view = f"""
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{TRACE_ID_TS_VIEW} TO {db}.{TRACE_ID_TS_TABLE}
@@ -161,7 +163,11 @@ WHERE TraceId != ''
 GROUP BY TraceId
 """
     return (
-        Migration(1, "otel_traces with GenAI columns, trace-id lookup table", (traces, trace_id_ts, trace_id_ts_view)),
+        Migration(
+            1,
+            "otel_traces with GenAI columns, trace-id lookup table",
+            (traces, trace_id_ts, trace_id_ts_view),
+        ),
     )
 
 

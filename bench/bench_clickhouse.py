@@ -1,0 +1,233 @@
+"""Benchmark of the ClickHouse storage exporter: SpanBatch → Arrow conversion, insert into chDB, compression.
+
+Spans are realistic GenAI traces: 5 spans per trace (an agent span, two chat completions carrying prompt and
+completion content, a tool call and an embeddings call), ~1 KB each, a few resources per batch.
+
+    .venv/bin/python bench/bench_clickhouse.py [--spans 100000] [--batch 5000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import logging
+import os
+import pstats
+import random
+import tempfile
+import time
+from pathlib import Path
+
+from llm_observer.collector.batch import Event, Link, SpanBatch
+from llm_observer.collector.component import CreateContext
+from llm_observer.collector.telemetry import Telemetry
+from llm_observer.exporters.clickhouse import ClickHouseExporterConfig, factory
+from llm_observer.exporters.clickhouse.arrow import to_arrow
+
+MODELS = [
+    ("openai", "gpt-4o-2024-08-06"),
+    ("openai", "gpt-4o-mini"),
+    ("anthropic", "claude-sonnet-4-5"),
+    ("gcp.gemini", "gemini-2.5-flash"),
+]
+WORDS = (
+    "the of and to in is you that it he was for on are as with his they at be this have from or one had by "
+    "word but not what all were we when your can said there use an each which she do how their if will up "
+    "other about out many then them these so some her would make like him into time has look two more write "
+    "go see number no way could people my than first water been call who oil its now find long down day did"
+).split()
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def make_batch(spans: int, seed: int = 7, now_ns: int | None = None, origin: str = "") -> SpanBatch:
+    """``spans`` GenAI spans (a multiple of 5 is whole traces) spread over a few resources."""
+    rng = random.Random(seed)
+    now = now_ns if now_ns is not None else time.time_ns()
+    resources = [
+        {
+            "service.name": f"agent-{n}",
+            "service.version": "1.4.2",
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.name": "opentelemetry",
+            "telemetry.sdk.version": "1.38.0",
+            "deployment.environment.name": "production",
+            "llm_observer.organization.id": f"org-{n % 2}",
+            "llm_observer.project.id": f"proj-{n}",
+        }
+        for n in range(4)
+    ]
+    b = SpanBatch(origin=origin)
+    for i in range(spans):
+        position = i % 5
+        if position == 0:
+            trace = rng.randbytes(16)
+            root = rng.randbytes(8)
+            resource = resources[rng.randrange(len(resources))]
+            t0 = now - rng.randrange(3_600_000_000_000)
+            user = f"user-{rng.randrange(1000)}"
+            conversation = f"conv-{rng.randrange(100_000)}"
+        span_id = root if position == 0 else rng.randbytes(8)
+        provider, model = MODELS[rng.randrange(len(MODELS))]
+        start = t0 + position * 1_000_000
+        duration = rng.randrange(50_000_000, 3_000_000_000)
+        attrs: dict[str, object] = {"user.id": user, "gen_ai.conversation.id": conversation}
+        events: list[Event] = []
+        links: list[Link] = []
+        if position == 0:
+            name, kind = "invoke_agent support-bot", 1
+            attrs.update({"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support-bot"})
+        elif position in (1, 3):
+            name, kind = f"chat {model}", 3
+            inp, out = rng.randrange(200, 4000), rng.randrange(20, 800)
+            attrs.update(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": provider,
+                    "gen_ai.request.model": model,
+                    "gen_ai.response.model": model,
+                    "gen_ai.response.id": f"chatcmpl-{rng.randbytes(12).hex()}",
+                    "gen_ai.response.finish_reasons": ["stop"],
+                    "gen_ai.request.temperature": 0.7,
+                    "gen_ai.request.max_tokens": 1024,
+                    "gen_ai.usage.input_tokens": inp,
+                    "gen_ai.usage.output_tokens": out,
+                    "gen_ai.usage.cache_read.input_tokens": inp // 4,
+                    "llm_observer.cost.usd": round(inp * 2.5e-6 + out * 1e-5, 8),
+                    "gen_ai.input.messages": json.dumps(
+                        [
+                            {"role": "system", "parts": [{"type": "text", "content": _text(rng, 25)}]},
+                            {"role": "user", "parts": [{"type": "text", "content": _text(rng, 45)}]},
+                        ]
+                    ),
+                    "gen_ai.output.messages": json.dumps(
+                        [{"role": "assistant", "parts": [{"type": "text", "content": _text(rng, 40)}]}]
+                    ),
+                }
+            )
+            if rng.random() < 0.3:
+                events.append(Event(start + 1000, "gen_ai.choice", {"index": 0, "finish_reason": "stop"}))
+        elif position == 2:
+            name, kind = "execute_tool search_kb", 1
+            attrs.update(
+                {
+                    "gen_ai.operation.name": "execute_tool",
+                    "gen_ai.tool.name": "search_kb",
+                    "gen_ai.tool.call.id": f"call_{rng.randbytes(8).hex()}",
+                }
+            )
+            links.append(Link(rng.randbytes(16), rng.randbytes(8), "", {"link.kind": "follows"}))
+        else:
+            name, kind = "embeddings text-embedding-3-small", 3
+            attrs.update(
+                {
+                    "gen_ai.operation.name": "embeddings",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "text-embedding-3-small",
+                    "gen_ai.usage.input_tokens": rng.randrange(10, 500),
+                    "llm_observer.cost.usd": 1.2e-6,
+                }
+            )
+        status = 2 if rng.random() < 0.02 else 0
+        b.trace_id.append(trace)
+        b.span_id.append(span_id)
+        b.parent_span_id.append(b"" if position == 0 else root)
+        b.trace_state.append("")
+        b.name.append(name)
+        b.kind.append(kind)
+        b.start_time_unix_nano.append(start)
+        b.end_time_unix_nano.append(start + duration)
+        b.status_code.append(status)
+        b.status_message.append("rate limited" if status else "")
+        b.attributes.append(attrs)
+        b.resource.append(resource)
+        b.scope_name.append("llm_observer.instrumentation.openai")
+        b.scope_version.append("0.1.0")
+        b.events.append(events)
+        b.links.append(links)
+    return b
+
+
+def _encoded_size(batch: SpanBatch) -> int:
+    from llm_observer.collector.otlp_codec import encode_traces
+
+    return len(encode_traces(batch).SerializeToString())
+
+
+async def _insert(batches: list[SpanBatch], data_dir: Path) -> tuple[float, dict[str, int]]:
+    ctx = CreateContext("clickhouse", data_dir, Telemetry(), logging.getLogger("bench"))
+    exporter = factory.create(ctx, ClickHouseExporterConfig())
+    await exporter.start()
+    try:
+        t0 = time.perf_counter()
+        for batch in batches:
+            await exporter.send(batch)
+        elapsed = time.perf_counter() - t0
+        client = exporter.client
+        assert client is not None
+        client.command("OPTIMIZE TABLE otel.otel_traces FINAL")
+        sizes = client.rows(
+            "SELECT sum(data_compressed_bytes) AS compressed, sum(data_uncompressed_bytes) AS uncompressed, "
+            "sum(rows) AS rows FROM system.parts WHERE database = 'otel' AND table = 'otel_traces' AND active"
+        )[0]
+        columns = client.rows(
+            "SELECT name, data_compressed_bytes AS compressed, data_uncompressed_bytes AS uncompressed "
+            "FROM system.columns WHERE database = 'otel' AND table = 'otel_traces' "
+            "ORDER BY data_uncompressed_bytes DESC LIMIT 6"
+        )
+        sizes["columns"] = columns
+    finally:
+        await exporter.shutdown()
+    return elapsed, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=5_000)
+    parser.add_argument("--profile", action="store_true", help="profile the conversion and print the top")
+    args = parser.parse_args()
+
+    batches = [
+        make_batch(args.batch, seed=n, origin=f"traces:{n}-{n}") for n in range(max(1, args.spans // args.batch))
+    ]
+    total = sum(len(b) for b in batches)
+    otlp_bytes = _encoded_size(batches[0]) / len(batches[0])
+    print(f"{total} spans in {len(batches)} batches of {args.batch}; {otlp_bytes:.0f} OTLP bytes/span")
+
+    to_arrow(batches[0])  # warm up
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for batch in batches:
+            to_arrow(batch)
+        best = min(best, time.perf_counter() - t0)
+    print(f"conversion: {total / best:,.0f} spans/s (best of 3, one core)")
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for batch in batches:
+            to_arrow(batch)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        elapsed, sizes = asyncio.run(_insert(batches, Path(tmp)))
+    print(f"send (convert + insert, sequential): {total / elapsed:,.0f} spans/s on {os.cpu_count()} cores")
+    compressed, uncompressed = int(sizes["compressed"]), int(sizes["uncompressed"])
+    print(
+        f"stored {sizes['rows']} rows: {uncompressed / 1e6:.1f} MB uncompressed, {compressed / 1e6:.1f} MB "
+        f"compressed, ratio {uncompressed / compressed:.1f}:1, {compressed / total:.0f} bytes/span on disk"
+    )
+    for column in sizes["columns"]:  # type: ignore[attr-defined]
+        ratio = int(column["uncompressed"]) / max(1, int(column["compressed"]))
+        print(f"  {column['name']:<24} {int(column['uncompressed']) / 1e6:8.1f} MB  {ratio:5.1f}:1")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Content-capture mode and the GenAI "parts" message format helpers."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+Part = dict[str, Any]
+Message = dict[str, Any]
+
+
+class ContentCapture(enum.Enum):
+    """Where prompts and answers go: nowhere (default), on the span, as an event, or both."""
+
+    NO_CONTENT = "NO_CONTENT"
+    SPAN_ONLY = "SPAN_ONLY"
+    EVENT_ONLY = "EVENT_ONLY"
+    SPAN_AND_EVENT = "SPAN_AND_EVENT"
+
+    @property
+    def on_span(self) -> bool:
+        return self in (ContentCapture.SPAN_ONLY, ContentCapture.SPAN_AND_EVENT)
+
+    @property
+    def as_event(self) -> bool:
+        return self in (ContentCapture.EVENT_ONLY, ContentCapture.SPAN_AND_EVENT)
+
+    @property
+    def enabled(self) -> bool:
+        return self is not ContentCapture.NO_CONTENT
+
+
+def content_capture_from_env(environ: Mapping[str, str] | None = None) -> ContentCapture:
+    """Read ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (case-insensitive).
+
+    ``true`` (older packages' spelling) means SPAN_ONLY, ``false``, empty or anything unknown NO_CONTENT.
+    """
+    raw = (os.environ if environ is None else environ).get(CAPTURE_ENV, "").strip().upper()
+    if raw in ("TRUE", "1", "YES"):
+        return ContentCapture.SPAN_ONLY
+    try:
+        return ContentCapture(raw)
+    except ValueError:
+        return ContentCapture.NO_CONTENT
+
+
+def text_part(content: str) -> Part:
+    """A ``{"type": "text", "content": …}`` part."""
+    return {"type": "text", "content": content}
+
+
+def tool_call_part(call_id: str | None, name: str | None, arguments: Any) -> Part:
+    """A ``tool_call`` part; JSON-string arguments are decoded so they nest as objects."""
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            pass
+    return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}
+
+
+def tool_response_part(call_id: str | None, response: Any) -> Part:
+    """A ``tool_call_response`` part."""
+    return {"type": "tool_call_response", "id": call_id, "response": response}
+
+
+def message(role: str, parts: list[Part], **extra: Any) -> Message:
+    """A message ``{"role", "parts", …extra}`` (output messages pass ``finish_reason``)."""
+    result: Message = {"role": role, "parts": parts}
+    result.update(extra)
+    return result
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON for span attributes; objects JSON cannot encode become their ``str``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
+def _default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return dump(mode="json", exclude_none=True)
+        except Exception:
+            pass
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value)

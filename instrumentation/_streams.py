@@ -1,0 +1,204 @@
+"""Stream wrapper bases: the span of a streamed call ends exactly once, however the stream ends.
+
+A wrapper is a transparent ``wrapt.ObjectProxy`` over the SDK's stream object (its other attributes and
+methods stay reachable). It ends the call on: exhaustion, an error while iterating, ``close()``, leaving a
+``with`` block, ``break`` out of a ``for`` loop (the iteration generator is finalised at once in CPython;
+for ``async for`` when the event loop finalises the async generator), and garbage collection of the wrapper.
+
+Subclasses override two hooks, both called at most as often as described and allowed to raise (errors are
+logged at DEBUG and ignored):
+
+- ``_llmo_on_chunk(chunk)`` for every chunk: keep references only (e.g. the last usage block), so the
+  wrapper allocates nothing per chunk beyond the chunk itself. Accumulate text only when
+  ``self._self_handler.capture_content`` is true.
+- ``_llmo_on_end()`` once, before the span ends: copy what was kept into ``self._self_call``.
+- optionally ``_llmo_error_type(exc) -> str | None``: the ``error.type`` for an error raised mid-stream
+  (a provider error code); None falls back to the exception's class name.
+
+Instance state of subclasses must use attribute names starting with ``_self_`` (wrapt's rule for state
+kept on the proxy rather than the wrapped object); set it before users
+iterate, i.e. in ``__init__`` after ``super().__init__(wrapped, handler, call)``.
+
+A subclass that sets no state of its own may skip ``__init__``; the constructor is
+``Wrapper(sdk_stream, handler, call)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+if TYPE_CHECKING:
+    from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
+
+_log = logging.getLogger(__name__)
+
+
+class _StreamBase(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
+        super().__init__(wrapped)
+        self._self_handler = handler
+        self._self_call = call
+        self._self_iterator: Any = None
+
+    def _llmo_on_chunk(self, chunk: Any) -> None:
+        """Look at one chunk (override; keep references only)."""
+
+    def _llmo_on_end(self) -> None:
+        """Copy the gathered response data into ``self._self_call`` (override)."""
+
+    def _llmo_chunk(self, chunk: Any) -> None:
+        call = self._self_call
+        if call.first_chunk_ns is None:
+            self._self_handler.first_chunk(call)
+        try:
+            self._llmo_on_chunk(chunk)
+        except Exception:
+            _log.debug("Could not read a stream chunk.", exc_info=True)
+
+    def _llmo_end(self, exc: BaseException | None) -> None:
+        call = self._self_call
+        if call.ended:
+            return
+        try:
+            self._llmo_on_end()
+        except Exception:
+            _log.debug("Could not read the end of a stream.", exc_info=True)
+        handler = self._self_handler
+        if exc is None or isinstance(exc, GeneratorExit):
+            handler.finish(call)
+        else:
+            handler.fail(call, exc, handler_error_type(self, exc))
+
+    def __del__(self) -> None:
+        try:
+            call = self._self_call
+        except AttributeError:  # __init__ did not finish
+            return
+        if not call.ended:
+            self._llmo_end(None)
+
+
+def handler_error_type(stream: Any, exc: BaseException) -> str | None:
+    """The error type a stream wrapper reports: its ``_llmo_error_type`` hook if it has one."""
+    hook = getattr(type(stream), "_llmo_error_type", None)
+    if hook is None:
+        return None
+    try:
+        result: str | None = hook(stream, exc)
+        return result
+    except Exception:
+        return None
+
+
+class SyncStreamWrapper(_StreamBase):
+    """Base for wrappers of synchronous streams (see module docstring)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        # A generator, so that `break` finalises it (and so ends the span) straight away.
+        try:
+            for chunk in self.__wrapped__:
+                self._llmo_chunk(chunk)
+                yield chunk
+        except BaseException as exc:
+            self._llmo_end(exc)
+            raise
+        self._llmo_end(None)
+
+    def __next__(self) -> Any:
+        if self._self_iterator is None:
+            self._self_iterator = iter(self.__wrapped__)
+        try:
+            chunk = next(self._self_iterator)
+        except StopIteration:
+            self._llmo_end(None)
+            raise
+        except BaseException as exc:
+            self._llmo_end(exc)
+            raise
+        self._llmo_chunk(chunk)
+        return chunk
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._llmo_end(None)
+
+    def __enter__(self) -> SyncStreamWrapper:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            self._llmo_end(exc)
+
+
+class AsyncStreamWrapper(_StreamBase):
+    """Base for wrappers of asynchronous streams (see module docstring)."""
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._llmo_iterate()
+
+    async def _llmo_iterate(self) -> AsyncIterator[Any]:
+        try:
+            async for chunk in self.__wrapped__:
+                self._llmo_chunk(chunk)
+                yield chunk
+        except BaseException as exc:
+            self._llmo_end(exc)
+            raise
+        self._llmo_end(None)
+
+    async def __anext__(self) -> Any:
+        if self._self_iterator is None:
+            self._self_iterator = self.__wrapped__.__aiter__()
+        try:
+            chunk = await self._self_iterator.__anext__()
+        except StopAsyncIteration:
+            self._llmo_end(None)
+            raise
+        except BaseException as exc:
+            self._llmo_end(exc)
+            raise
+        self._llmo_chunk(chunk)
+        return chunk
+
+    async def close(self) -> Any:
+        try:
+            return await self.__wrapped__.close()
+        finally:
+            self._llmo_end(None)
+
+    async def aclose(self) -> Any:
+        try:
+            closer = getattr(self.__wrapped__, "aclose", None) or self.__wrapped__.close
+            return await closer()
+        finally:
+            self._llmo_end(None)
+
+    async def __aenter__(self) -> AsyncStreamWrapper:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            self._llmo_end(exc)

@@ -1,0 +1,78 @@
+"""Small helpers instrumentors share: reading SDK arguments and objects defensively."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from opentelemetry.util.types import AttributeValue
+
+# SDK sentinels for "argument not given" (openai/anthropic NotGiven and Omit, and look-alikes).
+_SENTINEL_TYPES = frozenset({"NotGiven", "Omit", "_NotGiven", "_Omit", "Unset", "UnsetType"})
+
+
+def given(value: Any) -> bool:
+    """Whether an SDK argument carries a value (not None and not an SDK "not given" sentinel)."""
+    return value is not None and type(value).__name__ not in _SENTINEL_TYPES
+
+
+def number(value: Any) -> int | float | None:
+    """``value`` if it is a real int/float (not bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value
+
+
+def integer(value: Any) -> int | None:
+    """``value`` if it is an int (not bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def strings(value: Any) -> list[str] | None:
+    """A str or a sequence of str as a list of str (stop sequences, encoding formats), else None."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple) and value and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def get(obj: Any, name: str, default: Any = None) -> Any:
+    """``obj[name]`` for mappings, ``getattr(obj, name)`` otherwise: SDK params are TypedDicts, SDK
+    responses are pydantic models."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def put_number(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set ``key`` when ``value`` is a real number."""
+    checked = number(value)
+    if checked is not None:
+        attributes[key] = checked
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """A boolean environment variable: true/1/yes/on (case-insensitive) are true."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return raw.strip().lower() in ("true", "1", "yes", "on")
+
+
+@functools.lru_cache(maxsize=256)
+def host_port(url: str) -> tuple[str | None, int | None]:
+    """``(host, port)`` of a URL, the port defaulted from the scheme; cached (base URLs repeat)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None, None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None
+    return parts.hostname, port

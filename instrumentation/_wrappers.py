@@ -1,0 +1,118 @@
+"""wrapt wrapper factories that run an SDK call through the shared handler (sync and async)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
+
+_log = logging.getLogger(__name__)
+
+#: ``(instance, args, kwargs) -> LLMCall | None``; None leaves the call uninstrumented.
+RequestFn = Callable[[Any, tuple[Any, ...], dict[str, Any]], "LLMCall | None"]
+#: ``(call, result) -> None``: copy the response's model, id, finish reasons, usage, content into ``call``.
+ResponseFn = Callable[["LLMCall", Any], None]
+#: ``(call, result) -> wrapped stream | None``: None when ``result`` is not a stream.
+StreamFn = Callable[["LLMCall", Any], Any]
+#: ``(exception) -> error.type | None``: a provider error code; None falls back to the class name.
+ErrorTypeFn = Callable[[BaseException], "str | None"]
+
+WraptWrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _begin(handler: GenAIHandler, request: RequestFn, instance: Any, args: Any, kwargs: Any) -> LLMCall | None:
+    from llm_observer.instrumentation.handler import llm_spans_suppressed
+
+    if llm_spans_suppressed():
+        return None
+    try:
+        call = request(instance, args, kwargs)
+    except Exception:
+        _log.debug("Could not read a GenAI request.", exc_info=True)
+        return None
+    if call is None:
+        return None
+    try:
+        return handler.start(call)
+    except Exception:
+        _log.debug("Could not start a GenAI span.", exc_info=True)
+        return None
+
+
+def _error_type(error_type: ErrorTypeFn | None, exc: BaseException) -> str | None:
+    if error_type is None:
+        return None
+    try:
+        return error_type(exc)
+    except Exception:
+        return None
+
+
+def _complete(
+    handler: GenAIHandler, call: LLMCall, result: Any, response: ResponseFn, stream: StreamFn | None
+) -> Any:
+    try:
+        if stream is not None:
+            wrapped_stream = stream(call, result)
+            if wrapped_stream is not None:
+                return wrapped_stream
+        response(call, result)
+    except Exception:
+        _log.debug("Could not read a GenAI response.", exc_info=True)
+    handler.finish(call)
+    return result
+
+
+def sync_wrapper(
+    handler: GenAIHandler,
+    request: RequestFn,
+    response: ResponseFn,
+    stream: StreamFn | None = None,
+    error_type: ErrorTypeFn | None = None,
+) -> WraptWrapper:
+    """A ``wrapt`` wrapper for a synchronous SDK method (see ``handler`` module docstring)."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        call = _begin(handler, request, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            handler.detach(call)
+            handler.fail(call, exc, _error_type(error_type, exc))
+            raise
+        handler.detach(call)
+        return _complete(handler, call, result, response, stream)
+
+    return wrapper
+
+
+def async_wrapper(
+    handler: GenAIHandler,
+    request: RequestFn,
+    response: ResponseFn,
+    stream: StreamFn | None = None,
+    error_type: ErrorTypeFn | None = None,
+) -> Callable[[Callable[..., Awaitable[Any]], Any, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]:
+    """A ``wrapt`` wrapper for an ``async def`` SDK method (see ``handler`` module docstring)."""
+
+    async def wrapper(
+        wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        call = _begin(handler, request, instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            handler.detach(call)
+            handler.fail(call, exc, _error_type(error_type, exc))
+            raise
+        handler.detach(call)
+        return _complete(handler, call, result, response, stream)
+
+    return wrapper

@@ -1,0 +1,407 @@
+"""The one GenAI telemetry handler every llm-observer instrumentor shares.
+
+An instrumentor only translates its SDK's request and response objects into an :class:`LLMCall`; this
+module owns everything else: span naming (``{operation} {model}``, kind CLIENT), the request / response /
+usage attributes of the GenAI conventions, error recording, opt-in content capture, the two client metrics,
+time to first chunk, stream wrappers, and suppression of duplicate LLM spans.
+
+Writing an instrumentor (the API part B and later instrumentors build on)::
+
+    handler = GenAIHandler.from_kwargs(kwargs, scope="llm_observer.instrumentation.acme")
+
+    def request(instance, args, kwargs) -> LLMCall | None:       # None: leave this call alone
+        call = LLMCall(OP_CHAT, "acme", kwargs.get("model"))
+        call.attributes[GEN_AI_REQUEST_TEMPERATURE] = kwargs["temperature"]   # only what was given
+        if handler.capture_content:                                 # build content only when captured
+            call.input_messages = [message("user", [text_part(...)])]
+        return call
+
+    def response(call: LLMCall, result) -> None:                  # fill what the answer says
+        call.response_model, call.input_tokens, call.output_tokens = ...
+        if handler.capture_content:
+            call.output_messages = [message("assistant", [...], finish_reason="stop")]
+
+    def stream(call: LLMCall, result) -> object | None:            # a stream? wrap it, else None
+        return AcmeStream(result, handler, call) if isinstance(result, acme.Stream) else None
+
+    wrapt.wrap_function_wrapper("acme.client", "Client.chat", sync_wrapper(handler, request, response, stream))
+    wrapt.wrap_function_wrapper("acme.client", "AsyncClient.chat", async_wrapper(handler, request, response,
+                                                                                     stream))
+
+where ``AcmeStream`` subclasses :class:`SyncStreamWrapper` (or :class:`AsyncStreamWrapper`) and overrides
+``_llmo_on_chunk(chunk)`` (keep references, e.g. the final chunk's usage: no allocation per chunk) and
+``_llmo_on_end()`` (turn what was kept into ``call`` fields). ``request``, ``response``, ``stream`` and the
+hooks may raise: the wrappers log at DEBUG and carry on — instrumentation never raises into user code, and
+the user's own exceptions propagate unchanged after being recorded (``error.type``, status ERROR).
+
+``error.type`` comes from ``error_type(exc)`` if the instrumentor passes one (for a provider error code) and
+falls back to the exception's qualified class name.
+
+Suppression (issue 4 requirement 5): while an LLM span made here is active, or inside
+:func:`suppress_llm_spans`, other llm-observer instrumentors make no LLM span, so one call gives one span.
+A framework instrumentation (LangChain, LlamaIndex…) that makes its own LLM span for a model call wraps the
+provider call in ``with suppress_llm_spans():``; one that wants the provider's span instead makes its step a
+non-LLM span (``chain``/``invoke_agent``) and lets the provider span nest under it. OpenTelemetry's generic
+``suppress_instrumentation`` context key is honoured too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry._logs import LoggerProvider, get_logger
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.util.types import AttributeValue
+
+from llm_observer.instrumentation._content import (
+    CAPTURE_ENV,
+    ContentCapture,
+    Message,
+    Part,
+    content_capture_from_env,
+    message,
+    text_part,
+    to_json,
+    tool_call_part,
+    tool_response_part,
+)
+from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
+from llm_observer.instrumentation._wrappers import (
+    ErrorTypeFn,
+    RequestFn,
+    ResponseFn,
+    StreamFn,
+    async_wrapper,
+    sync_wrapper,
+)
+from llm_observer.semconv import attributes as attr
+from llm_observer.semconv import genai_values as gv
+
+__all__ = [
+    "AsyncStreamWrapper",
+    "ContentCapture",
+    "ErrorTypeFn",
+    "GenAIHandler",
+    "LLMCall",
+    "Message",
+    "Part",
+    "RequestFn",
+    "ResponseFn",
+    "StreamFn",
+    "SyncStreamWrapper",
+    "async_wrapper",
+    "content_capture_from_env",
+    "llm_spans_suppressed",
+    "message",
+    "suppress_llm_spans",
+    "sync_wrapper",
+    "text_part",
+    "tool_call_part",
+    "tool_response_part",
+]
+
+_log = logging.getLogger(__name__)
+
+_SUPPRESS_LLM_KEY = otel_context.create_key("llm_observer.suppress_llm_span")
+
+
+@contextmanager
+def suppress_llm_spans() -> Iterator[None]:
+    """Inside this block llm-observer provider instrumentors make no LLM spans (see module docstring)."""
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_LLM_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def llm_spans_suppressed() -> bool:
+    """Whether an LLM span is already active or LLM spans are suppressed in the current context."""
+    return bool(otel_context.get_value(_SUPPRESS_LLM_KEY)) or not is_instrumentation_enabled()
+
+
+@dataclass(slots=True, eq=False)
+class LLMCall:
+    """One model call: what the instrumentor knows about the request, then the response.
+
+    ``attributes`` holds further request attributes (only those the caller actually set); content fields
+    (``input_messages``, ``system_instructions``, ``tool_definitions``, ``output_messages``) are filled only
+    when ``handler.capture_content`` is true. Token counts follow the conventions: ``input_tokens`` includes
+    cached tokens. The fields after ``response_attributes`` are the handler's own.
+    """
+
+    operation: str
+    provider: str
+    request_model: str | None = None
+    attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    server_address: str | None = None
+    server_port: int | None = None
+    streaming: bool = False
+    input_messages: list[Message] | None = None
+    system_instructions: list[Part] | None = None
+    tool_definitions: list[dict[str, Any]] | None = None
+    response_model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    output_messages: list[Message] | None = None
+    response_attributes: dict[str, AttributeValue] | None = None
+    span: Span | None = None
+    start_ns: int = 0
+    first_chunk_ns: int | None = None
+    ended: bool = False
+    _token: object | None = None
+
+    @property
+    def span_name(self) -> str:
+        return f"{self.operation} {self.request_model}" if self.request_model else self.operation
+
+
+class GenAIHandler:
+    """Turns :class:`LLMCall` objects into spans, metrics and content events (see module docstring).
+
+    One handler per instrumentor instance; thread-safe (it keeps no per-call state of its own).
+    The content-capture mode is read from the environment when the handler is made, unless given.
+    """
+
+    def __init__(
+        self,
+        scope: str,
+        version: str = "",
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        logger_provider: LoggerProvider | None = None,
+        capture: ContentCapture | None = None,
+    ) -> None:
+        self.capture = content_capture_from_env() if capture is None else capture
+        #: Whether instrumentors should build content (messages, instructions, tool definitions).
+        self.capture_content = self.capture.enabled
+        self._tracer = trace.get_tracer(scope, version, tracer_provider)
+        meter = get_meter(scope, version, meter_provider)
+        self._token_usage = meter.create_histogram(
+            gv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(gv.TOKEN_USAGE_BUCKETS),
+        )
+        self._duration = meter.create_histogram(
+            gv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(gv.DURATION_BUCKETS),
+        )
+        self._ttfc = meter.create_histogram(
+            gv.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the request to the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=list(gv.DURATION_BUCKETS),
+        )
+        self._logger = get_logger(scope, version, logger_provider) if self.capture.as_event else None
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Mapping[str, Any], scope: str, version: str = "") -> GenAIHandler:
+        """Make a handler from ``BaseInstrumentor._instrument(**kwargs)`` (``tracer_provider``,
+        ``meter_provider``, ``logger_provider``; ``capture_content`` overrides the environment variable)."""
+        capture = kwargs.get("capture_content")
+        if isinstance(capture, str):
+            capture = content_capture_from_env({CAPTURE_ENV: capture})
+        return cls(
+            scope,
+            version,
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            logger_provider=kwargs.get("logger_provider"),
+            capture=capture if isinstance(capture, ContentCapture) else None,
+        )
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self, call: LLMCall) -> LLMCall:
+        """Start the span and make it current (with LLM spans suppressed beneath it) until :meth:`detach`.
+
+        When LLM spans are suppressed here the call stays inert: no span, no metrics, every later method
+        is a no-op.
+        """
+        call.start_ns = time.perf_counter_ns()
+        if llm_spans_suppressed():
+            call.ended = True
+            return call
+        attributes: dict[str, AttributeValue] = {
+            attr.GEN_AI_OPERATION_NAME: call.operation,
+            attr.GEN_AI_PROVIDER_NAME: call.provider,
+        }
+        if call.request_model:
+            attributes[attr.GEN_AI_REQUEST_MODEL] = call.request_model
+        if call.server_address:
+            attributes[gv.SERVER_ADDRESS] = call.server_address
+            if call.server_port:
+                attributes[gv.SERVER_PORT] = call.server_port
+        if call.streaming:
+            attributes[attr.GEN_AI_REQUEST_STREAM] = True
+        attributes.update(call.attributes)
+        span = self._tracer.start_span(call.span_name, kind=SpanKind.CLIENT, attributes=attributes)
+        call.span = span
+        ctx = otel_context.set_value(_SUPPRESS_LLM_KEY, True, trace.set_span_in_context(span))
+        call._token = otel_context.attach(ctx)
+        return call
+
+    def detach(self, call: LLMCall) -> None:
+        """Restore the context :meth:`start` replaced (call in the same thread/task, once)."""
+        token, call._token = call._token, None
+        if token is not None:
+            try:
+                otel_context.detach(token)  # type: ignore[arg-type]
+            except Exception:  # a context mismatch must not reach the user
+                _log.debug("Could not detach the GenAI span context.", exc_info=True)
+
+    def first_chunk(self, call: LLMCall) -> None:
+        """Note that the first chunk of a stream arrived now."""
+        if call.first_chunk_ns is None:
+            call.first_chunk_ns = time.perf_counter_ns()
+
+    def finish(self, call: LLMCall) -> None:
+        """End the call successfully: response attributes, content, metrics; exactly once."""
+        self._end(call, None, None)
+
+    def fail(self, call: LLMCall, exc: BaseException, error_type: str | None = None) -> None:
+        """End the call with an error: ``error.type`` (given, else the exception's qualified name), status
+        ERROR, whatever response data was already gathered; exactly once."""
+        self._end(call, exc, error_type or _qualified_name(exc))
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _end(self, call: LLMCall, exc: BaseException | None, error_type: str | None) -> None:
+        if call.ended:
+            return
+        call.ended = True
+        span = call.span
+        if span is None:
+            return
+        try:
+            duration_s = (time.perf_counter_ns() - call.start_ns) / 1e9
+            attributes = self._response_attributes(call)
+            if error_type is not None:
+                attributes[attr.ERROR_TYPE] = error_type
+                span.set_status(Status(StatusCode.ERROR, _describe(exc)))
+            if self.capture.on_span:
+                attributes.update(self._content_attributes(call))
+            span.set_attributes(attributes)
+            self._record_metrics(call, duration_s, error_type)
+            if self._logger is not None:
+                self._emit_event(call, span)
+        except Exception:  # never raise into user code
+            _log.debug("Could not record the GenAI response.", exc_info=True)
+        finally:
+            span.end()
+
+    def _response_attributes(self, call: LLMCall) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {}
+        if call.response_model:
+            attributes[attr.GEN_AI_RESPONSE_MODEL] = call.response_model
+        if call.response_id:
+            attributes[attr.GEN_AI_RESPONSE_ID] = call.response_id
+        if call.finish_reasons:
+            attributes[attr.GEN_AI_RESPONSE_FINISH_REASONS] = call.finish_reasons
+        if call.input_tokens is not None:
+            attributes[attr.GEN_AI_USAGE_INPUT_TOKENS] = call.input_tokens
+        if call.output_tokens is not None:
+            attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = call.output_tokens
+        if call.cache_read_tokens is not None:
+            attributes[attr.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = call.cache_read_tokens
+        if call.cache_creation_tokens is not None:
+            attributes[attr.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = call.cache_creation_tokens
+        if call.reasoning_tokens is not None:
+            attributes[attr.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = call.reasoning_tokens
+        if call.first_chunk_ns is not None:
+            attributes[attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (call.first_chunk_ns - call.start_ns) / 1e9
+        if call.response_attributes:
+            attributes.update(call.response_attributes)
+        return attributes
+
+    def _content_attributes(self, call: LLMCall) -> dict[str, AttributeValue]:
+        attributes: dict[str, AttributeValue] = {}
+        if call.input_messages is not None:
+            attributes[attr.GEN_AI_INPUT_MESSAGES] = to_json(call.input_messages)
+        if call.output_messages is not None:
+            attributes[attr.GEN_AI_OUTPUT_MESSAGES] = to_json(call.output_messages)
+        if call.system_instructions:
+            attributes[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(call.system_instructions)
+        if call.tool_definitions:
+            attributes[attr.GEN_AI_TOOL_DEFINITIONS] = to_json(call.tool_definitions)
+        return attributes
+
+    def _record_metrics(self, call: LLMCall, duration_s: float, error_type: str | None) -> None:
+        labels: dict[str, AttributeValue] = {
+            attr.GEN_AI_OPERATION_NAME: call.operation,
+            attr.GEN_AI_PROVIDER_NAME: call.provider,
+        }
+        if call.request_model:
+            labels[attr.GEN_AI_REQUEST_MODEL] = call.request_model
+        if call.response_model:
+            labels[attr.GEN_AI_RESPONSE_MODEL] = call.response_model
+        if call.server_address:
+            labels[gv.SERVER_ADDRESS] = call.server_address
+            if call.server_port:
+                labels[gv.SERVER_PORT] = call.server_port
+        if call.first_chunk_ns is not None:
+            self._ttfc.record((call.first_chunk_ns - call.start_ns) / 1e9, labels)
+        if error_type is not None:
+            self._duration.record(duration_s, {**labels, attr.ERROR_TYPE: error_type})
+            return
+        self._duration.record(duration_s, labels)
+        if call.input_tokens is not None:
+            self._token_usage.record(call.input_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: gv.TOKEN_TYPE_INPUT})
+        if call.output_tokens is not None:
+            self._token_usage.record(
+                call.output_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: gv.TOKEN_TYPE_OUTPUT}
+            )
+
+    def _emit_event(self, call: LLMCall, span: Span) -> None:
+        assert self._logger is not None
+        attributes: dict[str, Any] = {
+            attr.GEN_AI_OPERATION_NAME: call.operation,
+            attr.GEN_AI_PROVIDER_NAME: call.provider,
+        }
+        if call.request_model:
+            attributes[attr.GEN_AI_REQUEST_MODEL] = call.request_model
+        if call.response_model:
+            attributes[attr.GEN_AI_RESPONSE_MODEL] = call.response_model
+        if call.input_messages is not None:
+            attributes[attr.GEN_AI_INPUT_MESSAGES] = call.input_messages
+        if call.output_messages is not None:
+            attributes[attr.GEN_AI_OUTPUT_MESSAGES] = call.output_messages
+        if call.system_instructions:
+            attributes[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = call.system_instructions
+        if call.tool_definitions:
+            attributes[attr.GEN_AI_TOOL_DEFINITIONS] = call.tool_definitions
+        self._logger.emit(
+            event_name=gv.EVENT_INFERENCE_OPERATION_DETAILS,
+            attributes=attributes,
+            context=trace.set_span_in_context(span),
+        )
+
+
+def _qualified_name(exc: BaseException) -> str:
+    return type(exc).__qualname__
+
+
+def _describe(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    text = str(exc)
+    return text[:512] if text else type(exc).__qualname__
+

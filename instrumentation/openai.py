@@ -1,0 +1,660 @@
+"""OpenTelemetry instrumentation for the ``openai`` SDK (and every server that speaks its API).
+
+Instrumented, sync and async: ``chat.completions.create`` (and ``parse``; ``stream()`` goes through
+``create``), ``responses.create`` (and ``parse``; ``stream()`` goes through ``create``),
+legacy ``completions.create`` and ``embeddings.create``, with streaming, tool calls and errors.
+
+The provider is told apart by the client's base URL (``gen_ai.provider.name``): Azure clients and
+``*.openai.azure.com`` → ``azure.ai.openai``, ``*.services.ai.azure.com`` / ``models.inference.ai.azure.com``
+→ ``azure.ai.inference``, Groq, DeepSeek, xAI, Mistral, Perplexity, Gemini's OpenAI endpoint, OpenRouter,
+Together, Fireworks by host; port 11434 → ``ollama``, hosts naming ``vllm`` / ``localai`` → ``vllm`` /
+``localai``; other hosts → ``openai``. ``instrument(providers={"10.0.0.5:8000": "vllm"})`` maps further
+``host`` or ``host:port`` values.
+
+Stream usage: OpenAI-compatible servers report tokens on streams only when asked with
+``stream_options={"include_usage": True}``. With ``LLM_OBSERVER_OPENAI_STREAM_USAGE=true`` (or
+``instrument(stream_usage=True)``) the instrumentation adds that option to streamed chat and legacy
+completion requests that do not set ``stream_options`` themselves. It is opt-in because the server then
+sends one last chunk with an empty ``choices`` list, which code indexing ``chunk.choices[0]`` trips on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.util.types import AttributeValue
+
+from llm_observer import __version__
+from llm_observer.instrumentation._util import (
+    env_flag,
+    get,
+    given,
+    host_port,
+    integer,
+    put_number,
+    strings,
+)
+from llm_observer.instrumentation.handler import (
+    AsyncStreamWrapper,
+    GenAIHandler,
+    LLMCall,
+    Message,
+    Part,
+    SyncStreamWrapper,
+    async_wrapper,
+    message,
+    sync_wrapper,
+    text_part,
+    tool_call_part,
+    tool_response_part,
+)
+from llm_observer.semconv import attributes as attr
+from llm_observer.semconv import genai_values as gv
+
+__all__ = ["STREAM_USAGE_ENV", "OpenAIInstrumentor", "provider_for_url"]
+
+_log = logging.getLogger(__name__)
+
+STREAM_USAGE_ENV = "LLM_OBSERVER_OPENAI_STREAM_USAGE"
+_SUPPORTED = ("openai >= 1.40.0, < 4",)
+
+# (module, attribute path, kind) of every wrapped method; modules missing in older SDKs are skipped.
+_TARGETS: tuple[tuple[str, str, str], ...] = (
+    ("openai.resources.chat.completions", "Completions.create", "chat"),
+    ("openai.resources.chat.completions", "AsyncCompletions.create", "chat"),
+    ("openai.resources.chat.completions", "Completions.parse", "chat"),
+    ("openai.resources.chat.completions", "AsyncCompletions.parse", "chat"),
+    ("openai.resources.responses", "Responses.create", "responses"),
+    ("openai.resources.responses", "AsyncResponses.create", "responses"),
+    ("openai.resources.responses", "Responses.parse", "responses"),
+    ("openai.resources.responses", "AsyncResponses.parse", "responses"),
+    ("openai.resources.completions", "Completions.create", "completions"),
+    ("openai.resources.completions", "AsyncCompletions.create", "completions"),
+    ("openai.resources.embeddings", "Embeddings.create", "embeddings"),
+    ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings"),
+)
+
+_HOST_PROVIDERS: tuple[tuple[str, str], ...] = (
+    (".openai.azure.com", gv.PROVIDER_AZURE_AI_OPENAI),
+    (".cognitiveservices.azure.com", gv.PROVIDER_AZURE_AI_OPENAI),
+    (".services.ai.azure.com", gv.PROVIDER_AZURE_AI_INFERENCE),
+    ("models.inference.ai.azure.com", gv.PROVIDER_AZURE_AI_INFERENCE),
+    ("api.groq.com", gv.PROVIDER_GROQ),
+    ("api.deepseek.com", gv.PROVIDER_DEEPSEEK),
+    ("api.x.ai", gv.PROVIDER_X_AI),
+    ("api.mistral.ai", gv.PROVIDER_MISTRAL_AI),
+    ("api.perplexity.ai", gv.PROVIDER_PERPLEXITY),
+    ("generativelanguage.googleapis.com", gv.PROVIDER_GCP_GEMINI),
+    ("aiplatform.googleapis.com", gv.PROVIDER_GCP_VERTEX_AI),
+    ("openrouter.ai", gv.PROVIDER_OPENROUTER),
+    ("api.together.xyz", gv.PROVIDER_TOGETHER_AI),
+    ("api.fireworks.ai", gv.PROVIDER_FIREWORKS_AI),
+    ("api.openai.com", gv.PROVIDER_OPENAI),
+)
+
+
+def provider_for_url(url: str, azure_client: bool = False, overrides: Mapping[str, str] | None = None) -> str:
+    """The ``gen_ai.provider.name`` for an OpenAI-API base URL (rules in the module docstring)."""
+    if azure_client:
+        return gv.PROVIDER_AZURE_AI_OPENAI
+    host, port = host_port(url)
+    host = (host or "").lower()
+    if overrides:
+        found = overrides.get(f"{host}:{port}") or overrides.get(host)
+        if found:
+            return found
+    for suffix, provider in _HOST_PROVIDERS:
+        if host == suffix.lstrip(".") or host.endswith(suffix):
+            return provider
+    if port == 11434 or "ollama" in host:
+        return gv.PROVIDER_OLLAMA
+    if "vllm" in host:
+        return gv.PROVIDER_VLLM
+    if "localai" in host:
+        return gv.PROVIDER_LOCALAI
+    return gv.PROVIDER_OPENAI
+
+
+class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the ``openai`` SDK. ``instrument()`` accepts ``tracer_provider``, ``meter_provider``,
+    ``logger_provider``, ``capture_content`` (a :class:`ContentCapture` or its name), ``stream_usage``
+    (bool, default from ``LLM_OBSERVER_OPENAI_STREAM_USAGE``) and ``providers`` (host[:port] → provider)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _SUPPORTED
+
+    def _instrument(self, **kwargs: Any) -> None:
+        handler = GenAIHandler.from_kwargs(kwargs, __name__, __version__)
+        stream_usage = kwargs.get("stream_usage")
+        if stream_usage is None:
+            stream_usage = env_flag(STREAM_USAGE_ENV)
+        adapter = _Adapter(handler, bool(stream_usage), dict(kwargs.get("providers") or {}))
+        self._wrapped: list[tuple[Any, str]] = []
+        for module, path, kind in _TARGETS:
+            is_async = path.startswith("Async")
+            factory = async_wrapper if is_async else sync_wrapper
+            wrapper = factory(
+                handler,
+                adapter.requests[kind],
+                adapter.responses[kind],
+                adapter.async_stream if is_async else adapter.sync_stream,
+                _error_type,
+            )
+            try:
+                wrapt.wrap_function_wrapper(module, path, wrapper)
+            except (ImportError, AttributeError):
+                # Older SDKs lack some APIs (the Responses API came in 1.66): instrument what exists.
+                _log.debug("openai has no %s.%s; not instrumented.", module, path)
+                continue
+            owner_name, method = path.rsplit(".", 1)
+            self._wrapped.append((_resolve(module, owner_name), method))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for owner, method in getattr(self, "_wrapped", []):
+            unwrap(owner, method)
+        self._wrapped = []
+
+
+def _resolve(module: str, owner: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module), owner)
+
+
+def _error_type(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return code
+    return None
+
+
+class _Adapter:
+    """Translates openai requests and responses into :class:`LLMCall` fields."""
+
+    def __init__(self, handler: GenAIHandler, stream_usage: bool, providers: dict[str, str]) -> None:
+        self.handler = handler
+        self.stream_usage = stream_usage
+        self.providers = providers
+        self.requests = {
+            "chat": self.chat_request,
+            "responses": self.responses_request,
+            "completions": self.completions_request,
+            "embeddings": self.embeddings_request,
+        }
+        self.responses = {
+            "chat": self.chat_response,
+            "responses": self.responses_response,
+            "completions": self.completions_response,
+            "embeddings": self.embeddings_response,
+        }
+
+    # --- common -------------------------------------------------------------------------------------
+
+    def _call(self, operation: str, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+        client = getattr(instance, "_client", None)
+        url = str(getattr(client, "base_url", "") or "")
+        azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
+        model = kwargs.get("model")
+        call = LLMCall(operation, provider_for_url(url, azure, self.providers))
+        call.request_model = model if isinstance(model, str) else None
+        call.server_address, call.server_port = host_port(url) if url else (None, None)
+        if kwargs.get("stream") is True:
+            call.streaming = True
+        return call
+
+    def _common_params(self, call: LLMCall, kwargs: dict[str, Any]) -> None:
+        attributes = call.attributes
+        put_number(attributes, attr.GEN_AI_REQUEST_TEMPERATURE, kwargs.get("temperature"))
+        put_number(attributes, attr.GEN_AI_REQUEST_TOP_P, kwargs.get("top_p"))
+        put_number(attributes, attr.GEN_AI_REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty"))
+        put_number(attributes, attr.GEN_AI_REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty"))
+        put_number(attributes, attr.GEN_AI_REQUEST_SEED, kwargs.get("seed"))
+        stop = strings(kwargs.get("stop"))
+        if stop:
+            attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        choices = integer(kwargs.get("n"))
+        if choices is not None and choices != 1:
+            attributes[attr.GEN_AI_REQUEST_CHOICE_COUNT] = choices
+        tier = kwargs.get("service_tier")
+        if isinstance(tier, str) and tier != "auto":
+            attributes[gv.GEN_AI_OPENAI_REQUEST_SERVICE_TIER] = tier
+
+    def _ask_stream_usage(self, call: LLMCall, kwargs: dict[str, Any]) -> None:
+        # The wrapper hands the SDK this same kwargs dict, so the option reaches the request.
+        if self.stream_usage and call.streaming and not given(kwargs.get("stream_options")):
+            kwargs["stream_options"] = {"include_usage": True}
+
+    @staticmethod
+    def _usage(call: LLMCall, usage: Any) -> None:
+        if usage is None:
+            return
+        prompt = integer(get(usage, "prompt_tokens"))
+        if prompt is None:  # Responses API spelling
+            prompt = integer(get(usage, "input_tokens"))
+        completion = integer(get(usage, "completion_tokens"))
+        if completion is None:
+            completion = integer(get(usage, "output_tokens"))
+        call.input_tokens = prompt
+        call.output_tokens = completion
+        details = get(usage, "prompt_tokens_details") or get(usage, "input_tokens_details")
+        cached = integer(get(details, "cached_tokens")) if details is not None else None
+        if cached is not None:
+            call.cache_read_tokens = cached
+        out_details = get(usage, "completion_tokens_details") or get(usage, "output_tokens_details")
+        reasoning = integer(get(out_details, "reasoning_tokens")) if out_details is not None else None
+        if reasoning is not None:
+            call.reasoning_tokens = reasoning
+
+    @staticmethod
+    def _response_meta(call: LLMCall, result: Any) -> None:
+        model = getattr(result, "model", None)
+        if isinstance(model, str):
+            call.response_model = model
+        response_id = getattr(result, "id", None)
+        if isinstance(response_id, str):
+            call.response_id = response_id
+        extra: dict[str, AttributeValue] = {}
+        tier = getattr(result, "service_tier", None)
+        if isinstance(tier, str):
+            extra[gv.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER] = tier
+        fingerprint = getattr(result, "system_fingerprint", None)
+        if isinstance(fingerprint, str):
+            extra[gv.GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT] = fingerprint
+        if extra:
+            call.response_attributes = extra
+
+    # --- chat completions ---------------------------------------------------------------------------
+
+    def chat_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = self._call(gv.OP_CHAT, instance, kwargs)
+        self._common_params(call, kwargs)
+        max_tokens = kwargs.get("max_completion_tokens")
+        if not given(max_tokens):
+            max_tokens = kwargs.get("max_tokens")
+        put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
+        output_type = _output_type(kwargs.get("response_format"))
+        if output_type:
+            call.attributes[gv.GEN_AI_OUTPUT_TYPE] = output_type
+        self._ask_stream_usage(call, kwargs)
+        if self.handler.capture_content:
+            call.input_messages = [_chat_message(item) for item in kwargs.get("messages") or ()]
+            call.tool_definitions = _tool_definitions(kwargs.get("tools"))
+        return call
+
+    def chat_response(self, call: LLMCall, result: Any) -> None:
+        self._response_meta(call, result)
+        choices = getattr(result, "choices", None) or ()
+        call.finish_reasons = [choice.finish_reason or "" for choice in choices]
+        self._usage(call, getattr(result, "usage", None))
+        if self.handler.capture_content:
+            call.output_messages = [
+                _chat_output(choice.message, choice.finish_reason) for choice in choices
+            ]
+
+    # --- Responses API ------------------------------------------------------------------------------
+
+    def responses_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = self._call(gv.OP_CHAT, instance, kwargs)
+        self._common_params(call, kwargs)
+        put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens"))
+        conversation = kwargs.get("conversation")
+        conversation_id = conversation if isinstance(conversation, str) else get(conversation, "id")
+        if isinstance(conversation_id, str):
+            call.attributes[attr.GEN_AI_CONVERSATION_ID] = conversation_id
+        if self.handler.capture_content:
+            call.input_messages = _responses_input(kwargs.get("input"))
+            instructions = kwargs.get("instructions")
+            if isinstance(instructions, str):
+                call.system_instructions = [text_part(instructions)]
+            call.tool_definitions = _tool_definitions(kwargs.get("tools"))
+        return call
+
+    def responses_response(self, call: LLMCall, result: Any) -> None:
+        self._response_meta(call, result)
+        self._usage(call, getattr(result, "usage", None))
+        status = getattr(result, "status", None)
+        reason = _responses_finish_reason(result, status)
+        if reason:
+            call.finish_reasons = [reason]
+        if self.handler.capture_content:
+            call.output_messages = [_responses_output(getattr(result, "output", None) or (), reason)]
+
+    # --- legacy completions -------------------------------------------------------------------------
+
+    def completions_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = self._call(gv.OP_TEXT_COMPLETION, instance, kwargs)
+        self._common_params(call, kwargs)
+        put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_tokens"))
+        self._ask_stream_usage(call, kwargs)
+        if self.handler.capture_content:
+            prompt = kwargs.get("prompt")
+            prompts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
+            call.input_messages = [message("user", [text_part(p)]) for p in prompts if isinstance(p, str)]
+        return call
+
+    def completions_response(self, call: LLMCall, result: Any) -> None:
+        self._response_meta(call, result)
+        choices = getattr(result, "choices", None) or ()
+        call.finish_reasons = [choice.finish_reason or "" for choice in choices]
+        self._usage(call, getattr(result, "usage", None))
+        if self.handler.capture_content:
+            call.output_messages = [
+                message("assistant", [text_part(choice.text or "")], finish_reason=choice.finish_reason or "")
+                for choice in choices
+            ]
+
+    # --- embeddings ---------------------------------------------------------------------------------
+
+    def embeddings_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = self._call(gv.OP_EMBEDDINGS, instance, kwargs)
+        encoding = kwargs.get("encoding_format")
+        if isinstance(encoding, str):
+            call.attributes[gv.GEN_AI_REQUEST_ENCODING_FORMATS] = [encoding]
+        dimensions = integer(kwargs.get("dimensions"))
+        if dimensions is not None:
+            call.attributes[gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
+        return call
+
+    def embeddings_response(self, call: LLMCall, result: Any) -> None:
+        model = getattr(result, "model", None)
+        if isinstance(model, str):
+            call.response_model = model
+        usage = getattr(result, "usage", None)
+        if usage is not None:
+            call.input_tokens = integer(getattr(usage, "prompt_tokens", None))
+        data = getattr(result, "data", None)
+        if data and "dimensions" not in call.attributes:
+            vector = getattr(data[0], "embedding", None)
+            if isinstance(vector, list):
+                call.response_attributes = {gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)}
+
+    # --- streams ------------------------------------------------------------------------------------
+
+    def sync_stream(self, call: LLMCall, result: Any) -> Any:
+        if not call.streaming or not hasattr(result, "__next__"):
+            return None
+        return _SyncChatStream(result, self.handler, call) if call.operation != gv.OP_CHAT or not _is_responses(
+            result
+        ) else _SyncResponsesStream(result, self.handler, call)
+
+    def async_stream(self, call: LLMCall, result: Any) -> Any:
+        if not call.streaming or not hasattr(result, "__anext__"):
+            return None
+        if _is_responses(result):
+            return _AsyncResponsesStream(result, self.handler, call)
+        return _AsyncChatStream(result, self.handler, call)
+
+
+def _is_responses(stream: Any) -> bool:
+    cast_to = getattr(stream, "_cast_to", None)
+    return "Response" in getattr(cast_to, "__name__", "") or "ResponseStreamEvent" in repr(cast_to)
+
+
+# --- content: chat messages -------------------------------------------------------------------------
+
+
+def _content_parts(content: Any) -> list[Part]:
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [text_part(content)]
+    parts: list[Part] = []
+    for item in content:
+        kind = get(item, "type")
+        if kind in ("text", "input_text", "output_text"):
+            parts.append(text_part(get(item, "text") or ""))
+        elif kind == "refusal":
+            parts.append(text_part(get(item, "refusal") or ""))
+        elif kind in ("image_url", "input_image"):
+            image = get(item, "image_url")
+            uri = image if isinstance(image, str) else get(image, "url")
+            if isinstance(uri, str) and uri.startswith("data:"):
+                parts.append({"type": "blob", "modality": "image", "content": "<data uri omitted>"})
+            else:
+                parts.append({"type": "uri", "modality": "image", "uri": uri})
+        elif kind in ("input_audio", "file", "input_file"):
+            parts.append({"type": "file" if "file" in kind else "blob", "modality": kind})
+        else:
+            parts.append({"type": str(kind)})
+    return parts
+
+
+def _tool_calls_parts(tool_calls: Any) -> list[Part]:
+    parts: list[Part] = []
+    for tool_call in tool_calls or ():
+        function = get(tool_call, "function")
+        parts.append(tool_call_part(get(tool_call, "id"), get(function, "name"), get(function, "arguments")))
+    return parts
+
+
+def _chat_message(item: Any) -> Message:
+    role = get(item, "role") or "user"
+    if role == "tool":
+        return message("tool", [tool_response_part(get(item, "tool_call_id"), get(item, "content"))])
+    parts = _content_parts(get(item, "content"))
+    parts.extend(_tool_calls_parts(get(item, "tool_calls")))
+    name = get(item, "name")
+    return message(role, parts, name=name) if isinstance(name, str) else message(role, parts)
+
+
+def _chat_output(msg: Any, finish_reason: Any) -> Message:
+    parts = _content_parts(getattr(msg, "content", None))
+    parts.extend(_tool_calls_parts(getattr(msg, "tool_calls", None)))
+    return message(getattr(msg, "role", None) or "assistant", parts, finish_reason=finish_reason or "")
+
+
+def _tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
+    if not given(tools):
+        return None
+    definitions: list[dict[str, Any]] = []
+    for tool in tools:
+        kind = get(tool, "type") or "function"
+        function = get(tool, "function")
+        source = function if function is not None else tool
+        definition: dict[str, Any] = {"type": kind, "name": get(source, "name")}
+        description = get(source, "description")
+        if description:
+            definition["description"] = description
+        parameters = get(source, "parameters")
+        if parameters is not None:
+            definition["parameters"] = parameters
+        definitions.append(definition)
+    return definitions or None
+
+
+def _output_type(response_format: Any) -> str | None:
+    kind = get(response_format, "type") if given(response_format) else None
+    if kind in ("json_schema", "json_object"):
+        return gv.OUTPUT_TYPE_JSON
+    if kind == "text":
+        return gv.OUTPUT_TYPE_TEXT
+    if isinstance(response_format, type):  # parse(response_format=PydanticModel)
+        return gv.OUTPUT_TYPE_JSON
+    return None
+
+
+# --- content: Responses API -------------------------------------------------------------------------
+
+
+def _responses_input(value: Any) -> list[Message]:
+    if isinstance(value, str):
+        return [message("user", [text_part(value)])]
+    messages: list[Message] = []
+    for item in value or ():
+        kind = get(item, "type")
+        if kind == "function_call":
+            messages.append(
+                message("assistant", [tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments"))])
+            )
+        elif kind == "function_call_output":
+            messages.append(message("tool", [tool_response_part(get(item, "call_id"), get(item, "output"))]))
+        else:
+            messages.append(message(get(item, "role") or "user", _content_parts(get(item, "content"))))
+    return messages
+
+
+def _responses_output(output: Any, finish_reason: str | None) -> Message:
+    parts: list[Part] = []
+    for item in output:
+        kind = getattr(item, "type", None)
+        if kind == "message":
+            parts.extend(_content_parts(getattr(item, "content", None)))
+        elif kind == "function_call":
+            parts.append(tool_call_part(item.call_id, item.name, item.arguments))
+        elif kind == "reasoning":
+            summary = " ".join(getattr(s, "text", "") for s in getattr(item, "summary", None) or ())
+            parts.append({"type": "reasoning", "content": summary})
+        elif kind:
+            parts.append({"type": str(kind)})
+    return message("assistant", parts, finish_reason=finish_reason or "")
+
+
+def _responses_finish_reason(result: Any, status: Any) -> str | None:
+    if status == "completed":
+        output = getattr(result, "output", None) or ()
+        if any(getattr(item, "type", None) == "function_call" for item in output):
+            return "tool_calls"
+        return "stop"
+    if status == "incomplete":
+        details = getattr(result, "incomplete_details", None)
+        reason = getattr(details, "reason", None)
+        return "length" if reason == "max_output_tokens" else str(reason or "incomplete")
+    if status in ("failed", "cancelled"):
+        return "error" if status == "failed" else "cancelled"
+    return None
+
+
+# --- streams ----------------------------------------------------------------------------------------
+
+
+class _ChatStreamState:
+    """Per-stream state of a chat/legacy-completion stream (mixed into the sync and async wrappers).
+
+    Per chunk only references are kept (first chunk, last usage block, finish reasons as they arrive);
+    text and tool-call fragments are accumulated only when content capture is on."""
+
+    _self_first: Any
+    _self_usage: Any
+    _self_reasons: dict[int, str] | None
+    _self_texts: dict[int, list[str]] | None
+    _self_tools: dict[int, dict[int, list[Any]]] | None
+    _self_handler: GenAIHandler
+    _self_call: LLMCall
+
+    def _llmo_init(self) -> None:
+        self._self_first = None
+        self._self_usage = None
+        self._self_reasons = None
+        capture = self._self_handler.capture_content
+        self._self_texts = {} if capture else None
+        self._self_tools = {} if capture else None
+
+    def _llmo_on_chunk(self, chunk: Any) -> None:
+        if self._self_first is None:
+            self._self_first = chunk
+        usage = chunk.usage
+        if usage is not None:
+            self._self_usage = usage
+        for choice in chunk.choices:
+            reason = choice.finish_reason
+            if reason is not None:
+                if self._self_reasons is None:
+                    self._self_reasons = {}
+                self._self_reasons[choice.index] = reason
+            if self._self_texts is not None:
+                self._llmo_keep_content(choice)
+
+    def _llmo_keep_content(self, choice: Any) -> None:
+        assert self._self_texts is not None and self._self_tools is not None
+        delta = getattr(choice, "delta", None)
+        text = getattr(delta, "content", None) if delta is not None else getattr(choice, "text", None)
+        if text:
+            self._self_texts.setdefault(choice.index, []).append(text)
+        for tool_call in getattr(delta, "tool_calls", None) or ():
+            slot = self._self_tools.setdefault(choice.index, {}).setdefault(tool_call.index, [None, None, []])
+            if tool_call.id:
+                slot[0] = tool_call.id
+            function = tool_call.function
+            if function is not None:
+                if function.name:
+                    slot[1] = function.name
+                if function.arguments:
+                    slot[2].append(function.arguments)
+
+    def _llmo_on_end(self) -> None:
+        call = self._self_call
+        if self._self_first is not None:
+            _Adapter._response_meta(call, self._self_first)
+        _Adapter._usage(call, self._self_usage)
+        reasons = self._self_reasons or {}
+        if reasons:
+            call.finish_reasons = [reasons[index] for index in sorted(reasons)]
+        if self._self_texts is not None and self._self_tools is not None:
+            indexes = sorted(set(self._self_texts) | set(self._self_tools) | set(reasons))
+            outputs: list[Message] = []
+            for index in indexes:
+                parts: list[Part] = []
+                text = "".join(self._self_texts.get(index, ()))
+                if text:
+                    parts.append(text_part(text))
+                for _, (call_id, name, fragments) in sorted(self._self_tools.get(index, {}).items()):
+                    parts.append(tool_call_part(call_id, name, "".join(fragments)))
+                outputs.append(message("assistant", parts, finish_reason=reasons.get(index, "")))
+            call.output_messages = outputs
+
+    def _llmo_error_type(self, exc: BaseException) -> str | None:
+        return _error_type(exc)
+
+
+class _SyncChatStream(_ChatStreamState, SyncStreamWrapper):
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
+        super().__init__(wrapped, handler, call)
+        self._llmo_init()
+
+
+class _AsyncChatStream(_ChatStreamState, AsyncStreamWrapper):
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
+        super().__init__(wrapped, handler, call)
+        self._llmo_init()
+
+
+_TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class _ResponsesStreamState:
+    """Responses API streams: the terminal event carries the whole response, usage included."""
+
+    _self_response: Any
+    _self_handler: GenAIHandler
+    _self_call: LLMCall
+
+    def _llmo_on_chunk(self, chunk: Any) -> None:
+        kind = chunk.type
+        if kind in _TERMINAL_RESPONSE_EVENTS or kind == "response.created":
+            self._self_response = chunk.response
+
+    def _llmo_on_end(self) -> None:
+        response = self._self_response
+        if response is not None:
+            adapter = _Adapter(self._self_handler, False, {})
+            adapter.responses_response(self._self_call, response)
+
+    def _llmo_error_type(self, exc: BaseException) -> str | None:
+        return _error_type(exc)
+
+
+class _SyncResponsesStream(_ResponsesStreamState, SyncStreamWrapper):
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
+        super().__init__(wrapped, handler, call)
+        self._self_response = None
+
+
+class _AsyncResponsesStream(_ResponsesStreamState, AsyncStreamWrapper):
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
+        super().__init__(wrapped, handler, call)
+        self._self_response = None

@@ -1,0 +1,59 @@
+"""The ``normalize`` processor: every GenAI span rewritten to the current OpenTelemetry GenAI conventions.
+
+Whatever produced a span (OpenLLMetry old or new, OpenInference, OpenLIT, the official OTel GenAI
+instrumentations v1.28 to v1.41, hand-written code), after this processor it carries
+``gen_ai.provider.name``, ``gen_ai.operation.name``, request/response model, the usage counts under their
+current names (input tokens including cached tokens), request parameters, ``user.id`` /
+``gen_ai.conversation.id``, and its content as ``gen_ai.input.messages`` / ``gen_ai.output.messages``
+(/ ``gen_ai.system_instructions``) JSON. Content sent as log events is attached to spans by the collector
+(``normalize_logs.content_events_by_span``) before this runs, and is read from the span's events.
+
+Spans that are not GenAI pass untouched. Normalising twice changes nothing. Original attributes are kept
+unless ``keep_original`` is false, in which case the legacy keys that were mapped are removed.
+"""
+
+from __future__ import annotations
+
+from llm_observer.collector.batch import SpanBatch
+from llm_observer.collector.component import ComponentConfig, CreateContext, Factory, Processor
+from llm_observer.processors.normalize.span import drop_legacy, normalize_attributes
+from llm_observer.semconv import mappings as M
+
+__all__ = ["NormalizeConfig", "factory", "normalize_batch"]
+
+
+class NormalizeConfig(ComponentConfig):
+    """``keep_original``: keep the legacy attributes beside the normalised ones (default true)."""
+
+    keep_original: bool = True
+
+
+_TRIGGERS = M.EXACT_TRIGGER_KEYS
+_CONTENT_EVENTS = M.CONTENT_EVENT_NAMES
+
+
+def normalize_batch(batch: SpanBatch, keep_original: bool = True) -> SpanBatch:
+    """Normalise every GenAI span of ``batch`` in place and return it."""
+    attributes, events, names, scopes = batch.attributes, batch.events, batch.name, batch.scope_name
+    for row, attrs in enumerate(attributes):
+        # The fast path: one set intersection tells a non-GenAI span (HTTP, DB...) apart.
+        if attrs.keys().isdisjoint(_TRIGGERS):
+            span_events = events[row]
+            if not span_events or all(e.name not in _CONTENT_EVENTS for e in span_events):
+                continue
+        normalize_attributes(attrs, names[row], scopes[row], events[row])
+        if not keep_original:
+            drop_legacy(attrs)
+    return batch
+
+
+def create(ctx: CreateContext, config: NormalizeConfig) -> Processor:
+    keep_original = config.keep_original
+
+    def normalize(batch: SpanBatch) -> SpanBatch:
+        return normalize_batch(batch, keep_original)
+
+    return normalize
+
+
+factory = Factory("normalize", NormalizeConfig, create)

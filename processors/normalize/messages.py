@@ -1,0 +1,305 @@
+"""Turn every legacy spelling of prompt and completion content into the current message shape.
+
+Current shape (GenAI conventions v1.37+): a JSON list of ``{"role", "parts": [...], "name"?}``; output
+messages add ``finish_reason``. Parts used here: ``{"type": "text", "content"}``, ``{"type": "tool_call",
+"id", "name", "arguments"}`` (arguments parsed from JSON when they are JSON), ``{"type":
+"tool_call_response", "id", "response"}`` and ``{"type": "uri", "modality", "uri"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llm_observer.collector.batch import Attributes, Event
+from llm_observer.semconv import mappings as M
+
+Message = dict[str, Any]
+Part = dict[str, Any]
+
+
+def _arguments(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _text_parts(content: Any) -> list[Part]:
+    """Parts for a message ``content`` that may be text, a JSON list of provider parts, or a list."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        stripped = content.lstrip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            try:
+                parsed = json.loads(content)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list) and parsed and all(isinstance(p, dict) and "type" in p for p in parsed):
+                return _provider_parts(parsed)
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list):
+        return _provider_parts([p for p in content if isinstance(p, dict)])
+    return [{"type": "text", "content": str(content)}]
+
+
+def _provider_parts(parts: Iterable[Mapping[str, Any]]) -> list[Part]:
+    """Parts from OpenAI / Anthropic request content blocks."""
+    out: list[Part] = []
+    for part in parts:
+        kind = part.get("type")
+        if kind == "text" or kind == "input_text" or kind == "output_text":
+            text = part.get("text", part.get("content"))
+            out.append({"type": "text", "content": text if isinstance(text, str) else json.dumps(text)})
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, Mapping) else image
+            out.append({"type": "uri", "modality": "image", "uri": url})
+        elif kind == "tool_use":  # Anthropic
+            out.append({"type": "tool_call", "id": part.get("id"), "name": part.get("name"), "arguments": part.get("input")})
+        elif kind == "tool_result":  # Anthropic
+            out.append({"type": "tool_call_response", "id": part.get("tool_use_id"), "response": part.get("content")})
+        else:
+            out.append(dict(part))
+    return out
+
+
+def _openai_tool_calls(tool_calls: Any) -> list[Part]:
+    out: list[Part] = []
+    if not isinstance(tool_calls, list):
+        return out
+    for call in tool_calls:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function")
+        function = function if isinstance(function, Mapping) else {}
+        out.append(
+            {
+                "type": "tool_call",
+                "id": call.get("id"),
+                "name": function.get("name", call.get("name")),
+                "arguments": _arguments(function.get("arguments", call.get("arguments"))),
+            }
+        )
+    return out
+
+
+def provider_message(message: Mapping[str, Any], default_role: str = "user") -> Message:
+    """A current-shape message from an OpenAI/Anthropic-style ``{role, content, tool_calls, ...}`` dict."""
+    role = message.get("role") or default_role
+    parts: list[Part]
+    if role == "tool":
+        parts = [
+            {
+                "type": "tool_call_response",
+                "id": message.get("tool_call_id", message.get("id")),
+                "response": message.get("content"),
+            }
+        ]
+    else:
+        parts = _text_parts(message.get("content"))
+        parts.extend(_openai_tool_calls(message.get("tool_calls")))
+    out: Message = {"role": role, "parts": parts}
+    if message.get("name"):
+        out["name"] = message["name"]
+    return out
+
+
+# --- indexed attribute families ---------------------------------------------------------------------------
+
+
+def indexed(attributes: Attributes, prefix: str) -> dict[int, dict[str, Any]]:
+    """``{i: {rest_of_key: value}}`` for every key ``prefix{i}.{rest}`` (e.g. ``gen_ai.prompt.0.role``)."""
+    groups: dict[int, dict[str, Any]] = {}
+    cut = len(prefix)
+    for key, value in attributes.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, rest = key[cut:].partition(".")
+        if not rest or not index.isdigit():
+            continue
+        groups.setdefault(int(index), {})[rest] = value
+    return dict(sorted(groups.items()))
+
+
+def _sub_indexed(fields: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
+    groups: dict[int, dict[str, Any]] = {}
+    cut = len(prefix)
+    for key, value in fields.items():
+        if key.startswith(prefix):
+            index, _, rest = key[cut:].partition(".")
+            if rest and index.isdigit():
+                groups.setdefault(int(index), {})[rest] = value
+    return [groups[i] for i in sorted(groups)]
+
+
+def openllmetry_messages(attributes: Attributes, prefix: str, output: bool) -> list[Message]:
+    """OpenLLMetry's ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` as messages."""
+    messages: list[Message] = []
+    for fields in indexed(attributes, prefix).values():
+        role = fields.get("role") or ("assistant" if output else "user")
+        parts: list[Part]
+        if role == "tool":
+            parts = [{"type": "tool_call_response", "id": fields.get("tool_call_id"), "response": fields.get("content")}]
+        else:
+            parts = _text_parts(fields.get("content"))
+            for call in _sub_indexed(fields, "tool_calls."):
+                parts.append(
+                    {"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": _arguments(call.get("arguments"))}
+                )
+            if "function_call.name" in fields:
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": None,
+                        "name": fields["function_call.name"],
+                        "arguments": _arguments(fields.get("function_call.arguments")),
+                    }
+                )
+        message: Message = {"role": role, "parts": parts}
+        if output and fields.get("finish_reason"):
+            message["finish_reason"] = fields["finish_reason"]
+        messages.append(message)
+    return messages
+
+
+def openinference_messages(attributes: Attributes, prefix: str, finish_reason: Any) -> list[Message]:
+    """OpenInference's ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``."""
+    messages: list[Message] = []
+    output = prefix == M.OI_OUTPUT_MESSAGES_PREFIX
+    for raw in indexed(attributes, prefix).values():
+        fields = {key.removeprefix("message."): value for key, value in raw.items()}
+        role = fields.get("role") or ("assistant" if output else "user")
+        parts: list[Part]
+        if role == "tool":
+            parts = [{"type": "tool_call_response", "id": fields.get("tool_call_id"), "response": fields.get("content")}]
+        else:
+            parts = _text_parts(fields.get("content"))
+            for item in _sub_indexed(fields, "contents."):
+                content = {key.removeprefix("message_content."): value for key, value in item.items()}
+                if content.get("type") == "image":
+                    parts.append({"type": "uri", "modality": "image", "uri": content.get("image.image.url")})
+                elif "text" in content:
+                    parts.append({"type": "text", "content": content["text"]})
+            for item in _sub_indexed(fields, "tool_calls."):
+                call = {key.removeprefix("tool_call."): value for key, value in item.items()}
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": call.get("id"),
+                        "name": call.get("function.name"),
+                        "arguments": _arguments(call.get("function.arguments")),
+                    }
+                )
+        message: Message = {"role": role, "parts": parts}
+        if fields.get("name"):
+            message["name"] = fields["name"]
+        if output and finish_reason:
+            message["finish_reason"] = finish_reason
+        messages.append(message)
+    return messages
+
+
+def _json_or_none(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, (dict, list)) else None
+
+
+def openinference_input_value(value: Any) -> tuple[list[Message], list[Part]]:
+    """Messages (and separate system instructions) from an LLM span's ``input.value`` request JSON."""
+    parsed = _json_or_none(value)
+    if isinstance(parsed, dict) and isinstance(parsed.get("messages"), list):
+        messages = [provider_message(m) for m in parsed["messages"] if isinstance(m, Mapping)]
+        system = _text_parts(parsed["system"]) if "system" in parsed else []
+        return messages, system
+    if isinstance(value, str) and value:
+        return [{"role": "user", "parts": [{"type": "text", "content": value}]}], []
+    return [], []
+
+
+def openinference_output_value(value: Any) -> list[Message]:
+    """Output messages from an LLM span's ``output.value`` response JSON (OpenAI or Anthropic shape)."""
+    parsed = _json_or_none(value)
+    if isinstance(parsed, dict):
+        if isinstance(parsed.get("choices"), list):
+            out = []
+            for choice in parsed["choices"]:
+                if isinstance(choice, Mapping) and isinstance(choice.get("message"), Mapping):
+                    message = provider_message(choice["message"], "assistant")
+                    if choice.get("finish_reason"):
+                        message["finish_reason"] = choice["finish_reason"]
+                    out.append(message)
+            return out
+        if isinstance(parsed.get("content"), list):
+            message = {"role": parsed.get("role") or "assistant", "parts": _text_parts(parsed["content"])}
+            if parsed.get("stop_reason"):
+                message["finish_reason"] = parsed["stop_reason"]
+            return [message]
+    if isinstance(value, str) and value:
+        return [{"role": "assistant", "parts": [{"type": "text", "content": value}]}]
+    return []
+
+
+def old_content(value: Any, output: bool) -> list[Message]:
+    """``gen_ai.prompt`` / ``gen_ai.completion`` (pre-v1.28 and OpenLIT): a JSON message list or text."""
+    parsed = _json_or_none(value)
+    role = "assistant" if output else "user"
+    if isinstance(parsed, list) and parsed and all(isinstance(m, Mapping) for m in parsed):
+        if all("role" in m for m in parsed):
+            return [provider_message(m, role) for m in parsed]
+    if isinstance(value, str) and value:
+        return [{"role": role, "parts": [{"type": "text", "content": value}]}]
+    return []
+
+
+# --- events ---------------------------------------------------------------------------------------------
+
+
+def _event_body(attributes: Attributes) -> dict[str, Any]:
+    body = attributes.get(M.EVENT_BODY)
+    if body is not None:
+        parsed = _json_or_none(body)
+        if isinstance(parsed, dict):
+            return parsed
+        if isinstance(body, str):
+            return {"content": body}
+    return dict(attributes)
+
+
+def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message]]:
+    """Input and output messages from v1.28–v1.36 content events and OpenLIT's content events."""
+    inputs: list[Message] = []
+    outputs: list[Message] = []
+    for event in events:
+        name = event.name
+        if name in M.EVENT_ROLES:
+            body = _event_body(event.attributes)
+            role = body.get("role") or M.EVENT_ROLES[name]
+            inputs.append(
+                provider_message({**body, "role": role, "tool_call_id": body.get("tool_call_id", body.get("id"))})
+            )
+        elif name == M.EVENT_CHOICE:
+            body = _event_body(event.attributes)
+            inner = body.get("message")
+            message = provider_message(inner if isinstance(inner, Mapping) else body, "assistant")
+            if body.get("finish_reason"):
+                message["finish_reason"] = body["finish_reason"]
+            outputs.append(message)
+        elif name == M.OPENLIT_PROMPT_EVENT:
+            inputs.extend(old_content(event.attributes.get(M.OLD_PROMPT), output=False))
+        elif name == M.OPENLIT_COMPLETION_EVENT:
+            outputs.extend(old_content(event.attributes.get(M.OLD_COMPLETION), output=True))
+    return inputs, outputs
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, keeping non-ASCII text as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -1,0 +1,258 @@
+"""Rewrite one span's attributes to the current GenAI conventions (in place).
+
+Rules (documented for users in the README):
+
+* A current attribute already on the span always wins; legacy spellings only fill what is missing, so a
+  second pass finds nothing to do (idempotent).
+* Cache tokens: the conventions count cached tokens inside ``gen_ai.usage.input_tokens``. Anthropic's API
+  reports them apart. Spans from OpenLLMetry (>= 0.33), OpenInference, the official OTel instrumentations and
+  the Anthropic SDK's own spans already report the sum (checked by running them); OpenLIT reports Anthropic's
+  raw ``input_tokens``. So the normaliser folds ``cache_read + cache_creation`` into input tokens when the
+  provider is Anthropic and either the span comes from OpenLIT, or the reported input is smaller than the
+  cache counts alone (which can only mean they were left out). The pre-fold count is kept in
+  ``llm_observer.usage.uncached_input_tokens``, whose presence stops a second fold.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from llm_observer.collector.batch import Attributes, Event
+from llm_observer.processors.normalize import messages as msg
+from llm_observer.semconv import attributes as A
+from llm_observer.semconv import genai_values as V
+from llm_observer.semconv import mappings as M
+
+_OPENLIT_SCOPE_PREFIX = "openlit."
+
+
+def _first(attributes: Attributes, keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        value = attributes.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                number = float(value)
+            except ValueError:
+                return None
+            return int(number) if number.is_integer() else None
+    return None
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
+
+
+def _operation(attributes: Attributes, name: str) -> str | None:
+    request_type = attributes.get(M.LLM_REQUEST_TYPE)
+    # OpenLLMetry names spans ``<vendor>.<operation>``; the name is more precise than llm.request.type
+    # (its Anthropic messages spans say request type "completion" but are chat).
+    vendor, dot, suffix = name.rpartition(".")
+    if dot and vendor and request_type is not None and suffix in M.SPAN_NAME_SUFFIX_OPERATIONS:
+        return M.SPAN_NAME_SUFFIX_OPERATIONS[suffix]
+    if isinstance(request_type, str) and request_type.lower() in M.OPERATION_ALIASES:
+        return M.OPERATION_ALIASES[request_type.lower()]
+    kind = attributes.get(M.OPENINFERENCE_SPAN_KIND)
+    if isinstance(kind, str) and kind.upper() in M.OPENINFERENCE_KIND_OPERATIONS:
+        if kind.upper() == "LLM" and name in M.SPAN_NAME_OPERATIONS:
+            return M.SPAN_NAME_OPERATIONS[name]
+        return M.OPENINFERENCE_KIND_OPERATIONS[kind.upper()]
+    kind = attributes.get(M.TRACELOOP_SPAN_KIND)
+    if isinstance(kind, str) and kind.lower() in M.TRACELOOP_SPAN_KIND_OPERATIONS:
+        return M.TRACELOOP_SPAN_KIND_OPERATIONS[kind.lower()]
+    first_word = name.partition(" ")[0]
+    if first_word in M.OPERATION_ALIASES and first_word != name:
+        return M.OPERATION_ALIASES[first_word]
+    if dot and suffix in M.SPAN_NAME_SUFFIX_OPERATIONS and _first(attributes, M.PROVIDER_SOURCES):
+        return M.SPAN_NAME_SUFFIX_OPERATIONS[suffix]
+    return None
+
+
+def _provider(attributes: Attributes) -> str | None:
+    value = _first(attributes, M.PROVIDER_SOURCES)
+    if isinstance(value, str):
+        return M.provider_alias(value)
+    provider = attributes.get(M.OI_LLM_PROVIDER)
+    system = attributes.get(M.OI_LLM_SYSTEM)
+    if isinstance(provider, str) and isinstance(system, str):
+        combined = M.OI_PROVIDER_SYSTEM.get((provider.lower(), system.lower()))
+        if combined is not None:
+            return combined
+    if isinstance(provider, str) and provider:
+        return M.provider_alias(provider)
+    if isinstance(system, str) and system:
+        return M.provider_alias(system)
+    return None
+
+
+def _invocation_parameters(attributes: Attributes) -> dict[str, Any]:
+    raw = _first(attributes, M.OI_INVOCATION_PARAMETERS)
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def _usage(attributes: Attributes, provider: str | None, scope_name: str) -> None:
+    for target, sources in (
+        (A.GEN_AI_USAGE_INPUT_TOKENS, M.INPUT_TOKENS_SOURCES),
+        (A.GEN_AI_USAGE_OUTPUT_TOKENS, M.OUTPUT_TOKENS_SOURCES),
+        (A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, M.CACHE_READ_SOURCES),
+        (A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, M.CACHE_CREATION_SOURCES),
+        (A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, M.REASONING_SOURCES),
+    ):
+        value = _int(_first(attributes, sources))
+        if value is not None:
+            attributes[target] = value
+    if provider != V.PROVIDER_ANTHROPIC or M.USAGE_UNCACHED_INPUT_TOKENS in attributes:
+        return
+    reported = attributes.get(A.GEN_AI_USAGE_INPUT_TOKENS)
+    cached = attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0) + attributes.get(
+        A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0
+    )
+    if not isinstance(reported, int) or not cached:
+        return
+    from_openlit = scope_name.startswith(_OPENLIT_SCOPE_PREFIX) or attributes.get("telemetry.sdk.name") == "openlit"
+    if from_openlit or reported < cached:
+        attributes[M.USAGE_UNCACHED_INPUT_TOKENS] = reported
+        attributes[A.GEN_AI_USAGE_INPUT_TOKENS] = reported + cached
+
+
+def _request_params(attributes: Attributes, params: dict[str, Any]) -> None:
+    for target, sources in M.REQUEST_PARAM_SOURCES.items():
+        if target not in attributes:
+            value = _first(attributes, sources)
+            if value is not None:
+                attributes[target] = value
+    for key, target in M.INVOCATION_PARAMETERS.items():
+        value = params.get(key)
+        if value is not None and target not in attributes:
+            if target == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str):
+                value = [value]
+            attributes[target] = value
+    if A.GEN_AI_REQUEST_STREAM not in attributes:
+        stream = _first(attributes, M.STREAM_SOURCES)
+        if stream is None:
+            stream = params.get("stream")
+        # The conventions set the flag only when true.
+        if stream is not None and _truthy(stream):
+            attributes[A.GEN_AI_REQUEST_STREAM] = True
+
+
+def _user_session(attributes: Attributes) -> None:
+    if A.USER_ID not in attributes:
+        user = _first(attributes, M.USER_SOURCES)
+        if user is None:
+            user = _first(attributes, tuple(M.TRACELOOP_ASSOCIATION_PREFIX + k for k in M.ASSOCIATION_USER_KEYS))
+        if user is not None:
+            attributes[A.USER_ID] = user
+    if A.GEN_AI_CONVERSATION_ID not in attributes:
+        session = _first(attributes, (A.SESSION_ID,))
+        if session is None:
+            session = _first(
+                attributes, tuple(M.TRACELOOP_ASSOCIATION_PREFIX + k for k in M.ASSOCIATION_SESSION_KEYS)
+            )
+        if session is not None:
+            attributes[A.GEN_AI_CONVERSATION_ID] = session
+
+
+def _messages(attributes: Attributes, events: list[Event]) -> None:
+    want_input = A.GEN_AI_INPUT_MESSAGES not in attributes
+    want_output = A.GEN_AI_OUTPUT_MESSAGES not in attributes
+    if not (want_input or want_output):
+        return
+    inputs: list[msg.Message] = []
+    outputs: list[msg.Message] = []
+    system: list[msg.Part] = []
+    if any(key.startswith(M.OLLM_PROMPT_PREFIX) for key in attributes):
+        inputs = msg.openllmetry_messages(attributes, M.OLLM_PROMPT_PREFIX, output=False)
+    if any(key.startswith(M.OLLM_COMPLETION_PREFIX) for key in attributes):
+        outputs = msg.openllmetry_messages(attributes, M.OLLM_COMPLETION_PREFIX, output=True)
+    finish = attributes.get(M.OI_FINISH_REASON)
+    if not inputs and any(key.startswith(M.OI_INPUT_MESSAGES_PREFIX) for key in attributes):
+        inputs = msg.openinference_messages(attributes, M.OI_INPUT_MESSAGES_PREFIX, None)
+    if not outputs and any(key.startswith(M.OI_OUTPUT_MESSAGES_PREFIX) for key in attributes):
+        outputs = msg.openinference_messages(attributes, M.OI_OUTPUT_MESSAGES_PREFIX, finish)
+    if not inputs and M.OLD_PROMPT in attributes:
+        inputs = msg.old_content(attributes[M.OLD_PROMPT], output=False)
+    if not outputs and M.OLD_COMPLETION in attributes:
+        outputs = msg.old_content(attributes[M.OLD_COMPLETION], output=True)
+    if events and (not inputs or not outputs):
+        event_inputs, event_outputs = msg.event_messages(events)
+        inputs = inputs or event_inputs
+        outputs = outputs or event_outputs
+    is_llm = attributes.get(M.OPENINFERENCE_SPAN_KIND) == "LLM"
+    if is_llm and not inputs and M.OI_INPUT_VALUE in attributes:
+        inputs, system = msg.openinference_input_value(attributes[M.OI_INPUT_VALUE])
+    if is_llm and not outputs and M.OI_OUTPUT_VALUE in attributes:
+        outputs = msg.openinference_output_value(attributes[M.OI_OUTPUT_VALUE])
+    if want_input and inputs:
+        attributes[A.GEN_AI_INPUT_MESSAGES] = msg.dumps(inputs)
+    if want_output and outputs:
+        attributes[A.GEN_AI_OUTPUT_MESSAGES] = msg.dumps(outputs)
+    if system and A.GEN_AI_SYSTEM_INSTRUCTIONS not in attributes:
+        attributes[A.GEN_AI_SYSTEM_INSTRUCTIONS] = msg.dumps(system)
+
+
+def normalize_attributes(attributes: Attributes, name: str, scope_name: str, events: list[Event]) -> None:
+    """Add the current-convention attributes a GenAI span lacks, derived from its legacy ones (in place)."""
+    provider = _provider(attributes)
+    if provider is not None:
+        attributes[A.GEN_AI_PROVIDER_NAME] = provider
+    operation = attributes.get(A.GEN_AI_OPERATION_NAME)
+    if isinstance(operation, str) and operation:
+        attributes[A.GEN_AI_OPERATION_NAME] = M.OPERATION_ALIASES.get(operation.lower(), operation)
+    else:
+        derived = _operation(attributes, name)
+        if derived is not None:
+            attributes[A.GEN_AI_OPERATION_NAME] = derived
+    params = _invocation_parameters(attributes)
+    if A.GEN_AI_REQUEST_MODEL not in attributes:
+        model = _first(attributes, M.REQUEST_MODEL_SOURCES[1:])
+        if model is None:
+            invoked = params.get("model")
+            model = invoked if isinstance(invoked, str) and invoked else None
+        if model is None:
+            model = _first(attributes, M.FALLBACK_REQUEST_MODEL_SOURCES)
+        if model is not None:
+            attributes[A.GEN_AI_REQUEST_MODEL] = model
+    if A.GEN_AI_RESPONSE_MODEL not in attributes:
+        model = _first(attributes, M.RESPONSE_MODEL_SOURCES[1:] + M.FALLBACK_RESPONSE_MODEL_SOURCES)
+        if model is not None:
+            attributes[A.GEN_AI_RESPONSE_MODEL] = model
+    _usage(attributes, provider, scope_name)
+    _request_params(attributes, params)
+    _user_session(attributes)
+    if A.GEN_AI_RESPONSE_FINISH_REASONS not in attributes:
+        finish = attributes.get(M.OI_FINISH_REASON)
+        if isinstance(finish, str) and finish:
+            attributes[A.GEN_AI_RESPONSE_FINISH_REASONS] = [finish]
+    _messages(attributes, events)
+
+
+def drop_legacy(attributes: Attributes) -> None:
+    """Remove the legacy keys the normaliser maps (for ``keep_original: false``)."""
+    for key in [
+        k for k in attributes if k in M.LEGACY_KEYS or k.startswith(M.LEGACY_PREFIXES)
+    ]:
+        del attributes[key]
