@@ -71,6 +71,10 @@ def verify_password(password: str, encoded: str) -> bool:
 # --- config ------------------------------------------------------------------------------------------
 
 
+def _scopes(*scopes: Scope) -> list[Scope]:
+    return list(scopes)
+
+
 class ApiKeyConfig(ComponentConfig):
     """One API key. ``projects`` None means every project of the organization."""
 
@@ -78,7 +82,7 @@ class ApiKeyConfig(ComponentConfig):
     key_sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$")
     organization_id: str = Field(min_length=1)
     projects: list[str] | None = None
-    scopes: list[Scope] = Field(default_factory=lambda: ["ingest", "query"])
+    scopes: list[Scope] = Field(default_factory=lambda: _scopes("ingest", "query"))
     revoked: bool = False
 
 
@@ -89,7 +93,7 @@ class UserConfig(ComponentConfig):
     password_hash: str = Field(pattern=r"^pbkdf2_sha256\$\d+\$[^$]+\$[^$]+$")
     organization_id: str = Field(min_length=1)
     projects: list[str] | None = None
-    scopes: list[Scope] = Field(default_factory=lambda: ["query"])
+    scopes: list[Scope] = Field(default_factory=lambda: _scopes("query"))
     disabled: bool = False
 
 

@@ -39,13 +39,13 @@ LogEventsDecoder = Callable[[ExportLogsServiceRequest], dict[tuple[bytes, bytes]
 
 @dataclass(frozen=True, slots=True)
 class DeliverySettings:
-    max_batch_bytes: int = 16 << 20
-    min_batch_bytes: int = 2 << 20
+    max_batch_bytes: int = 4 << 20
+    min_batch_bytes: int = 1 << 20
     linger_seconds: float = 0.2
     timeout_seconds: float = 30.0
     initial_backoff_seconds: float = 0.1
     max_backoff_seconds: float = 10.0
-    ring_size: int = 4
+    ring_size: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +133,7 @@ class ExporterWorker:
         self.consumer = f"{pipeline.name}/{exporter_id}"
         self.cursor = Cursor(pipeline.log.first)
         self.task: asyncio.Task[None] | None = None
+        self._last_warning = -1e9
 
     def load(self) -> None:
         self.cursor = self.pipeline.log.load_cursor(self.consumer)
@@ -157,13 +158,14 @@ class ExporterWorker:
     async def _deliver(self, chunk: Chunk) -> None:
         p = self.pipeline
         if len(chunk.batch):
-            self._save(Cursor(self.cursor.next, (chunk.start, chunk.end)))
+            await self._save(Cursor(self.cursor.next, (chunk.start, chunk.end)))
             await self._send_with_retry(chunk.batch)
-        self._save(Cursor(chunk.end, None))
+        await self._save(Cursor(chunk.end, None))
         p.committed()
 
-    def _save(self, cursor: Cursor) -> None:
-        self.pipeline.log.save_cursor(self.consumer, cursor)
+    async def _save(self, cursor: Cursor) -> None:
+        # Cursor files are synced: keep that off the event loop, which is answering clients.
+        await asyncio.to_thread(self.pipeline.log.save_cursor, self.consumer, cursor)
         self.cursor = cursor
 
     async def _send_with_retry(self, batch: SpanBatch) -> None:
@@ -183,8 +185,10 @@ class ExporterWorker:
                 raise
             except Exception as exc:
                 t.export_retries.labels(self.exporter_id).inc()
-                if backoff >= settings.max_backoff_seconds:
-                    logger.warning("exporter %s still failing, retrying: %s", self.exporter_id, exc)
+                now = time.monotonic()
+                if now - self._last_warning >= 60.0:
+                    self._last_warning = now
+                    logger.warning("exporter %s failing, will retry (data stays in the WAL): %s", self.exporter_id, exc)
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, settings.max_backoff_seconds)
                 continue

@@ -1,1 +1,6 @@
-"""instrumentation"""
+"""Auto-instrumentation of LLM provider SDKs and the programmatic tracing API.
+
+Each provider module (``openai``, ``anthropic``, …) holds one ``BaseInstrumentor`` registered under the
+``opentelemetry_instrumentor`` entry-point group as ``llm_observer_<provider>``; all of them share
+:mod:`llm_observer.instrumentation.handler`. Importing this package imports no provider SDK.
+"""

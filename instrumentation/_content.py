@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -57,10 +58,8 @@ def text_part(content: str) -> Part:
 def tool_call_part(call_id: str | None, name: str | None, arguments: Any) -> Part:
     """A ``tool_call`` part; JSON-string arguments are decoded so they nest as objects."""
     if isinstance(arguments, str):
-        try:
+        with contextlib.suppress(ValueError):
             arguments = json.loads(arguments)
-        except ValueError:
-            pass
     return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}
 
 

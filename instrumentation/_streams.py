@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
-class _StreamBase(wrapt.ObjectProxy):  # type: ignore[misc]
+class _StreamBase(wrapt.ObjectProxy[Any]):
     def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
         super().__init__(wrapped)
         self._self_handler = handler

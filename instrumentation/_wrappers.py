@@ -23,7 +23,9 @@ ErrorTypeFn = Callable[[BaseException], "str | None"]
 WraptWrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-def _begin(handler: GenAIHandler, request: RequestFn, instance: Any, args: Any, kwargs: Any) -> LLMCall | None:
+def _begin(
+    handler: GenAIHandler, request: RequestFn, instance: Any, args: Any, kwargs: Any
+) -> LLMCall | None:
     from llm_observer.instrumentation.handler import llm_spans_suppressed
 
     if llm_spans_suppressed():
@@ -75,7 +77,9 @@ def sync_wrapper(
 ) -> WraptWrapper:
     """A ``wrapt`` wrapper for a synchronous SDK method (see ``handler`` module docstring)."""
 
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         call = _begin(handler, request, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)

@@ -364,7 +364,9 @@ class GenAIHandler:
             return
         self._duration.record(duration_s, labels)
         if call.input_tokens is not None:
-            self._token_usage.record(call.input_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: gv.TOKEN_TYPE_INPUT})
+            self._token_usage.record(
+                call.input_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: gv.TOKEN_TYPE_INPUT}
+            )
         if call.output_tokens is not None:
             self._token_usage.record(
                 call.output_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: gv.TOKEN_TYPE_OUTPUT}
@@ -404,4 +406,3 @@ def _describe(exc: BaseException | None) -> str | None:
         return None
     text = str(exc)
     return text[:512] if text else type(exc).__qualname__
-

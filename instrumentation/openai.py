@@ -142,7 +142,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 handler,
                 adapter.requests[kind],
                 adapter.responses[kind],
-                adapter.async_stream if is_async else adapter.sync_stream,
+                adapter.stream_fn(kind, is_async),
                 _error_type,
             )
             try:
@@ -292,9 +292,7 @@ class _Adapter:
         call.finish_reasons = [choice.finish_reason or "" for choice in choices]
         self._usage(call, getattr(result, "usage", None))
         if self.handler.capture_content:
-            call.output_messages = [
-                _chat_output(choice.message, choice.finish_reason) for choice in choices
-            ]
+            call.output_messages = [_chat_output(choice.message, choice.finish_reason) for choice in choices]
 
     # --- Responses API ------------------------------------------------------------------------------
 
@@ -375,24 +373,23 @@ class _Adapter:
 
     # --- streams ------------------------------------------------------------------------------------
 
-    def sync_stream(self, call: LLMCall, result: Any) -> Any:
-        if not call.streaming or not hasattr(result, "__next__"):
+    def stream_fn(self, kind: str, is_async: bool) -> Any:
+        """The stream function for one API: wraps ``Stream``/``AsyncStream`` results of streamed calls."""
+        if kind == "embeddings":
             return None
-        return _SyncChatStream(result, self.handler, call) if call.operation != gv.OP_CHAT or not _is_responses(
-            result
-        ) else _SyncResponsesStream(result, self.handler, call)
+        if kind == "responses":
+            cls: type[Any] = _AsyncResponsesStream if is_async else _SyncResponsesStream
+        else:
+            cls = _AsyncChatStream if is_async else _SyncChatStream
+        marker = "__anext__" if is_async else "__next__"
+        handler = self.handler
 
-    def async_stream(self, call: LLMCall, result: Any) -> Any:
-        if not call.streaming or not hasattr(result, "__anext__"):
-            return None
-        if _is_responses(result):
-            return _AsyncResponsesStream(result, self.handler, call)
-        return _AsyncChatStream(result, self.handler, call)
+        def stream(call: LLMCall, result: Any) -> Any:
+            if not call.streaming or not hasattr(result, marker):
+                return None
+            return cls(result, handler, call)
 
-
-def _is_responses(stream: Any) -> bool:
-    cast_to = getattr(stream, "_cast_to", None)
-    return "Response" in getattr(cast_to, "__name__", "") or "ResponseStreamEvent" in repr(cast_to)
+        return stream
 
 
 # --- content: chat messages -------------------------------------------------------------------------
@@ -489,7 +486,10 @@ def _responses_input(value: Any) -> list[Message]:
         kind = get(item, "type")
         if kind == "function_call":
             messages.append(
-                message("assistant", [tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments"))])
+                message(
+                    "assistant",
+                    [tool_call_part(get(item, "call_id"), get(item, "name"), get(item, "arguments"))],
+                )
             )
         elif kind == "function_call_output":
             messages.append(message("tool", [tool_response_part(get(item, "call_id"), get(item, "output"))]))

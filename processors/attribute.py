@@ -134,22 +134,27 @@ class _Tenant:
     organization: str
     project: str
     team: str | None  # from the resource or a rule; None lets the span (then the default) decide
+    user: str | None  # the resource's user and conversation: fallbacks for its spans
+    conversation: str | None
 
 
 def _text(value: Any) -> str | None:
     """An id as a trimmed, non-empty string."""
+    if type(value) is str:
+        return value.strip() or None
     if value is None or isinstance(value, (bytes, list, dict)):
         return None
-    text = value.strip() if isinstance(value, str) else str(value).strip()
-    return text or None
+    return str(value).strip() or None
 
 
 def _first(attrs: Attributes, keys: Sequence[str]) -> str | None:
+    """The first of ``keys`` in ``attrs`` with a non-empty id."""
+    get = attrs.get
     for key in keys:
-        value = attrs.get(key)
+        value = get(key)
         if value is not None:
-            text = _text(value)
-            if text is not None:
+            text = value.strip() if type(value) is str else _text(value)
+            if text:
                 return text
     return None
 
@@ -182,7 +187,7 @@ def create(ctx: CreateContext, config: AttributeConfig) -> Processor:
         org = _text(resource.get(ORGANIZATION_ID)) or from_rules("organization", resource) or default_org
         project = _text(resource.get(PROJECT_ID)) or from_rules("project", resource) or default_project
         team = _text(resource.get(TEAM_ID)) or from_rules("team", resource)
-        return _Tenant(org, project, team)
+        return _Tenant(org, project, team, _first(resource, user_keys), _first(resource, conversation_keys))
 
     def process(batch: SpanBatch) -> SpanBatch:
         # Keyed by the identity of the shared resource map; ``resources`` keeps every keyed map alive
@@ -195,21 +200,23 @@ def create(ctx: CreateContext, config: AttributeConfig) -> Processor:
             tenant = tenants.get(id(resource))
             if tenant is None:
                 tenant = tenants[id(resource)] = tenant_of(resource)
-            if attrs.get(ORGANIZATION_ID, tenant.organization) != tenant.organization:
-                overwritten += 1
-            elif attrs.get(PROJECT_ID, tenant.project) != tenant.project:
+            org_sent = attrs.get(ORGANIZATION_ID, tenant.organization)
+            if org_sent != tenant.organization or attrs.get(PROJECT_ID, tenant.project) != tenant.project:
                 overwritten += 1
             attrs[ORGANIZATION_ID] = tenant.organization
             attrs[PROJECT_ID] = tenant.project
-            team = tenant.team or _text(attrs.get(TEAM_ID)) or default_team
+            team = tenant.team
+            if team is None:
+                sent = attrs.get(TEAM_ID)
+                team = (_text(sent) if sent is not None else None) or default_team
             if team is not None:
                 attrs[TEAM_ID] = team
             elif TEAM_ID in attrs:
                 del attrs[TEAM_ID]  # present but empty or not a string
-            user = _first(attrs, user_keys) or _first(resource, user_keys)
+            user = _first(attrs, user_keys) or tenant.user
             if user is not None:
                 attrs[USER_ID] = user
-            conversation = _first(attrs, conversation_keys) or _first(resource, conversation_keys)
+            conversation = _first(attrs, conversation_keys) or tenant.conversation
             if conversation is not None:
                 attrs[GEN_AI_CONVERSATION_ID] = conversation
         if overwritten:

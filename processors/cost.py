@@ -60,8 +60,16 @@ OPENINFERENCE_COST_INPUT = "llm.cost.prompt_details.input"
 OPENINFERENCE_COST_CACHE_READ = "llm.cost.prompt_details.cache_read"
 OPENINFERENCE_COST_CACHE_WRITE = "llm.cost.prompt_details.cache_write"
 
-_COST_KEYS = (COST_USD, COST_INPUT_USD, COST_OUTPUT_USD, COST_CACHE_READ_USD, COST_CACHE_WRITE_USD, COST_SOURCE)
-_DIGITS = 12  # round to a pico-dollar: hides float noise, far below any real price
+_COST_KEYS = (
+    COST_USD,
+    COST_INPUT_USD,
+    COST_OUTPUT_USD,
+    COST_CACHE_READ_USD,
+    COST_CACHE_WRITE_USD,
+    COST_SOURCE,
+)
+_DIGITS = 12  # provided parts are rounded to a pico-dollar after subtraction: hides float noise
+_MISSING = PriceSchedule("", "", "table", None)  # "not resolved yet" in the per-processor cache
 
 
 class PriceConfig(ComponentConfig):
@@ -177,13 +185,18 @@ def create(ctx: CreateContext, config: CostConfig) -> Processor:
                 _drop_cost(attrs)
                 continue
             provider = attrs.get(GEN_AI_PROVIDER_NAME) or attrs.get(GEN_AI_SYSTEM)
-            schedule = schedule_for(provider, response_model, request_model)
+            schedule = resolved.get((provider, response_model, request_model), _MISSING)
+            if schedule is _MISSING:
+                schedule = schedule_for(provider, response_model, request_model)
             if schedule is None:
                 counts["unknown_model"] = counts.get("unknown_model", 0) + 1
                 _drop_cost(attrs)
                 continue
-            inp = _tokens(input_tokens)
-            out = _tokens(output_tokens)
+            # Token counts are ints after normalize; anything else goes the slow way.
+            inp = input_tokens if type(input_tokens) is int and input_tokens > 0 else _tokens(input_tokens)
+            out = (
+                output_tokens if type(output_tokens) is int and output_tokens > 0 else _tokens(output_tokens)
+            )
             cache_read = _tokens(attrs.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
             cache_write = _tokens(
                 attrs.get(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
@@ -196,20 +209,20 @@ def create(ctx: CreateContext, config: CostConfig) -> Processor:
                 # (Anthropic's API shape) and nothing folded them in. Price what was reported.
                 counts["usage_inconsistent"] = counts.get("usage_inconsistent", 0) + 1
                 uncached = 0
+            # Products in USD x 1e6 are exact for the usual prices; one division each gives clean values.
             if rates.separate_reasoning:
                 reasoning = min(_tokens(attrs.get(GEN_AI_USAGE_REASONING_OUTPUT_TOKENS)), out)
-                output_usd = (out - reasoning) * rates.output + reasoning * rates.reasoning
+                output_m = (out - reasoning) * rates.output + reasoning * rates.reasoning
             else:
-                output_usd = out * rates.output
-            input_usd = uncached * rates.input
-            read_usd = cache_read * rates.cache_read
-            write_usd = cache_write * rates.cache_write
-            total = input_usd + read_usd + write_usd + output_usd + rates.per_request
-            attrs[COST_USD] = round(total, _DIGITS)
-            attrs[COST_INPUT_USD] = round(input_usd, _DIGITS)
-            attrs[COST_OUTPUT_USD] = round(output_usd, _DIGITS)
-            attrs[COST_CACHE_READ_USD] = round(read_usd, _DIGITS)
-            attrs[COST_CACHE_WRITE_USD] = round(write_usd, _DIGITS)
+                output_m = out * rates.output
+            input_m = uncached * rates.input
+            read_m = cache_read * rates.cache_read
+            write_m = cache_write * rates.cache_write
+            attrs[COST_USD] = (input_m + read_m + write_m + output_m) / 1e6 + rates.per_request
+            attrs[COST_INPUT_USD] = input_m / 1e6
+            attrs[COST_OUTPUT_USD] = output_m / 1e6
+            attrs[COST_CACHE_READ_USD] = read_m / 1e6
+            attrs[COST_CACHE_WRITE_USD] = write_m / 1e6
             attrs[COST_SOURCE] = SOURCE_COMPUTED
         for event, count in counts.items():
             metrics.event(event, count)
@@ -253,12 +266,12 @@ def _copy_provided(attrs: Attributes) -> bool:
             return False
         total = (prompt or 0.0) + (completion or 0.0)
     _drop_cost(attrs)
-    attrs[COST_USD] = round(total, _DIGITS)
+    attrs[COST_USD] = total
     cache_read = _usd(attrs.get(OPENINFERENCE_COST_CACHE_READ))
     cache_write = _usd(attrs.get(OPENINFERENCE_COST_CACHE_WRITE))
     uncached = _usd(attrs.get(OPENINFERENCE_COST_INPUT))
     if uncached is None and prompt is not None:
-        uncached = max(prompt - (cache_read or 0.0) - (cache_write or 0.0), 0.0)
+        uncached = round(max(prompt - (cache_read or 0.0) - (cache_write or 0.0), 0.0), _DIGITS)
     for key, value in (
         (COST_INPUT_USD, uncached),
         (COST_CACHE_READ_USD, cache_read),
@@ -266,7 +279,7 @@ def _copy_provided(attrs: Attributes) -> bool:
         (COST_OUTPUT_USD, completion),
     ):
         if value is not None:
-            attrs[key] = round(value, _DIGITS)
+            attrs[key] = value
     attrs[COST_SOURCE] = SOURCE_PROVIDED
     return True
 

@@ -27,7 +27,6 @@ from genai_prices.data_snapshot import find_provider_by_id, get_snapshot
 
 logger = logging.getLogger(__name__)
 
-_MTOK = 1_000_000.0
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _US_PER_DAY = 86_400 * 1_000_000
 
@@ -103,7 +102,11 @@ _BEDROCK_ID = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """USD per single token (and per request) for one model at one point in time."""
+    """USD per million tokens (and USD per request) for one model at one point in time.
+
+    Per-million values keep the arithmetic exact for the usual prices: tokens times price is an exact
+    float, and one division by a million gives the nearest float to the true cost.
+    """
 
     input: float
     output: float
@@ -141,11 +144,11 @@ class Rates:
         """Rates from prices per million tokens; cache prices default to the input price, reasoning to
         the output price (those tokens are part of the input and output counts)."""
         return cls(
-            input / _MTOK,
-            output / _MTOK,
-            (input if cache_read is None else cache_read) / _MTOK,
-            (input if cache_write is None else cache_write) / _MTOK,
-            (output if reasoning is None else reasoning) / _MTOK,
+            input,
+            output,
+            input if cache_read is None else cache_read,
+            input if cache_write is None else cache_write,
+            output if reasoning is None else reasoning,
             per_request,
         )
 
@@ -307,7 +310,9 @@ class PriceBook:
             self._cache.clear()
         self._cache[key] = schedule
         if schedule is None:
-            logger.info("No price is known for model %r of provider %r; its spans get no cost.", model, provider)
+            logger.info(
+                "No price is known for model %r of provider %r; its spans get no cost.", model, provider
+            )
         return schedule
 
     def _resolve(self, provider: str | None, model: str) -> PriceSchedule | None:
@@ -317,18 +322,18 @@ class PriceBook:
         for name, hint in candidates:
             override = self._override(provider_name, gp_provider or hint, name)
             if override is not None:
-                schedule = PriceSchedule(name, provider_name or "", "override", override.rates)
-                return self._discounted(schedule, provider_name, gp_provider, name)
+                custom = PriceSchedule(name, provider_name or "", "override", override.rates)
+                return self._discounted(custom, provider_name, gp_provider, name)
         if not known:
             return None
         for name, hint in candidates:
             found = _table_model(gp_provider or hint, name)
             if found is not None:
                 table_provider, info = found
-                schedule = _schedule_from_table(table_provider, info)
-                if schedule is not None:
-                    return self._discounted(schedule, provider_name, table_provider.id, name)
-                return None
+                table = _schedule_from_table(table_provider, info)
+                if table is None:
+                    return None  # the model is known but priced in units spans do not carry
+                return self._discounted(table, provider_name, table_provider.id, name)
         return None
 
     def _override(self, provider: str | None, gp_provider: str | None, name: str) -> PriceOverride | None:
@@ -417,7 +422,12 @@ def _tiers(model_price: gp_types.ModelPrice) -> _Tiered | None:
     if values["input_mtok"] is None and values["output_mtok"] is None and requests is None:
         return None
     thresholds = sorted(
-        {tier.start for value in values.values() if isinstance(value, gp_types.TieredPrices) for tier in value.tiers}
+        {
+            tier.start
+            for value in values.values()
+            if isinstance(value, gp_types.TieredPrices)
+            for tier in value.tiers
+        }
     )
     per_request = float(requests) / 1000.0 if isinstance(requests, Decimal) else 0.0
     bands: list[tuple[int, Rates]] = []

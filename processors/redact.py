@@ -8,7 +8,7 @@ Content is every attribute that carries prompts, outputs, system instructions or
 any other event.
 
 Each match becomes ``[REDACTED:<kind>]`` and is counted as the event ``redacted:<kind>``. Kinds:
-``email``, ``phone``, ``card`` (13–19 digits passing the Luhn check), ``api_key`` (``sk-…``, ``AKIA…``,
+``email``, ``phone``, ``card`` (13-19 digits passing the Luhn check), ``api_key`` (``sk-…``, ``AKIA…``,
 ``ghp_…``, ``AIza…``, ``xox…-``), ``bearer_token``, ``jwt``, ``private_key``, ``ip`` (off by default) and
 the configured ``patterns`` by name. JSON values stay valid JSON: they are parsed, their strings masked,
 and written back only when something was masked. With ``drop_content`` (or for the projects in
@@ -18,14 +18,16 @@ and written back only when something was masked. With ``drop_content`` (or for t
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from llm_observer.collector.batch import Attributes, Event, SpanBatch
+from llm_observer.collector.batch import Attributes, SpanBatch
 from llm_observer.collector.component import ComponentConfig, CreateContext, Factory, Processor
 from llm_observer.semconv.attributes import (
     DEFAULT_PROJECT,
@@ -67,43 +69,136 @@ CONTENT_PREFIXES: tuple[str, ...] = (
     "llm.tools.",
     "gen_ai.content.",
 )
-# Events that carry content as a whole (GenAI v1.28–1.36 message events, OpenLIT content events, the
+# Events that carry content as a whole (GenAI v1.28-1.36 message events, OpenLIT content events, the
 # newer inference-details event); their attributes are all treated as content.
 CONTENT_EVENT_PREFIX = "gen_ai."
 
-# Built-in patterns, tried left to right at each position. None may match a JSON quote or backslash.
-_BUILTIN: tuple[tuple[str, str], ...] = (
-    (
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """One masking pass: ``pattern`` runs only when the text holds one of ``triggers`` (None: always);
+    ``check`` may reject a match (Luhn, digit counts, address syntax)."""
+
+    kind: str
+    pattern: re.Pattern[str]
+    triggers: tuple[str, ...] | None = None
+    check: Callable[[str], bool] | None = None
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn checksum."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _card(text: str) -> bool:
+    digits = text.replace(" ", "").replace("-", "")
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _phone(text: str) -> bool:
+    return 7 <= sum(c.isdigit() for c in text) <= 15
+
+
+def _ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# The built-in passes, in order (a masked value cannot match a later pass). Each pattern starts with a
+# literal or a character class, with its boundary look-behinds after that first character: Python's
+# regex engine scans for such a prefix quickly, while a leading look-behind makes it try every position.
+# No pattern can match a JSON quote or backslash.
+_SECRETS = (
+    _Pass(
         "private_key",
-        r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+        ("PRIVATE KEY",),
     ),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}"),
-    ("bearer_token", r"(?i:\bbearer)\s+[A-Za-z0-9._~+/=-]{8,}"),
-    (
+    _Pass(
+        "jwt",
+        re.compile(r"eyJ(?<![\w-]eyJ)[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}"),
+        ("eyJ",),
+    ),
+    _Pass(
+        "bearer_token",
+        re.compile(r"[Bb](?<!\w[Bb])(?i:earer)[ \t]+[A-Za-z0-9._~+/=-]{8,}"),
+        ("earer", "EARER"),
+    ),
+    _Pass(
         "api_key",
-        r"\b(?:sk-[A-Za-z0-9_-]{16,}"
-        r"|(?:AKIA|ASIA)[0-9A-Z]{16}"
-        r"|gh[pousr]_[A-Za-z0-9]{30,}"
-        r"|github_pat_[A-Za-z0-9_]{20,}"
-        r"|AIza[0-9A-Za-z_-]{35}"
-        r"|xox[abposr]-[A-Za-z0-9-]{10,})",
-    ),
-    ("email", r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"),
-    # Card numbers: 13-19 digits, optionally grouped by spaces or dashes, starting 2-6 (the issuer ranges
-    # of Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro); the Luhn check decides.
-    ("card", r"(?<![\w.])[2-6]\d(?:[ -]?\d){11,17}(?![\w])"),
-    # Phone numbers: E.164 (+ and 8-15 digits), or grouped numbers with separators, e.g. (415) 555-0100,
-    # +44 20 7946 0958, 415-555-0100. Bare digit runs are not phones (ids, timestamps, amounts).
-    (
-        "phone",
-        r"(?<![\w+])(?:\+\d{8,15}"
-        r"|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?|\d{2,4}[ .-])\d{2,4}[ .-]\d{3,4}(?:[ .-]\d{2,4})?)(?![\w])",
+        re.compile(
+            r"(?<![A-Za-z0-9_-])(?:sk-[A-Za-z0-9_-]{16,}"
+            r"|(?:AKIA|ASIA)[0-9A-Z]{16}(?![0-9A-Za-z])"
+            r"|gh[pousr]_[A-Za-z0-9]{30,}"
+            r"|github_pat_[A-Za-z0-9_]{20,}"
+            r"|AIza[0-9A-Za-z_-]{35}"
+            r"|xox[abposr]-[A-Za-z0-9-]{10,})"
+        ),
+        ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "AIza", "xox"),
     ),
 )
-_IP = (
-    "ip",
-    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"
-    r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])",
+_EMAIL = _Pass(
+    "email",
+    re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"),
+    ("@",),
+)
+# Card numbers: 13-19 digits, optionally grouped by spaces or dashes, starting 2-6 (the issuer ranges of
+# Visa, Mastercard, Amex, Discover, JCB, Diners, UnionPay, Maestro); the Luhn check decides.
+_CARD = _Pass("card", re.compile(r"[2-6](?<![\w.][2-6])[0-9](?:[ -]?[0-9]){11,17}(?!\w)"), None, _card)
+# Phone numbers: international ones written with +, or grouped national ones such as (415) 555-0100,
+# 415-555-0100, 020 7946 0958; 7-15 digits. Bare digit runs are not phones (ids, timestamps, amounts), nor
+# are parts of longer digit groups.
+_PHONE = _Pass(
+    "phone",
+    re.compile(
+        r"[+(0-9](?<![\w+][+(0-9])(?<![0-9][ .-][+(0-9])"
+        r"(?:(?<=\+)[0-9]{1,3}[ .-]?(?:\([0-9]{1,4}\)[ .-]?)?[0-9]{1,4}(?:[ .-]?[0-9]{2,4}){1,4}"
+        r"|(?<=\()[0-9]{2,5}\)[ .-]?[0-9]{3,4}[ .-]?[0-9]{3,4}"
+        r"|(?<=[0-9])[0-9]{2,4}[ .-][0-9]{3,4}[ .-][0-9]{4})"
+        r"(?!\w|[ .-][0-9])"
+    ),
+    None,
+    _phone,
+)
+_IPS = (
+    _Pass("ip", re.compile(r"[0-9](?<![\w.][0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?![\w.]|\.[0-9])"), None, _ip),
+    _Pass(
+        "ip",
+        re.compile(
+            r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:.])"
+        ),
+        (
+            "::",
+            ":0",
+            ":1",
+            ":2",
+            ":3",
+            ":4",
+            ":5",
+            ":6",
+            ":7",
+            ":8",
+            ":9",
+            ":a",
+            ":b",
+            ":c",
+            ":d",
+            ":e",
+            ":f",
+        ),
+        _ip,
+    ),
 )
 
 
@@ -140,103 +235,116 @@ class RedactConfig(ComponentConfig):
     extra_content_keys: tuple[str, ...] = ()
 
 
-def luhn_valid(digits: str) -> bool:
-    """Whether a string of digits passes the Luhn checksum."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
-
-
 class Redactor:
     """Masks text; counts what it masked by kind in ``counts``."""
 
     def __init__(self, config: RedactConfig) -> None:
-        enabled = {
-            "private_key": config.secrets,
-            "jwt": config.secrets,
-            "bearer_token": config.secrets,
-            "api_key": config.secrets,
-            "email": config.emails,
-            "card": config.card_numbers,
-            "phone": config.phone_numbers,
-        }
-        builtin = [(kind, regex) for kind, regex in _BUILTIN if enabled[kind]]
+        passes: list[_Pass] = []
+        if config.secrets:
+            passes.extend(_SECRETS)
+        if config.emails:
+            passes.append(_EMAIL)
+        if config.card_numbers:
+            passes.append(_CARD)
+        if config.phone_numbers:
+            passes.append(_PHONE)
         if config.ip_addresses:
-            builtin.append(_IP)
-        self._builtin = (
-            re.compile("|".join(f"(?P<{kind}>{regex})" for kind, regex in builtin)) if builtin else None
-        )
-        self._custom = [(p.name, re.compile(p.regex)) for p in config.patterns]
+            passes.extend(_IPS)
+        passes.extend(_Pass(p.name, re.compile(p.regex)) for p in config.patterns)
+        self._passes = tuple(passes)
+        # One scan for every trigger literal: most text holds none, and then no triggered pass runs.
+        literals = sorted({t for step in passes if step.triggers is not None for t in step.triggers})
+        self._gate = re.compile("|".join(re.escape(t) for t in literals)) if literals else None
         self.counts: dict[str, int] = {}
+        self.hits = 0
 
-    def _replace(self, match: re.Match[str]) -> str:
-        kind = match.lastgroup or ""
-        if kind == "card":
-            digits = re.sub(r"[ -]", "", match.group(0))
-            if not 13 <= len(digits) <= 19 or not luhn_valid(digits):
-                return match.group(0)
-        self.counts[kind] = self.counts.get(kind, 0) + 1
-        return f"[REDACTED:{kind}]"
+    def _replacer(self, step: _Pass) -> Callable[[re.Match[str]], str]:
+        kind, check = step.kind, step.check
 
-    def _custom_replacer(self, name: str) -> Callable[[re.Match[str]], str]:
         def replace(match: re.Match[str]) -> str:
-            self.counts[name] = self.counts.get(name, 0) + 1
-            return f"[REDACTED:{name}]"
+            if check is not None and not check(match.group(0)):
+                return match.group(0)
+            self.hits += 1
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+            return f"[REDACTED:{kind}]"
 
         return replace
 
     def text(self, value: str) -> str:
-        """``value`` with every match masked."""
-        if self._builtin is not None:
-            value = self._builtin.sub(self._replace, value)
-        for name, pattern in self._custom:
-            value = pattern.sub(self._custom_replacer(name), value)
-        return value
+        """``value`` with every match masked (the same object when nothing was masked)."""
+        before = self.hits
+        masked = value
+        gated = self._gate is not None and self._gate.search(value) is not None
+        for step in self._passes:
+            if step.triggers is not None and not (gated and _has_any(masked, step.triggers)):
+                continue
+            masked = step.pattern.sub(self._replacer(step), masked)
+        return value if self.hits == before else masked
 
     def value(self, value: Any) -> Any:
-        """An attribute value with its strings masked: JSON strings stay valid JSON."""
+        """An attribute value with its strings masked (the same object when nothing matched). A JSON
+        string stays valid JSON."""
         if isinstance(value, str):
             return self._string(value)
-        if isinstance(value, list):
-            return [self.value(v) for v in value]
-        if isinstance(value, dict):
-            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, dict)):
+            before = self.hits
+            walked = self._walk(value, self._string)
+            return value if self.hits == before else walked
         return value
 
     def _string(self, value: str) -> str:
-        masked = self.text(value)
-        # Escaped characters (``\u0040``) could hide a match from the raw text: look inside such JSON too.
-        if masked is value and "\\u" not in value:
+        if value.lstrip()[:1] not in ("{", "["):
+            return self.text(value)
+        # JSON: mask the decoded strings, so the result is valid JSON whatever the patterns match, and
+        # escaped characters (``\\u0040``) cannot hide a match. Parse only when something may match.
+        if "\\u" not in value and not self._may_match(value):
             return value
-        head = value.lstrip()[:1]
-        if head in ("{", "[", '"'):
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                return masked
-            walked = self._walk(parsed)
-            if walked == parsed:
-                return value if masked is value else masked
-            compact = ", " not in value and '": ' not in value
-            return json.dumps(
-                walked, ensure_ascii=False, separators=(",", ":") if compact else (", ", ": ")
-            )
-        return masked
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return self.text(value)
+        before = self.hits
+        walked = self._walk(parsed, self.text)
+        if self.hits == before:
+            return value
+        compact = _is_compact(value)
+        return json.dumps(walked, ensure_ascii=False, separators=(",", ":") if compact else (", ", ": "))
 
-    def _walk(self, node: Any) -> Any:
+    def _may_match(self, value: str) -> bool:
+        gated = self._gate is not None and self._gate.search(value) is not None
+        for step in self._passes:
+            if step.triggers is not None and not (gated and _has_any(value, step.triggers)):
+                continue
+            if step.pattern.search(value) is not None:
+                return True
+        return False
+
+    def _walk(self, node: Any, leaf: Callable[[str], str]) -> Any:
         if isinstance(node, str):
-            return self.text(node)
+            return leaf(node)
         if isinstance(node, list):
-            return [self._walk(v) for v in node]
+            return [self._walk(v, leaf) for v in node]
         if isinstance(node, dict):
-            return {k: self._walk(v) for k, v in node.items()}
+            return {k: self._walk(v, leaf) for k, v in node.items()}
         return node
+
+
+def _has_any(text: str, literals: tuple[str, ...]) -> bool:
+    return any(literal in text for literal in literals)
+
+
+def _is_compact(value: str) -> bool:
+    """Whether JSON text was written without spaces after separators (judged by its first one)."""
+    for index, char in enumerate(value):
+        if char in ",:" and index + 1 < len(value):
+            return value[index + 1] not in " \n"
+        if char == '"':
+            # skip the string: separators inside it say nothing
+            end = index + 1
+            while end < len(value) and value[end] != '"':
+                end += 2 if value[end] == "\\" else 1
+            return _is_compact(value[end + 1 :])
+    return True
 
 
 def create(ctx: CreateContext, config: RedactConfig) -> Processor:
@@ -294,10 +402,6 @@ def create(ctx: CreateContext, config: RedactConfig) -> Processor:
         return batch
 
     return process
-
-
-def _event_with(event: Event, attributes: Attributes) -> Event:
-    return Event(event.time_unix_nano, event.name, attributes)
 
 
 factory = Factory("redact", RedactConfig, create)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -92,7 +93,9 @@ class QueryBackend:
 
     # --- reads -------------------------------------------------------------------------------------
 
-    async def search_traces(self, tenant: Tenant, query: TraceQuery) -> tuple[list[dict[str, Any]], str | None]:
+    async def search_traces(
+        self, tenant: Tenant, query: TraceQuery
+    ) -> tuple[list[dict[str, Any]], str | None]:
         return await self._cached(("search", tenant, query), lambda: self.store.search_traces(tenant, query))
 
     async def get_trace(self, tenant: Tenant, trace_id: str) -> list[dict[str, Any]]:
@@ -114,26 +117,34 @@ class QueryBackend:
         self, tenant: Tenant, start_ns: int, end_ns: int, group_by: str, spans: SpanFilter
     ) -> dict[str, Any]:
         key = ("cost", tenant, start_ns, end_ns, group_by, spans)
-        return await self._cached(key, lambda: self.store.cost_breakdown(tenant, start_ns, end_ns, group_by, spans))
+        return await self._cached(
+            key, lambda: self.store.cost_breakdown(tenant, start_ns, end_ns, group_by, spans)
+        )
 
     async def services(self, tenant: Tenant) -> list[str]:
         return await self._cached(("services", tenant), lambda: self.store.services(tenant))
 
-    async def operations(self, tenant: Tenant, service: str | None, kind: str | None = None) -> list[dict[str, str]]:
-        return await self._cached(("ops", tenant, service, kind), lambda: self.store.operations(tenant, service, kind))
+    async def operations(
+        self, tenant: Tenant, service: str | None, kind: str | None = None
+    ) -> list[dict[str, str]]:
+        return await self._cached(
+            ("ops", tenant, service, kind), lambda: self.store.operations(tenant, service, kind)
+        )
 
     async def find_trace_ids(self, tenant: Tenant, **kwargs: Any) -> list[str]:
         key = ("find", tenant, tuple(sorted(kwargs.items(), key=lambda kv: kv[0])))
         return await self._cached(key, lambda: self.store.find_trace_ids(tenant, **kwargs))
 
-    async def spans_since(self, tenant: Tenant, since_ns: int, spans: SpanFilter, limit: int) -> list[dict[str, Any]]:
+    async def spans_since(
+        self, tenant: Tenant, since_ns: int, spans: SpanFilter, limit: int
+    ) -> list[dict[str, Any]]:
         # Never cached: the tail polls for what is new.
         return await asyncio.to_thread(self.store.spans_since, tenant, since_ns, spans, limit)
 
     # --- ingest ------------------------------------------------------------------------------------
 
-    async def ingest_json(self, principal: Principal, traces: list[JsonTrace]) -> int:
-        """Hand JSON traces to the collector's WAL; returns the number of spans accepted.
+    async def ingest_json(self, principal: Principal, traces: list[JsonTrace]) -> tuple[int, list[str]]:
+        """Hand JSON traces to the collector's WAL; returns the number of spans accepted and the trace ids.
 
         The principal's organization wins over the payload's; a project outside its projects is refused.
         Raises ``Unavailable`` in standalone query mode, ``Backpressure`` when the collector is over a limit.
@@ -154,11 +165,13 @@ class QueryBackend:
                     raise PermissionDenied(f"{principal.subject} may not write to project {project!r}")
             groups.setdefault((org, project), []).append(trace)
         count = 0
+        trace_ids: list[str] = []
         for (org, project), group in groups.items():
-            payload = to_otlp(group, org, project)
+            payload, ids = to_otlp(group, org, project)
             await self.ingest(SIGNAL_TRACES, payload, IngestMeta(organization_id=org, project_id=project))
             count += sum(len(trace.spans) for trace in group)
-        return count
+            trace_ids.extend(ids)
+        return count, trace_ids
 
     # --- semantic search ---------------------------------------------------------------------------
 
@@ -168,14 +181,17 @@ class QueryBackend:
         async with self._vectors_lock:
             if self._vectors is None and self._vectors_error is None:
                 try:
-                    from llm_observer.exporters import qdrant
+                    from llm_observer.exporters.qdrant import VectorSearch
 
+                    vectors = self.config.vectors
                     kwargs: dict[str, Any] = {}
-                    if self.config.vectors.collection:
-                        kwargs["collection"] = self.config.vectors.collection
-                    self._vectors = await asyncio.to_thread(
-                        qdrant.open_vector_store, self.config.vectors.url, self.data_dir, **kwargs
-                    )
+                    if vectors.collection:
+                        kwargs["collection"] = vectors.collection
+                    if vectors.model:
+                        kwargs["model"] = vectors.model
+                    if vectors.api_key:
+                        kwargs["api_key"] = vectors.api_key
+                    self._vectors = await asyncio.to_thread(VectorSearch.open, vectors.url, self.data_dir, **kwargs)
                 except Exception as exc:  # ImportError without the extra, or a store that cannot open
                     self._vectors_error = f"semantic search is unavailable: {exc}"
                     logger.warning("Semantic search is unavailable: %s", exc)
@@ -191,25 +207,36 @@ class QueryBackend:
         model: str | None = None,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        kind: str | None = "prompt",
     ) -> list[dict[str, Any]]:
-        """The ``k`` stored prompts / answers nearest ``text`` in the tenant's data, best first."""
+        """The ``k`` stored prompts (``kind``: prompt, output or None for both) nearest ``text``, best first.
+
+        The vector store is searched one organization at a time: with auth off and no organization named,
+        that is the default organization.
+        """
         if not text.strip():
             raise InvalidArgument("q must not be empty")
         if not 1 <= k <= 1000:
             raise InvalidArgument("k must be between 1 and 1000")
+        if kind not in ("prompt", "output", None):
+            raise InvalidArgument("kind must be prompt, output or all")
         vectors = await self._vector_search()
+        organization = tenant.organization_id or attrs.DEFAULT_ORGANIZATION
         projects = sorted(tenant.project_ids) if tenant.project_ids is not None else [None]
+        start = datetime.fromtimestamp(start_ns / 1e9, tz=UTC) if start_ns is not None else None
+        end = datetime.fromtimestamp(end_ns / 1e9, tz=UTC) if end_ns is not None else None
         results: list[dict[str, Any]] = []
         for project in projects:
             found = await asyncio.to_thread(
                 vectors.search,
                 text,
                 k,
-                organization_id=tenant.organization_id,
+                organization_id=organization,
                 project_id=project,
                 model=model,
-                start=start_ns,
-                end=end_ns,
+                start=start,
+                end=end,
+                kind=kind,
             )
             results.extend(dict(item) for item in found)
         results.sort(key=lambda item: -float(item.get("score", 0.0)))

@@ -45,7 +45,9 @@ class VectorsConfig(ComponentConfig):
 
     enabled: bool = True
     url: str = "qdrant"
-    collection: str | None = None
+    collection: str | None = None  # default: the qdrant exporter's default collection
+    model: str | None = None  # default: the bundled embedding model (must match the exporter's)
+    api_key: str | None = None
 
 
 class QueryConfig(ComponentConfig):

@@ -167,7 +167,9 @@ def to_batch(
             parent_id = b""
             if span.parent_span_id:
                 parent_id = by_name.get(span.parent_span_id) or _span_id(trace_id, span.parent_span_id)
-            model = span.model or (trace.model if span.prompt_tokens is not None or span.input is not None else None)
+            model = span.model or (
+                trace.model if span.prompt_tokens is not None or span.input is not None else None
+            )
             provider = span.provider or (trace.provider if model else None)
             attributes: dict[str, Any] = {}
             if model:
@@ -198,7 +200,13 @@ def to_batch(
             _metadata("llm_observer.metadata.", trace.metadata, attributes)
             _metadata("llm_observer.metadata.", span.metadata, attributes)
             status = (span.status or "").lower()
-            code = STATUS_ERROR if status in _ERROR or span.error else STATUS_OK if status in _OK else STATUS_UNSET
+            code = (
+                STATUS_ERROR
+                if status in _ERROR or span.error
+                else STATUS_OK
+                if status in _OK
+                else STATUS_UNSET
+            )
             start = starts[ids[index]]
             batch.trace_id.append(trace_id)
             batch.span_id.append(ids[index])
@@ -219,7 +227,10 @@ def to_batch(
     return batch
 
 
-def to_otlp(traces: list[JsonTrace], organization_id: str | None, project_id: str | None) -> bytes:
-    """Serialized ``ExportTraceServiceRequest`` for ``traces`` (what the WAL stores)."""
-    request: ExportTraceServiceRequest = encode_traces(to_batch(traces, organization_id, project_id))
-    return request.SerializeToString()
+def to_otlp(
+    traces: list[JsonTrace], organization_id: str | None, project_id: str | None
+) -> tuple[bytes, list[str]]:
+    """Serialized ``ExportTraceServiceRequest`` for ``traces`` (what the WAL stores) and the trace ids (hex)."""
+    batch = to_batch(traces, organization_id, project_id)
+    request: ExportTraceServiceRequest = encode_traces(batch)
+    return request.SerializeToString(), list(dict.fromkeys(tid.hex() for tid in batch.trace_id))

@@ -28,12 +28,22 @@ from llm_observer.query.store import InvalidArgument, SpanFilter, TraceQuery, no
 
 logger = logging.getLogger(__name__)
 
-_STATUS_CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_denied", 404: "not_found",
-                 405: "method_not_allowed", 413: "payload_too_large", 422: "invalid_argument",
-                 429: "resource_exhausted", 503: "unavailable"}
+_STATUS_CODES = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    422: "invalid_argument",
+    429: "resource_exhausted",
+    503: "unavailable",
+}
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -52,7 +62,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, RequestValidationError):
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}" for err in exc.errors()
+                f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+                for err in exc.errors()
             )
             return error_response(400, "invalid_argument", problems or "invalid request")
         return error_response(400, "invalid_argument", str(exc))
@@ -119,7 +130,9 @@ def span_filter(
     attribute: Annotated[
         list[str] | None, Query(description="KEY=VALUE equality on a span or resource attribute (repeatable)")
     ] = None,
-    q: Annotated[str | None, Query(description="text contained in a prompt, answer, span name or error")] = None,
+    q: Annotated[
+        str | None, Query(description="text contained in a prompt, answer, span name or error")
+    ] = None,
 ) -> SpanFilter:
     pairs = []
     for item in attribute or []:
@@ -155,7 +168,11 @@ def build_router() -> APIRouter:
     @router.get("/health", tags=["service"])
     async def health(backend: Backend) -> dict[str, Any]:
         """Liveness: the service answers and storage is reachable."""
-        return {"status": "ok", "storage": backend.store.client.endpoint, "ingest": backend.ingest is not None}
+        return {
+            "status": "ok",
+            "storage": backend.store.client.endpoint,
+            "ingest": backend.ingest is not None,
+        }
 
     @router.get("/api/v1/traces", tags=["traces"])
     async def list_traces(
@@ -175,7 +192,9 @@ def build_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Trace summaries, newest first, with cursor pagination."""
         tenant = tenant_for(principal, organization_id, project_id)
-        start, end = backend.time_range(parse_time(start_time, "start_time"), parse_time(end_time, "end_time"))
+        start, end = backend.time_range(
+            parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
+        )
         query = TraceQuery(
             start_ns=start,
             end_ns=end,
@@ -218,11 +237,15 @@ def build_router() -> APIRouter:
         group_by: Annotated[
             str, Query(description="model | provider | project | team | user | operation | service")
         ] = "model",
-        step_seconds: Annotated[int | None, Query(ge=1, description="add a time series with this step")] = None,
+        step_seconds: Annotated[
+            int | None, Query(ge=1, description="add a time series with this step")
+        ] = None,
     ) -> dict[str, Any]:
         """Request volume, errors, latency percentiles, tokens and cost over model calls, in total and per group."""
         tenant = tenant_for(principal, organization_id, project_id)
-        start, end = backend.time_range(parse_time(start_time, "start_time"), parse_time(end_time, "end_time"))
+        start, end = backend.time_range(
+            parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
+        )
         result = await backend.metrics_summary(tenant, start, end, group_by, spans, step_seconds)
         return _summary_document(result, start, end)
 
@@ -239,7 +262,9 @@ def build_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Cost in USD split into input / output / cache parts, in total and per group."""
         tenant = tenant_for(principal, organization_id, project_id)
-        start, end = backend.time_range(parse_time(start_time, "start_time"), parse_time(end_time, "end_time"))
+        start, end = backend.time_range(
+            parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
+        )
         result = await backend.cost_breakdown(tenant, start, end, group_by, spans)
         return _cost_document(result, start, end)
 
@@ -254,19 +279,26 @@ def build_router() -> APIRouter:
         model: str | None = None,
         start_time: str | None = None,
         end_time: str | None = None,
+        kind: Annotated[str, Query(description="prompt | output | all")] = "prompt",
     ) -> dict[str, Any]:
-        """Stored prompts and answers nearest in meaning to ``q``, best first."""
+        """Stored prompts (or answers) nearest in meaning to ``q``, best first."""
         tenant = tenant_for(principal, organization_id, project_id)
         results = await backend.semantic_search(
-            tenant, q, k, model, parse_time(start_time, "start_time"), parse_time(end_time, "end_time")
+            tenant,
+            q,
+            k,
+            model,
+            parse_time(start_time, "start_time"),
+            parse_time(end_time, "end_time"),
+            None if kind == "all" else kind,
         )
         return {"results": results}
 
     @router.post("/api/v1/traces", tags=["ingest"], status_code=202)
     async def ingest_trace(trace: JsonTrace, principal: IngestPrincipal, backend: Backend) -> dict[str, Any]:
         """Ingest one trace in the JSON format; it takes the same WAL and pipeline as OTLP."""
-        accepted = await backend.ingest_json(principal, [trace])
-        return {"accepted_spans": accepted, "trace_ids": [trace.trace_id] if trace.trace_id else []}
+        accepted, trace_ids = await backend.ingest_json(principal, [trace])
+        return {"accepted_spans": accepted, "trace_id": trace_ids[0]}
 
     @router.post("/api/v1/traces/batch", tags=["ingest"], status_code=202)
     async def ingest_batch(
@@ -274,8 +306,8 @@ def build_router() -> APIRouter:
     ) -> dict[str, Any]:
         """Ingest many traces: ``{"traces": [...]}`` or a bare list."""
         traces = body.traces if isinstance(body, JsonTraceBatch) else body
-        accepted = await backend.ingest_json(principal, traces)
-        return {"accepted_spans": accepted, "accepted_traces": len(traces)}
+        accepted, trace_ids = await backend.ingest_json(principal, traces)
+        return {"accepted_spans": accepted, "accepted_traces": len(traces), "trace_ids": trace_ids}
 
     @router.post("/api/v1/auth/login", tags=["auth"])
     async def login(body: LoginRequest, backend: Backend) -> dict[str, Any]:
@@ -283,7 +315,11 @@ def build_router() -> APIRouter:
         if not backend.auth.enabled:
             raise StarletteHTTPException(404, "auth is disabled: no login needed")
         token = backend.auth.login(body.username, body.password)
-        return {"access_token": token.access_token, "token_type": token.token_type, "expires_in": token.expires_in}
+        return {
+            "access_token": token.access_token,
+            "token_type": token.token_type,
+            "expires_in": token.expires_in,
+        }
 
     @router.get("/api/v1/tail", tags=["traces"])
     async def tail(

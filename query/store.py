@@ -133,12 +133,17 @@ class _Sql:
         self.params[name] = value
         return f"{{{name}:{ctype}}}"
 
+    def values(self, values: Iterable[Any], ctype: str) -> str:
+        """``(p1, p2, …)`` for an IN list: one scalar parameter per value (arrays bind differently per driver)."""
+        names = [self.param(value, ctype) for value in values]
+        return "(" + ", ".join(names) + ")" if names else "(NULL)"
+
     def tenant(self, tenant: Tenant) -> list[str]:
         out = []
         if tenant.organization_id is not None:
             out.append(f"OrganizationId = {self.param(tenant.organization_id, 'String')}")
         if tenant.project_ids is not None:
-            out.append(f"has({self.param(sorted(tenant.project_ids), 'Array(String)')}, ProjectId)")
+            out.append(f"ProjectId IN {self.values(sorted(tenant.project_ids), 'String')}")
         return out
 
     def time(self, start_ns: int, end_ns: int) -> list[str]:
@@ -215,7 +220,9 @@ _SPAN_COLUMNS = """
 def _span(row: dict[str, Any]) -> dict[str, Any]:
     row["events"] = [
         {"time_ns": int(t), "name": n, "attributes": a}
-        for t, n, a in zip(row.pop("event_times"), row.pop("event_names"), row.pop("event_attributes"), strict=False)
+        for t, n, a in zip(
+            row.pop("event_times"), row.pop("event_names"), row.pop("event_attributes"), strict=False
+        )
     ]
     row["links"] = [
         {"trace_id": t, "span_id": s}
@@ -305,13 +312,14 @@ LIMIT {sql.param(limit + 1, "UInt32")}
         """First and last span start per trace id, from the lookup table."""
         if not trace_ids:
             return {}
+        sql = _Sql()
         rows = self._rows(
             f"""
 SELECT TraceId AS trace_id, toUnixTimestamp64Nano(min(Start)) AS start_ns,
     toUnixTimestamp64Nano(max(End)) AS end_ns
-FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
+FROM {self.trace_ids} WHERE TraceId IN {sql.values(trace_ids, "String")} GROUP BY TraceId
 """,
-            {"ids": list(trace_ids)},
+            sql.params,
         )
         return {row["trace_id"]: (int(row["start_ns"]), int(row["end_ns"])) for row in rows}
 
@@ -324,7 +332,7 @@ FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
         start = min(b[0] for b in bounds.values())
         end = max(b[1] for b in bounds.values())
         where = [
-            f"TraceId IN {sql.param(sorted(bounds), 'Array(String)')}",
+            f"TraceId IN {sql.values(sorted(bounds), 'String')}",
             *sql.tenant(tenant),
             *sql.time(start, end + 1),
         ]
@@ -378,11 +386,16 @@ FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
         if column is None:
             raise InvalidArgument(f"group_by must be one of {', '.join(GROUP_BY_COLUMNS)}")
         sql = _Sql()
-        where = _where([*sql.tenant(tenant), *sql.time(start_ns, end_ns), MODEL_CALL, *sql.spans(spans or SpanFilter())])
+        where = _where(
+            [*sql.tenant(tenant), *sql.time(start_ns, end_ns), MODEL_CALL, *sql.spans(spans or SpanFilter())]
+        )
         base = f"FROM {self.traces} WHERE {where}"
         total_rows = self._rows(f"SELECT {self._METRICS} {base}", sql.params)
-        total = self._metrics(total_rows[0]) if total_rows else self._metrics({"request_count": 0, "error_count": 0,
-                                                                              "latency_ns": None, "cost_usd": 0})
+        total = (
+            self._metrics(total_rows[0])
+            if total_rows
+            else self._metrics({"request_count": 0, "error_count": 0, "latency_ns": None, "cost_usd": 0})
+        )
         groups = [
             self._metrics(row)
             for row in self._rows(
@@ -408,14 +421,21 @@ FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
         return result
 
     def cost_breakdown(
-        self, tenant: Tenant, start_ns: int, end_ns: int, group_by: str = "model", spans: SpanFilter | None = None
+        self,
+        tenant: Tenant,
+        start_ns: int,
+        end_ns: int,
+        group_by: str = "model",
+        spans: SpanFilter | None = None,
     ) -> dict[str, Any]:
         """Cost split into input / output / cache parts, per group and in total, over model-call spans."""
         column = GROUP_BY_COLUMNS.get(group_by)
         if column is None:
             raise InvalidArgument(f"group_by must be one of {', '.join(GROUP_BY_COLUMNS)}")
         sql = _Sql()
-        where = _where([*sql.tenant(tenant), *sql.time(start_ns, end_ns), MODEL_CALL, *sql.spans(spans or SpanFilter())])
+        where = _where(
+            [*sql.tenant(tenant), *sql.time(start_ns, end_ns), MODEL_CALL, *sql.spans(spans or SpanFilter())]
+        )
         parts = ", ".join(
             f"sum(toFloat64OrZero(SpanAttributes['{attr}'])) AS {name}"
             for name, attr in (
@@ -433,7 +453,13 @@ FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
         base = f"FROM {self.traces} WHERE {where}"
 
         def clean(row: dict[str, Any]) -> dict[str, Any]:
-            for key in ("cost_usd", "input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd"):
+            for key in (
+                "cost_usd",
+                "input_cost_usd",
+                "output_cost_usd",
+                "cache_read_cost_usd",
+                "cache_write_cost_usd",
+            ):
                 row[key] = _num(row.get(key))
             return row
 
@@ -441,8 +467,19 @@ FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
         groups = self._rows(
             f"SELECT {column} AS key, {metrics} {base} GROUP BY key ORDER BY cost_usd DESC, key", sql.params
         )
-        total = clean(total_rows[0]) if total_rows else clean({"request_count": 0, "input_tokens": 0, "output_tokens": 0,
-                                                              "cache_read_tokens": 0, "cache_write_tokens": 0})
+        total = (
+            clean(total_rows[0])
+            if total_rows
+            else clean(
+                {
+                    "request_count": 0,
+                    "input_tokens": 0,
+                    "output_tokens": 0,
+                    "cache_read_tokens": 0,
+                    "cache_write_tokens": 0,
+                }
+            )
+        )
         return {**total, "group_by": group_by, "groups": [clean(g) for g in groups]}
 
     # --- services and operations (Jaeger) --------------------------------------------------------
@@ -455,7 +492,9 @@ FROM {self.trace_ids} WHERE TraceId IN {{ids:Array(String)}} GROUP BY TraceId
         )
         return [row["s"] for row in rows]
 
-    def operations(self, tenant: Tenant, service: str | None, kind: str | None = None) -> list[dict[str, str]]:
+    def operations(
+        self, tenant: Tenant, service: str | None, kind: str | None = None
+    ) -> list[dict[str, str]]:
         sql = _Sql()
         where = sql.tenant(tenant)
         if service:
@@ -544,7 +583,9 @@ def message_text(raw: str) -> str:
                     if isinstance(content, str):
                         texts.append(content)
                     elif part.get("type") == "tool_call":
-                        texts.append(f"[tool call {part.get('name', '')}({json.dumps(part.get('arguments'))})]")
+                        texts.append(
+                            f"[tool call {part.get('name', '')}({json.dumps(part.get('arguments'))})]"
+                        )
                     elif content is not None:
                         texts.append(json.dumps(content))
         elif isinstance(message.get("content"), str):

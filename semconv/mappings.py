@@ -221,7 +221,7 @@ OI_INPUT_VALUE: Final = "input.value"
 OI_OUTPUT_VALUE: Final = "output.value"
 OI_FINISH_REASON: Final = "llm.finish_reason"
 
-# Event names of v1.28–v1.36 content events, on spans or (once attached) from logs.
+# Event names of v1.28 to v1.36 content events, on spans or (once attached) from logs.
 EVENT_SYSTEM_MESSAGE: Final = "gen_ai.system.message"
 EVENT_USER_MESSAGE: Final = "gen_ai.user.message"
 EVENT_ASSISTANT_MESSAGE: Final = "gen_ai.assistant.message"
@@ -294,3 +294,73 @@ LEGACY_PREFIXES: Final = (
     OI_INPUT_MESSAGES_PREFIX,
     OI_OUTPUT_MESSAGES_PREFIX,
 )
+
+# --- key groups the normaliser checks with one set intersection per span ---------------------------------
+USAGE_KEYS: Final = frozenset(
+    {
+        *INPUT_TOKENS_SOURCES,
+        *OUTPUT_TOKENS_SOURCES,
+        *CACHE_READ_SOURCES,
+        *CACHE_CREATION_SOURCES,
+        *REASONING_SOURCES,
+    }
+)
+_ASSOCIATION_KEYS: Final = tuple(
+    TRACELOOP_ASSOCIATION_PREFIX + key for key in (*ASSOCIATION_USER_KEYS, *ASSOCIATION_SESSION_KEYS)
+)
+ASSOCIATION_USER_SOURCES: Final = tuple(TRACELOOP_ASSOCIATION_PREFIX + key for key in ASSOCIATION_USER_KEYS)
+ASSOCIATION_SESSION_SOURCES: Final = tuple(
+    TRACELOOP_ASSOCIATION_PREFIX + key for key in ASSOCIATION_SESSION_KEYS
+)
+USER_SESSION_KEYS: Final = frozenset({*USER_SOURCES, A.SESSION_ID, *_ASSOCIATION_KEYS})
+PARAM_KEYS: Final = frozenset(
+    {
+        *(key for keys in REQUEST_PARAM_SOURCES.values() for key in keys),
+        *STREAM_SOURCES,
+        A.GEN_AI_REQUEST_STREAM,
+        *OI_INVOCATION_PARAMETERS,
+    }
+)
+# Indexed families start at index 0; one of these keys is on every span that uses the family.
+OLLM_PROMPT_SENTINELS: Final = frozenset({"gen_ai.prompt.0.role", "gen_ai.prompt.0.content"})
+OLLM_COMPLETION_SENTINELS: Final = frozenset(
+    {
+        "gen_ai.completion.0.role",
+        "gen_ai.completion.0.content",
+        "gen_ai.completion.0.finish_reason",
+        "gen_ai.completion.0.tool_calls.0.name",
+    }
+)
+OI_INPUT_SENTINELS: Final = frozenset(
+    {"llm.input_messages.0.message.role", "llm.input_messages.0.message.content"}
+)
+OI_OUTPUT_SENTINELS: Final = frozenset(
+    {"llm.output_messages.0.message.role", "llm.output_messages.0.message.content"}
+)
+MESSAGE_KEYS: Final = frozenset(
+    {
+        *OLLM_PROMPT_SENTINELS,
+        *OLLM_COMPLETION_SENTINELS,
+        *OI_INPUT_SENTINELS,
+        *OI_OUTPUT_SENTINELS,
+        OLD_PROMPT,
+        OLD_COMPLETION,
+        OI_INPUT_VALUE,
+        OI_OUTPUT_VALUE,
+    }
+)
+KNOWN_KEYS: Final = frozenset(
+    {
+        *EXACT_TRIGGER_KEYS,
+        *USAGE_KEYS,
+        *USER_SESSION_KEYS,
+        *PARAM_KEYS,
+        *MESSAGE_KEYS,
+        A.GEN_AI_INPUT_MESSAGES,
+        A.GEN_AI_OUTPUT_MESSAGES,
+        A.GEN_AI_RESPONSE_FINISH_REASONS,
+        OI_FINISH_REASON,
+        USAGE_UNCACHED_INPUT_TOKENS,
+    }
+)
+"""Every key the normaliser reads; ``attributes.keys() & KNOWN_KEYS`` is all it looks at per span."""

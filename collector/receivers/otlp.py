@@ -191,7 +191,14 @@ async def serve_asgi(app: Any, endpoint: str, name: str) -> tuple[QuietServer, a
     """Serve an ASGI app on ``endpoint`` in the running loop; returns once it listens."""
     host, port = parse_endpoint(endpoint)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, server_header=False
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        access_log=False,
+        server_header=False,
+        interface="asgi3",
     )
     server = QuietServer(config)
     task = asyncio.create_task(server.serve(), name=name)

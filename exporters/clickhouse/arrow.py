@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_observer.collector.batch import SPAN_KIND_NAMES, STATUS_NAMES, Attributes, AttrValue, SpanBatch
-from llm_observer.exporters.clickhouse.schema import INSERT_COLUMNS
 
 _STRING_MAP = pa.map_(pa.string(), pa.string())
 _TIMESTAMP = pa.timestamp("ns")
@@ -59,8 +58,6 @@ ARROW_SCHEMA = pa.schema(
 )
 """The Arrow schema of ``to_arrow``'s tables; its names are ``schema.INSERT_COLUMNS``."""
 
-assert tuple(ARROW_SCHEMA.names) == INSERT_COLUMNS
-
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
@@ -70,6 +67,29 @@ def _json_default(value: Any) -> Any:
 
 # One encoder for every call: ``json.dumps`` with options builds a new one each time.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+# Arrays of strings repeat (``gen_ai.response.finish_reasons`` is nearly always ``["stop"]``): remember the
+# JSON of short ones instead of encoding them again for every span.
+_LIST_CACHE: dict[tuple[str, ...], str] = {}
+_LIST_CACHE_SIZE = 1024
+
+
+def _list_json(value: list[Any]) -> str:
+    if len(value) > 8:
+        return _JSON.encode(value)
+    try:
+        "".join(value)  # only strings join; other elements (1 == 1.0 == True as keys) are not cached
+    except TypeError:
+        return _JSON.encode(value)
+    key = tuple(value)
+    text = _LIST_CACHE.get(key)
+    if text is None:
+        text = _JSON.encode(value)
+        if len(_LIST_CACHE) >= _LIST_CACHE_SIZE:
+            _LIST_CACHE.clear()
+        _LIST_CACHE[key] = text
+    return text
 
 
 def stringify(value: AttrValue) -> str:
@@ -84,6 +104,10 @@ def stringify(value: AttrValue) -> str:
         return int.__repr__(value)
     if cls is float:
         return float.__repr__(value)
+    if cls is list:
+        return _list_json(value)
+    if cls is dict:
+        return _JSON.encode(value)
     if value is None:
         return ""
     # Subclasses and the rarer kinds.
@@ -103,16 +127,11 @@ def stringify(value: AttrValue) -> str:
 
 
 def _strings(values: Iterable[AttrValue]) -> list[str]:
-    str_, int_, float_, int_repr, float_repr, conv = str, int, float, int.__repr__, float.__repr__, stringify
-    # Strings, integers and floats are nearly all of the values: none of them costs a Python call.
+    str_, int_, float_, conv = str, int, float, stringify
+    # Strings, integers and floats are nearly all of the values: none of them costs a Python call (an
+    # f-string formats an exact int or float without one, unlike ``str(v)`` or ``repr(v)``).
     return [
-        v
-        if (c := v.__class__) is str_
-        else int_repr(v)
-        if c is int_
-        else float_repr(v)
-        if c is float_
-        else conv(v)
+        v if (c := v.__class__) is str_ else f"{v}" if c is int_ else f"{v!r}" if c is float_ else conv(v)
         for v in values
     ]
 

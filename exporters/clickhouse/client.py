@@ -176,13 +176,15 @@ class ServerClient:
         import clickhouse_connect
 
         self.endpoint = endpoint
-        timeouts = {"connect_timeout": timeout_seconds, "send_receive_timeout": timeout_seconds}
+        timeouts: dict[str, Any] = {}
+        if timeout_seconds is not None:
+            timeouts = {"connect_timeout": timeout_seconds, "send_receive_timeout": timeout_seconds}
         try:
             self._client = clickhouse_connect.get_client(
                 dsn=endpoint,
                 username=username or "default",
                 password=password or "",
-                **{k: v for k, v in timeouts.items() if v is not None},
+                **timeouts,
             )
         except Exception as exc:
             raise RetryableError(f"cannot reach ClickHouse at {endpoint}: {exc}") from exc

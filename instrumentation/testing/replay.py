@@ -10,7 +10,8 @@ Usage::
 
 Contract:
 
-- The server is a :class:`http.server.ThreadingHTTPServer` bound to ``127.0.0.1`` on a free port, serving in
+- The server is a :class:`http.server.ThreadingHTTPServer` bound to ``127.0.0.1`` on a free port (or
+  ``port=`` when a test needs a well-known one), serving in
   a daemon thread between ``start()``/``__enter__`` and ``stop()``/``__exit__``. ``url`` is
   ``http://127.0.0.1:<port>`` (no trailing slash). HTTP/1.1 with keep-alive, so SDK connection pools behave
   as they do against real providers.
@@ -116,7 +117,8 @@ def load_recording(path: str | Path) -> list[Route]:
 class ReplayServer:
     """A local HTTP server replaying :class:`Route` answers; a context manager (see module docstring)."""
 
-    def __init__(self, routes: Iterable[Route] = ()) -> None:
+    def __init__(self, routes: Iterable[Route] = (), port: int = 0) -> None:
+        self._port = port
         self._routes: list[Route] = list(routes)
         self._used: set[int] = set()
         self._lock = threading.Lock()
@@ -159,10 +161,13 @@ class ReplayServer:
         """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
         if self._server is not None:
             return
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server = ThreadingHTTPServer(("127.0.0.1", self._port), _make_handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="replay-server", daemon=True)
+        # A short poll interval keeps stop() fast (shutdown waits for the serving loop to look).
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="replay-server", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -221,9 +226,7 @@ def _make_handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
                     body = jsonlib.loads(raw)
                 except ValueError:
                     body = raw
-            route = replay._record(
-                RecordedRequest(self.command, parts.path, parts.query, headers, raw, body)
-            )
+            route = replay._record(RecordedRequest(self.command, parts.path, parts.query, headers, raw, body))
             if route is None:
                 self._send_json(404, {"error": {"message": f"no route for {self.command} {parts.path}"}}, {})
             elif route.sse is not None:
@@ -249,7 +252,9 @@ def _make_handler(replay: ReplayServer) -> type[BaseHTTPRequestHandler]:
         def _send_json(self, status: int, payload: Any, headers: Mapping[str, str]) -> None:
             self._send_bytes(status, jsonlib.dumps(payload).encode(), headers, "application/json")
 
-        def _send_bytes(self, status: int, data: bytes, headers: Mapping[str, str], content_type: str) -> None:
+        def _send_bytes(
+            self, status: int, data: bytes, headers: Mapping[str, str], content_type: str
+        ) -> None:
             self.send_response(status)
             self._send_headers(headers, content_type)
             self.send_header("Content-Length", str(len(data)))

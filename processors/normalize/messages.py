@@ -39,7 +39,11 @@ def _text_parts(content: Any) -> list[Part]:
                 parsed = json.loads(content)
             except ValueError:
                 parsed = None
-            if isinstance(parsed, list) and parsed and all(isinstance(p, dict) and "type" in p for p in parsed):
+            if (
+                isinstance(parsed, list)
+                and parsed
+                and all(isinstance(p, dict) and "type" in p for p in parsed)
+            ):
                 return _provider_parts(parsed)
         return [{"type": "text", "content": content}]
     if isinstance(content, list):
@@ -60,9 +64,18 @@ def _provider_parts(parts: Iterable[Mapping[str, Any]]) -> list[Part]:
             url = image.get("url") if isinstance(image, Mapping) else image
             out.append({"type": "uri", "modality": "image", "uri": url})
         elif kind == "tool_use":  # Anthropic
-            out.append({"type": "tool_call", "id": part.get("id"), "name": part.get("name"), "arguments": part.get("input")})
+            out.append(
+                {
+                    "type": "tool_call",
+                    "id": part.get("id"),
+                    "name": part.get("name"),
+                    "arguments": part.get("input"),
+                }
+            )
         elif kind == "tool_result":  # Anthropic
-            out.append({"type": "tool_call_response", "id": part.get("tool_use_id"), "response": part.get("content")})
+            out.append(
+                {"type": "tool_call_response", "id": part.get("tool_use_id"), "response": part.get("content")}
+            )
         else:
             out.append(dict(part))
     return out
@@ -114,16 +127,28 @@ def provider_message(message: Mapping[str, Any], default_role: str = "user") -> 
 
 def indexed(attributes: Attributes, prefix: str) -> dict[int, dict[str, Any]]:
     """``{i: {rest_of_key: value}}`` for every key ``prefix{i}.{rest}`` (e.g. ``gen_ai.prompt.0.role``)."""
-    groups: dict[int, dict[str, Any]] = {}
-    cut = len(prefix)
+    return indexed_families(attributes, (prefix,))[prefix]
+
+
+def indexed_families(
+    attributes: Attributes, prefixes: tuple[str, ...]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """``indexed`` for several prefixes in one pass over the keys (none may be a prefix of another)."""
+    out: dict[str, dict[int, dict[str, Any]]] = {prefix: {} for prefix in prefixes}
+    single = prefixes[0] if len(prefixes) == 1 else None
     for key, value in attributes.items():
-        if not key.startswith(prefix):
+        # One C-level test per key keeps the common case (a key of no family) cheap.
+        if not key.startswith(prefixes):
             continue
-        index, _, rest = key[cut:].partition(".")
-        if not rest or not index.isdigit():
-            continue
-        groups.setdefault(int(index), {})[rest] = value
-    return dict(sorted(groups.items()))
+        prefix = single or next(p for p in prefixes if key.startswith(p))
+        index, _, rest = key[len(prefix) :].partition(".")
+        if rest and index.isdigit():
+            groups = out[prefix]
+            fields = groups.get(int(index))
+            if fields is None:
+                fields = groups[int(index)] = {}
+            fields[rest] = value
+    return {prefix: dict(sorted(groups.items())) for prefix, groups in out.items()}
 
 
 def _sub_indexed(fields: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
@@ -137,19 +162,30 @@ def _sub_indexed(fields: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]
     return [groups[i] for i in sorted(groups)]
 
 
-def openllmetry_messages(attributes: Attributes, prefix: str, output: bool) -> list[Message]:
-    """OpenLLMetry's ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` as messages."""
+def openllmetry_messages(groups: dict[int, dict[str, Any]], output: bool) -> list[Message]:
+    """OpenLLMetry's ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` (grouped by ``indexed``) as messages."""
     messages: list[Message] = []
-    for fields in indexed(attributes, prefix).values():
+    for fields in groups.values():
         role = fields.get("role") or ("assistant" if output else "user")
         parts: list[Part]
         if role == "tool":
-            parts = [{"type": "tool_call_response", "id": fields.get("tool_call_id"), "response": fields.get("content")}]
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": fields.get("tool_call_id"),
+                    "response": fields.get("content"),
+                }
+            ]
         else:
             parts = _text_parts(fields.get("content"))
             for call in _sub_indexed(fields, "tool_calls."):
                 parts.append(
-                    {"type": "tool_call", "id": call.get("id"), "name": call.get("name"), "arguments": _arguments(call.get("arguments"))}
+                    {
+                        "type": "tool_call",
+                        "id": call.get("id"),
+                        "name": call.get("name"),
+                        "arguments": _arguments(call.get("arguments")),
+                    }
                 )
             if "function_call.name" in fields:
                 parts.append(
@@ -167,16 +203,24 @@ def openllmetry_messages(attributes: Attributes, prefix: str, output: bool) -> l
     return messages
 
 
-def openinference_messages(attributes: Attributes, prefix: str, finish_reason: Any) -> list[Message]:
-    """OpenInference's ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*``."""
+def openinference_messages(
+    groups: dict[int, dict[str, Any]], output: bool, finish_reason: Any
+) -> list[Message]:
+    """OpenInference's ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*`` (grouped
+    by ``indexed``) as messages."""
     messages: list[Message] = []
-    output = prefix == M.OI_OUTPUT_MESSAGES_PREFIX
-    for raw in indexed(attributes, prefix).values():
+    for raw in groups.values():
         fields = {key.removeprefix("message."): value for key, value in raw.items()}
         role = fields.get("role") or ("assistant" if output else "user")
         parts: list[Part]
         if role == "tool":
-            parts = [{"type": "tool_call_response", "id": fields.get("tool_call_id"), "response": fields.get("content")}]
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": fields.get("tool_call_id"),
+                    "response": fields.get("content"),
+                }
+            ]
         else:
             parts = _text_parts(fields.get("content"))
             for item in _sub_indexed(fields, "contents."):
@@ -252,9 +296,8 @@ def old_content(value: Any, output: bool) -> list[Message]:
     """``gen_ai.prompt`` / ``gen_ai.completion`` (pre-v1.28 and OpenLIT): a JSON message list or text."""
     parsed = _json_or_none(value)
     role = "assistant" if output else "user"
-    if isinstance(parsed, list) and parsed and all(isinstance(m, Mapping) for m in parsed):
-        if all("role" in m for m in parsed):
-            return [provider_message(m, role) for m in parsed]
+    if isinstance(parsed, list) and parsed and all(isinstance(m, Mapping) and "role" in m for m in parsed):
+        return [provider_message(m, role) for m in parsed]
     if isinstance(value, str) and value:
         return [{"role": role, "parts": [{"type": "text", "content": value}]}]
     return []
@@ -275,7 +318,7 @@ def _event_body(attributes: Attributes) -> dict[str, Any]:
 
 
 def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message]]:
-    """Input and output messages from v1.28–v1.36 content events and OpenLIT's content events."""
+    """Input and output messages from v1.28 to v1.36 content events and OpenLIT's content events."""
     inputs: list[Message] = []
     outputs: list[Message] = []
     for event in events:
@@ -284,7 +327,9 @@ def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message
             body = _event_body(event.attributes)
             role = body.get("role") or M.EVENT_ROLES[name]
             inputs.append(
-                provider_message({**body, "role": role, "tool_call_id": body.get("tool_call_id", body.get("id"))})
+                provider_message(
+                    {**body, "role": role, "tool_call_id": body.get("tool_call_id", body.get("id"))}
+                )
             )
         elif name == M.EVENT_CHOICE:
             body = _event_body(event.attributes)

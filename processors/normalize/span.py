@@ -113,18 +113,15 @@ def _invocation_parameters(attributes: Attributes) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _usage(attributes: Attributes, provider: str | None, scope_name: str) -> None:
-    for target, sources in (
-        (A.GEN_AI_USAGE_INPUT_TOKENS, M.INPUT_TOKENS_SOURCES),
-        (A.GEN_AI_USAGE_OUTPUT_TOKENS, M.OUTPUT_TOKENS_SOURCES),
-        (A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, M.CACHE_READ_SOURCES),
-        (A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, M.CACHE_CREATION_SOURCES),
-        (A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, M.REASONING_SOURCES),
-    ):
-        value = _int(_first(attributes, sources))
-        if value is not None:
-            attributes[target] = value
-    if provider != V.PROVIDER_ANTHROPIC or M.USAGE_UNCACHED_INPUT_TOKENS in attributes:
+def _usage(attributes: Attributes, present: frozenset[str], provider: str | None, scope_name: str) -> None:
+    for target, sources in _USAGE_TARGETS:
+        for key in sources:
+            if key in present:
+                value = _int(attributes[key])
+                if value is not None:
+                    attributes[target] = value
+                    break
+    if provider != V.PROVIDER_ANTHROPIC or M.USAGE_UNCACHED_INPUT_TOKENS in present:
         return
     reported = attributes.get(A.GEN_AI_USAGE_INPUT_TOKENS)
     cached = attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0) + attributes.get(
@@ -132,10 +129,21 @@ def _usage(attributes: Attributes, provider: str | None, scope_name: str) -> Non
     )
     if not isinstance(reported, int) or not cached:
         return
-    from_openlit = scope_name.startswith(_OPENLIT_SCOPE_PREFIX) or attributes.get("telemetry.sdk.name") == "openlit"
+    from_openlit = (
+        scope_name.startswith(_OPENLIT_SCOPE_PREFIX) or attributes.get("telemetry.sdk.name") == "openlit"
+    )
     if from_openlit or reported < cached:
         attributes[M.USAGE_UNCACHED_INPUT_TOKENS] = reported
         attributes[A.GEN_AI_USAGE_INPUT_TOKENS] = reported + cached
+
+
+_USAGE_TARGETS = (
+    (A.GEN_AI_USAGE_INPUT_TOKENS, M.INPUT_TOKENS_SOURCES),
+    (A.GEN_AI_USAGE_OUTPUT_TOKENS, M.OUTPUT_TOKENS_SOURCES),
+    (A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, M.CACHE_READ_SOURCES),
+    (A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, M.CACHE_CREATION_SOURCES),
+    (A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, M.REASONING_SOURCES),
+)
 
 
 def _request_params(attributes: Attributes, params: dict[str, Any]) -> None:
@@ -150,11 +158,14 @@ def _request_params(attributes: Attributes, params: dict[str, Any]) -> None:
             if target == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str):
                 value = [value]
             attributes[target] = value
+    current = attributes.get(A.GEN_AI_REQUEST_STREAM)
+    if current is not None and not _truthy(current):
+        # The conventions set the flag only when true (OpenLIT writes false too).
+        del attributes[A.GEN_AI_REQUEST_STREAM]
     if A.GEN_AI_REQUEST_STREAM not in attributes:
         stream = _first(attributes, M.STREAM_SOURCES)
         if stream is None:
             stream = params.get("stream")
-        # The conventions set the flag only when true.
         if stream is not None and _truthy(stream):
             attributes[A.GEN_AI_REQUEST_STREAM] = True
 
@@ -163,71 +174,86 @@ def _user_session(attributes: Attributes) -> None:
     if A.USER_ID not in attributes:
         user = _first(attributes, M.USER_SOURCES)
         if user is None:
-            user = _first(attributes, tuple(M.TRACELOOP_ASSOCIATION_PREFIX + k for k in M.ASSOCIATION_USER_KEYS))
+            user = _first(attributes, M.ASSOCIATION_USER_SOURCES)
         if user is not None:
             attributes[A.USER_ID] = user
     if A.GEN_AI_CONVERSATION_ID not in attributes:
-        session = _first(attributes, (A.SESSION_ID,))
-        if session is None:
-            session = _first(
-                attributes, tuple(M.TRACELOOP_ASSOCIATION_PREFIX + k for k in M.ASSOCIATION_SESSION_KEYS)
-            )
+        session = _first(attributes, (A.SESSION_ID, *M.ASSOCIATION_SESSION_SOURCES))
         if session is not None:
             attributes[A.GEN_AI_CONVERSATION_ID] = session
 
 
-def _messages(attributes: Attributes, events: list[Event]) -> None:
-    want_input = A.GEN_AI_INPUT_MESSAGES not in attributes
-    want_output = A.GEN_AI_OUTPUT_MESSAGES not in attributes
+def _messages(attributes: Attributes, present: frozenset[str], events: list[Event]) -> bool:
+    """Fill the message attributes from legacy content; True when output messages were written."""
+    want_input = A.GEN_AI_INPUT_MESSAGES not in present
+    want_output = A.GEN_AI_OUTPUT_MESSAGES not in present
     if not (want_input or want_output):
-        return
+        return False
     inputs: list[msg.Message] = []
     outputs: list[msg.Message] = []
     system: list[msg.Part] = []
-    if any(key.startswith(M.OLLM_PROMPT_PREFIX) for key in attributes):
-        inputs = msg.openllmetry_messages(attributes, M.OLLM_PROMPT_PREFIX, output=False)
-    if any(key.startswith(M.OLLM_COMPLETION_PREFIX) for key in attributes):
-        outputs = msg.openllmetry_messages(attributes, M.OLLM_COMPLETION_PREFIX, output=True)
-    finish = attributes.get(M.OI_FINISH_REASON)
-    if not inputs and any(key.startswith(M.OI_INPUT_MESSAGES_PREFIX) for key in attributes):
-        inputs = msg.openinference_messages(attributes, M.OI_INPUT_MESSAGES_PREFIX, None)
-    if not outputs and any(key.startswith(M.OI_OUTPUT_MESSAGES_PREFIX) for key in attributes):
-        outputs = msg.openinference_messages(attributes, M.OI_OUTPUT_MESSAGES_PREFIX, finish)
-    if not inputs and M.OLD_PROMPT in attributes:
+    ollm_in = want_input and not present.isdisjoint(M.OLLM_PROMPT_SENTINELS)
+    ollm_out = want_output and not present.isdisjoint(M.OLLM_COMPLETION_SENTINELS)
+    oi_in = want_input and not ollm_in and not present.isdisjoint(M.OI_INPUT_SENTINELS)
+    oi_out = want_output and not ollm_out and not present.isdisjoint(M.OI_OUTPUT_SENTINELS)
+    if ollm_in or ollm_out:
+        groups = msg.indexed_families(attributes, (M.OLLM_PROMPT_PREFIX, M.OLLM_COMPLETION_PREFIX))
+        if ollm_in:
+            inputs = msg.openllmetry_messages(groups[M.OLLM_PROMPT_PREFIX], output=False)
+        if ollm_out:
+            outputs = msg.openllmetry_messages(groups[M.OLLM_COMPLETION_PREFIX], output=True)
+    if oi_in or oi_out:
+        groups = msg.indexed_families(attributes, (M.OI_INPUT_MESSAGES_PREFIX, M.OI_OUTPUT_MESSAGES_PREFIX))
+        if oi_in:
+            inputs = msg.openinference_messages(groups[M.OI_INPUT_MESSAGES_PREFIX], False, None)
+        if oi_out:
+            outputs = msg.openinference_messages(
+                groups[M.OI_OUTPUT_MESSAGES_PREFIX], True, attributes.get(M.OI_FINISH_REASON)
+            )
+    if want_input and not inputs and M.OLD_PROMPT in present:
         inputs = msg.old_content(attributes[M.OLD_PROMPT], output=False)
-    if not outputs and M.OLD_COMPLETION in attributes:
+    if want_output and not outputs and M.OLD_COMPLETION in present:
         outputs = msg.old_content(attributes[M.OLD_COMPLETION], output=True)
-    if events and (not inputs or not outputs):
+    if events and ((want_input and not inputs) or (want_output and not outputs)):
         event_inputs, event_outputs = msg.event_messages(events)
         inputs = inputs or event_inputs
         outputs = outputs or event_outputs
-    is_llm = attributes.get(M.OPENINFERENCE_SPAN_KIND) == "LLM"
-    if is_llm and not inputs and M.OI_INPUT_VALUE in attributes:
-        inputs, system = msg.openinference_input_value(attributes[M.OI_INPUT_VALUE])
-    if is_llm and not outputs and M.OI_OUTPUT_VALUE in attributes:
-        outputs = msg.openinference_output_value(attributes[M.OI_OUTPUT_VALUE])
+    if attributes.get(M.OPENINFERENCE_SPAN_KIND) == "LLM":
+        if want_input and not inputs and M.OI_INPUT_VALUE in present:
+            inputs, system = msg.openinference_input_value(attributes[M.OI_INPUT_VALUE])
+        if want_output and not outputs and M.OI_OUTPUT_VALUE in present:
+            outputs = msg.openinference_output_value(attributes[M.OI_OUTPUT_VALUE])
     if want_input and inputs:
         attributes[A.GEN_AI_INPUT_MESSAGES] = msg.dumps(inputs)
-    if want_output and outputs:
-        attributes[A.GEN_AI_OUTPUT_MESSAGES] = msg.dumps(outputs)
     if system and A.GEN_AI_SYSTEM_INSTRUCTIONS not in attributes:
         attributes[A.GEN_AI_SYSTEM_INSTRUCTIONS] = msg.dumps(system)
+    if want_output and outputs:
+        attributes[A.GEN_AI_OUTPUT_MESSAGES] = msg.dumps(outputs)
+        if A.GEN_AI_RESPONSE_FINISH_REASONS not in present:
+            reasons = [m["finish_reason"] for m in outputs if isinstance(m.get("finish_reason"), str)]
+            if reasons:
+                attributes[A.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+        return True
+    return False
 
 
 def normalize_attributes(attributes: Attributes, name: str, scope_name: str, events: list[Event]) -> None:
     """Add the current-convention attributes a GenAI span lacks, derived from its legacy ones (in place)."""
+    present = M.KNOWN_KEYS.intersection(attributes)
     provider = _provider(attributes)
     if provider is not None:
         attributes[A.GEN_AI_PROVIDER_NAME] = provider
     operation = attributes.get(A.GEN_AI_OPERATION_NAME)
     if isinstance(operation, str) and operation:
-        attributes[A.GEN_AI_OPERATION_NAME] = M.OPERATION_ALIASES.get(operation.lower(), operation)
+        alias = M.OPERATION_ALIASES.get(operation.lower(), operation)
+        if alias != operation:
+            attributes[A.GEN_AI_OPERATION_NAME] = alias
     else:
         derived = _operation(attributes, name)
         if derived is not None:
             attributes[A.GEN_AI_OPERATION_NAME] = derived
-    params = _invocation_parameters(attributes)
-    if A.GEN_AI_REQUEST_MODEL not in attributes:
+    params = _invocation_parameters(attributes) if not present.isdisjoint(M.OI_INVOCATION_PARAMETERS) else {}
+    if A.GEN_AI_REQUEST_MODEL not in present:
         model = _first(attributes, M.REQUEST_MODEL_SOURCES[1:])
         if model is None:
             invoked = params.get("model")
@@ -236,23 +262,31 @@ def normalize_attributes(attributes: Attributes, name: str, scope_name: str, eve
             model = _first(attributes, M.FALLBACK_REQUEST_MODEL_SOURCES)
         if model is not None:
             attributes[A.GEN_AI_REQUEST_MODEL] = model
-    if A.GEN_AI_RESPONSE_MODEL not in attributes:
+    if A.GEN_AI_RESPONSE_MODEL not in present:
         model = _first(attributes, M.RESPONSE_MODEL_SOURCES[1:] + M.FALLBACK_RESPONSE_MODEL_SOURCES)
         if model is not None:
             attributes[A.GEN_AI_RESPONSE_MODEL] = model
-    _usage(attributes, provider, scope_name)
-    _request_params(attributes, params)
-    _user_session(attributes)
-    if A.GEN_AI_RESPONSE_FINISH_REASONS not in attributes:
-        finish = attributes.get(M.OI_FINISH_REASON)
+    if not present.isdisjoint(M.USAGE_KEYS):
+        _usage(attributes, present, provider, scope_name)
+    if params or not present.isdisjoint(M.PARAM_KEYS):
+        _request_params(attributes, params)
+    if not present.isdisjoint(M.USER_SESSION_KEYS):
+        _user_session(attributes)
+    wrote_output = False
+    if not present.isdisjoint(M.MESSAGE_KEYS) or (events and _has_content_event(events)):
+        wrote_output = _messages(attributes, present, events)
+    if not wrote_output and A.GEN_AI_RESPONSE_FINISH_REASONS not in present and M.OI_FINISH_REASON in present:
+        finish = attributes[M.OI_FINISH_REASON]
         if isinstance(finish, str) and finish:
             attributes[A.GEN_AI_RESPONSE_FINISH_REASONS] = [finish]
-    _messages(attributes, events)
+
+
+def _has_content_event(events: list[Event]) -> bool:
+    names = M.CONTENT_EVENT_NAMES
+    return any(event.name in names for event in events)
 
 
 def drop_legacy(attributes: Attributes) -> None:
     """Remove the legacy keys the normaliser maps (for ``keep_original: false``)."""
-    for key in [
-        k for k in attributes if k in M.LEGACY_KEYS or k.startswith(M.LEGACY_PREFIXES)
-    ]:
+    for key in [k for k in attributes if k in M.LEGACY_KEYS or k.startswith(M.LEGACY_PREFIXES)]:
         del attributes[key]

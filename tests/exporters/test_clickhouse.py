@@ -15,8 +15,7 @@ from llm_observer.collector.batch import Event, Link, SpanBatch
 from llm_observer.collector.component import CreateContext
 from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
 from llm_observer.collector.telemetry import Telemetry
-from llm_observer.exporters.clickhouse import ClickHouseExporter, ClickHouseExporterConfig, factory
-from llm_observer.exporters.clickhouse import schema
+from llm_observer.exporters.clickhouse import ClickHouseExporter, ClickHouseExporterConfig, factory, schema
 from llm_observer.exporters.clickhouse.client import ClickHouseClient
 from llm_observer.exporters.clickhouse.migrate import ensure_schema
 
@@ -115,7 +114,7 @@ async def test_clickhouse_stores_every_column_exactly(exporter: ClickHouseExport
             "gen_ai.response.finish_reasons": ["stop", "length"],
             "gen_ai.tool.definitions": {"name": "search", "strict": False, "n": 2},
             "blob": b"\x00\x01\xfe",
-            "note": "héllo \"quoted\"",
+            "note": 'héllo "quoted"',
             "negative": -3,
         },
         resource=resource,
@@ -150,7 +149,11 @@ async def test_clickhouse_stores_every_column_exactly(exporter: ClickHouseExport
     )
     common = {"TraceId": TRACE.hex(), "TraceState": "", "ScopeName": "llm_observer.instrumentation.openai"}
     common["ScopeVersion"] = "0.1.0"
-    stored_resource = {"service.name": "support-bot", "service.version": "1.2.0", "llm_observer.project.id": "p1"}
+    stored_resource = {
+        "service.name": "support-bot",
+        "service.version": "1.2.0",
+        "llm_observer.project.id": "p1",
+    }
     assert rows == [
         {
             **common,
@@ -190,7 +193,7 @@ async def test_clickhouse_stores_every_column_exactly(exporter: ClickHouseExport
                 "gen_ai.response.finish_reasons": '["stop","length"]',
                 "gen_ai.tool.definitions": '{"name":"search","strict":false,"n":2}',
                 "blob": "AAH+",
-                "note": "héllo \"quoted\"",
+                "note": 'héllo "quoted"',
                 "negative": "-3",
             },
             "Duration": 1_000_000_000,
@@ -235,7 +238,11 @@ async def test_clickhouse_stores_every_column_exactly(exporter: ClickHouseExport
 
 async def test_clickhouse_genai_columns_derive_from_attributes(exporter: ClickHouseExporter) -> None:
     batch = SpanBatch(origin="traces:7-7")
-    tenant = {"service.name": "app", "llm_observer.organization.id": "acme", "llm_observer.project.id": "search"}
+    tenant = {
+        "service.name": "app",
+        "llm_observer.organization.id": "acme",
+        "llm_observer.project.id": "search",
+    }
     _add(
         batch,
         span_id=b"\x01" * 8,
@@ -396,7 +403,9 @@ async def test_clickhouse_new_migration_applies_on_an_existing_store(exporter: C
     )
     assert ensure_schema(client, "otel", 90, later) == [99]
     assert ensure_schema(client, "otel", 90, later) == []
-    indexes = client.rows("SELECT name FROM system.data_skipping_indices WHERE database = 'otel' AND name = 'idx_rm'")
+    indexes = client.rows(
+        "SELECT name FROM system.data_skipping_indices WHERE database = 'otel' AND name = 'idx_rm'"
+    )
     assert indexes == [{"name": "idx_rm"}]
 
 

@@ -24,7 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fake_provider  # noqa: E402
+import contextlib
+
+import fake_provider
 
 SCHEMES: dict[str, dict[str, Any]] = {
     "openllmetry": {
@@ -207,9 +209,9 @@ def main() -> None:
         pass
 
     if scheme == "openlit":
-        import openlit
-
         import inspect
+
+        import openlit
 
         content_flag = (
             "capture_message_content"
@@ -225,10 +227,8 @@ def main() -> None:
     server, base = fake_provider.serve()
     versions = {}
     for package in [*config["packages"], "openai", "anthropic"]:
-        try:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, run in SCENARIOS.items():
         if only and name not in only:

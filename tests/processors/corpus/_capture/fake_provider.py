@@ -57,7 +57,11 @@ OPENAI_TEXT = {
     "choices": [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "It is 18 degrees and sunny in Paris.", "refusal": None},
+            "message": {
+                "role": "assistant",
+                "content": "It is 18 degrees and sunny in Paris.",
+                "refusal": None,
+            },
             "logprobs": None,
             "finish_reason": "stop",
         }
@@ -129,7 +133,10 @@ ANTHROPIC_MESSAGE = {
 def _stream_chunks(model: str) -> list[dict[str, Any]]:
     base = {"id": "chatcmpl-stream-4", "object": "chat.completion.chunk", "created": CREATED, "model": model}
     chunks: list[dict[str, Any]] = [
-        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}],
+        }
     ]
     for piece in STREAM_TEXT:
         chunks.append({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
@@ -139,7 +146,7 @@ def _stream_chunks(model: str) -> list[dict[str, Any]]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class' name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _json(self, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:

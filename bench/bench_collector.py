@@ -1,0 +1,240 @@
+"""Collector throughput, latency, memory and compression, end to end.
+
+Starts ``llm-observer collector`` as a subprocess (WAL on, fsync on, chDB storage, Prometheus exporter),
+then load-generator processes send realistic GenAI traces (5 spans per trace, ~1 KB spans with prompt
+content, unique ids) over OTLP/gRPC:
+
+1. peak: closed loop, several calls in flight per sender, for ``--seconds``; reports acked spans/s and
+   stored spans/s (spans the ClickHouse exporter has delivered, from the collector's own counters);
+2. half rate: an open loop at half the peak acked rate; reports p50 / p99 export latency.
+
+Also: peak RSS of the collector process and the ClickHouse compression ratio of what was stored.
+
+    .venv/bin/python bench/bench_collector.py [--seconds 20] [--senders 2] [--processors normalize,attribute,cost]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+import yaml
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _payloads(count: int, traces: int, seed: int) -> list[bytes]:
+    from llm_observer.collector.testing import genai_request
+
+    rng = random.Random(seed)
+    return [genai_request(traces=traces, rng=rng).SerializeToString() for _ in range(count)]
+
+
+def _sender(port: int, seconds: float, rate: float, inflight: int, traces: int, seed: int, out: Any) -> None:
+    """Send for ``seconds``; ``rate`` requests/s (open loop) or as fast as acks allow when 0."""
+    payloads = _payloads(64, traces, seed)
+    spans = traces * 5
+    latencies: list[float] = []
+    acked = refused = 0
+    lock = threading.Lock()
+    slots = threading.Semaphore(inflight)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
+    export = channel.unary_unary(EXPORT)
+    start = time.perf_counter()
+    deadline = start + seconds
+    sent = 0
+
+    def done(future: Any, began: float) -> None:
+        nonlocal acked, refused
+        elapsed = time.perf_counter() - began
+        with lock:
+            if future.exception() is None:
+                acked += spans
+                latencies.append(elapsed)
+            else:
+                refused += spans
+        slots.release()
+
+    while True:
+        now = time.perf_counter()
+        if now >= deadline:
+            break
+        if rate:
+            due = start + sent / rate
+            if due > now:
+                time.sleep(min(due - now, deadline - now))
+                continue
+        slots.acquire()
+        began = time.perf_counter()
+        future = export.future(payloads[sent % len(payloads)], timeout=30)
+        future.add_done_callback(lambda f, b=began: done(f, b))
+        sent += 1
+    for _ in range(inflight):
+        slots.acquire()
+    channel.close()
+    out.put({"acked": acked, "refused": refused, "latencies": latencies, "elapsed": time.perf_counter() - start})
+
+
+def _run_senders(port: int, senders: int, seconds: float, rate: float, inflight: int, traces: int) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    queue: Any = ctx.Queue()
+    procs = [
+        ctx.Process(target=_sender, args=(port, seconds, rate / senders, inflight, traces, i, queue))
+        for i in range(senders)
+    ]
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = sorted(x for r in results for x in r["latencies"])
+    elapsed = max(r["elapsed"] for r in results)
+    acked = sum(r["acked"] for r in results)
+    return {
+        "acked_spans": acked,
+        "refused_spans": sum(r["refused"] for r in results),
+        "elapsed_s": round(elapsed, 2),
+        "acked_spans_per_s": round(acked / elapsed),
+        "latency_ms_p50": round(1000 * statistics.median(latencies), 2) if latencies else None,
+        "latency_ms_p99": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 2) if latencies else None,
+    }
+
+
+def _metric(port: int, name: str, labels: str = "") -> float:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (not labels or labels in line):
+            match = re.search(r" ([0-9.e+]+)$", line)
+            if match:
+                total += float(match.group(1))
+    return total
+
+
+class _RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process(pid)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                rss = self.proc.memory_info().rss + sum(c.memory_info().rss for c in self.proc.children(recursive=True))
+            except psutil.Error:
+                return
+            self.peak = max(self.peak, rss)
+            time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--inflight", type=int, default=8, help="calls in flight per sender (peak phase)")
+    parser.add_argument("--traces-per-request", type=int, default=100)
+    parser.add_argument("--processors", default="", help="comma-separated, e.g. normalize,attribute,cost")
+    parser.add_argument("--wal", choices=["disk", "memory"], default="disk")
+    parser.add_argument("--skip-half-rate", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="llm-observer-bench-"))
+    grpc_port, prom_port = _free_port(), _free_port()
+    config = data_dir / "bench.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}", "max_recv_msg_size_mib": 64}, "http": {"enabled": False}}}},
+                "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{prom_port}"}},
+                "service": {
+                    "wal": {"mode": args.wal},
+                    "telemetry": {"logs": {"level": "warning"}},
+                    "pipelines": {
+                        "traces": {
+                            "receivers": ["otlp"],
+                            "processors": [p for p in args.processors.split(",") if p],
+                            "exporters": ["clickhouse", "prometheus"],
+                        }
+                    },
+                },
+            }
+        )
+    )
+    log = (data_dir / "collector.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llm_observer.collector.cli", "collector", "--config", str(config), "--data-dir", str(data_dir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    sampler = _RssSampler(proc.pid)
+    results: dict[str, Any] = {"processors": args.processors or "none", "wal": args.wal, "cpus": os.cpu_count()}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                _metric(prom_port, "llm_observer_spans_accepted_total")
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise SystemExit("collector did not start; see " + str(data_dir / "collector.log")) from None
+                time.sleep(0.2)
+        sampler.start()
+        started = time.perf_counter()
+        peak = _run_senders(grpc_port, args.senders, args.seconds, 0, args.inflight, args.traces_per_request)
+        accepted = _metric(prom_port, "llm_observer_spans_accepted_total")
+        while _metric(prom_port, "llm_observer_spans_exported_total", 'exporter="clickhouse"') < accepted:
+            time.sleep(0.1)
+        stored_elapsed = time.perf_counter() - started
+        peak["stored_spans_per_s"] = round(accepted / stored_elapsed)
+        results["peak"] = peak
+        if not args.skip_half_rate:
+            rate = peak["acked_spans_per_s"] / 2 / (args.traces_per_request * 5)
+            results["half_rate"] = _run_senders(grpc_port, args.senders, args.seconds, rate, 64, args.traces_per_request)
+        results["peak_rss_mb"] = round(sampler.peak / 1e6)
+    finally:
+        sampler.stop.set()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
+    from llm_observer.exporters.clickhouse.client import open_client
+
+    client = open_client("chdb://clickhouse", data_dir)
+    row = client.rows(
+        "SELECT sum(data_compressed_bytes) AS c, sum(data_uncompressed_bytes) AS u, "
+        "(SELECT count() FROM otel.otel_traces) AS n FROM system.columns WHERE database = 'otel' AND table = 'otel_traces'"
+    )[0]
+    client.close()
+    results["stored_rows"] = row["n"]
+    results["compression_ratio"] = round(row["u"] / max(1, row["c"]), 1)
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

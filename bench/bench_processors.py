@@ -1,0 +1,197 @@
+"""Benchmark of the span processors (normalize; attribute and cost to be added beside it).
+
+The batch is realistic and mixed: the spans of the cross-scheme corpus (OpenLLMetry old and new, OpenInference,
+OpenLIT, the official OTel instrumentations, hand-written OTLP, each as its package really emits them) next to
+the non-GenAI spans an LLM application also sends (HTTP server and client, database), half and half. Each
+round decodes a fresh batch from OTLP protobuf (the collector's own decode path, timed as the reference
+per-span cost) and then runs the processor over it, so nothing is measured on already-normalised spans.
+
+    .venv/bin/python bench/bench_processors.py [--spans 50000] [--rounds 5] [--only normalize] [--profile]
+
+Structure: ``make_request`` builds the mixed OTLP request; each processor has a ``bench_<name>`` function
+returning its result dict, registered in ``BENCHES``; ``main`` runs the selected ones and prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib.util
+import json
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
+
+from llm_observer.collector.batch import SpanBatch
+from llm_observer.collector.otlp_codec import decode_traces
+from llm_observer.processors.normalize import normalize_batch
+from llm_observer.processors.normalize_logs import content_events_by_span
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_SPANS_PER_S = 100_000  # the collector's target peak rate on 2 cores (issue 3 / REFERENCE §8)
+
+
+def _load_corpus() -> Any:
+    path = ROOT / "tests" / "processors" / "corpus" / "corpus.py"
+    spec = importlib.util.spec_from_file_location("normalize_corpus", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["normalize_corpus"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _plain_spans() -> list[Span]:
+    """Non-GenAI spans as an instrumented web app sends them."""
+    out = []
+    for name, attrs in (
+        (
+            "POST /api/chat",
+            {
+                "http.request.method": "POST",
+                "http.route": "/api/chat",
+                "url.scheme": "https",
+                "server.address": "app.example.com",
+                "http.response.status_code": 200,
+                "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64)",
+                "network.protocol.version": "1.1",
+            },
+        ),
+        (
+            "SELECT orders",
+            {
+                "db.system.name": "postgresql",
+                "db.namespace": "shop",
+                "db.collection.name": "orders",
+                "db.operation.name": "SELECT",
+                "db.query.text": "SELECT id, total FROM orders WHERE customer_id = $1 ORDER BY created_at DESC",
+                "server.address": "db.internal",
+                "server.port": 5432,
+            },
+        ),
+        (
+            "GET",
+            {
+                "http.request.method": "GET",
+                "url.full": "https://kb.example.com/articles/42",
+                "server.address": "kb.example.com",
+                "http.response.status_code": 200,
+            },
+        ),
+    ):
+        span = Span(name=name, kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=1, end_time_unix_nano=2)
+        for key, value in attrs.items():
+            kv = span.attributes.add()
+            kv.key = key
+            if isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = value
+        out.append(span)
+    return out
+
+
+def make_request(spans: int) -> tuple[ExportTraceServiceRequest, int]:
+    """A request of about ``spans`` spans, half from the corpus (content events attached), half plain.
+
+    Returns the request and how many of its spans are GenAI.
+    """
+    corpus = _load_corpus()
+    genai: list[tuple[ResourceSpans, Span]] = []
+    for case in corpus.all_cases():
+        events = content_events_by_span(case.logs) if case.logs is not None else {}
+        for rs in case.traces.resource_spans:
+            for ss in rs.scope_spans:
+                for span in ss.spans:
+                    if not span.attributes or span.name in ("POST", "GET /invoices"):
+                        continue
+                    copy = Span()
+                    copy.CopyFrom(span)
+                    for event in events.get((span.trace_id, span.span_id), []):
+                        ev = copy.events.add()
+                        ev.time_unix_nano, ev.name = event.time_unix_nano, event.name
+                        for key, value in event.attributes.items():
+                            kv = ev.attributes.add()
+                            kv.key = key
+                            kv.value.string_value = value if isinstance(value, str) else json.dumps(value)
+                    genai.append((rs, copy))
+    plain = _plain_spans()
+    request = ExportTraceServiceRequest()
+    rs_out = request.resource_spans.add()
+    rs_out.resource.attributes.add(key="service.name").value.string_value = "bench"
+    ss_out = rs_out.scope_spans.add()
+    n_genai = 0
+    for i in range(spans):
+        if i % 2 == 0:
+            ss_out.spans.add().CopyFrom(genai[(i // 2) % len(genai)][1])
+            n_genai += 1
+        else:
+            ss_out.spans.add().CopyFrom(plain[(i // 2) % len(plain)])
+    return request, n_genai
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def bench_normalize(request: ExportTraceServiceRequest, rounds: int, profile: bool) -> dict[str, Any]:
+    payload = request.SerializeToString()
+    spans = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    decode_s = normalize_s = renormalize_s = 0.0
+    profiler = cProfile.Profile() if profile else None
+    for _ in range(rounds):
+        t, batch = _timed(lambda: decode_traces(ExportTraceServiceRequest.FromString(payload)))
+        decode_s += t
+        if profiler is not None:
+            profiler.enable()
+        t, batch = _timed(lambda b=batch: normalize_batch(b))
+        if profiler is not None:
+            profiler.disable()
+        normalize_s += t
+        t, _ = _timed(lambda b=batch: normalize_batch(b))  # already normalised: the idempotent pass
+        renormalize_s += t
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    total = spans * rounds
+    per_span_us = normalize_s / total * 1e6
+    return {
+        "spans": spans,
+        "rounds": rounds,
+        "decode_spans_per_s": round(total / decode_s),
+        "normalize_spans_per_s": round(total / normalize_s),
+        "normalize_us_per_span": round(per_span_us, 2),
+        "renormalize_spans_per_s": round(total / renormalize_s),
+        "normalize_share_of_decode": round(normalize_s / decode_s, 3),
+        "normalize_share_of_10us_budget": round(per_span_us / (1e6 / REFERENCE_SPANS_PER_S), 3),
+    }
+
+
+BENCHES: dict[str, Callable[[ExportTraceServiceRequest, int, bool], dict[str, Any]]] = {
+    "normalize": bench_normalize,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", choices=sorted(BENCHES), action="append")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    request, genai = make_request(args.spans)
+    results: dict[str, Any] = {"spans": args.spans, "genai_spans": genai}
+    for name in args.only or sorted(BENCHES):
+        results[name] = BENCHES[name](request, args.rounds, args.profile)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,416 @@
+"""OpenTelemetry instrumentation for the Ollama Python client (``ollama``, the native ``/api`` endpoints).
+
+Instruments ``Client`` and ``AsyncClient`` ``chat`` (span ``chat {model}``), ``generate`` (span
+``text_completion {model}``), ``embed`` and the older ``embeddings`` (span ``embeddings {model}``), plain and
+streamed (newline-delimited JSON; usage comes from the final ``done`` chunk), and the module-level shortcuts
+``ollama.chat``/``generate``/``embed``/``embeddings``, which the package binds to a default client at import.
+
+Provider name ``ollama`` (not enumerated by the conventions). Usage: ``prompt_eval_count`` is the input,
+``eval_count`` the output. Ollama's answers carry no response id. Ollama's OpenAI-compatible ``/v1``
+endpoint is covered by the OpenAI instrumentor instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Collection
+from importlib import import_module
+from typing import Any, ClassVar
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from llm_observer.instrumentation._util import get, host_port, integer, put_number, strings
+from llm_observer.instrumentation.handler import (
+    AsyncStreamWrapper,
+    GenAIHandler,
+    LLMCall,
+    Message,
+    Part,
+    SyncStreamWrapper,
+    async_wrapper,
+    message,
+    sync_wrapper,
+    text_part,
+    tool_call_part,
+    tool_response_part,
+)
+from llm_observer.semconv import attributes as attr
+from llm_observer.semconv import genai_values as gv
+
+__all__ = ["OllamaInstrumentor"]
+
+_INSTRUMENTS = ("ollama >= 0.4.0, < 1",)
+_MODULE = "ollama._client"
+_CLASSES = ("Client", "AsyncClient")
+_METHODS = ("chat", "generate", "embed", "embeddings")
+
+
+class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the ``ollama`` client: chat, generate, embed, sync and async, with streams."""
+
+    # The module-level shortcuts replaced by instrument(), to put back on uninstrument(). Class-level:
+    # BaseInstrumentor is a singleton whose __init__ runs again on every `OllamaInstrumentor()`.
+    _shortcuts: ClassVar[dict[str, Any]] = {}
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
+        module = import_module(_MODULE)
+        for class_name in _CLASSES:
+            cls = getattr(module, class_name)
+            for method in _METHODS:
+                original = cls.__dict__.get(method)
+                if original is None:
+                    continue
+                make = async_wrapper if inspect.iscoroutinefunction(original) else sync_wrapper
+                request, response = _TRANSLATORS[method]
+                streamer = _streamer(handler, method) if method in ("chat", "generate") else None
+                wrapt.wrap_function_wrapper(
+                    cls, method, make(handler, request(handler), response, streamer, _error_type)
+                )
+        self._rebind_shortcuts()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        module = import_module(_MODULE)
+        for class_name in _CLASSES:
+            cls = getattr(module, class_name)
+            for method in _METHODS:
+                unwrap(cls, method)
+        package = import_module("ollama")
+        for name, original in self._shortcuts.items():
+            setattr(package, name, original)
+        self._shortcuts.clear()
+
+    def _rebind_shortcuts(self) -> None:
+        """Point ``ollama.chat`` & co. (bound to the default client before we wrapped the class) at the
+        wrapped methods."""
+        package = import_module("ollama")
+        client_class = import_module(_MODULE).Client
+        default = getattr(package, "_client", None)
+        if not isinstance(default, client_class):
+            return
+        for name in _METHODS:
+            current = getattr(package, name, None)
+            if getattr(current, "__self__", None) is default:
+                self._shortcuts[name] = current
+                setattr(package, name, getattr(default, name))
+
+
+def _error_type(exc: BaseException) -> str | None:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        return str(status)
+    return None
+
+
+def _argument(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[position] if len(args) > position else None
+
+
+def _start(operation: str, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+    model = _argument(args, kwargs, 0, "model")
+    call = LLMCall(operation, gv.PROVIDER_OLLAMA, str(model) if model else None)
+    base_url = getattr(getattr(instance, "_client", None), "base_url", None)
+    if base_url is not None:
+        call.server_address, call.server_port = host_port(str(base_url))
+    call.streaming = bool(kwargs.get("stream"))
+    options = kwargs.get("options")
+    if options is not None:
+        for key, name in _OPTIONS:
+            put_number(call.attributes, name, get(options, key))
+        stop = strings(get(options, "stop"))
+        if stop:
+            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+    fmt = kwargs.get("format")
+    if fmt:
+        call.attributes[gv.GEN_AI_OUTPUT_TYPE] = gv.OUTPUT_TYPE_JSON
+    return call
+
+
+_OPTIONS = (
+    ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
+    ("top_p", attr.GEN_AI_REQUEST_TOP_P),
+    ("top_k", attr.GEN_AI_REQUEST_TOP_K),
+    ("num_predict", attr.GEN_AI_REQUEST_MAX_TOKENS),
+    ("seed", attr.GEN_AI_REQUEST_SEED),
+    ("frequency_penalty", attr.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", attr.GEN_AI_REQUEST_PRESENCE_PENALTY),
+)
+
+
+def _finish_reason(reason: Any) -> str:
+    text = str(reason or "")
+    return {"stop": "stop", "length": "length", "load": "stop", "unload": "stop"}.get(text, text)
+
+
+def _usage_and_meta(call: LLMCall, result: Any) -> str | None:
+    """Model, usage and finish reason of a final response (or final ``done`` chunk)."""
+    model = get(result, "model")
+    if model:
+        call.response_model = str(model)
+    prompt = integer(get(result, "prompt_eval_count"))
+    completion = integer(get(result, "eval_count"))
+    if prompt is not None:
+        call.input_tokens = prompt
+    if completion is not None:
+        call.output_tokens = completion
+    reason = get(result, "done_reason")
+    if reason:
+        call.finish_reasons = [str(reason)]
+        return str(reason)
+    return None
+
+
+def _tool_call_parts(tool_calls: Any) -> list[Part]:
+    parts: list[Part] = []
+    for tool_call in tool_calls or ():
+        function = get(tool_call, "function")
+        parts.append(tool_call_part(get(tool_call, "id"), get(function, "name"), get(function, "arguments")))
+    return parts
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json", exclude_none=True) if callable(dump) else value
+
+
+# --- chat ----------------------------------------------------------------------------------------------
+
+
+def _chat_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+    def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = _start(gv.OP_CHAT, instance, args, kwargs)
+        if handler.capture_content:
+            call.input_messages = [
+                _chat_message(item) for item in _argument(args, kwargs, 1, "messages") or ()
+            ]
+            call.tool_definitions = _tool_definitions(kwargs.get("tools"))
+        return call
+
+    return request
+
+
+def _chat_message(item: Any) -> Message:
+    role = str(get(item, "role") or "user")
+    content = get(item, "content")
+    if role == "tool":
+        return message(
+            "tool", [tool_response_part(get(item, "tool_call_id"), content)], name=get(item, "tool_name")
+        )
+    parts: list[Part] = []
+    thinking = get(item, "thinking")
+    if thinking:
+        parts.append({"type": "reasoning", "content": thinking})
+    if content:
+        parts.append(text_part(str(content)))
+    for _image in get(item, "images") or ():
+        parts.append({"type": "blob", "modality": "image"})
+    parts.extend(_tool_call_parts(get(item, "tool_calls")))
+    return message(role, parts)
+
+
+def _tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
+    definitions: list[dict[str, Any]] = []
+    for tool in tools or ():
+        if callable(tool) and not isinstance(tool, dict):
+            # A Python function: the SDK derives the schema from its signature and docstring.
+            definitions.append(
+                {
+                    "type": "function",
+                    "name": getattr(tool, "__name__", str(tool)),
+                    "description": tool.__doc__,
+                }
+            )
+            continue
+        function = get(tool, "function")
+        definitions.append(
+            {
+                "type": get(tool, "type") or "function",
+                "name": get(function, "name"),
+                "description": get(function, "description"),
+                "parameters": _plain(get(function, "parameters")),
+            }
+        )
+    return definitions or None
+
+
+def _chat_response(call: LLMCall, result: Any) -> None:
+    reason = _usage_and_meta(call, result)
+    if call.input_messages is not None:
+        reply = get(result, "message")
+        parts: list[Part] = []
+        thinking = get(reply, "thinking")
+        if thinking:
+            parts.append({"type": "reasoning", "content": thinking})
+        content = get(reply, "content")
+        if content:
+            parts.append(text_part(str(content)))
+        parts.extend(_tool_call_parts(get(reply, "tool_calls")))
+        call.output_messages = [message("assistant", parts, finish_reason=_finish_reason(reason))]
+
+
+# --- generate ------------------------------------------------------------------------------------------
+
+
+def _generate_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+    def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = _start(gv.OP_TEXT_COMPLETION, instance, args, kwargs)
+        if handler.capture_content:
+            prompt = _argument(args, kwargs, 1, "prompt")
+            call.input_messages = [message("user", [text_part(str(prompt))])] if prompt else []
+            system = kwargs.get("system")
+            if system:
+                call.system_instructions = [text_part(str(system))]
+        return call
+
+    return request
+
+
+def _generate_response(call: LLMCall, result: Any) -> None:
+    reason = _usage_and_meta(call, result)
+    if call.input_messages is not None:
+        parts: list[Part] = []
+        thinking = get(result, "thinking")
+        if thinking:
+            parts.append({"type": "reasoning", "content": thinking})
+        parts.append(text_part(str(get(result, "response") or "")))
+        call.output_messages = [message("assistant", parts, finish_reason=_finish_reason(reason))]
+
+
+# --- embed ---------------------------------------------------------------------------------------------
+
+
+def _embed_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+    def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+        call = _start(gv.OP_EMBEDDINGS, instance, args, kwargs)
+        dimensions = integer(kwargs.get("dimensions"))
+        if dimensions is not None:
+            call.attributes[gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT] = dimensions
+        return call
+
+    return request
+
+
+def _embed_response(call: LLMCall, result: Any) -> None:
+    model = get(result, "model")
+    if model:
+        call.response_model = str(model)
+    prompt = integer(get(result, "prompt_eval_count"))
+    if prompt is not None:
+        call.input_tokens = prompt
+    vectors = get(result, "embeddings")
+    first = vectors[0] if vectors else get(result, "embedding")
+    if first:
+        call.response_attributes = {gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(first)}
+
+
+_TRANSLATORS: dict[
+    str,
+    tuple[
+        Callable[[GenAIHandler], Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]],
+        Callable[[LLMCall, Any], None],
+    ],
+] = {
+    "chat": (_chat_request, _chat_response),
+    "generate": (_generate_request, _generate_response),
+    "embed": (_embed_request, _embed_response),
+    "embeddings": (_embed_request, _embed_response),
+}
+
+
+# --- streams -------------------------------------------------------------------------------------------
+
+
+class _StreamState:
+    """Per stream: the last chunk (the ``done`` one carries model, counts and reason); text, thinking and
+    tool calls only when content is captured."""
+
+    __slots__ = ("chat", "last", "texts", "thinking", "tool_calls")
+
+    def __init__(self, chat: bool, capture: bool) -> None:
+        self.chat = chat
+        self.last: Any = None
+        self.texts: list[str] | None = [] if capture else None
+        self.thinking: list[str] = []
+        self.tool_calls: list[Any] = []
+
+    def on_chunk(self, chunk: Any) -> None:
+        self.last = chunk
+        if self.texts is None:
+            return
+        source = get(chunk, "message") if self.chat else chunk
+        text = get(source, "content") if self.chat else get(source, "response")
+        if text:
+            self.texts.append(text)
+        thinking = get(source, "thinking")
+        if thinking:
+            self.thinking.append(thinking)
+        tool_calls = get(source, "tool_calls") if self.chat else None
+        if tool_calls:
+            self.tool_calls.extend(tool_calls)
+
+    def finish(self, call: LLMCall) -> None:
+        reason = (
+            _usage_and_meta(call, self.last) if self.last is not None and get(self.last, "done") else None
+        )
+        if self.last is not None and call.response_model is None and get(self.last, "model"):
+            call.response_model = str(get(self.last, "model"))
+        if self.texts is not None:
+            parts: list[Part] = []
+            if self.thinking:
+                parts.append({"type": "reasoning", "content": "".join(self.thinking)})
+            if self.texts:
+                parts.append(text_part("".join(self.texts)))
+            parts.extend(_tool_call_parts(self.tool_calls))
+            extra = {"finish_reason": _finish_reason(reason)} if reason else {}
+            call.output_messages = [message("assistant", parts, **extra)]
+
+
+class _SyncStream(SyncStreamWrapper):
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall, state: _StreamState) -> None:
+        super().__init__(wrapped, handler, call)
+        self._self_state = state
+
+    def _llmo_on_chunk(self, chunk: Any) -> None:
+        self._self_state.on_chunk(chunk)
+
+    def _llmo_on_end(self) -> None:
+        self._self_state.finish(self._self_call)
+
+    def _llmo_error_type(self, exc: BaseException) -> str | None:
+        return _error_type(exc)
+
+
+class _AsyncStream(AsyncStreamWrapper):
+    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall, state: _StreamState) -> None:
+        super().__init__(wrapped, handler, call)
+        self._self_state = state
+
+    def _llmo_on_chunk(self, chunk: Any) -> None:
+        self._self_state.on_chunk(chunk)
+
+    def _llmo_on_end(self) -> None:
+        self._self_state.finish(self._self_call)
+
+    def _llmo_error_type(self, exc: BaseException) -> str | None:
+        return _error_type(exc)
+
+
+def _streamer(handler: GenAIHandler, method: str) -> Callable[[LLMCall, Any], Any]:
+    def stream(call: LLMCall, result: Any) -> Any:
+        if not call.streaming:
+            return None
+        state = _StreamState(method == "chat", handler.capture_content)
+        if hasattr(result, "__aiter__"):
+            return _AsyncStream(result, handler, call, state)
+        if hasattr(result, "__next__"):
+            return _SyncStream(result, handler, call, state)
+        return None
+
+    return stream

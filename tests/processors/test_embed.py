@@ -1,0 +1,234 @@
+"""The embed step: which text of a span is embedded, and the real bundled model behind its content-hash cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_observer.collector.batch import SpanBatch
+from llm_observer.processors.embed import (
+    BUNDLED_MODEL,
+    BUNDLED_MODEL_DIM,
+    EmbedCounts,
+    Embedder,
+    Vector,
+    content_hash,
+    normalize_text,
+    output_text,
+    prompt_text,
+    span_texts,
+)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+def _messages(*pairs: tuple[str, str]) -> str:
+    return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in pairs])
+
+
+def test_prompt_text_reads_current_parts_format() -> None:
+    attrs = {
+        "gen_ai.input.messages": _messages(
+            ("system", "You are a support agent."),
+            ("user", "Hi"),
+            ("assistant", "Hello! How can I help?"),
+            ("user", "How do I reset my password?"),
+        )
+    }
+    assert prompt_text(attrs) == "How do I reset my password?"
+    assert prompt_text(attrs, scope="all") == "Hi\nHow do I reset my password?"
+    assert prompt_text(attrs, roles=("system", "user"), scope="all") == (
+        "You are a support agent.\nHi\nHow do I reset my password?"
+    )
+
+
+def test_prompt_text_skips_non_text_parts() -> None:
+    attrs = {
+        "gen_ai.input.messages": json.dumps(
+            [
+                {
+                    "role": "user",
+                    "parts": [
+                        {"type": "uri", "modality": "image", "uri": "https://example.com/cat.png"},
+                        {"type": "text", "content": "What is in this picture?"},
+                    ],
+                },
+                {"role": "tool", "parts": [{"type": "tool_call_response", "id": "1", "response": "42"}]},
+            ]
+        )
+    }
+    assert prompt_text(attrs) == "What is in this picture?"
+
+
+def test_prompt_text_system_instructions_count_when_system_is_a_role() -> None:
+    attrs = {
+        "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Answer in French."}]),
+        "gen_ai.input.messages": _messages(("user", "What time is it?")),
+    }
+    assert prompt_text(attrs) == "What time is it?"
+    assert prompt_text(attrs, roles=("system", "user"), scope="all") == "Answer in French.\nWhat time is it?"
+
+
+def test_prompt_text_falls_back_when_normalize_did_not_run() -> None:
+    # Semantic conventions v1.26 and earlier: gen_ai.prompt as a JSON list of {role, content}.
+    old = {"gen_ai.prompt": json.dumps([{"role": "user", "content": "Summarise this article."}])}
+    assert prompt_text(old) == "Summarise this article."
+    # OpenInference: input.value holds the whole request body.
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Translate 'cat'"}]}],
+    }
+    assert (
+        prompt_text({"input.value": json.dumps(body), "input.mime_type": "application/json"})
+        == "Translate 'cat'"
+    )
+    # A bare string prompt.
+    assert prompt_text({"input.value": "plain question?"}) == "plain question?"
+    # Current conventions win over the fallbacks.
+    both = {"gen_ai.input.messages": _messages(("user", "new")), "gen_ai.prompt": "old"}
+    assert prompt_text(both) == "new"
+    assert prompt_text({"gen_ai.request.model": "gpt-4o"}) == ""
+    assert prompt_text({"input.value": "{not json"}) == "{not json"
+
+
+def test_output_text_joins_choices_and_falls_back() -> None:
+    attrs = {
+        "gen_ai.output.messages": json.dumps(
+            [
+                {"role": "assistant", "parts": [{"type": "text", "content": "One"}], "finish_reason": "stop"},
+                {"role": "assistant", "parts": [{"type": "text", "content": "Two"}], "finish_reason": "stop"},
+            ]
+        )
+    }
+    assert output_text(attrs) == "One\nTwo"
+    assert output_text({"output.value": "done"}) == "done"
+    assert output_text({"gen_ai.completion": json.dumps([{"role": "assistant", "content": "ok"}])}) == "ok"
+
+
+def test_normalize_text_and_hash_treat_whitespace_variants_as_one_text() -> None:
+    a = normalize_text("  How do I\n reset   my password?\t", 100)
+    b = normalize_text("How do I reset my password?", 100)
+    assert a == b == "How do I reset my password?"
+    assert content_hash(a) == content_hash(b)
+    assert content_hash(a) != content_hash("How do I reset my Password?")
+    assert normalize_text("x" * 50, 10) == "x" * 10
+    assert len(content_hash(a)) == 32
+
+
+def test_span_texts_one_prompt_and_optional_output_per_span() -> None:
+    batch = SpanBatch(
+        attributes=[
+            {
+                "gen_ai.input.messages": _messages(("user", "Question one")),
+                "gen_ai.output.messages": json.dumps(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": "A1"}]}]
+                ),
+            },
+            {"http.method": "GET"},
+            {"gen_ai.input.messages": _messages(("user", "Question   two"))},
+        ]
+    )
+    items = span_texts(batch, max_chars=100)
+    assert [(i.row, i.kind, i.text) for i in items] == [
+        (0, "prompt", "Question one"),
+        (2, "prompt", "Question two"),
+    ]
+    items = span_texts(batch, max_chars=100, embed_outputs=True)
+    assert [(i.row, i.kind, i.text) for i in items] == [
+        (0, "prompt", "Question one"),
+        (0, "output", "A1"),
+        (2, "prompt", "Question two"),
+    ]
+    assert all(i.hash == content_hash(i.text) for i in items)
+
+
+def test_embedder_bundled_model_ranks_paraphrases_nearest(models_dir: Path) -> None:
+    embedder = Embedder(BUNDLED_MODEL, models_dir)
+    assert embedder.dim == BUNDLED_MODEL_DIM
+    texts = [
+        "How do I reset my password?",
+        "I forgot my password, how can I change it?",
+        "What's the weather in Paris tomorrow?",
+        "Write a haiku about autumn leaves",
+    ]
+    vectors = np.array(embedder.embed(texts))
+    assert vectors.shape == (4, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    sims = vectors @ vectors[0]
+    assert sims[1] > 0.7
+    assert sims[1] > sims[2] + 0.4 and sims[1] > sims[3] + 0.4
+
+
+def test_embedder_embeds_identical_texts_once(models_dir: Path) -> None:
+    embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=100)
+    system = "You are a helpful assistant. Answer briefly and politely."
+    counts = EmbedCounts()
+    first = embedder.embed([system, "alpha question", system, " alpha   question ", system], counts=counts)
+    assert counts.texts == 5 and counts.embedded == 2 and counts.memory_hits == 3 and counts.model_calls == 1
+    assert first[0] == first[2] == first[4] and first[1] == first[3]
+    again = EmbedCounts()
+    second = embedder.embed([system, "beta question"], counts=again)
+    assert again.embedded == 1 and again.memory_hits == 1
+    assert second[0] == first[0]
+    assert embedder.totals.embedded == 3
+
+
+def test_embedder_lru_is_bounded(models_dir: Path) -> None:
+    embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=2)
+    embedder.embed(["one", "two", "three"])
+    counts = EmbedCounts()
+    embedder.embed(["one"], counts=counts)  # evicted: the oldest of three with room for two
+    assert counts.embedded == 1
+    counts = EmbedCounts()
+    embedder.embed(["three"], counts=counts)
+    assert counts.memory_hits == 1 and counts.embedded == 0
+
+
+class DictCache:
+    """A plain in-memory ``VectorCache`` (the Qdrant one is tested in tests/exporters)."""
+
+    def __init__(self) -> None:
+        self.vectors: dict[tuple[str, str], Vector] = {}
+        self.gets = 0
+
+    def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, Vector]:
+        self.gets += 1
+        return {h: self.vectors[(model, h)] for h in hashes if (model, h) in self.vectors}
+
+    def put_vectors(self, model: str, vectors: Mapping[str, Vector]) -> None:
+        self.vectors.update({(model, h): v for h, v in vectors.items()})
+
+
+def test_embedder_persistent_cache_counts_as_cached(models_dir: Path) -> None:
+    store = DictCache()
+    first = Embedder(BUNDLED_MODEL, models_dir)
+    texts = ["Reset my password please", "Cancel my subscription"]
+    vectors = first.embed(texts, store=store)
+    assert len(store.vectors) == 2
+    # A new process (a fresh embedder, empty LRU) finds them in the store and runs the model on nothing.
+    second = Embedder(BUNDLED_MODEL, models_dir)
+    counts = EmbedCounts()
+    assert second.embed(texts, store=store, counts=counts) == vectors
+    assert counts.store_hits == 2 and counts.embedded == 0 and counts.model_calls == 0
+
+
+def test_embedder_batches_model_calls(models_dir: Path) -> None:
+    embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=0)
+    counts = EmbedCounts()
+    embedder.embed([f"distinct prompt number {i}" for i in range(10)], batch_size=4, counts=counts)
+    assert counts.model_calls == 3 and counts.embedded == 10
+
+
+def test_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
+    from llm_observer.collector.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        Embedder("no-such-org/no-such-embedding-model", models_dir)
+    assert info.value.problems[0][0] == "model"
