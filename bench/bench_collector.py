@@ -96,10 +96,14 @@ def _sender(port: int, seconds: float, rate: float, inflight: int, traces: int, 
     for _ in range(inflight):
         slots.acquire()
     channel.close()
-    out.put({"acked": acked, "refused": refused, "latencies": latencies, "elapsed": time.perf_counter() - start})
+    out.put(
+        {"acked": acked, "refused": refused, "latencies": latencies, "elapsed": time.perf_counter() - start}
+    )
 
 
-def _run_senders(port: int, senders: int, seconds: float, rate: float, inflight: int, traces: int) -> dict[str, Any]:
+def _run_senders(
+    port: int, senders: int, seconds: float, rate: float, inflight: int, traces: int
+) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue: Any = ctx.Queue()
     procs = [
@@ -145,7 +149,9 @@ class _RssSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                rss = self.proc.memory_info().rss + sum(c.memory_info().rss for c in self.proc.children(recursive=True))
+                rss = self.proc.memory_info().rss + sum(
+                    c.memory_info().rss for c in self.proc.children(recursive=True)
+                )
             except psutil.Error:
                 return
             self.peak = max(self.peak, rss)
@@ -153,7 +159,9 @@ class _RssSampler(threading.Thread):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--inflight", type=int, default=8, help="calls in flight per sender (peak phase)")
@@ -170,7 +178,14 @@ def main() -> None:
     config.write_text(
         yaml.safe_dump(
             {
-                "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}", "max_recv_msg_size_mib": 64}, "http": {"enabled": False}}}},
+                "receivers": {
+                    "otlp": {
+                        "protocols": {
+                            "grpc": {"endpoint": f"127.0.0.1:{grpc_port}", "max_recv_msg_size_mib": 64},
+                            "http": {"enabled": False},
+                        }
+                    }
+                },
                 "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{prom_port}"}},
                 "service": {
                     "wal": {"mode": args.wal},
@@ -188,12 +203,25 @@ def main() -> None:
     )
     log = (data_dir / "collector.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llm_observer.collector.cli", "collector", "--config", str(config), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "llm_observer.collector.cli",
+            "collector",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     sampler = _RssSampler(proc.pid)
-    results: dict[str, Any] = {"processors": args.processors or "none", "wal": args.wal, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {
+        "processors": args.processors or "none",
+        "wal": args.wal,
+        "cpus": os.cpu_count(),
+    }
     try:
         deadline = time.time() + 60
         while True:
@@ -202,7 +230,9 @@ def main() -> None:
                 break
             except OSError:
                 if time.time() > deadline or proc.poll() is not None:
-                    raise SystemExit("collector did not start; see " + str(data_dir / "collector.log")) from None
+                    raise SystemExit(
+                        "collector did not start; see " + str(data_dir / "collector.log")
+                    ) from None
                 time.sleep(0.2)
         sampler.start()
         started = time.perf_counter()
@@ -215,7 +245,9 @@ def main() -> None:
         results["peak"] = peak
         if not args.skip_half_rate:
             rate = peak["acked_spans_per_s"] / 2 / (args.traces_per_request * 5)
-            results["half_rate"] = _run_senders(grpc_port, args.senders, args.seconds, rate, 64, args.traces_per_request)
+            results["half_rate"] = _run_senders(
+                grpc_port, args.senders, args.seconds, rate, 64, args.traces_per_request
+            )
         results["peak_rss_mb"] = round(sampler.peak / 1e6)
     finally:
         sampler.stop.set()

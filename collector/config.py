@@ -77,7 +77,9 @@ class WalConfig(ComponentConfig):
 
 
 class DeliveryConfig(ComponentConfig):
-    max_batch_mib: float = Field(4, gt=0, description="WAL bytes processed and exported as one batch, at most")
+    max_batch_mib: float = Field(
+        4, gt=0, description="WAL bytes processed and exported as one batch, at most"
+    )
     min_batch_mib: float = Field(1, ge=0, description="wait up to linger_seconds for this much")
     linger_seconds: float = Field(0.2, ge=0)
     timeout_seconds: float = Field(30, gt=0)

@@ -188,7 +188,9 @@ class ExporterWorker:
                 now = time.monotonic()
                 if now - self._last_warning >= 60.0:
                     self._last_warning = now
-                    logger.warning("exporter %s failing, will retry (data stays in the WAL): %s", self.exporter_id, exc)
+                    logger.warning(
+                        "exporter %s failing, will retry (data stays in the WAL): %s", self.exporter_id, exc
+                    )
                 await asyncio.sleep(backoff * (0.5 + random.random()))
                 backoff = min(backoff * 2, settings.max_backoff_seconds)
                 continue

@@ -166,7 +166,7 @@ def genai_request(
                 span.attributes,
                 "gen_ai.output.messages",
                 '[{"role":"assistant","parts":[{"type":"text","content":"Here is what I found: the customer '
-                'reported a billing issue twice and a login problem once; I suggest escalating the billing '
+                "reported a billing issue twice and a login problem once; I suggest escalating the billing "
                 'case to tier 2."}],"finish_reason":"stop"}]',
             )
     return request

@@ -173,6 +173,8 @@ def create(ctx: CreateContext, config: AttributeConfig) -> Processor:
     default_org, default_project = config.default_organization, config.default_project
     default_team = config.default_team or None
     user_keys, conversation_keys = config.user_keys, config.conversation_keys
+    # Most spans carry none of these keys: one C-level disjointness test says so before the key loop.
+    user_set, conversation_set = frozenset(user_keys), frozenset(conversation_keys)
     metrics = ctx.telemetry.component(ctx.component_id)
 
     def from_rules(target: str, resource: Attributes) -> str | None:
@@ -213,10 +215,13 @@ def create(ctx: CreateContext, config: AttributeConfig) -> Processor:
                 attrs[TEAM_ID] = team
             elif TEAM_ID in attrs:
                 del attrs[TEAM_ID]  # present but empty or not a string
-            user = _first(attrs, user_keys) or tenant.user
+            keys = attrs.keys()
+            user = (None if keys.isdisjoint(user_set) else _first(attrs, user_keys)) or tenant.user
             if user is not None:
                 attrs[USER_ID] = user
-            conversation = _first(attrs, conversation_keys) or tenant.conversation
+            conversation = (
+                None if keys.isdisjoint(conversation_set) else _first(attrs, conversation_keys)
+            ) or tenant.conversation
             if conversation is not None:
                 attrs[GEN_AI_CONVERSATION_ID] = conversation
         if overwritten:

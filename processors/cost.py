@@ -69,6 +69,9 @@ _COST_KEYS = (
     COST_SOURCE,
 )
 _DIGITS = 12  # provided parts are rounded to a pico-dollar after subtraction: hides float noise
+_PROVIDED_KEYS = frozenset(
+    {OPENLIT_COST, OPENINFERENCE_COST_TOTAL, OPENINFERENCE_COST_PROMPT, OPENINFERENCE_COST_COMPLETION}
+)
 _MISSING = PriceSchedule("", "", "table", None)  # "not resolved yet" in the per-processor cache
 
 
@@ -169,7 +172,7 @@ def create(ctx: CreateContext, config: CostConfig) -> Processor:
         counts: dict[str, int] = {}
         starts = batch.start_time_unix_nano
         for row, attrs in enumerate(batch.attributes):
-            if keep_provided and _copy_provided(attrs):
+            if keep_provided and not attrs.keys().isdisjoint(_PROVIDED_KEYS) and _copy_provided(attrs):
                 counts["provided"] = counts.get("provided", 0) + 1
                 continue
             input_tokens = attrs.get(GEN_AI_USAGE_INPUT_TOKENS)
@@ -197,11 +200,14 @@ def create(ctx: CreateContext, config: CostConfig) -> Processor:
             out = (
                 output_tokens if type(output_tokens) is int and output_tokens > 0 else _tokens(output_tokens)
             )
-            cache_read = _tokens(attrs.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS))
-            cache_write = _tokens(
-                attrs.get(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS)
-                or attrs.get(GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
+            cache_read = attrs.get(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)
+            if type(cache_read) is not int or cache_read < 0:
+                cache_read = _tokens(cache_read)
+            cache_write = attrs.get(GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS) or attrs.get(
+                GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0
             )
+            if type(cache_write) is not int or cache_write < 0:
+                cache_write = _tokens(cache_write)
             rates = schedule.fixed or schedule.rates(starts[row], inp)
             uncached = inp - cache_read - cache_write
             if uncached < 0:

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -114,11 +114,11 @@ class Rates:
     cache_write: float
     reasoning: float
     per_request: float = 0.0
+    # Whether reasoning tokens are billed at a rate of their own rather than the output rate.
+    separate_reasoning: bool = field(init=False)
 
-    @property
-    def separate_reasoning(self) -> bool:
-        """Whether reasoning tokens are billed at a rate of their own rather than the output rate."""
-        return self.reasoning != self.output
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "separate_reasoning", self.reasoning != self.output)
 
     def scaled(self, multiplier: float) -> Rates:
         return Rates(

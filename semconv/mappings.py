@@ -109,6 +109,21 @@ OPERATION_ALIASES: Final[dict[str, str]] = {
     "rerank": V.OP_RERANK,
 }
 
+OPERATIONS: Final = frozenset(
+    {
+        V.OP_CHAT,
+        V.OP_TEXT_COMPLETION,
+        V.OP_GENERATE_CONTENT,
+        V.OP_EMBEDDINGS,
+        V.OP_RETRIEVAL,
+        V.OP_EXECUTE_TOOL,
+        V.OP_CREATE_AGENT,
+        V.OP_INVOKE_AGENT,
+        V.OP_INVOKE_WORKFLOW,
+    }
+)
+"""The operation values of the conventions (v1.41.1)."""
+
 LLM_REQUEST_TYPE: Final = "llm.request.type"  # OpenLLMetry: chat, completion, embedding, rerank
 TRACELOOP_SPAN_KIND: Final = "traceloop.span.kind"
 TRACELOOP_SPAN_KIND_OPERATIONS: Final[dict[str, str]] = {
@@ -313,6 +328,7 @@ ASSOCIATION_SESSION_SOURCES: Final = tuple(
     TRACELOOP_ASSOCIATION_PREFIX + key for key in ASSOCIATION_SESSION_KEYS
 )
 USER_SESSION_KEYS: Final = frozenset({*USER_SOURCES, A.SESSION_ID, *_ASSOCIATION_KEYS})
+LEGACY_PARAM_KEYS: Final = frozenset(key for keys in REQUEST_PARAM_SOURCES.values() for key in keys)
 PARAM_KEYS: Final = frozenset(
     {
         *(key for keys in REQUEST_PARAM_SOURCES.values() for key in keys),

@@ -19,7 +19,7 @@ from llm_observer.collector.component import ComponentConfig, CreateContext, Fac
 from llm_observer.processors.normalize.span import drop_legacy, normalize_attributes
 from llm_observer.semconv import mappings as M
 
-__all__ = ["NormalizeConfig", "factory", "normalize_batch"]
+__all__ = ["NormalizeConfig", "factory", "normalize_batch", "normalize_rows"]
 
 
 class NormalizeConfig(ComponentConfig):
@@ -33,25 +33,43 @@ _CONTENT_EVENTS = M.CONTENT_EVENT_NAMES
 
 
 def normalize_batch(batch: SpanBatch, keep_original: bool = True) -> SpanBatch:
-    """Normalise every GenAI span of ``batch`` in place and return it."""
+    """Normalise every GenAI span of ``batch`` in place and return it (see ``normalize_rows``)."""
+    normalize_rows(batch, keep_original)
+    return batch
+
+
+def normalize_rows(batch: SpanBatch, keep_original: bool = True) -> int:
+    """Normalise every GenAI span of ``batch`` in place; returns how many spans could not be normalised.
+
+    A span whose data makes the normaliser fail is passed on (possibly partly normalised) rather than
+    stopping the pipeline; the processor counts such spans as the component event ``span_not_normalized``.
+    """
     attributes, events, names, scopes = batch.attributes, batch.events, batch.name, batch.scope_name
+    failed = 0
     for row, attrs in enumerate(attributes):
-        # The fast path: one set intersection tells a non-GenAI span (HTTP, DB...) apart.
+        # The fast path: one set test tells a non-GenAI span (HTTP, DB...) apart.
         if attrs.keys().isdisjoint(_TRIGGERS):
             span_events = events[row]
             if not span_events or all(e.name not in _CONTENT_EVENTS for e in span_events):
                 continue
-        normalize_attributes(attrs, names[row], scopes[row], events[row])
-        if not keep_original:
-            drop_legacy(attrs)
-    return batch
+        try:
+            normalize_attributes(attrs, names[row], scopes[row], events[row])
+            if not keep_original:
+                drop_legacy(attrs)
+        except Exception:  # data we did not foresee must not stop the pipeline; the span goes on as is
+            failed += 1
+    return failed
 
 
 def create(ctx: CreateContext, config: NormalizeConfig) -> Processor:
     keep_original = config.keep_original
+    metrics = ctx.telemetry.component(ctx.component_id)
 
     def normalize(batch: SpanBatch) -> SpanBatch:
-        return normalize_batch(batch, keep_original)
+        failed = normalize_rows(batch, keep_original)
+        if failed:
+            metrics.event("span_not_normalized", failed)
+        return batch
 
     return normalize
 

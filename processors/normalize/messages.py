@@ -8,6 +8,7 @@ messages add ``finish_reason``. Parts used here: ``{"type": "text", "content"}``
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -133,14 +134,15 @@ def indexed(attributes: Attributes, prefix: str) -> dict[int, dict[str, Any]]:
 def indexed_families(
     attributes: Attributes, prefixes: tuple[str, ...]
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    """``indexed`` for several prefixes in one pass over the keys (none may be a prefix of another)."""
+    """``indexed`` for one or two prefixes in one pass over the keys (neither a prefix of the other)."""
+    first = prefixes[0]
+    second = prefixes[-1]
     out: dict[str, dict[int, dict[str, Any]]] = {prefix: {} for prefix in prefixes}
-    single = prefixes[0] if len(prefixes) == 1 else None
     for key, value in attributes.items():
         # One C-level test per key keeps the common case (a key of no family) cheap.
         if not key.startswith(prefixes):
             continue
-        prefix = single or next(p for p in prefixes if key.startswith(p))
+        prefix = first if key.startswith(first) else second
         index, _, rest = key[len(prefix) :].partition(".")
         if rest and index.isdigit():
             groups = out[prefix]
@@ -151,15 +153,21 @@ def indexed_families(
     return {prefix: dict(sorted(groups.items())) for prefix, groups in out.items()}
 
 
-def _sub_indexed(fields: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]:
-    groups: dict[int, dict[str, Any]] = {}
-    cut = len(prefix)
+_SUB_FAMILIES = ("contents.", "tool_calls.")
+
+
+def _sub_families(fields: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A message's ``contents.{j}.*`` and ``tool_calls.{j}.*`` groups, in index order, in one pass."""
+    contents: dict[int, dict[str, Any]] = {}
+    calls: dict[int, dict[str, Any]] = {}
     for key, value in fields.items():
-        if key.startswith(prefix):
-            index, _, rest = key[cut:].partition(".")
-            if rest and index.isdigit():
-                groups.setdefault(int(index), {})[rest] = value
-    return [groups[i] for i in sorted(groups)]
+        if not key.startswith(_SUB_FAMILIES):
+            continue
+        groups, cut = (contents, 9) if key[0] == "c" else (calls, 11)
+        index, _, rest = key[cut:].partition(".")
+        if rest and index.isdigit():
+            groups.setdefault(int(index), {})[rest] = value
+    return [contents[i] for i in sorted(contents)], [calls[i] for i in sorted(calls)]
 
 
 def openllmetry_messages(groups: dict[int, dict[str, Any]], output: bool) -> list[Message]:
@@ -178,7 +186,7 @@ def openllmetry_messages(groups: dict[int, dict[str, Any]], output: bool) -> lis
             ]
         else:
             parts = _text_parts(fields.get("content"))
-            for call in _sub_indexed(fields, "tool_calls."):
+            for call in _sub_families(fields)[1]:
                 parts.append(
                     {
                         "type": "tool_call",
@@ -223,13 +231,14 @@ def openinference_messages(
             ]
         else:
             parts = _text_parts(fields.get("content"))
-            for item in _sub_indexed(fields, "contents."):
+            contents, calls = _sub_families(fields)
+            for item in contents:
                 content = {key.removeprefix("message_content."): value for key, value in item.items()}
                 if content.get("type") == "image":
                     parts.append({"type": "uri", "modality": "image", "uri": content.get("image.image.url")})
                 elif "text" in content:
                     parts.append({"type": "text", "content": content["text"]})
-            for item in _sub_indexed(fields, "tool_calls."):
+            for item in calls:
                 call = {key.removeprefix("tool_call."): value for key, value in item.items()}
                 parts.append(
                     {
@@ -345,6 +354,12 @@ def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message
     return inputs, outputs
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON, keeping non-ASCII text as is."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, keeping non-ASCII text as is; bytes become base64, anything else its ``str``."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)

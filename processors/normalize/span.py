@@ -77,9 +77,10 @@ def _operation(attributes: Attributes, name: str) -> str | None:
     kind = attributes.get(M.TRACELOOP_SPAN_KIND)
     if isinstance(kind, str) and kind.lower() in M.TRACELOOP_SPAN_KIND_OPERATIONS:
         return M.TRACELOOP_SPAN_KIND_OPERATIONS[kind.lower()]
-    first_word = name.partition(" ")[0]
-    if first_word in M.OPERATION_ALIASES and first_word != name:
-        return M.OPERATION_ALIASES[first_word]
+    # The conventions' span name is ``{operation} {model}``.
+    first_word, space, _ = name.partition(" ")
+    if space and first_word in M.OPERATIONS:
+        return first_word
     if dot and suffix in M.SPAN_NAME_SUFFIX_OPERATIONS and _first(attributes, M.PROVIDER_SOURCES):
         return M.SPAN_NAME_SUFFIX_OPERATIONS[suffix]
     return None
@@ -123,11 +124,11 @@ def _usage(attributes: Attributes, present: frozenset[str], provider: str | None
                     break
     if provider != V.PROVIDER_ANTHROPIC or M.USAGE_UNCACHED_INPUT_TOKENS in present:
         return
-    reported = attributes.get(A.GEN_AI_USAGE_INPUT_TOKENS)
-    cached = attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0) + attributes.get(
-        A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0
+    reported = _int(attributes.get(A.GEN_AI_USAGE_INPUT_TOKENS))
+    cached = (_int(attributes.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)) or 0) + (
+        _int(attributes.get(A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)) or 0
     )
-    if not isinstance(reported, int) or not cached:
+    if reported is None or not cached:
         return
     from_openlit = (
         scope_name.startswith(_OPENLIT_SCOPE_PREFIX) or attributes.get("telemetry.sdk.name") == "openlit"
@@ -146,18 +147,19 @@ _USAGE_TARGETS = (
 )
 
 
-def _request_params(attributes: Attributes, params: dict[str, Any]) -> None:
-    for target, sources in M.REQUEST_PARAM_SOURCES.items():
-        if target not in attributes:
-            value = _first(attributes, sources)
-            if value is not None:
-                attributes[target] = value
-    for key, target in M.INVOCATION_PARAMETERS.items():
-        value = params.get(key)
-        if value is not None and target not in attributes:
-            if target == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str):
+def _request_params(attributes: Attributes, present: frozenset[str], params: dict[str, Any]) -> None:
+    if not present.isdisjoint(M.LEGACY_PARAM_KEYS):
+        for target, sources in M.REQUEST_PARAM_SOURCES.items():
+            if target not in attributes:
+                value = _first(attributes, sources)
+                if value is not None:
+                    attributes[target] = value
+    for key, value in params.items():
+        param = M.INVOCATION_PARAMETERS.get(key)
+        if param is not None and value is not None and param not in attributes:
+            if param == A.GEN_AI_REQUEST_STOP_SEQUENCES and isinstance(value, str):
                 value = [value]
-            attributes[target] = value
+            attributes[param] = value
     current = attributes.get(A.GEN_AI_REQUEST_STREAM)
     if current is not None and not _truthy(current):
         # The conventions set the flag only when true (OpenLIT writes false too).
@@ -269,7 +271,7 @@ def normalize_attributes(attributes: Attributes, name: str, scope_name: str, eve
     if not present.isdisjoint(M.USAGE_KEYS):
         _usage(attributes, present, provider, scope_name)
     if params or not present.isdisjoint(M.PARAM_KEYS):
-        _request_params(attributes, params)
+        _request_params(attributes, present, params)
     if not present.isdisjoint(M.USER_SESSION_KEYS):
         _user_session(attributes)
     wrote_output = False

@@ -27,8 +27,14 @@ async def test_full_wal_answers_retry_info_and_sdk_retries_end_stored(tmp_path: 
             "exporters": {"flaky": {"fail": True}},
             "service": {
                 "wal": {"segment_size_mib": 1, "max_size_mib": 2},
-                "delivery": {"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.2, "linger_seconds": 0},
-                "pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse", "flaky"]}},
+                "delivery": {
+                    "initial_backoff_seconds": 0.05,
+                    "max_backoff_seconds": 0.2,
+                    "linger_seconds": 0,
+                },
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse", "flaky"]}
+                },
             },
         },
     )
@@ -42,7 +48,9 @@ async def test_full_wal_answers_retry_info_and_sdk_retries_end_stored(tmp_path: 
         refused = None
         async with httpx.AsyncClient() as client:
             for _ in range(400):
-                response = await client.post(url, content=body, headers={"content-type": "application/x-protobuf"})
+                response = await client.post(
+                    url, content=body, headers={"content-type": "application/x-protobuf"}
+                )
                 if response.status_code != 200:
                     refused = response
                     break
@@ -71,7 +79,9 @@ async def test_full_wal_answers_retry_info_and_sdk_retries_end_stored(tmp_path: 
         def sdk_send() -> bool:
             provider = TracerProvider(resource=Resource.create({"service.name": "retrying-app"}))
             provider.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=f"127.0.0.1:{ports['otlp.grpc']}", insecure=True, timeout=30))
+                BatchSpanProcessor(
+                    OTLPSpanExporter(endpoint=f"127.0.0.1:{ports['otlp.grpc']}", insecure=True, timeout=30)
+                )
             )
             tracer = provider.get_tracer("t")
             for i in range(100):
@@ -84,7 +94,10 @@ async def test_full_wal_answers_retry_info_and_sdk_retries_end_stored(tmp_path: 
         sending = asyncio.create_task(asyncio.to_thread(sdk_send))
         await asyncio.sleep(0)  # let the SDK hit the full WAL first
         deadline = time.monotonic() + 10
-        while service.telemetry.refused.labels("otlp", "wal_size")._value.get() < 2 and time.monotonic() < deadline:
+        while (
+            service.telemetry.refused.labels("otlp", "wal_size")._value.get() < 2
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.05)
         flaky.failing = False
         assert await asyncio.wait_for(sending, 90)

@@ -21,7 +21,16 @@ EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 def _start(config: Path, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "llm_observer.collector.cli", "collector", "--config", str(config), "--data-dir", str(data_dir)],
+        [
+            sys.executable,
+            "-m",
+            "llm_observer.collector.cli",
+            "collector",
+            "--config",
+            str(config),
+            "--data-dir",
+            str(data_dir),
+        ],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
@@ -46,10 +55,16 @@ def test_sigkill_after_acks_loses_nothing_and_duplicates_nothing(tmp_path: Path)
     config.write_text(
         yaml.safe_dump(
             {
-                "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{port}"}, "http": {"enabled": False}}}},
+                "receivers": {
+                    "otlp": {
+                        "protocols": {"grpc": {"endpoint": f"127.0.0.1:{port}"}, "http": {"enabled": False}}
+                    }
+                },
                 "service": {
                     "delivery": {"linger_seconds": 0.05, "min_batch_mib": 0.5},
-                    "pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}},
+                    "pipelines": {
+                        "traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}
+                    },
                 },
             }
         )
@@ -59,6 +74,7 @@ def test_sigkill_after_acks_loses_nothing_and_duplicates_nothing(tmp_path: Path)
     proc = _start(config, data_dir, log)
     acked: list[bytes] = []
     stop = threading.Event()
+    enough = threading.Event()
     try:
         _wait_ready(port, proc)
 
@@ -73,12 +89,12 @@ def test_sigkill_after_acks_loses_nothing_and_duplicates_nothing(tmp_path: Path)
                     except grpc.RpcError:
                         return  # the collector died under us: this request was not acknowledged
                     acked.extend(ids)
+                    if len(acked) >= 3000:
+                        enough.set()
 
         sender = threading.Thread(target=send)
         sender.start()
-        deadline = time.monotonic() + 60
-        while len(acked) < 3000 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        enough.wait(timeout=60)
         os.kill(proc.pid, signal.SIGKILL)  # mid-stream: requests in flight, exports unfinished
         proc.wait()
         stop.set()
@@ -97,7 +113,9 @@ def test_sigkill_after_acks_loses_nothing_and_duplicates_nothing(tmp_path: Path)
 
     client = open_client("chdb://clickhouse", data_dir)
     try:
-        rows = client.rows("SELECT lower(SpanId) AS id, count() AS n FROM otel.otel_traces GROUP BY id HAVING n > 1")
+        rows = client.rows(
+            "SELECT lower(SpanId) AS id, count() AS n FROM otel.otel_traces GROUP BY id HAVING n > 1"
+        )
         assert rows == [], f"{len(rows)} spans stored more than once"
         stored = {r["id"] for r in client.rows("SELECT SpanId AS id FROM otel.otel_traces")}
     finally:

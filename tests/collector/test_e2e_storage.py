@@ -39,7 +39,9 @@ def stored(service: Service, sql: str) -> list[dict[str, Any]]:
 
 def _send_agent_trace(exporter: SpanExporter, service_name: str) -> None:
     """An agent → tool + LLM tree through the SDK's BatchSpanProcessor, flushed on shutdown."""
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name, "llm_observer.project.id": "p1"}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name, "llm_observer.project.id": "p1"})
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter))
     tracer = provider.get_tracer("e2e-test", "1.0")
     with tracer.start_as_current_span("invoke_agent planner", kind=SpanKind.INTERNAL) as agent:
@@ -68,7 +70,13 @@ def _send_agent_trace(exporter: SpanExporter, service_name: str) -> None:
 async def test_sdk_grpc_and_http_protobuf_spans_are_stored_exactly(tmp_path: Path) -> None:
     config = local_config(
         tmp_path,
-        {"service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}}}},
+        {
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}
+                }
+            }
+        },
     )
     async with running(config) as service:
         ports = service.endpoints()
@@ -76,7 +84,9 @@ async def test_sdk_grpc_and_http_protobuf_spans_are_stored_exactly(tmp_path: Pat
         http_exporter = HttpSpanExporter(endpoint=f"http://127.0.0.1:{ports['otlp.http']}/v1/traces")
         await asyncio.to_thread(_send_agent_trace, grpc_exporter, "svc-grpc")
         await asyncio.to_thread(_send_agent_trace, http_exporter, "svc-http")
-        await until(lambda: stored(service, "SELECT count() AS n FROM otel.otel_traces")[0]["n"] == 6, what="6 spans")
+        await until(
+            lambda: stored(service, "SELECT count() AS n FROM otel.otel_traces")[0]["n"] == 6, what="6 spans"
+        )
         for service_name in ("svc-grpc", "svc-http"):
             rows = {
                 r["SpanName"]: r
@@ -115,7 +125,13 @@ async def test_sdk_grpc_and_http_protobuf_spans_are_stored_exactly(tmp_path: Pat
 async def test_otlp_json_over_http_is_stored(tmp_path: Path) -> None:
     config = local_config(
         tmp_path,
-        {"service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}}}},
+        {
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}
+                }
+            }
+        },
     )
     now = time.time_ns()
     body = {
@@ -152,7 +168,10 @@ async def test_otlp_json_over_http_is_stored(tmp_path: Path) -> None:
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/json"
         rows = await until(
-            lambda: stored(service, "SELECT TraceId, SpanId, SpanKind, StatusCode, InputTokens, Duration FROM otel.otel_traces"),
+            lambda: stored(
+                service,
+                "SELECT TraceId, SpanId, SpanKind, StatusCode, InputTokens, Duration FROM otel.otel_traces",
+            ),
             what="the JSON span",
         )
         assert rows == [
@@ -173,8 +192,14 @@ async def test_failing_exporter_neither_blocks_storage_nor_gets_duplicates(tmp_p
         {
             "exporters": {"flaky": {"fail": True}},
             "service": {
-                "delivery": {"initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.2, "linger_seconds": 0},
-                "pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse", "flaky"]}},
+                "delivery": {
+                    "initial_backoff_seconds": 0.05,
+                    "max_backoff_seconds": 0.2,
+                    "linger_seconds": 0,
+                },
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse", "flaky"]}
+                },
             },
         },
     )
@@ -190,7 +215,9 @@ async def test_failing_exporter_neither_blocks_storage_nor_gets_duplicates(tmp_p
                 request = genai_request(traces=10)
                 sent.extend(s.span_id for s in request.resource_spans[0].scope_spans[0].spans)
                 response = await client.post(
-                    url, content=request.SerializeToString(), headers={"content-type": "application/x-protobuf"}
+                    url,
+                    content=request.SerializeToString(),
+                    headers={"content-type": "application/x-protobuf"},
                 )
                 assert response.status_code == 200
             # Storage has everything while the other exporter is still failing.
@@ -204,7 +231,9 @@ async def test_failing_exporter_neither_blocks_storage_nor_gets_duplicates(tmp_p
             # More traffic after recovery goes to both, still exactly once.
             request = genai_request(traces=4)
             sent.extend(s.span_id for s in request.resource_spans[0].scope_spans[0].spans)
-            await client.post(url, content=request.SerializeToString(), headers={"content-type": "application/x-protobuf"})
+            await client.post(
+                url, content=request.SerializeToString(), headers={"content-type": "application/x-protobuf"}
+            )
             await until(lambda: len(flaky.span_ids) >= len(sent), what="the new spans")
         assert sorted(flaky.span_ids) == sorted(sent)
         rows = stored(service, "SELECT count() AS n, uniqExact(SpanId) AS u FROM otel.otel_traces")

@@ -12,7 +12,7 @@ import pydantic
 import pytest
 
 from llm_observer.collector.batch import Event, Link, SpanBatch
-from llm_observer.collector.component import CreateContext
+from llm_observer.collector.component import Component, CreateContext, Exporter
 from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
 from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.clickhouse import ClickHouseExporter, ClickHouseExporterConfig, factory, schema
@@ -518,7 +518,8 @@ async def test_clickhouse_conformance_create_start_shutdown_twice(tmp_path: Path
     config = factory.config_model()
     assert factory.type_name == "clickhouse"
     for _ in range(2):
-        component = factory.create(_context(tmp_path), config)
+        component: Exporter = factory.create(_context(tmp_path), config)
+        assert isinstance(component, Component)
         await component.shutdown()  # safe before start
         await component.start()
         await component.start()

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from llm_observer.collector.batch import Event, SpanBatch
 from llm_observer.collector.component import CreateContext
 from llm_observer.collector.telemetry import Telemetry
-from llm_observer.processors.normalize import NormalizeConfig, factory, normalize_batch
+from llm_observer.processors.normalize import NormalizeConfig, factory, normalize_batch, normalize_rows
 from llm_observer.processors.normalize_logs import content_events_by_span
 
 TRACE = bytes(range(1, 17))
@@ -403,3 +403,43 @@ def test_normalize_logs_events_become_messages_on_their_span():
     assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
     snapshot = copy.deepcopy(attrs)
     assert normalize_batch(batch).attributes[0] == snapshot
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {
+            "gen_ai.system": "anthropic",
+            "gen_ai.usage.input_tokens": "n/a",
+            "gen_ai.usage.cache_read.input_tokens": "x",
+        },
+        {"gen_ai.system": 7, "gen_ai.operation.name": 3, "gen_ai.request.model": ["a"]},
+        {"llm.system": "openai", "llm.invocation_parameters": "[1, 2]", "llm.model_name": ""},
+        {"gen_ai.system": "openai", "gen_ai.prompt.0.content": b"\x00\xff", "gen_ai.prompt.x.role": "user"},
+        {
+            "gen_ai.system": "openai",
+            "gen_ai.prompt.0.content": "[not json",
+            "gen_ai.completion.0.tool_calls.0.name": "f",
+        },
+        {
+            "openinference.span.kind": "LLM",
+            "llm.input_messages.0.message.content": {"nested": [1, 2]},
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": "{bad",
+            "input.value": "[]",
+            "output.value": '{"choices": [1, {"message": "x"}]}',
+        },
+        {
+            "gen_ai.system": "openai",
+            "gen_ai.prompt": '[{"role": "user", "content": [{"type": "image_url"}]}]',
+        },
+        {"gen_ai.system": "openai", "gen_ai.completion": "[1, 2, 3]", "llm.is_streaming": "TRUE"},
+    ],
+)
+def test_normalize_malformed_attributes_do_not_fail(attrs):
+    batch = _batch(
+        ("chat x", attrs), events=[[Event(1, "gen_ai.choice", {"message": "not a map", "index": "0"})]]
+    )
+    assert normalize_rows(batch) == 0
+    snapshot = copy.deepcopy(batch.attributes)
+    assert normalize_rows(batch) == 0
+    assert batch.attributes == snapshot

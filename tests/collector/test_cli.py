@@ -1,0 +1,166 @@
+"""The ``llm-observer`` console script, run as a user would: a subprocess per command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import yaml
+
+
+def _script() -> str:
+    beside = Path(sys.executable).parent / "llm-observer"
+    found = str(beside) if beside.exists() else shutil.which("llm-observer")
+    assert found, "the llm-observer console script is not installed (pip install -e .)"
+    return found
+
+
+def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_script(), *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_cli_validate_good_config_exits_zero(tmp_path: Path) -> None:
+    good = _write(
+        tmp_path,
+        "good.yaml",
+        """
+        receivers:
+          otlp:
+            protocols:
+              grpc:
+                endpoint: 0.0.0.0:4317
+        exporters:
+          debug: {}
+        service:
+          pipelines:
+            traces:
+              receivers: [otlp]
+              processors: [normalize, cost]
+              exporters: [clickhouse, debug]
+        """,
+    )
+    result = _run(tmp_path, "validate", "--config", str(good))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+    assert not (tmp_path / ".llm-observer").exists()  # validating starts nothing and writes nothing
+
+
+def test_cli_validate_bad_config_names_every_bad_key(tmp_path: Path) -> None:
+    bad = _write(
+        tmp_path,
+        "bad.yaml",
+        """
+        receivers:
+          otlp:
+            protocols:
+              grpc:
+                max_recv_msg_size_mib: -1
+        exporters:
+          prometheus:
+            endpiont: 127.0.0.1:9464
+          nosuch: {}
+        service:
+          pipelines:
+            traces:
+              receivers: [otlp]
+              exporters: [clickhouse, missing]
+        """,
+    )
+    result = _run(tmp_path, "validate", "--config", str(bad))
+    assert result.returncode != 0
+    for path in (
+        "receivers.otlp.protocols.grpc.max_recv_msg_size_mib",
+        "exporters.prometheus.endpiont",
+        "exporters.nosuch",
+        "service.pipelines.traces.exporters[1]",
+    ):
+        assert path in result.stderr, f"{path} not named in:\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_validate_missing_file_fails_cleanly(tmp_path: Path) -> None:
+    result = _run(tmp_path, "validate", "--config", str(tmp_path / "absent.yaml"))
+    assert result.returncode != 0
+    assert "absent.yaml" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_validate_requires_a_config(tmp_path: Path) -> None:
+    result = _run(tmp_path, "validate")
+    assert result.returncode != 0
+    assert "--config" in result.stderr
+
+
+def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
+    moved = _write(
+        tmp_path,
+        "moved.yaml",
+        """
+        receivers:
+          otlp:
+            protocols:
+              http:
+                endpoint: ${LLM_OBSERVER_TEST_HOST:-127.0.0.1}:5318
+        """,
+    )
+    result = _run(tmp_path, "config", "show", "--config", str(moved), env={"LLM_OBSERVER_TEST_HOST": "0.0.0.0"})
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    protocols = shown["receivers"]["otlp"]["protocols"]
+    assert protocols["http"]["endpoint"] == "0.0.0.0:5318"  # the file, env expanded
+    assert protocols["grpc"]["endpoint"] == "127.0.0.1:4317"  # the default beside it
+    assert protocols["grpc"]["max_recv_msg_size_mib"] == 16  # defaults filled in
+    assert shown["service"]["pipelines"]["traces"] == {
+        "receivers": ["otlp"],
+        "processors": ["normalize", "attribute", "cost"],
+        "exporters": ["clickhouse", "prometheus", "qdrant"],
+    }
+    assert shown["service"]["wal"]["mode"] == "disk"
+
+    # What it prints is itself a config that validates to the same thing.
+    saved = _write(tmp_path, "shown.yaml", result.stdout)
+    again = _run(tmp_path, "config", "show", "--config", str(saved))
+    assert again.returncode == 0, again.stderr
+    assert yaml.safe_load(again.stdout) == shown
+
+
+def test_cli_config_show_without_a_file_is_the_default(tmp_path: Path) -> None:
+    result = _run(tmp_path, "config", "show", "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout)
+    assert shown["data_dir"] == str(tmp_path / "data")
+    assert shown["exporters"]["prometheus"]["endpoint"] == "127.0.0.1:9464"
+    assert shown["query"]["http"]["endpoint"] == "127.0.0.1:8080"
+
+
+def test_cli_config_show_bad_file_names_the_key(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "bad.yaml", "exporters:\n  prometheus:\n    max_series: 0\n")
+    result = _run(tmp_path, "config", "show", "--config", str(bad))
+    assert result.returncode != 0
+    assert "exporters.prometheus.max_series" in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_help_lists_the_commands(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--help")
+    assert result.returncode == 0
+    for command in ("up", "collector", "query", "validate", "config"):
+        assert command in result.stdout
