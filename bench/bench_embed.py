@@ -1,13 +1,15 @@
 """Benchmark of the embed step and the Qdrant exporter (bundled all-MiniLM-L6-v2 int8, Qdrant local mode).
 
 Reports:
-  1. the model alone: unique texts/s at realistic prompt lengths (short questions and ~100-word prompts), for
-     onnxruntime's default threads and for one thread (what is left when the collector is busy);
-  2. the exporter end to end (extract, hash, embed, upsert into local Qdrant): a 10k-span burst, once with every
-     prompt distinct and once with the repetition real applications show (most prompts repeat), i.e. how long
-     the exporter's WAL cursor needs to catch up with a burst that ingestion acked at once, and the dedup effect.
+  1. the model alone: unique texts/s at realistic prompt lengths (short questions and ~100-word prompts), with
+     one onnxruntime thread (the default) and with all cores;
+  2. the exporter alone end to end (extract, hash, embed, upsert into local Qdrant): a 10k-span burst, once
+     with every prompt distinct and once with the repetition real applications show (most prompts repeat),
+     i.e. how long the exporter's WAL cursor needs to catch up with a burst, and the dedup effect;
+  3. a running collector with the qdrant exporter: a burst sent over OTLP/HTTP, its ack time, and the time
+     until every prompt is embedded and stored (the embedding lag under load).
 
-    .venv/bin/python bench/bench_embed.py [--texts 1000] [--spans 10000] [--repeat 0.9] [--batch 512]
+    .venv/bin/python bench/bench_embed.py [--texts 500] [--spans 10000] [--repeat 0.9] [--distinct 1000]
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def make_batch(prompts: list[str], first: int, start_ns: int) -> SpanBatch:
 
 def bench_model(models_dir: Path, texts: int) -> None:
     rng = random.Random(1)
-    for threads in (None, 1):
+    for threads in (1, None):
         embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=0, threads=threads)
         embedder.embed(["warm up"])
         for words in (12, 100):
@@ -96,7 +98,7 @@ def bench_model(models_dir: Path, texts: int) -> None:
             embedder.embed(batch, batch_size=64)
             elapsed = time.perf_counter() - began
             print(
-                f"model only, threads={threads or 'default'}, {words:>3}-word prompts: "
+                f"model only, threads={threads or 'all'}, {words:>3}-word prompts: "
                 f"{texts / elapsed:7.0f} unique texts/s"
             )
 
@@ -132,20 +134,72 @@ async def bench_exporter(data_dir: Path, spans: int, repeat: float, batch_size: 
         await exporter.shutdown()
 
 
+async def bench_pipeline(data_dir: Path, spans: int, unique: int) -> None:
+    """A running collector (OTLP/HTTP → WAL → qdrant exporter): burst ack time versus embedding catch-up."""
+    import httpx
+
+    from llm_observer.collector.testing import genai_request, local_config, running
+
+    rng = random.Random(3)
+    pool = [question(rng, 14) for _ in range(unique)]
+    bodies, prompts = [], 0
+    for _ in range(spans // 250):
+        request = genai_request(50, rng=rng)  # 50 traces x 5 spans, 2 of them chat spans with a prompt
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            for kv in span.attributes:
+                if kv.key == "gen_ai.input.messages":
+                    kv.value.string_value = json.dumps(
+                        [{"role": "user", "parts": [{"type": "text", "content": rng.choice(pool)}]}]
+                    )
+                    prompts += 1
+        bodies.append(request.SerializeToString())
+    config = local_config(
+        data_dir / "pipeline",
+        {
+            "service": {
+                "delivery": {"linger_seconds": 0},
+                "pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["qdrant"]}},
+            }
+        },
+    )
+    async with running(config) as service:
+        exporter = service.exporters["qdrant"]
+        assert isinstance(exporter, QdrantExporter) and exporter.store is not None
+        url = f"http://127.0.0.1:{service.endpoints()['otlp.http']}/v1/traces"
+        began = time.perf_counter()
+        async with httpx.AsyncClient(timeout=60) as client:
+            sends = [
+                client.post(url, content=body, headers={"content-type": "application/x-protobuf"})
+                for body in bodies
+            ]
+            statuses = {r.status_code for r in await asyncio.gather(*sends)}
+        acked = time.perf_counter() - began
+        while exporter.store.count("llm_observer_prompts") < prompts:
+            await asyncio.sleep(0.1)
+        caught_up = time.perf_counter() - began
+        print(
+            f"collector, {len(bodies) * 250} spans ({prompts} prompts, {unique} distinct): acked in {acked:.2f} s "
+            f"({len(bodies) * 250 / acked:,.0f} spans/s, HTTP {sorted(statuses)}); embedding caught up after "
+            f"{caught_up:.1f} s (max lag {caught_up - acked:.1f} s)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--texts", type=int, default=1000)
+    parser.add_argument("--texts", type=int, default=500)
     parser.add_argument("--spans", type=int, default=10_000)
     parser.add_argument("--repeat", type=float, default=0.9)
     parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--distinct", type=int, default=1000, help="distinct prompts in the collector burst")
     args = parser.parse_args()
     print(f"cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         bench_model(data_dir / "models", args.texts)
         asyncio.run(bench_exporter(data_dir, args.spans, args.repeat, args.batch))
+        asyncio.run(bench_pipeline(data_dir, args.spans, args.distinct))
 
 
 if __name__ == "__main__":

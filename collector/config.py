@@ -287,7 +287,9 @@ def validate(
 ) -> Config:
     problems: list[tuple[str, str]] = []
     raw = _expand(raw, "", problems)
-    root = _model("", _Root, raw, problems)
+    known = set(_Root.model_fields)
+    problems.extend((str(key), "unknown key") for key in raw if key not in known)
+    root = _model("", _Root, {k: v for k, v in raw.items() if k in known}, problems)
     if root is None:
         raise ConfigError(problems)
     factories = discover_factories(extra_factories)

@@ -247,6 +247,7 @@ class Service:
             await self.log.close()
             self.log = None
         self._lock.release()
+        self._started = False
         self._stopped.set()
 
     def endpoints(self) -> dict[str, Any]:

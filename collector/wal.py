@@ -305,6 +305,7 @@ class WriteAheadLog:
                 lsns = self._write(batch)
             except OSError as exc:
                 logger.error("WAL write failed; %d requests refused: %s", len(batch), exc)
+                self._discard_partial_write()
                 self._finish(batch, None, exc)
                 continue
             self._finish(batch, lsns, None)
@@ -338,6 +339,21 @@ class WriteAheadLog:
         if self._telemetry is not None:
             self._telemetry.wal_sync_seconds.observe(time.perf_counter() - started)
         return list(range(first, first + len(batch)))
+
+    def _discard_partial_write(self) -> None:
+        """Cut whatever a failed write left past the last durable record, so that nothing refused is ever
+        read back (as part of a later record) and nothing acknowledged is later mistaken for a torn tail."""
+        segment = self._segments[-1]
+        try:
+            os.ftruncate(self._fd, segment.size)
+        except OSError as exc:
+            # The segment cannot be repaired in place: start a new one; the damaged tail is cut on recovery.
+            logger.error(
+                "cannot cut a failed WAL write off %s (%s); starting a new segment", segment.path.name, exc
+            )
+            os.close(self._fd)
+            segment = self._new_segment(self._head)
+            self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _finish(
         self, batch: list[tuple[bytes, asyncio.Future[int]]], lsns: list[int] | None, error: Exception | None

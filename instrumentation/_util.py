@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
+_MISSING = object()
+
 # SDK sentinels for "argument not given" (openai/anthropic NotGiven and Omit, and look-alikes).
 _SENTINEL_TYPES = frozenset({"NotGiven", "Omit", "_NotGiven", "_Omit", "Unset", "UnsetType"})
 
@@ -45,9 +47,13 @@ def strings(value: Any) -> list[str] | None:
 def get(obj: Any, name: str, default: Any = None) -> Any:
     """``obj[name]`` for mappings, ``getattr(obj, name)`` otherwise: SDK params are TypedDicts, SDK
     responses are pydantic models."""
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):
         return obj.get(name, default)
-    return getattr(obj, name, default)
+    # Attribute first: an ABC isinstance check costs more than the lookup on the common (pydantic) path.
+    value = getattr(obj, name, _MISSING)
+    if value is _MISSING:
+        return obj.get(name, default) if isinstance(obj, Mapping) else default
+    return value
 
 
 def put_number(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:

@@ -53,7 +53,7 @@ __all__ = ["CohereInstrumentor"]
 
 _log = logging.getLogger(__name__)
 
-_INSTRUMENTS = ("cohere >= 5.11.0, < 8",)
+_INSTRUMENTS = ("cohere >= 5.13.0, < 8",)
 
 # (module, class, method, kind) — kind picks the request/response translators.
 _TARGETS: tuple[tuple[str, str, str, str], ...] = (

@@ -1,6 +1,7 @@
 """``observe``: spans for the application's own agent steps, tools and workflows.
 
-As a decorator (sync or ``async def`` functions)::
+As a decorator (plain or ``async def`` functions; a generator's work happens after the call returns, so
+trace generators with the context manager inside them)::
 
     @observe                                   # invoke_agent <function name>
     def planner(task): ...
@@ -113,7 +114,9 @@ class Observation:
                 span = self._start(name)
                 if capture_tool_content:
                     span.set_attribute(gv.GEN_AI_TOOL_CALL_ARGUMENTS, _arguments(func, args, kwargs))
-                with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
                     try:
                         result = await func(*args, **kwargs)
                     except BaseException as exc:
@@ -131,7 +134,9 @@ class Observation:
             span = self._start(name)
             if capture_tool_content:
                 span.set_attribute(gv.GEN_AI_TOOL_CALL_ARGUMENTS, _arguments(func, args, kwargs))
-            with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+            with trace.use_span(
+                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+            ):
                 try:
                     result = func(*args, **kwargs)
                 except BaseException as exc:

@@ -5,7 +5,7 @@ module owns everything else: span naming (``{operation} {model}``, kind CLIENT),
 usage attributes of the GenAI conventions, error recording, opt-in content capture, the two client metrics,
 time to first chunk, stream wrappers, and suppression of duplicate LLM spans.
 
-Writing an instrumentor (the API part B and later instrumentors build on)::
+Writing an instrumentor (the API every provider module builds on)::
 
     handler = GenAIHandler.from_kwargs(kwargs, scope="llm_observer.instrumentation.acme")
 

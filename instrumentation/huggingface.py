@@ -44,7 +44,7 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["HuggingFaceInstrumentor"]
 
-_INSTRUMENTS = ("huggingface_hub >= 0.24.0, < 2",)
+_INSTRUMENTS = ("huggingface_hub >= 1.0.0, < 2",)
 _TARGETS = (
     ("huggingface_hub.inference._client", "InferenceClient"),
     ("huggingface_hub.inference._generated._async_client", "AsyncInferenceClient"),

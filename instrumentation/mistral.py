@@ -40,7 +40,7 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["MistralInstrumentor"]
 
-_INSTRUMENTS = ("mistralai >= 1.0.0, < 4",)
+_INSTRUMENTS = ("mistralai >= 1.2.0, < 4",)
 # (module candidates newest first, class, methods)
 _TARGETS: tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...] = (
     (

@@ -180,6 +180,7 @@ class _Adapter:
         self.handler = handler
         self.stream_usage = stream_usage
         self.providers = providers
+        self._endpoints: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
         self.requests = {
             "chat": self.chat_request,
             "responses": self.responses_request,
@@ -195,14 +196,26 @@ class _Adapter:
 
     # --- common -------------------------------------------------------------------------------------
 
-    def _call(self, operation: str, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-        client = getattr(instance, "_client", None)
-        url = str(getattr(client, "base_url", "") or "")
+    def _endpoint(self, client: Any) -> tuple[str, str | None, int | None]:
+        """(provider, host, port) of a client, cached per base-URL object (it changes only when reassigned)."""
+        base_url = getattr(client, "base_url", None)
+        cached = self._endpoints.get(id(base_url))
+        if cached is not None and cached[0] is base_url:
+            return cached[1]
+        url = str(base_url or "")
         azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
+        host, port = host_port(url) if url else (None, None)
+        found = (provider_for_url(url, azure, self.providers), host, port)
+        if len(self._endpoints) > 256:
+            self._endpoints.clear()
+        self._endpoints[id(base_url)] = (base_url, found)
+        return found
+
+    def _call(self, operation: str, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+        provider, host, port = self._endpoint(getattr(instance, "_client", None))
         model = kwargs.get("model")
-        call = LLMCall(operation, provider_for_url(url, azure, self.providers))
-        call.request_model = model if isinstance(model, str) else None
-        call.server_address, call.server_port = host_port(url) if url else (None, None)
+        call = LLMCall(operation, provider, model if isinstance(model, str) else None)
+        call.server_address, call.server_port = host, port
         if kwargs.get("stream") is True:
             call.streaming = True
         return call

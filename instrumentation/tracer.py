@@ -56,7 +56,11 @@ _log = logging.getLogger(__name__)
 _SCOPE = "llm_observer.tracer"
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _METADATA_PREFIX = "llm_observer.metadata."
-_METADATA_KEYS = {"user_id": attr.USER_ID, "session_id": attr.SESSION_ID, "conversation_id": attr.GEN_AI_CONVERSATION_ID}
+_METADATA_KEYS = {
+    "user_id": attr.USER_ID,
+    "session_id": attr.SESSION_ID,
+    "conversation_id": attr.GEN_AI_CONVERSATION_ID,
+}
 
 
 def trace_id_from(value: str | int) -> int:
@@ -294,7 +298,12 @@ class LLMObserverTracer:
             self._ids.choose(None)
 
     def _llm_attributes(
-        self, operation: str, model: str | None, provider: str | None, prompt: Any, metadata: Mapping[str, Any] | None
+        self,
+        operation: str,
+        model: str | None,
+        provider: str | None,
+        prompt: Any,
+        metadata: Mapping[str, Any] | None,
     ) -> dict[str, AttributeValue]:
         attributes = _metadata_attributes(metadata)
         attributes[attr.GEN_AI_OPERATION_NAME] = operation
@@ -370,4 +379,3 @@ def _metadata_attributes(metadata: Mapping[str, Any] | None) -> dict[str, Attrib
         elif value is not None:
             attributes[name] = to_json(value)
     return attributes
-

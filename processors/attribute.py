@@ -39,6 +39,11 @@ from llm_observer.semconv.attributes import (
     TEAM_ID,
     USER_ID,
 )
+from llm_observer.semconv.mappings import (
+    ASSOCIATION_SESSION_KEYS,
+    ASSOCIATION_USER_KEYS,
+    TRACELOOP_ASSOCIATION_PREFIX,
+)
 
 Target = Literal["organization", "project", "team"]
 _TARGET_KEYS: Mapping[str, str] = {"organization": ORGANIZATION_ID, "project": PROJECT_ID, "team": TEAM_ID}
@@ -46,19 +51,14 @@ _TARGET_KEYS: Mapping[str, str] = {"organization": ORGANIZATION_ID, "project": P
 DEFAULT_USER_KEYS: tuple[str, ...] = (
     USER_ID,
     "enduser.id",
-    "traceloop.association.properties.user_id",
-    "traceloop.association.properties.userId",
-    "traceloop.association.properties.user.id",
+    *(TRACELOOP_ASSOCIATION_PREFIX + key for key in ASSOCIATION_USER_KEYS),
     "langfuse.user.id",
     "gen_ai.user.id",
 )
 DEFAULT_CONVERSATION_KEYS: tuple[str, ...] = (
     GEN_AI_CONVERSATION_ID,
     SESSION_ID,
-    "traceloop.association.properties.session_id",
-    "traceloop.association.properties.sessionId",
-    "traceloop.association.properties.conversation_id",
-    "traceloop.association.properties.thread_id",
+    *(TRACELOOP_ASSOCIATION_PREFIX + key for key in ASSOCIATION_SESSION_KEYS),
     "langfuse.session.id",
     "gen_ai.session.id",
 )
@@ -112,10 +112,9 @@ class _Rule:
     value: str | None
 
     def apply(self, resource: Attributes) -> str | None:
-        raw = resource.get(self.source)
-        if raw is None:
+        text = _text(resource.get(self.source))
+        if text is None:
             return None
-        text = raw if isinstance(raw, str) else str(raw)
         if self.map is not None:
             return self.map.get(text)
         assert self.pattern is not None

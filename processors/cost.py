@@ -188,7 +188,13 @@ def create(ctx: CreateContext, config: CostConfig) -> Processor:
                 _drop_cost(attrs)
                 continue
             provider = attrs.get(GEN_AI_PROVIDER_NAME) or attrs.get(GEN_AI_SYSTEM)
-            schedule = resolved.get((provider, response_model, request_model), _MISSING)
+            try:
+                schedule = resolved.get((provider, response_model, request_model), _MISSING)
+            except TypeError:  # an array or map where a name belongs: it names nothing
+                provider, response_model, request_model = (
+                    v if isinstance(v, str) else None for v in (provider, response_model, request_model)
+                )
+                schedule = resolved.get((provider, response_model, request_model), _MISSING)
             if schedule is _MISSING:
                 schedule = schedule_for(provider, response_model, request_model)
             if schedule is None:

@@ -53,6 +53,10 @@ _BUNDLED_TOKENIZER_FILES = (
 # long prompts.
 _BUNDLED_MAX_TOKENS = 256
 
+# onnxruntime's own default is a spinning thread per core, which starves the collector's receivers on a
+# small machine; one thread (which releases the GIL) leaves the other cores to ingestion. None = all cores.
+DEFAULT_THREADS = 1
+
 Vector = list[float]
 Kind = Literal["prompt", "output"]
 PromptScope = Literal["last", "all"]
@@ -135,8 +139,9 @@ def _messages(value: Any) -> list[tuple[str | None, str]]:
             role = value.get("role")
             return [(role if isinstance(role, str) else None, _message_text(value))]
         for key in ("prompt", "input", "query", "question"):
-            if isinstance(value.get(key), str):
-                return [(None, value[key])]
+            # e.g. OpenAI's Responses API: ``input`` is a string or a list of messages.
+            if isinstance(value.get(key), str | list):
+                return _messages(value[key])
         return []
     if isinstance(value, list):
         out: list[tuple[str | None, str]] = []
@@ -316,7 +321,7 @@ class Embedder:
         models_dir: Path | None = None,
         *,
         cache_size: int = 10_000,
-        threads: int | None = None,
+        threads: int | None = DEFAULT_THREADS,
     ) -> None:
         from fastembed import TextEmbedding
 
@@ -355,6 +360,16 @@ class Embedder:
         return [
             np.asarray(v, dtype=np.float32) for v in self._model.embed(list(texts), batch_size=batch_size)
         ]
+
+    def _remember(self, vectors: Mapping[str, npt.NDArray[np.float32]]) -> None:
+        if self.cache_size <= 0:
+            return
+        with self._lock:
+            for h, vector in vectors.items():
+                self._lru[h] = vector
+                self._lru.move_to_end(h)
+            while len(self._lru) > self.cache_size:
+                self._lru.popitem(last=False)
 
     def embed(
         self,
@@ -395,25 +410,20 @@ class Embedder:
                     found[h] = np.asarray(values, dtype=np.float32)
                     del missing[h]
                     step.store_hits += 1
-        fresh: dict[str, npt.NDArray[np.float32]] = {}
-        if missing:
-            keys = list(missing)
-            for start in range(0, len(keys), batch_size):
-                chunk = keys[start : start + batch_size]
-                vectors = self._run_model([missing[h] for h in chunk], batch_size)
-                fresh.update(zip(chunk, vectors, strict=True))
-                step.model_calls += 1
-            step.embedded = len(keys)
+        keys = list(missing)
+        for start in range(0, len(keys), batch_size):
+            chunk = keys[start : start + batch_size]
+            fresh = dict(zip(chunk, self._run_model([missing[h] for h in chunk], batch_size), strict=True))
+            step.model_calls += 1
+            step.embedded += len(chunk)
             found.update(fresh)
-        if fresh and store is not None:
-            store.put_vectors(self.model, {h: v.tolist() for h, v in fresh.items()})
+            # Remembered batch by batch: a caller that gives up on a long call (a send timeout) and asks
+            # again finds the work done so far.
+            if store is not None:
+                store.put_vectors(self.model, {h: v.tolist() for h, v in fresh.items()})
+            self._remember(fresh)
+        self._remember({h: found[h] for h in dict.fromkeys(hashes)})
         with self._lock:
-            if self.cache_size > 0:
-                for h in dict.fromkeys(hashes):
-                    self._lru[h] = found[h]
-                    self._lru.move_to_end(h)
-                while len(self._lru) > self.cache_size:
-                    self._lru.popitem(last=False)
             self.totals.add(step)
         if counts is not None:
             counts.add(step)
@@ -429,7 +439,7 @@ def shared_embedder(
     models_dir: Path | None = None,
     *,
     cache_size: int = 10_000,
-    threads: int | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> Embedder:
     """One ``Embedder`` per model and models dir in this process.
 

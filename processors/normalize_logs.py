@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-from llm_observer.collector.batch import Event
+from llm_observer.collector.batch import Event, SpanBatch
 from llm_observer.collector.otlp_codec import any_value, attributes_of
 from llm_observer.processors.normalize.messages import dumps
 from llm_observer.semconv import mappings as M
 
-__all__ = ["content_events_by_span"]
+__all__ = ["attach_events", "content_events_by_span"]
 
 _EVENT_NAME_ATTRIBUTE = "event.name"
 
@@ -49,3 +49,20 @@ def content_events_by_span(request: ExportLogsServiceRequest) -> dict[tuple[byte
                 time = record.time_unix_nano or record.observed_time_unix_nano
                 out.setdefault((record.trace_id, record.span_id), []).append(Event(time, name, attributes))
     return out
+
+
+def attach_events(batch: SpanBatch, events: dict[tuple[bytes, bytes], list[Event]]) -> int:
+    """Append to each span of ``batch`` the events keyed by its (trace_id, span_id), in place.
+
+    Returns how many events found their span; the caller may keep the rest for a later batch.
+    """
+    if not events:
+        return 0
+    attached = 0
+    trace_ids, span_ids, span_events = batch.trace_id, batch.span_id, batch.events
+    for row, span_id in enumerate(span_ids):
+        found = events.get((trace_ids[row], span_id))
+        if found:
+            span_events[row].extend(found)
+            attached += len(found)
+    return attached

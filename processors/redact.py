@@ -178,25 +178,7 @@ _IPS = (
         re.compile(
             r"[0-9A-Fa-f:](?<![\w:.][0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:.])"
         ),
-        (
-            "::",
-            ":0",
-            ":1",
-            ":2",
-            ":3",
-            ":4",
-            ":5",
-            ":6",
-            ":7",
-            ":8",
-            ":9",
-            ":a",
-            ":b",
-            ":c",
-            ":d",
-            ":e",
-            ":f",
-        ),
+        ("::", *(f":{digit}" for digit in "0123456789abcdefABCDEF")),
         _ip,
     ),
 )
@@ -293,7 +275,10 @@ class Redactor:
         return value
 
     def _string(self, value: str) -> str:
-        if value.lstrip()[:1] not in ("{", "["):
+        head = value[:1]
+        if head.isspace():
+            head = value.lstrip()[:1]
+        if head != "{" and head != "[":
             return self.text(value)
         # JSON: mask the decoded strings, so the result is valid JSON whatever the patterns match, and
         # escaped characters (``\\u0040``) cannot hide a match. Parse only when something may match.
@@ -335,15 +320,16 @@ def _has_any(text: str, literals: tuple[str, ...]) -> bool:
 
 def _is_compact(value: str) -> bool:
     """Whether JSON text was written without spaces after separators (judged by its first one)."""
-    for index, char in enumerate(value):
-        if char in ",:" and index + 1 < len(value):
-            return value[index + 1] not in " \n"
-        if char == '"':
-            # skip the string: separators inside it say nothing
-            end = index + 1
-            while end < len(value) and value[end] != '"':
-                end += 2 if value[end] == "\\" else 1
-            return _is_compact(value[end + 1 :])
+    index, end = 0, len(value)
+    while index < end:
+        char = value[index]
+        if char == '"':  # skip the string: separators inside it say nothing
+            index += 1
+            while index < end and value[index] != '"':
+                index += 2 if value[index] == "\\" else 1
+        elif char in ",:":
+            return index + 1 < end and value[index + 1] not in " \n"
+        index += 1
     return True
 
 
@@ -363,7 +349,7 @@ def create(ctx: CreateContext, config: RedactConfig) -> Processor:
         if not drop_projects:
             return False
         project = attrs.get(PROJECT_ID) or resource.get(PROJECT_ID) or DEFAULT_PROJECT
-        return project in drop_projects
+        return isinstance(project, str) and project in drop_projects
 
     def process(batch: SpanBatch) -> SpanBatch:
         dropped = 0

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -191,7 +191,9 @@ class QueryBackend:
                         kwargs["model"] = vectors.model
                     if vectors.api_key:
                         kwargs["api_key"] = vectors.api_key
-                    self._vectors = await asyncio.to_thread(VectorSearch.open, vectors.url, self.data_dir, **kwargs)
+                    self._vectors = await asyncio.to_thread(
+                        VectorSearch.open, vectors.url, self.data_dir, **kwargs
+                    )
                 except Exception as exc:  # ImportError without the extra, or a store that cannot open
                     self._vectors_error = f"semantic search is unavailable: {exc}"
                     logger.warning("Semantic search is unavailable: %s", exc)

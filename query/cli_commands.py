@@ -24,10 +24,16 @@ def add_traces_commands(subparsers: Any) -> None:
     traces_sub = traces.add_subparsers(dest="traces_command", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--url", default=os.environ.get("LLM_OBSERVER_URL", DEFAULT_URL),
-                            help=f"query service URL (default {DEFAULT_URL}, env LLM_OBSERVER_URL)")
-        parser.add_argument("--api-key", default=os.environ.get("LLM_OBSERVER_API_KEY"),
-                            help="API key or token (env LLM_OBSERVER_API_KEY)")
+        parser.add_argument(
+            "--url",
+            default=os.environ.get("LLM_OBSERVER_URL", DEFAULT_URL),
+            help=f"query service URL (default {DEFAULT_URL}, env LLM_OBSERVER_URL)",
+        )
+        parser.add_argument(
+            "--api-key",
+            default=os.environ.get("LLM_OBSERVER_API_KEY"),
+            help="API key or token (env LLM_OBSERVER_API_KEY)",
+        )
         parser.add_argument("--org", dest="organization_id", help="organization id")
         parser.add_argument("--project", dest="project_id", help="project id")
         parser.add_argument("--json", action="store_true", help="print the API's JSON instead")
@@ -155,14 +161,17 @@ def format_tree(spans: Sequence[dict[str, Any]], content: bool) -> str:
             if span["status"] == "Error":
                 line += f"  ERROR: {span['status_message'] or 'failed'}"
             lines.append(line)
-            child_prefix = prefix + ("   " if last or (parent is None and not prefix) else "│  ")
+            top = parent is None and not prefix
+            child_prefix = "" if top else prefix + ("   " if last else "│  ")
             if content:
+                # Content sits under the span's name, beside the line leading to its children.
+                indent = child_prefix + ("│  " if span["span_id"] in by_parent else "   ")
                 for label in ("input", "output"):
                     text = span.get(label)
                     if text:
                         for n, text_line in enumerate(str(text).splitlines() or [""]):
                             tag = f"{label}: " if n == 0 else " " * (len(label) + 2)
-                            lines.append(f"{child_prefix}  {tag}{text_line}")
+                            lines.append(f"{indent}{tag}{text_line}")
             walk(span["span_id"], child_prefix)
 
     walk(None, "")

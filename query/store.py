@@ -12,6 +12,8 @@ import binascii
 import json
 import math
 import re
+import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -233,17 +235,38 @@ def _span(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+_locks_guard = threading.Lock()
+_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+def storage_lock(client: ClickHouseClient) -> threading.Lock:
+    """The lock this module holds around every call on ``client``.
+
+    chDB deadlocks when one thread queries while another inserts from Arrow through the ``Python()`` table
+    function (the query waits for chDB's mutex holding the GIL; the insert holds the mutex and waits for the
+    GIL). Taking a Python lock first releases the GIL while waiting. Writers sharing the client in this
+    process should hold the same lock around inserts until the client serialises its own calls.
+    """
+    with _locks_guard:
+        lock = _locks.get(client)
+        if lock is None:
+            lock = _locks[client] = threading.Lock()
+        return lock
+
+
 class TraceStore:
-    """Reads over one ClickHouse database. Thread-safe (the client is); every call blocks: run it in a thread."""
+    """Reads over one ClickHouse database. Thread-safe; every call blocks: run it in a thread."""
 
     def __init__(self, client: ClickHouseClient, database: str) -> None:
         self.client = client
         self.traces = f"`{database}`.{TRACES_TABLE}"
         self.trace_ids = f"`{database}`.{TRACE_ID_TS_TABLE}"
+        self._lock = storage_lock(client)
 
     def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         try:
-            return self.client.rows(sql, params)
+            with self._lock:
+                return self.client.rows(sql, params)
         except PermanentError as exc:
             # A store nobody has written to yet has no tables: that is an empty result, not an error.
             if "UNKNOWN_TABLE" in str(exc) or "UNKNOWN_DATABASE" in str(exc):

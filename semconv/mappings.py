@@ -3,7 +3,8 @@
 Sources: OpenLLMetry (Traceloop) ``opentelemetry-semantic-conventions-ai`` and its instrumentations, old
 (indexed ``gen_ai.prompt.{i}.*``, ``gen_ai.usage.prompt_tokens``) and new (v1.37-style JSON messages);
 OpenInference ``openinference-semantic-conventions`` (``llm.*``, ``openinference.span.kind``); OpenLIT's
-``SemanticConvention`` (``gen_ai.system`` values such as ``gemini``/``vertex_ai``, ``gen_ai.request.is_stream``,
+``SemanticConvention`` (``gen_ai.system`` values such as ``gemini``/``vertex_ai``,
+``gen_ai.request.is_stream``,
 content events); and the OpenTelemetry GenAI conventions v1.28 to v1.41 (``gen_ai.system`` → provider,
 ``cache_write`` from the genai repo). Pure data and tiny helpers: safe to import anywhere.
 
@@ -252,11 +253,20 @@ EVENT_ROLES: Final[dict[str, str]] = {
 }
 OPENLIT_PROMPT_EVENT: Final = "gen_ai.content.prompt"
 OPENLIT_COMPLETION_EVENT: Final = "gen_ai.content.completion"
+EVENT_INFERENCE_DETAILS: Final = "gen_ai.client.inference.operation.details"
+"""v1.37+ (event-only content mode): one event per call carrying ``gen_ai.input.messages`` etc. as
+structured values."""
 CONTENT_EVENT_NAMES: Final = frozenset(
-    {*EVENT_ROLES, EVENT_CHOICE, OPENLIT_PROMPT_EVENT, OPENLIT_COMPLETION_EVENT}
+    {*EVENT_ROLES, EVENT_CHOICE, OPENLIT_PROMPT_EVENT, OPENLIT_COMPLETION_EVENT, EVENT_INFERENCE_DETAILS}
 )
 EVENT_BODY: Final = "gen_ai.event.content"
 """Span-event attribute holding a log record's body as JSON (see ``processors.normalize_logs``)."""
+
+# Tool definitions: OpenLLMetry ``llm.request.functions.{i}.{name,description,parameters}``, OpenInference
+# ``llm.tools.{i}.tool.json_schema`` (the provider's tool JSON).
+OLLM_FUNCTIONS_PREFIX: Final = "llm.request.functions."
+OI_TOOLS_PREFIX: Final = "llm.tools."
+TOOL_SENTINELS: Final = frozenset({"llm.request.functions.0.name", "llm.tools.0.tool.json_schema"})
 
 # --- what makes a span GenAI-ish -------------------------------------------------------------------------
 EXACT_TRIGGER_KEYS: Final = frozenset(
@@ -303,7 +313,10 @@ LEGACY_KEYS: Final = frozenset(
         OI_FINISH_REASON,
     }
 )
+LEGACY_CONTENT_KEYS: Final = frozenset({OLD_PROMPT, OLD_COMPLETION})
 LEGACY_PREFIXES: Final = (
+    OLLM_FUNCTIONS_PREFIX,
+    OI_TOOLS_PREFIX,
     OLLM_PROMPT_PREFIX,
     OLLM_COMPLETION_PREFIX,
     OI_INPUT_MESSAGES_PREFIX,
@@ -363,6 +376,7 @@ MESSAGE_KEYS: Final = frozenset(
         OLD_COMPLETION,
         OI_INPUT_VALUE,
         OI_OUTPUT_VALUE,
+        *TOOL_SENTINELS,
     }
 )
 KNOWN_KEYS: Final = frozenset(
@@ -374,6 +388,7 @@ KNOWN_KEYS: Final = frozenset(
         *MESSAGE_KEYS,
         A.GEN_AI_INPUT_MESSAGES,
         A.GEN_AI_OUTPUT_MESSAGES,
+        A.GEN_AI_TOOL_DEFINITIONS,
         A.GEN_AI_RESPONSE_FINISH_REASONS,
         OI_FINISH_REASON,
         USAGE_UNCACHED_INPUT_TOKENS,

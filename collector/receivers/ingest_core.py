@@ -70,8 +70,10 @@ def parse_protobuf(signal: int, body: bytes) -> Parsed:
 def parse_json(signal: int, body: bytes) -> Parsed:
     try:
         data = json_body_to_dict(body)
+        if not isinstance(data, dict):
+            raise ValueError(f"the top level must be a JSON object, not {type(data).__name__}")
         message = json_format.ParseDict(data, REQUEST_TYPES[signal](), ignore_unknown_fields=True)
-    except (ValueError, json_format.ParseError) as exc:
+    except (ValueError, TypeError, json_format.ParseError) as exc:
         raise PermanentError(f"malformed JSON {SIGNAL_NAMES[signal]} request: {exc}") from exc
     return Parsed(message, None)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import socket
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -188,8 +189,19 @@ class QuietServer(uvicorn.Server):
 
 
 async def serve_asgi(app: Any, endpoint: str, name: str) -> tuple[QuietServer, asyncio.Task[None], int]:
-    """Serve an ASGI app on ``endpoint`` in the running loop; returns once it listens."""
+    """Serve an ASGI app on ``endpoint`` in the running loop; returns once it listens.
+
+    The socket is bound here, so a busy port is a ``ConfigError`` naming the config key ``name`` (uvicorn
+    itself would exit the process)."""
     host, port = parse_endpoint(endpoint)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError([(name, f"cannot listen on {endpoint}: {exc.strerror or exc}")]) from exc
     config = uvicorn.Config(
         app,
         host=host,
@@ -201,14 +213,13 @@ async def serve_asgi(app: Any, endpoint: str, name: str) -> tuple[QuietServer, a
         interface="asgi3",
     )
     server = QuietServer(config)
-    task = asyncio.create_task(server.serve(), name=name)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
     while not server.started:
         if task.done():
             exc = task.exception()
-            raise ConfigError([(name, f"cannot listen on {endpoint}: {exc or 'server exited'}")])
+            raise ConfigError([(name, f"cannot serve on {endpoint}: {exc or 'server exited'}")])
         await asyncio.sleep(0.01)
-    bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
-    return server, task, int(bound)
+    return server, task, int(sock.getsockname()[1])
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -268,6 +279,9 @@ class HttpApp:
                     await _error(
                         send, 413, f"decompressed body is over the {self.max_body}-byte limit", is_json
                     )
+                    return
+                if not inflater.eof or inflater.unused_data:
+                    await _error(send, 400, "gzip body is truncated or has trailing bytes", is_json)
                     return
             except zlib.error as exc:
                 await _error(send, 400, f"body is not valid gzip: {exc}", is_json)

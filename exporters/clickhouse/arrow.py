@@ -151,12 +151,19 @@ def _hex(ids: Iterable[bytes]) -> pa.Array:
     return pa.array(list(map(bytes.hex, ids)), pa.string())
 
 
-def _names(codes: list[int], names: pa.Array) -> pa.Array:
+def _names(codes: list[int], names: pa.Array) -> pa.DictionaryArray:
     """``codes`` as a dictionary column over ``names``; out-of-range codes read as the first name."""
-    if codes and (min(codes) < 0 or max(codes) >= len(names)):
-        top = len(names)
-        codes = [c if 0 <= c < top else 0 for c in codes]
-    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), names)
+    try:
+        indices = pa.array(codes, pa.int8())
+        bounds = pc.min_max(indices)
+        if not codes or (bounds["min"].as_py() >= 0 and bounds["max"].as_py() < len(names)):
+            return pa.DictionaryArray.from_arrays(indices, names)
+    except (pa.ArrowInvalid, OverflowError):  # a code beyond int8
+        pass
+    top = len(names)
+    return pa.DictionaryArray.from_arrays(
+        pa.array([c if 0 <= c < top else 0 for c in codes], pa.int8()), names
+    )
 
 
 def _resources(resources: list[Attributes]) -> tuple[pa.Array, pa.Array]:

@@ -102,8 +102,7 @@ class ChdbClient:
             self._session = chdb.session.Session(str(path))
         except Exception as exc:
             raise ConfigError([("endpoint", f"cannot open chDB store at {path}: {exc}")]) from exc
-        self._refs = 0
-        self._lock = threading.Lock()
+        self._refs = 0  # guarded by _registry_lock
 
     def _query(self, sql: str, fmt: str, params: Params) -> Any:
         try:
@@ -117,7 +116,7 @@ class ChdbClient:
     def rows(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
         result = self._query(sql, "JSONEachRow", params)
         text = result.bytes() if hasattr(result, "bytes") else bytes(result)
-        # output_format_json_quote_64bit_integers is on by default: ask for plain numbers instead.
+        # chDB leaves 64-bit integers unquoted (output_format_json_quote_64bit_integers = 0): they load as int.
         return [json.loads(line) for line in text.splitlines() if line]
 
     def arrow(self, sql: str, params: Params = None) -> pa.Table:
@@ -158,13 +157,13 @@ class ChdbClient:
             raise classify(str(exc), "ClickHouse insert failed") from exc
 
     def close(self) -> None:
-        with self._lock:
+        # Under the registry lock, so that open_client never hands out a client that is being closed.
+        with _registry_lock:
             self._refs -= 1
-            last = self._refs <= 0
-        if last:
-            with _registry_lock:
-                _chdb_clients.pop(self.path, None)
-            self._session.close()
+            if self._refs > 0 or _chdb_clients.get(self.path) is not self:
+                return
+            del _chdb_clients[self.path]
+        self._session.close()
 
 
 class ServerClient:
@@ -254,8 +253,7 @@ def open_client(
             client = _chdb_clients.get(path)
             if client is None:
                 client = _chdb_clients[path] = ChdbClient(endpoint, path)
-            with client._lock:
-                client._refs += 1
+            client._refs += 1
         return client
     if endpoint.startswith(("http://", "https://")):
         return ServerClient(endpoint, username, password, timeout_seconds)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import threading
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 
@@ -42,6 +43,13 @@ def dedup_token(batch: SpanBatch) -> str:
     )
 
 
+def _without_credentials(endpoint: str) -> str:
+    parts = urlsplit(endpoint)
+    if parts.password is None and parts.username is None:
+        return endpoint
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 class ClickHouseExporter:
     """Stores span batches in ``{database}.otel_traces``; the schema is created and migrated on ``start``."""
 
@@ -51,6 +59,7 @@ class ClickHouseExporter:
         self._table = f"`{config.database}`.{schema.TRACES_TABLE}"
         self._client: ClickHouseClient | None = None
         self._lock = asyncio.Lock()
+        self._inflight: set[asyncio.Future[None]] = set()
 
     @property
     def client(self) -> ClickHouseClient | None:
@@ -79,7 +88,10 @@ class ClickHouseExporter:
                 raise
             self._client = client
             logger.info(
-                "Exporter %s stores spans in %s at %s", self._ctx.component_id, self._table, config.endpoint
+                "Exporter %s stores spans in %s at %s",
+                self._ctx.component_id,
+                self._table,
+                _without_credentials(config.endpoint),
             )
 
     def _migrate(self, client: ClickHouseClient) -> None:
@@ -87,11 +99,13 @@ class ClickHouseExporter:
             ensure_schema(client, self.config.database, self.config.ttl_days)
 
     async def shutdown(self) -> None:
-        """Close the store. Idempotent, and safe before ``start``."""
+        """Close the store once the inserts under way have finished. Idempotent, and safe before ``start``."""
         async with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            await asyncio.to_thread(client.close)
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            if client is not None:
+                await asyncio.to_thread(client.close)
 
     async def send(self, batch: SpanBatch) -> None:
         """Insert every span of ``batch``, once: a batch replayed with the same ``origin`` is not stored again.
@@ -113,8 +127,18 @@ class ClickHouseExporter:
                 "deduplicate_blocks_in_dependent_materialized_views": 1,
             }
         # Conversion and insert both off the event loop: the loop stays responsive while Python converts, and
-        # chDB releases the GIL while it inserts.
-        await asyncio.to_thread(self._insert, client, batch, settings)
+        # chDB releases the GIL while it inserts. The worker cannot be stopped once it runs, so a cancelled
+        # send leaves it to finish (a retry of the batch is then deduplicated), and shutdown waits for it
+        # before it closes the client.
+        work = asyncio.ensure_future(asyncio.to_thread(self._insert, client, batch, settings))
+        self._inflight.add(work)
+        work.add_done_callback(self._done)
+        await asyncio.shield(work)
+
+    def _done(self, work: asyncio.Future[None]) -> None:
+        self._inflight.discard(work)
+        if not work.cancelled():
+            work.exception()  # retrieved here too: nobody awaits the work of a cancelled send
 
     def _insert(self, client: ClickHouseClient, batch: SpanBatch, settings: dict[str, Any]) -> None:
         try:

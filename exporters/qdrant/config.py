@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from llm_observer.collector.component import ComponentConfig
-from llm_observer.processors.embed import BUNDLED_MODEL
+from llm_observer.processors.embed import BUNDLED_MODEL, DEFAULT_THREADS
 
 
 class QdrantExporterConfig(ComponentConfig):
@@ -16,7 +16,8 @@ class QdrantExporterConfig(ComponentConfig):
     ``url`` is a folder for Qdrant's local mode (a relative path is under the collector's data dir) or
     ``http(s)://HOST:PORT`` for a Qdrant server. ``model`` is the bundled offline model or any fastembed model
     name (downloaded into ``<data dir>/models`` on first start). Texts are cut to ``max_text_chars``
-    before they are hashed and embedded; ``excerpt_chars`` of each are kept in the point's payload.
+    before they are hashed and embedded; ``excerpt_chars`` of each are kept in the point's payload. Points of spans
+    older than ``retention_days`` are deleted (at start, then hourly); ``None`` keeps them.
     """
 
     url: str = "qdrant"
@@ -30,8 +31,10 @@ class QdrantExporterConfig(ComponentConfig):
     max_text_chars: int = Field(default=2000, ge=16, le=100_000)
     excerpt_chars: int = Field(default=500, ge=0, le=100_000)
     cache_size: int = Field(default=10_000, ge=0)
-    threads: int | None = Field(default=None, ge=1)
+    threads: int | None = Field(default=DEFAULT_THREADS, ge=1)  # None: onnxruntime's default (all cores)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # Like the span store's TTL, so that a search never finds a trace that storage already dropped.
+    retention_days: float | None = Field(default=90, gt=0)
 
     @field_validator("url")
     @classmethod

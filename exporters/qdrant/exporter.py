@@ -38,6 +38,8 @@ class QdrantExporter:
         self._embedder: Embedder | None = None
         self._lock = asyncio.Lock()
         self.counts = EmbedCounts()
+        self._job: asyncio.Future[None] | None = None
+        self._next_expiry = 0.0
         self.lag_seconds = 0.0
 
     @property
@@ -67,6 +69,8 @@ class QdrantExporter:
             )
             try:
                 await asyncio.to_thread(store.ensure_collection, config.collection, embedder.dim)
+                self._next_expiry = 0.0
+                await asyncio.to_thread(self._expire, store)
             except BaseException:
                 store.close()
                 raise
@@ -93,40 +97,63 @@ class QdrantExporter:
             self._metrics.event("spans_without_text", len(batch) - with_text)
         if not items:
             return
-        counts = EmbedCounts()
-        await asyncio.to_thread(self._write, store, embedder, batch, items, counts)
-        self.counts.add(counts)
-        if counts.embedded:
-            self._metrics.event("texts_embedded", counts.embedded)
-        if counts.deduplicated:
-            self._metrics.event("texts_deduplicated", counts.deduplicated)
-        self._metrics.event("points_written", len(items))
-        newest = max(batch.end_time_unix_nano[item.row] for item in items)
-        self.lag_seconds = max(0.0, time.time() - newest / 1e9)
+        previous = self._job
+        if previous is not None and not previous.done():
+            # An earlier send timed out while its thread kept working (a thread cannot be cancelled). It is
+            # almost surely this very batch, retried: let it finish, then this one finds its work cached.
+            await asyncio.wait([previous])
+        job = asyncio.ensure_future(asyncio.to_thread(self._write, store, embedder, batch, items))
+        job.add_done_callback(_retrieve_exception)
+        self._job = job
+        # Shielded: a send timeout cancels the wait, not the work, which stays useful for the retry.
+        await asyncio.shield(job)
 
-    def _write(
-        self,
-        store: VectorStore,
-        embedder: Embedder,
-        batch: SpanBatch,
-        items: list[SpanText],
-        counts: EmbedCounts,
-    ) -> None:
+    def _expire(self, store: VectorStore) -> None:
+        """Delete points past ``retention_days``, at most once an hour."""
+        days = self.config.retention_days
+        now = time.time()
+        if days is None or now < self._next_expiry:
+            return
+        self._next_expiry = now + 3600.0
+        store.delete_before(self.config.collection, now - days * 86400.0)
+
+    def _write(self, store: VectorStore, embedder: Embedder, batch: SpanBatch, items: list[SpanText]) -> None:
         config = self.config
-        vectors = embedder.embed(
-            [item.text for item in items],
-            store=store.cache(config.collection),
-            batch_size=config.batch_size,
-            counts=counts,
-        )
-        store.upsert(config.collection, build_points(batch, items, vectors, config.excerpt_chars))
+        self._expire(store)
+        cache = store.cache(config.collection)
+        # Slice by slice, so that a long batch stores its progress (vectors cached, points written) as it goes.
+        step = config.batch_size * 8
+        for start in range(0, len(items), step):
+            part = items[start : start + step]
+            counts = EmbedCounts()
+            vectors = embedder.embed(
+                [item.text for item in part], store=cache, batch_size=config.batch_size, counts=counts
+            )
+            store.upsert(config.collection, build_points(batch, part, vectors, config.excerpt_chars))
+            self.counts.add(counts)
+            if counts.embedded:
+                self._metrics.event("texts_embedded", counts.embedded)
+            if counts.deduplicated:
+                self._metrics.event("texts_deduplicated", counts.deduplicated)
+            self._metrics.event("points_written", len(part))
+            newest = max(batch.end_time_unix_nano[item.row] for item in part)
+            self.lag_seconds = max(0.0, time.time() - newest / 1e9)
 
     async def shutdown(self) -> None:
-        """Release the store (the model stays loaded for other users in the process). Idempotent."""
+        """Wait for a write still running, then release the store (the model stays loaded). Idempotent."""
         async with self._lock:
+            job, self._job = self._job, None
+            if job is not None and not job.done():
+                await asyncio.wait([job])
             store, self._store, self._embedder = self._store, None, None
             if store is not None:
                 await asyncio.to_thread(store.close)
+
+
+def _retrieve_exception(job: asyncio.Future[None]) -> None:
+    # The error of a write whose send was cancelled has no one to go to; the retry reports its own.
+    if not job.cancelled():
+        job.exception()
 
 
 def create(ctx: CreateContext, config: QdrantExporterConfig) -> QdrantExporter:

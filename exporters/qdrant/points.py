@@ -37,7 +37,8 @@ def payload(batch: SpanBatch, item: SpanText, excerpt_chars: int) -> dict[str, A
     """What the search returns and filters on for ``item`` (tenant, model, provider, time, excerpt, hash)."""
     row = item.row
     attrs, resource = batch.attributes[row], batch.resource[row]
-    model = _str(attrs.get(a.GEN_AI_RESPONSE_MODEL)) or _str(attrs.get(a.GEN_AI_REQUEST_MODEL))
+    request_model = _str(attrs.get(a.GEN_AI_REQUEST_MODEL))
+    model = _str(attrs.get(a.GEN_AI_RESPONSE_MODEL)) or request_model
     provider = _str(attrs.get(a.GEN_AI_PROVIDER_NAME)) or _str(attrs.get(a.GEN_AI_SYSTEM))
     start = batch.start_time_unix_nano[row]
     return {
@@ -46,6 +47,7 @@ def payload(batch: SpanBatch, item: SpanText, excerpt_chars: int) -> dict[str, A
         "organization_id": _tenant(attrs, resource, a.ORGANIZATION_ID, a.DEFAULT_ORGANIZATION),
         "project_id": _tenant(attrs, resource, a.PROJECT_ID, a.DEFAULT_PROJECT),
         "model": model,
+        "request_model": request_model,
         "provider": provider,
         "service_name": batch.service_name(row),
         "span_name": batch.name[row],

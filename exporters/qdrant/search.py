@@ -7,7 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from llm_observer.exporters.qdrant.store import VectorStore, open_vector_store
-from llm_observer.processors.embed import BUNDLED_MODEL, Embedder, normalize_text, shared_embedder
+from llm_observer.processors.embed import (
+    BUNDLED_MODEL,
+    DEFAULT_THREADS,
+    Embedder,
+    normalize_text,
+    shared_embedder,
+)
 
 DEFAULT_COLLECTION = "llm_observer_prompts"
 _RESULT_FIELDS = (
@@ -42,9 +48,19 @@ def search_filter(
     if not organization_id:
         raise ValueError("a vector search needs an organization_id")
     must: list[Any] = [qm.FieldCondition(key="organization_id", match=qm.MatchValue(value=organization_id))]
-    for key, value in (("project_id", project_id), ("model", model), ("kind", kind)):
+    for key, value in (("project_id", project_id), ("kind", kind)):
         if value:
             must.append(qm.FieldCondition(key=key, match=qm.MatchValue(value=value)))
+    if model:
+        # The model asked for (``gpt-4o``) or the one that answered (``gpt-4o-2024-08-06``).
+        must.append(
+            qm.Filter(
+                should=[
+                    qm.FieldCondition(key="model", match=qm.MatchValue(value=model)),
+                    qm.FieldCondition(key="request_model", match=qm.MatchValue(value=model)),
+                ]
+            )
+        )
     if start is not None or end is not None:
         must.append(
             qm.FieldCondition(
@@ -78,9 +94,10 @@ class VectorSearch:
         collection: str = DEFAULT_COLLECTION,
         model: str = BUNDLED_MODEL,
         api_key: str | None = None,
+        threads: int | None = DEFAULT_THREADS,
     ) -> VectorSearch:
         """Open the store at ``url`` (as the exporter's config names it) and load ``model``."""
-        embedder = shared_embedder(model, data_dir / "models")
+        embedder = shared_embedder(model, data_dir / "models", threads=threads)
         return cls(open_vector_store(url, data_dir, api_key), embedder, collection)
 
     def search(

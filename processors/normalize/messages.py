@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llm_observer.collector.batch import Attributes, Event
+from llm_observer.semconv import attributes as A
 from llm_observer.semconv import mappings as M
 
 Message = dict[str, Any]
@@ -126,15 +127,11 @@ def provider_message(message: Mapping[str, Any], default_role: str = "user") -> 
 # --- indexed attribute families ---------------------------------------------------------------------------
 
 
-def indexed(attributes: Attributes, prefix: str) -> dict[int, dict[str, Any]]:
-    """``{i: {rest_of_key: value}}`` for every key ``prefix{i}.{rest}`` (e.g. ``gen_ai.prompt.0.role``)."""
-    return indexed_families(attributes, (prefix,))[prefix]
-
-
 def indexed_families(
     attributes: Attributes, prefixes: tuple[str, ...]
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    """``indexed`` for one or two prefixes in one pass over the keys (neither a prefix of the other)."""
+    """``{prefix: {i: {rest_of_key: value}}}`` for every key ``prefix{i}.{rest}`` (e.g.
+    ``gen_ai.prompt.0.role``), for one or two prefixes (neither a prefix of the other), in one pass."""
     first = prefixes[0]
     second = prefixes[-1]
     out: dict[str, dict[int, dict[str, Any]]] = {prefix: {} for prefix in prefixes}
@@ -171,7 +168,8 @@ def _sub_families(fields: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list
 
 
 def openllmetry_messages(groups: dict[int, dict[str, Any]], output: bool) -> list[Message]:
-    """OpenLLMetry's ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` (grouped by ``indexed``) as messages."""
+    """OpenLLMetry's ``gen_ai.prompt.{i}.*`` / ``gen_ai.completion.{i}.*`` (grouped by
+    ``indexed_families``) as messages."""
     messages: list[Message] = []
     for fields in groups.values():
         role = fields.get("role") or ("assistant" if output else "user")
@@ -215,7 +213,7 @@ def openinference_messages(
     groups: dict[int, dict[str, Any]], output: bool, finish_reason: Any
 ) -> list[Message]:
     """OpenInference's ``llm.input_messages.{i}.message.*`` / ``llm.output_messages.{i}.message.*`` (grouped
-    by ``indexed``) as messages."""
+    by ``indexed_families``) as messages."""
     messages: list[Message] = []
     for raw in groups.values():
         fields = {key.removeprefix("message."): value for key, value in raw.items()}
@@ -273,6 +271,8 @@ def openinference_input_value(value: Any) -> tuple[list[Message], list[Part]]:
         messages = [provider_message(m) for m in parsed["messages"] if isinstance(m, Mapping)]
         system = _text_parts(parsed["system"]) if "system" in parsed else []
         return messages, system
+    if isinstance(parsed, dict) and isinstance(parsed.get("prompt"), str):  # a text-completion request
+        return [{"role": "user", "parts": [{"type": "text", "content": parsed["prompt"]}]}], []
     if isinstance(value, str) and value:
         return [{"role": "user", "parts": [{"type": "text", "content": value}]}], []
     return [], []
@@ -312,6 +312,31 @@ def old_content(value: Any, output: bool) -> list[Message]:
     return []
 
 
+def tool_definitions(groups: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tool definitions in the current shape (``{"type": "function", "name", "description", "parameters"}``)
+    from OpenLLMetry's ``llm.request.functions.{i}.*`` or OpenInference's ``llm.tools.{i}.tool.json_schema``
+    (grouped by ``indexed_families``)."""
+    out: list[dict[str, Any]] = []
+    for fields in groups.values():
+        schema = _json_or_none(fields.get("tool.json_schema"))
+        if isinstance(schema, dict):
+            function = schema.get("function")
+            source = function if isinstance(function, dict) else schema
+            tool_type = schema.get("type", "function")
+        elif "name" in fields:
+            source, tool_type = fields, "function"
+        else:
+            continue
+        tool: dict[str, Any] = {"type": tool_type, "name": source.get("name")}
+        if source.get("description") is not None:
+            tool["description"] = source["description"]
+        parameters = source.get("parameters", source.get("input_schema"))
+        if parameters is not None:
+            tool["parameters"] = _arguments(parameters)
+        out.append(tool)
+    return out
+
+
 # --- events ---------------------------------------------------------------------------------------------
 
 
@@ -326,13 +351,26 @@ def _event_body(attributes: Attributes) -> dict[str, Any]:
     return dict(attributes)
 
 
-def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message]]:
-    """Input and output messages from v1.28 to v1.36 content events and OpenLIT's content events."""
+def _structured(value: Any) -> list[Any]:
+    """A message list given as a structured value or as a JSON string."""
+    parsed = _json_or_none(value)
+    return parsed if isinstance(parsed, list) else []
+
+
+def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message], list[Part]]:
+    """Input messages, output messages and system instructions from content events: v1.28 to v1.36
+    per-message events, v1.37+ ``gen_ai.client.inference.operation.details`` and OpenLIT's content events."""
     inputs: list[Message] = []
     outputs: list[Message] = []
+    system: list[Part] = []
     for event in events:
         name = event.name
-        if name in M.EVENT_ROLES:
+        if name == M.EVENT_INFERENCE_DETAILS:
+            attributes = event.attributes
+            inputs.extend(_structured(attributes.get(A.GEN_AI_INPUT_MESSAGES)))
+            outputs.extend(_structured(attributes.get(A.GEN_AI_OUTPUT_MESSAGES)))
+            system.extend(_structured(attributes.get(A.GEN_AI_SYSTEM_INSTRUCTIONS)))
+        elif name in M.EVENT_ROLES:
             body = _event_body(event.attributes)
             role = body.get("role") or M.EVENT_ROLES[name]
             inputs.append(
@@ -351,7 +389,7 @@ def event_messages(events: Iterable[Event]) -> tuple[list[Message], list[Message
             inputs.extend(old_content(event.attributes.get(M.OLD_PROMPT), output=False))
         elif name == M.OPENLIT_COMPLETION_EVENT:
             outputs.extend(old_content(event.attributes.get(M.OLD_COMPLETION), output=True))
-    return inputs, outputs
+    return inputs, outputs, system
 
 
 def _json_default(value: Any) -> Any:

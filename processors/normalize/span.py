@@ -186,7 +186,13 @@ def _user_session(attributes: Attributes) -> None:
 
 
 def _messages(attributes: Attributes, present: frozenset[str], events: list[Event]) -> bool:
-    """Fill the message attributes from legacy content; True when output messages were written."""
+    """Fill the message (and tool definition) attributes from legacy content; True when output messages
+    were written."""
+    if A.GEN_AI_TOOL_DEFINITIONS not in present and not present.isdisjoint(M.TOOL_SENTINELS):
+        groups = msg.indexed_families(attributes, (M.OLLM_FUNCTIONS_PREFIX, M.OI_TOOLS_PREFIX))
+        tools = msg.tool_definitions(groups[M.OLLM_FUNCTIONS_PREFIX] or groups[M.OI_TOOLS_PREFIX])
+        if tools:
+            attributes[A.GEN_AI_TOOL_DEFINITIONS] = msg.dumps(tools)
     want_input = A.GEN_AI_INPUT_MESSAGES not in present
     want_output = A.GEN_AI_OUTPUT_MESSAGES not in present
     if not (want_input or want_output):
@@ -217,7 +223,7 @@ def _messages(attributes: Attributes, present: frozenset[str], events: list[Even
     if want_output and not outputs and M.OLD_COMPLETION in present:
         outputs = msg.old_content(attributes[M.OLD_COMPLETION], output=True)
     if events and ((want_input and not inputs) or (want_output and not outputs)):
-        event_inputs, event_outputs = msg.event_messages(events)
+        event_inputs, event_outputs, system = msg.event_messages(events)
         inputs = inputs or event_inputs
         outputs = outputs or event_outputs
     if attributes.get(M.OPENINFERENCE_SPAN_KIND) == "LLM":
@@ -232,15 +238,25 @@ def _messages(attributes: Attributes, present: frozenset[str], events: list[Even
     if want_output and outputs:
         attributes[A.GEN_AI_OUTPUT_MESSAGES] = msg.dumps(outputs)
         if A.GEN_AI_RESPONSE_FINISH_REASONS not in present:
-            reasons = [m["finish_reason"] for m in outputs if isinstance(m.get("finish_reason"), str)]
+            reasons = [
+                m["finish_reason"]
+                for m in outputs
+                if isinstance(m, dict) and isinstance(m.get("finish_reason"), str)
+            ]
             if reasons:
                 attributes[A.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
         return True
     return False
 
 
-def normalize_attributes(attributes: Attributes, name: str, scope_name: str, events: list[Event]) -> None:
-    """Add the current-convention attributes a GenAI span lacks, derived from its legacy ones (in place)."""
+def normalize_attributes(
+    attributes: Attributes, name: str, scope_name: str, events: list[Event], messages: bool = True
+) -> None:
+    """Add the current-convention attributes a GenAI span lacks, derived from its legacy ones (in place).
+
+    ``messages=False`` leaves legacy content as it is (no ``gen_ai.*.messages`` built from it): building
+    the message JSON is most of the normaliser's cost on legacy spans.
+    """
     present = M.KNOWN_KEYS.intersection(attributes)
     provider = _provider(attributes)
     if provider is not None:
@@ -275,7 +291,7 @@ def normalize_attributes(attributes: Attributes, name: str, scope_name: str, eve
     if not present.isdisjoint(M.USER_SESSION_KEYS):
         _user_session(attributes)
     wrote_output = False
-    if not present.isdisjoint(M.MESSAGE_KEYS) or (events and _has_content_event(events)):
+    if messages and (not present.isdisjoint(M.MESSAGE_KEYS) or (events and _has_content_event(events))):
         wrote_output = _messages(attributes, present, events)
     if not wrote_output and A.GEN_AI_RESPONSE_FINISH_REASONS not in present and M.OI_FINISH_REASON in present:
         finish = attributes[M.OI_FINISH_REASON]
@@ -288,7 +304,12 @@ def _has_content_event(events: list[Event]) -> bool:
     return any(event.name in names for event in events)
 
 
-def drop_legacy(attributes: Attributes) -> None:
-    """Remove the legacy keys the normaliser maps (for ``keep_original: false``)."""
-    for key in [k for k in attributes if k in M.LEGACY_KEYS or k.startswith(M.LEGACY_PREFIXES)]:
+def drop_legacy(attributes: Attributes, messages: bool = True) -> None:
+    """Remove the legacy keys the normaliser maps (for ``keep_original: false``); legacy content only when
+    it was converted (``messages``)."""
+    if messages:
+        doomed = [k for k in attributes if k in M.LEGACY_KEYS or k.startswith(M.LEGACY_PREFIXES)]
+    else:
+        doomed = [k for k in attributes if k in M.LEGACY_KEYS and k not in M.LEGACY_CONTENT_KEYS]
+    for key in doomed:
         del attributes[key]

@@ -4,10 +4,12 @@ Test modules run with ``--import-mode=importlib`` and cannot import this file, s
 
 - ``collector_config(exporters=..., processors=..., overrides=...)`` → a validated ``Config`` (data dir =
   the test's ``tmp_path``; every listen endpoint ``127.0.0.1:0``; one ``traces`` pipeline from the ``otlp``
-  receiver through the given processors to the given exporters; default exporter: the ``debug`` sink).
-- ``running_collector(config, query=False)`` → an async context manager that starts a ``Service`` and shuts it
-  down: ``async with running_collector(cfg) as service: ...``. Ports: ``service.endpoints()["otlp.grpc"]`` /
-  ``["otlp.http"]``; the sink: ``service.exporters["debug"].spans`` (dicts of the span columns).
+  receiver through the given processors to the given exporters; default exporter: the ``debug`` sink; the
+  ``flaky`` exporter of ``collector.testing`` is available too).
+- ``running_collector(config, query=False)`` → an async context manager (``collector.testing.running``)
+  that starts a ``Service`` and shuts it down: ``async with running_collector(cfg) as service: ...``.
+  Ports: ``service.endpoints()["otlp.grpc"]`` / ``["otlp.http"]``; the sink:
+  ``service.exporters["debug"].spans`` (dicts of the span columns).
 - ``start_collector(**collector_config kwargs)`` → a started ``Service``, shut down when the test ends.
 - ``wait_for(predicate, timeout=10, what="...")`` → polls until ``predicate()`` is true (no fixed sleeps).
 - ``trace_request(count=..., attributes=..., resource=...)`` → an ``ExportTraceServiceRequest`` of valid
@@ -20,7 +22,6 @@ Test modules run with ``--import-mode=importlib`` and cannot import this file, s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import os
 import time
@@ -34,10 +35,13 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
+from llm_observer.collector.component import Factory
 from llm_observer.collector.config import Config, deep_merge, load_config
 from llm_observer.collector.service import Service
+from llm_observer.collector.testing import TEST_FACTORIES, running
 
 T = TypeVar("T")
 
@@ -88,10 +92,13 @@ def build_overrides(
 
 @pytest.fixture
 def collector_config(tmp_path: Path) -> Callable[..., Config]:
-    """``collector_config(exporters=None, processors=(), overrides=None, data_dir=tmp_path)`` → ``Config``.
+    """``collector_config(exporters=None, processors=(), overrides=None, data_dir=tmp_path,
+    extra_factories=None)`` → ``Config``.
 
     ``exporters`` / ``processors``: ids (``["debug", "prometheus"]``) or ``{id: config}``; they are the
     pipeline's, in that order. ``overrides`` is merged last (e.g. ``{"service": {"wal": {"mode": "memory"}}}``).
+    The test-only types of ``llm_observer.collector.testing`` (the ``flaky`` exporter) are always known;
+    ``extra_factories`` adds more (``{"exporters": {"mine": Factory(...)}}``).
     """
 
     def make(
@@ -99,30 +106,25 @@ def collector_config(tmp_path: Path) -> Callable[..., Config]:
         processors: Mapping[str, Mapping[str, Any]] | Sequence[str] = (),
         overrides: Mapping[str, Any] | None = None,
         data_dir: Path | None = None,
+        extra_factories: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None,
     ) -> Config:
+        factories = {kind: dict(found) for kind, found in TEST_FACTORIES.items()}
+        for kind, found in (extra_factories or {}).items():
+            factories.setdefault(kind, {}).update(found)
         return load_config(
             None,
             data_dir=data_dir if data_dir is not None else tmp_path,
             overrides=build_overrides(exporters, processors, overrides),
+            extra_factories=factories,
         )
 
     return make
 
 
-@contextlib.asynccontextmanager
-async def _running(config: Config, query: bool = False) -> AsyncIterator[Service]:
-    service = Service(config, collector=True, query=query)
-    await service.start()
-    try:
-        yield service
-    finally:
-        await service.shutdown()
-
-
 @pytest.fixture
 def running_collector() -> Callable[..., AbstractAsyncContextManager[Service]]:
     """``async with running_collector(config, query=False) as service:`` — started, then shut down."""
-    return _running
+    return running
 
 
 @pytest.fixture
@@ -213,7 +215,7 @@ def make_trace_request(
         span.span_id = os.urandom(8)
         span.parent_span_id = root
         span.name = f"{attrs.get('gen_ai.operation.name', 'op')} {attrs.get('gen_ai.request.model', '')}"
-        span.kind = 3  # CLIENT
+        span.kind = Span.SPAN_KIND_CLIENT
         span.start_time_unix_nano = start + index * 1_000_000
         span.end_time_unix_nano = span.start_time_unix_nano + duration_ns
         span.attributes.extend(_kv(k, v) for k, v in attrs.items())
@@ -242,9 +244,7 @@ class Samples(list[Sample]):
     """Parsed ``/metrics`` samples with small lookups."""
 
     def named(self, name: str, **labels: str) -> list[Sample]:
-        return [
-            s for s in self if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        ]
+        return [s for s in self if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
 
     def value(self, name: str, **labels: str) -> float | None:
         """The sum over the samples that match (None when none does)."""
@@ -280,4 +280,3 @@ def in_thread() -> Callable[..., Awaitable[Any]]:
         return await asyncio.to_thread(fn, *args)
 
     return run
-

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import yaml
 
 
@@ -101,12 +103,48 @@ def test_cli_validate_missing_file_fails_cleanly(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "absent.yaml" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_cli_validate_requires_a_config(tmp_path: Path) -> None:
     result = _run(tmp_path, "validate")
     assert result.returncode != 0
     assert "--config" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "protocol",
+    [
+        "grpc",
+        "http",
+    ],
+)
+def test_cli_collector_port_in_use_names_the_endpoint(tmp_path: Path, protocol: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        endpoints = {"grpc": "127.0.0.1:0", "http": "127.0.0.1:0", protocol: f"127.0.0.1:{port}"}
+        config = _write(
+            tmp_path,
+            "collector.yaml",
+            f"""
+            receivers:
+              otlp:
+                protocols:
+                  grpc:
+                    endpoint: {endpoints["grpc"]}
+                  http:
+                    endpoint: {endpoints["http"]}
+            exporters:
+              debug: {{}}
+            service:
+              pipelines:
+                traces:
+                  receivers: [otlp]
+                  processors: []
+                  exporters: [debug]
+            """,
+        )
+        result = _run(tmp_path, "collector", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"config error: receivers.otlp.protocols.{protocol}.endpoint" in result.stderr
 
 
 def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
@@ -121,7 +159,9 @@ def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
                 endpoint: ${LLM_OBSERVER_TEST_HOST:-127.0.0.1}:5318
         """,
     )
-    result = _run(tmp_path, "config", "show", "--config", str(moved), env={"LLM_OBSERVER_TEST_HOST": "0.0.0.0"})
+    result = _run(
+        tmp_path, "config", "show", "--config", str(moved), env={"LLM_OBSERVER_TEST_HOST": "0.0.0.0"}
+    )
     assert result.returncode == 0, result.stderr
     shown = yaml.safe_load(result.stdout)
     protocols = shown["receivers"]["otlp"]["protocols"]
@@ -134,21 +174,14 @@ def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
         "exporters": ["clickhouse", "prometheus", "qdrant"],
     }
     assert shown["service"]["wal"]["mode"] == "disk"
+    assert shown["exporters"]["prometheus"]["endpoint"] == "127.0.0.1:9464"
+    assert shown["query"]["http"]["endpoint"] == "127.0.0.1:8080"
 
     # What it prints is itself a config that validates to the same thing.
     saved = _write(tmp_path, "shown.yaml", result.stdout)
     again = _run(tmp_path, "config", "show", "--config", str(saved))
     assert again.returncode == 0, again.stderr
     assert yaml.safe_load(again.stdout) == shown
-
-
-def test_cli_config_show_without_a_file_is_the_default(tmp_path: Path) -> None:
-    result = _run(tmp_path, "config", "show", "--data-dir", str(tmp_path / "data"))
-    assert result.returncode == 0, result.stderr
-    shown = yaml.safe_load(result.stdout)
-    assert shown["data_dir"] == str(tmp_path / "data")
-    assert shown["exporters"]["prometheus"]["endpoint"] == "127.0.0.1:9464"
-    assert shown["query"]["http"]["endpoint"] == "127.0.0.1:8080"
 
 
 def test_cli_config_show_bad_file_names_the_key(tmp_path: Path) -> None:

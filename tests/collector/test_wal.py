@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -98,8 +101,7 @@ async def test_wal_cuts_a_torn_tail_and_keeps_complete_records(open_wal: Any, tm
     await wal.close()
     (segment,) = _segments(tmp_path / "wal")
     size = segment.stat().st_size
-    with open(segment, "r+b") as fh:
-        fh.truncate(size - 3)  # a crash in the middle of the last record
+    os.truncate(segment, size - 3)  # a crash in the middle of the last record
 
     wal = await open_wal()
     records = wal.read(1, wal.head, 1 << 20)
@@ -129,14 +131,37 @@ async def test_wal_cuts_garbage_after_the_last_record(open_wal: Any, tmp_path: P
     await wal.close()
     (segment,) = _segments(tmp_path / "wal")
     clean_size = segment.stat().st_size
-    with open(segment, "ab") as fh:
-        fh.write(garbage)
+    segment.write_bytes(segment.read_bytes() + garbage)
 
     wal = await open_wal()
     assert [r.payload for r in wal.read(1, wal.head, 1 << 20)] == [b"record-0", b"record-1", b"record-2"]
     assert segment.stat().st_size == clean_size
     assert await wal.append(SIGNAL_LOGS, b"fresh") == 4
     assert wal.read(4, 5, 1 << 20)[0].signal == SIGNAL_LOGS
+
+
+async def test_wal_corrupt_middle_segment_loses_only_its_damaged_records(
+    open_wal: Any, tmp_path: Path
+) -> None:
+    wal = await open_wal(segment_bytes=1000)
+    payloads = [bytes([i]) * 200 for i in range(15)]
+    for payload in payloads:
+        await wal.append(SIGNAL_TRACES, payload)
+    await wal.close()
+    segments = _segments(tmp_path / "wal")
+    assert len(segments) >= 3
+    middle = segments[1]
+    base, following = int(middle.stem), int(segments[2].stem)
+    data = bytearray(middle.read_bytes())
+    data[HEADER + 200 + HEADER + 5] ^= 0xFF  # a flipped bit in the middle segment's second record
+    middle.write_bytes(bytes(data))
+
+    wal = await open_wal(segment_bytes=1000)
+    lsns = [r.lsn for r in wal.read(1, wal.head, 1 << 20)]
+    # The first record of the damaged segment survives; the rest of it is gone; later segments are intact.
+    assert lsns == [*range(1, base + 1), *range(following, 16)]
+    assert all(r.payload == payloads[r.lsn - 1] for r in wal.read(1, wal.head, 1 << 20))
+    assert wal.head == 16
 
 
 async def test_wal_rolls_segments_over_and_reads_across_them(open_wal: Any, tmp_path: Path) -> None:
@@ -250,6 +275,57 @@ async def test_wal_wait_beyond_wakes_when_a_record_is_durable(open_wal: Any, kin
     waiter = asyncio.create_task(log.wait_beyond(2, 10.0))
     await log.append(SIGNAL_TRACES, b"b")
     assert await asyncio.wait_for(waiter, 5.0)
+
+
+# Run in a child process: RLIMIT_FSIZE applies to every file the process writes.
+_FAILED_WRITE_SCRIPT = """
+import asyncio, json, resource, signal, sys
+from pathlib import Path
+from llm_observer.collector.errors import Backpressure
+from llm_observer.collector.wal import WriteAheadLog
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit, write() fails with EFBIG instead
+
+async def main() -> None:
+    directory = Path(sys.argv[1])
+    out = {}
+    wal = WriteAheadLog(directory)
+    await wal.open()
+    await wal.append(1, b"A" * 500)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))  # the disk is full after ~1000 bytes
+    try:
+        await wal.append(1, b"B" * 800)
+        out["refused"] = None
+    except Backpressure as exc:
+        out["refused"] = exc.reason
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+    out["c_lsn"] = await wal.append(1, b"C" * 300)
+    out["read"] = [r.payload.decode() for r in wal.read(1, wal.head, 1 << 20)]
+    await wal.close()
+    wal = WriteAheadLog(directory)
+    await wal.open()
+    out["reopened"] = [r.payload.decode() for r in wal.read(1, wal.head, 1 << 20)]
+    await wal.close()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def test_wal_failed_write_does_not_corrupt_later_records(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _FAILED_WRITE_SCRIPT, str(tmp_path / "wal")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["refused"] == "wal_io"  # the request that hit the full disk was refused, not acknowledged
+    assert out["c_lsn"] == 2
+    assert out["read"] == ["A" * 500, "C" * 300]  # the acknowledged record, not the refused one
+    assert out["reopened"] == ["A" * 500, "C" * 300]  # and it survives a restart
 
 
 async def test_wal_append_before_open_fails(tmp_path: Path) -> None:

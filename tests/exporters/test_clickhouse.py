@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from llm_observer.collector.component import Component, CreateContext, Exporter
 from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
 from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.clickhouse import ClickHouseExporter, ClickHouseExporterConfig, factory, schema
-from llm_observer.exporters.clickhouse.client import ClickHouseClient
+from llm_observer.exporters.clickhouse.client import ClickHouseClient, open_client
 from llm_observer.exporters.clickhouse.migrate import ensure_schema
 
 NOW = time.time_ns() - 3_600_000_000_000  # an hour ago: well inside any retention
@@ -525,3 +526,46 @@ async def test_clickhouse_conformance_create_start_shutdown_twice(tmp_path: Path
         await component.start()
         await component.shutdown()
         await component.shutdown()
+
+
+async def test_clickhouse_shutdown_waits_for_sends_under_way(tmp_path: Path) -> None:
+    exp = _exporter(tmp_path)
+    await exp.start()
+    batches = []
+    for n in range(2):
+        batch = SpanBatch(origin=f"traces:{n}-{n}")
+        for i in range(1000):
+            _add(batch, span_id=(n * 10_000 + i).to_bytes(8, "big"), attributes={"note": "x" * 200})
+        batches.append(batch)
+    sending = asyncio.create_task(exp.send(batches[0]))
+    cancelled = asyncio.create_task(exp.send(batches[1]))
+    await asyncio.sleep(0)  # both sends hand their batch to a worker thread
+    cancelled.cancel()
+    await exp.shutdown()
+    assert sending.done() and sending.exception() is None
+    assert cancelled.cancelled()
+
+    reopened = _exporter(tmp_path)
+    await reopened.start()
+    try:
+        # The cancelled send's insert still completed; its retry is recognised as a replay.
+        await reopened.send(batches[1])
+        assert _count(reopened) == 2000
+    finally:
+        await reopened.shutdown()
+
+
+def test_clickhouse_chdb_client_is_shared_until_the_last_close(tmp_path: Path) -> None:
+    first = open_client("chdb://store", tmp_path)
+    second = open_client(f"chdb://{tmp_path / 'store'}", tmp_path)  # the same path, spelled otherwise
+    assert first is second
+    first.close()
+    assert second.rows("SELECT 1 AS one") == [{"one": 1}]
+    second.close()
+    second.close()  # a close too many is harmless
+    third = open_client("chdb://store", tmp_path)
+    try:
+        assert third is not first
+        assert third.rows("SELECT 2 AS two") == [{"two": 2}]
+    finally:
+        third.close()

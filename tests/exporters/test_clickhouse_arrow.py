@@ -96,7 +96,7 @@ def test_clickhouse_arrow_nested_events_and_links_line_up_with_rows() -> None:
     resource = {"service.name": "s"}
     batch = SpanBatch()
     _row(batch, 0, resource, events=[Event(5, "e0", {"a": 1}), Event(6, "e1", {})])
-    _row(batch, 1, resource, links=[Link(b"\x01" * 16, b"\x02" * 8, "ts", {"x": "y"})])
+    _row(batch, 1, resource, links=[Link(b"\x01" * 16, b"\x02" * 8, "ts", {"x": "y"})], kind=300)
     _row(batch, 2, resource, events=[Event(7, "e2", {"b": False})], kind=-1, status=7)
     table = to_arrow(batch)
     assert table.column("Events.Timestamp").cast(pa.list_(pa.int64())).to_pylist() == [[5, 6], [], [7]]
@@ -106,7 +106,7 @@ def test_clickhouse_arrow_nested_events_and_links_line_up_with_rows() -> None:
     assert table.column("Links.SpanId").to_pylist() == [[], ["02" * 8], []]
     assert table.column("Links.TraceState").to_pylist() == [[], ["ts"], []]
     assert table.column("Links.Attributes").to_pylist() == [[], [[("x", "y")]], []]
-    assert table.column("SpanKind").to_pylist() == ["Server", "Server", "Unspecified"]
+    assert table.column("SpanKind").to_pylist() == ["Server", "Unspecified", "Unspecified"]
     assert table.column("StatusCode").to_pylist() == ["Unset", "Unset", "Unset"]
     assert table.column("Duration").to_pylist() == [1000, 1000, 1000]
 
@@ -127,3 +127,59 @@ def test_clickhouse_stringify_keeps_equal_arrays_of_other_types_apart() -> None:
         "[1]",
     ]
     assert [stringify(["stop"]), stringify(["stop"])] == ['["stop"]', '["stop"]']
+
+
+def test_clickhouse_arrow_matches_a_row_by_row_conversion() -> None:
+    import random
+
+    rng = random.Random(3)
+    resources: list[dict[str, Any]] = [{"service.name": f"s{n}", "n": n} for n in range(5)] + [{}]
+    values: list[Any] = ["text", 7, -1, 2.5, True, False, b"\x00", ["a", "b"], [1, 2.0], {"k": "v"}, None]
+    batch = SpanBatch()
+    for span in range(300):
+        attributes = {f"k{k}": rng.choice(values) for k in range(rng.randrange(6))}
+        events = [
+            Event(span * 10 + e, f"e{e}", {"x": rng.choice(values)} if e % 2 else {})
+            for e in range(rng.randrange(3))
+        ]
+        links = [Link(rng.randbytes(16), rng.randbytes(8), "", {"l": span}) for _ in range(rng.randrange(2))]
+        _row(
+            batch,
+            span,
+            rng.choice(resources),
+            attributes=attributes,
+            events=events,
+            links=links,
+            kind=rng.randrange(-1, 8),
+            status=rng.randrange(4),
+        )
+        batch.parent_span_id[-1] = rng.choice([b"", rng.randbytes(8)])
+
+    def pairs(attrs: dict[str, Any]) -> list[tuple[str, str]]:
+        return [(key, stringify(value)) for key, value in attrs.items()]
+
+    kinds = ["Unspecified", "Internal", "Server", "Client", "Producer", "Consumer"]
+    expected = [
+        {
+            "TraceId": batch.trace_id[i].hex(),
+            "SpanId": batch.span_id[i].hex(),
+            "ParentSpanId": batch.parent_span_id[i].hex(),
+            "SpanName": batch.name[i],
+            "SpanKind": kinds[batch.kind[i]] if 0 <= batch.kind[i] < 6 else "Unspecified",
+            "ServiceName": str(batch.resource[i].get("service.name", "")),
+            "ResourceAttributes": pairs(batch.resource[i]),
+            "SpanAttributes": pairs(batch.attributes[i]),
+            "Duration": batch.end_time_unix_nano[i] - batch.start_time_unix_nano[i],
+            "StatusCode": ["Unset", "Ok", "Error"][batch.status_code[i]]
+            if batch.status_code[i] < 3
+            else "Unset",
+            "Events.Name": [e.name for e in batch.events[i]],
+            "Events.Attributes": [pairs(e.attributes) for e in batch.events[i]],
+            "Links.TraceId": [link.trace_id.hex() for link in batch.links[i]],
+            "Links.SpanId": [link.span_id.hex() for link in batch.links[i]],
+            "Links.Attributes": [pairs(link.attributes) for link in batch.links[i]],
+        }
+        for i in range(len(batch))
+    ]
+    table = to_arrow(batch).select(list(expected[0]))
+    assert table.to_pylist() == expected

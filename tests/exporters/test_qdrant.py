@@ -13,7 +13,7 @@ import pytest
 
 from llm_observer.collector.batch import SpanBatch
 from llm_observer.collector.component import CreateContext
-from llm_observer.collector.errors import ConfigError, RetryableError
+from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
 from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.qdrant import (
     QdrantExporter,
@@ -27,7 +27,7 @@ from llm_observer.exporters.qdrant.store import CACHE_SUFFIX
 from llm_observer.processors.embed import EmbedCounts, Embedder
 
 COLLECTION = "llm_observer_prompts"
-T0 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
 
 PASSWORD = [
     "How do I reset my password?",
@@ -274,6 +274,9 @@ async def test_qdrant_search_filters_model_time_and_kind(data_dir: Path) -> None
         search = VectorSearch(exporter.store, exporter.embedder, COLLECTION)
         by_model = search.search("password", 10, organization_id="acme", model="gpt-4o-2024-07-18")
         assert [h["text"] for h in by_model] == [PASSWORD[0]]
+        by_request_model = search.search("password", 10, organization_id="acme", model="claude-3-5-haiku")
+        assert [h["text"] for h in by_request_model] == [PASSWORD[1]]
+        assert search.search("password", 10, organization_id="acme", model="gpt-4") == []
         late = search.search("password", 10, organization_id="acme", start=T0 + timedelta(hours=1))
         assert [h["text"] for h in late] == [PASSWORD[1]]
         naive_end = (T0 + timedelta(hours=1)).replace(tzinfo=None)  # naive means UTC
@@ -398,3 +401,104 @@ def test_qdrant_local_folder_held_by_another_process_is_a_config_error(data_dir:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+async def test_qdrant_send_timeout_keeps_the_work_for_the_retry(data_dir: Path) -> None:
+    import asyncio
+
+    exporter = make_exporter(data_dir, batch_size=8)
+    await exporter.start()
+    try:
+        prompts = [
+            f"Question {i}: how do I export report number {i * 37} to a spreadsheet?" for i in range(120)
+        ]
+        batch = make_batch(prompts)
+        # The collector's delivery timeout gives up on a slow send and retries the same batch.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(exporter.send(batch), 0.05)
+        await exporter.send(batch)
+        assert exporter.store is not None and exporter.store.count(COLLECTION) == 120
+        assert exporter.counts.embedded == 120  # every text embedded once across both attempts
+        assert exporter.counts.deduplicated == 120  # the retry found them all
+    finally:
+        await exporter.shutdown()
+
+
+class _StatusServer:
+    """A real HTTP server on 127.0.0.1 that answers every request with one status (a sick Qdrant server)."""
+
+    def __init__(self, status: int) -> None:
+        import http.server
+        import threading
+
+        answer = status
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _reply(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = json.dumps({"status": {"error": "nope"}, "time": 0.0}).encode()
+                self.send_response(answer)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = _reply
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, RetryableError), (429, RetryableError), (403, PermanentError)]
+)
+async def test_qdrant_server_errors_are_classified(
+    data_dir: Path, status: int, error: type[Exception]
+) -> None:
+    server = _StatusServer(status)
+    try:
+        exporter = make_exporter(data_dir, url=server.url, timeout_seconds=5)
+        with pytest.raises(error):
+            await exporter.start()
+        await exporter.shutdown()
+    finally:
+        server.close()
+
+
+async def test_qdrant_unreachable_server_is_retryable(data_dir: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exporter = make_exporter(data_dir, url=f"http://127.0.0.1:{port}", timeout_seconds=2)
+    with pytest.raises(RetryableError):
+        await exporter.start()
+    await exporter.shutdown()
+
+
+async def test_qdrant_retention_deletes_old_points_at_start(data_dir: Path) -> None:
+    exporter = make_exporter(data_dir, retention_days=3)
+    await exporter.start()
+    now = datetime.now(UTC)
+    await exporter.send(make_batch(PASSWORD[:2], start=now - timedelta(days=5)))
+    await exporter.send(make_batch(PASSWORD[2:], start=now - timedelta(hours=1), first_span=10))
+    assert exporter.store is not None and exporter.store.count(COLLECTION) == 3
+    await exporter.shutdown()
+    await exporter.start()  # expiry runs at start, then hourly
+    try:
+        assert exporter.store is not None and exporter.embedder is not None
+        hits = VectorSearch(exporter.store, exporter.embedder).search("password", 5, organization_id="acme")
+        assert [h["text"] for h in hits] == [PASSWORD[2]]
+    finally:
+        await exporter.shutdown()

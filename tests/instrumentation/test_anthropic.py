@@ -78,7 +78,10 @@ def test_anthropic_messages_prompt_caching_usage(
         "gen_ai.usage.cache_read.input_tokens": 2048,
         "gen_ai.usage.cache_creation.input_tokens": 1500,
     }
-    usage = {p.attributes["gen_ai.token.type"]: p.sum for p in instrumented.histogram_points("gen_ai.client.token.usage")}
+    usage = {
+        p.attributes["gen_ai.token.type"]: p.sum
+        for p in instrumented.histogram_points("gen_ai.client.token.usage")
+    }
     assert usage == {"input": 3560, "output": 9}
 
 
@@ -86,9 +89,15 @@ def test_anthropic_content_absent_unless_opted_in(
     instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:
     replay.set_routes(recording("anthropic/messages_tool_use.json"))
-    _client(replay).messages.create(model=MODEL, max_tokens=256, messages=MESSAGES, tools=TOOLS, system="Be brief.")
+    _client(replay).messages.create(
+        model=MODEL, max_tokens=256, messages=MESSAGES, tools=TOOLS, system="Be brief."
+    )
     attributes = _only_span(instrumented).attributes
-    assert not {key for key in attributes if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.system_", "gen_ai.tool."))}
+    assert not {
+        key
+        for key in attributes
+        if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.system_", "gen_ai.tool."))
+    }
 
 
 def test_anthropic_tool_use_content_when_captured(
@@ -97,15 +106,27 @@ def test_anthropic_tool_use_content_when_captured(
     replay.set_routes(recording("anthropic/messages_tool_use.json"))
     messages = [
         *MESSAGES,
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Rome"}}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Rome"}}
+            ],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]},
     ]
-    _client(replay).messages.create(model=MODEL, max_tokens=256, messages=messages, tools=TOOLS, system="Be brief.")
+    _client(replay).messages.create(
+        model=MODEL, max_tokens=256, messages=messages, tools=TOOLS, system="Be brief."
+    )
     attributes = _only_span(instrumented).attributes
     assert attributes["gen_ai.response.finish_reasons"] == ("tool_use",)
     assert json.loads(attributes["gen_ai.system_instructions"]) == [{"type": "text", "content": "Be brief."}]
     assert json.loads(attributes["gen_ai.input.messages"])[1:] == [
-        {"role": "assistant", "parts": [{"type": "tool_call", "id": "toolu_1", "name": "get_weather", "arguments": {"city": "Rome"}}]},
+        {
+            "role": "assistant",
+            "parts": [
+                {"type": "tool_call", "id": "toolu_1", "name": "get_weather", "arguments": {"city": "Rome"}}
+            ],
+        },
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "toolu_1", "response": "sunny"}]},
     ]
     assert json.loads(attributes["gen_ai.output.messages"]) == [
@@ -152,7 +173,9 @@ def test_anthropic_stream_helper(
     capture_content: None, instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:
     replay.set_routes(recording("anthropic/messages_stream_tool_use.json"))
-    with _client(replay).messages.stream(model=MODEL, max_tokens=256, messages=MESSAGES, tools=TOOLS) as stream:
+    with _client(replay).messages.stream(
+        model=MODEL, max_tokens=256, messages=MESSAGES, tools=TOOLS
+    ) as stream:
         final = stream.get_final_message()
     assert final.content[0].input == {"city": "Paris"}
     attributes = _only_span(instrumented).attributes
@@ -160,7 +183,12 @@ def test_anthropic_stream_helper(
     assert attributes["gen_ai.usage.output_tokens"] == 40
     assert attributes["gen_ai.response.finish_reasons"] == ("tool_use",)
     assert json.loads(attributes["gen_ai.output.messages"])[0]["parts"] == [
-        {"type": "tool_call", "id": "toolu_01StreamTool", "name": "get_weather", "arguments": {"city": "Paris"}}
+        {
+            "type": "tool_call",
+            "id": "toolu_01StreamTool",
+            "name": "get_weather",
+            "arguments": {"city": "Paris"},
+        }
     ]
 
 

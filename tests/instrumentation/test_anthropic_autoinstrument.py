@@ -1,5 +1,5 @@
-"""`opentelemetry-instrument python app.py` loads llm_observer_anthropic from its entry point; with the SDK's
-own tracing also present, the app still yields one LLM span per call."""
+"""`opentelemetry-instrument python app.py` loads llm_observer_anthropic from its entry point; a running
+collector stores exactly one LLM span for the call (the SDK's own tracing stands down) with its cache usage."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 
 from llm_observer.instrumentation.testing import ReplayServer, Route
 from llm_observer.instrumentation.testing.autoinstrument import run_instrumented
-from llm_observer.instrumentation.testing.otlp import otlp_trace_route, spans_from_requests
 
 Recording = Callable[[str], list[Route]]
 
@@ -23,18 +22,21 @@ print(message.content[0].text)
 """
 
 
-def test_anthropic_autoinstrument_entry_point_exports_one_span(
+def test_anthropic_autoinstrument_cache_usage_stored_by_running_collector(
     tmp_path: Path, replay: ReplayServer, recording: Recording
 ) -> None:
+    from llm_observer.instrumentation.testing.collector import CollectorProcess
+
     replay.set_routes(recording("anthropic/messages.json"))
-    with ReplayServer([otlp_trace_route()]) as collector:
-        done = run_instrumented(APP, tmp_path, collector.url, {"PROVIDER_URL": replay.url})
+    with CollectorProcess(tmp_path) as collector:
+        done = run_instrumented(APP, tmp_path, collector.otlp_url, {"PROVIDER_URL": replay.url})
         assert done.returncode == 0, done.stderr
-        spans = spans_from_requests(collector.requests)
-    llm = [span for span in spans if "gen_ai.usage.input_tokens" in span.attributes]
-    assert len(llm) == 1, [(span.name, span.scope) for span in spans]
-    (span,) = llm
-    assert span.name == "chat claude-sonnet-4-6"
-    assert span.scope == "llm_observer.instrumentation.anthropic"
-    assert span.attributes["gen_ai.usage.input_tokens"] == 3560
-    assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == 2048
+        (summary,) = collector.wait_for_traces(1)
+        stored = collector.wait_for_trace(summary["trace_id"])
+    (span,) = stored["spans"]
+    assert span["name"] == "chat claude-sonnet-4-6"
+    assert span["provider"] == "anthropic"
+    assert span["input_tokens"] == 3560
+    assert span["cache_read_tokens"] == 2048
+    assert span["cache_write_tokens"] == 1500
+    assert span["output_tokens"] == 9

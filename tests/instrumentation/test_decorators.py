@@ -22,7 +22,9 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def instrumented(telemetry: TelemetryCapture, replay: ReplayServer, recording: Recording) -> Iterator[TelemetryCapture]:
+def instrumented(
+    telemetry: TelemetryCapture, replay: ReplayServer, recording: Recording
+) -> Iterator[TelemetryCapture]:
     replay.set_routes(recording("openai/chat.json"))
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(**telemetry.kwargs)
@@ -35,7 +37,10 @@ def _tree(telemetry: TelemetryCapture) -> dict[str, Any]:
     spans = telemetry.spans()
     by_id = {span.context.span_id: span for span in spans}
     return {
-        span.name: (span, by_id[span.parent.span_id].name if span.parent and span.parent.span_id in by_id else None)
+        span.name: (
+            span,
+            by_id[span.parent.span_id].name if span.parent and span.parent.span_id in by_id else None,
+        )
         for span in spans
     }
 

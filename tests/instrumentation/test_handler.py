@@ -254,3 +254,13 @@ def test_handler_no_allocation_per_chunk(telemetry: TelemetryCapture) -> None:
     grown = sum(stat.size_diff for stat in after.compare_to(before, "filename") if stat.size_diff > 0)
     # 10,000 chunks; a single allocation per chunk would be >= 280 kB.
     assert grown < 20_000, grown
+
+
+def test_handler_capture_content_kwarg_overrides_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    assert (
+        GenAIHandler.from_kwargs({"capture_content": "no_content"}, "x").capture is ContentCapture.NO_CONTENT
+    )
+    assert GenAIHandler.from_kwargs({}, "x").capture is ContentCapture.SPAN_ONLY
+    handler = GenAIHandler.from_kwargs({"capture_content": ContentCapture.EVENT_ONLY}, "x")
+    assert handler.capture_content and not handler.capture.on_span

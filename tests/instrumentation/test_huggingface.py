@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from huggingface_hub import AsyncInferenceClient, InferenceClient
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import HfHubHTTPError  # importable here in every supported version
 from opentelemetry.trace import SpanKind, StatusCode
 
 from llm_observer.instrumentation.huggingface import HuggingFaceInstrumentor
@@ -23,20 +23,6 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def replay_server() -> Iterator[ReplayServer]:
-    with ReplayServer() as server:
-        yield server
-
-
-@pytest.fixture
-def replay(replay_server: ReplayServer) -> ReplayServer:
-    # One server per module: stopping a server costs ~0.5 s (serve_forever's poll interval).
-    replay_server.set_routes([])
-    replay_server.clear_requests()
-    return replay_server
 
 
 @pytest.fixture

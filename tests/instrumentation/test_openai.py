@@ -27,7 +27,11 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Current weather for a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -95,7 +99,10 @@ def test_openai_chat_metrics_use_spec_buckets(
 ) -> None:
     replay.set_routes(recording("openai/chat.json"))
     _client(replay).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    usage = {p.attributes["gen_ai.token.type"]: p for p in instrumented.histogram_points("gen_ai.client.token.usage")}
+    usage = {
+        p.attributes["gen_ai.token.type"]: p
+        for p in instrumented.histogram_points("gen_ai.client.token.usage")
+    }
     assert usage["input"].sum == 24 and usage["output"].sum == 8
     assert usage["input"].explicit_bounds[0] == 1 and usage["input"].explicit_bounds[-1] == 67108864
     assert usage["input"].attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
@@ -127,7 +134,11 @@ def test_openai_tool_call_content_when_captured(
         {
             "role": "assistant",
             "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+                }
             ],
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
@@ -142,7 +153,9 @@ def test_openai_tool_call_content_when_captured(
         {"role": "user", "parts": [{"type": "text", "content": "What is the capital of France?"}]},
         {
             "role": "assistant",
-            "parts": [{"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Rome"}}],
+            "parts": [
+                {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Rome"}}
+            ],
         },
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": "sunny"}]},
     ]
@@ -186,7 +199,10 @@ def test_openai_content_as_event_only(
     (record,) = telemetry.log_records()
     assert record.event_name == "gen_ai.client.inference.operation.details"
     assert record.span_id == span.context.span_id
-    assert record.attributes["gen_ai.output.messages"][0]["parts"][0]["content"] == "Paris is the capital of France."
+    assert (
+        record.attributes["gen_ai.output.messages"][0]["parts"][0]["content"]
+        == "Paris is the capital of France."
+    )
 
 
 def test_openai_stream_usage_from_final_chunk(
@@ -244,7 +260,9 @@ def test_openai_stream_tool_call_fragments_joined(
     capture_content: None, instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:
     replay.set_routes(recording("openai/chat_stream_tool_call.json"))
-    with _client(replay).chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=TOOLS, stream=True) as s:
+    with _client(replay).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, tools=TOOLS, stream=True
+    ) as s:
         for _ in s:
             pass
     attributes = _only_span(instrumented).attributes
@@ -252,7 +270,14 @@ def test_openai_stream_tool_call_fragments_joined(
     assert json.loads(attributes["gen_ai.output.messages"]) == [
         {
             "role": "assistant",
-            "parts": [{"type": "tool_call", "id": "call_Zr8pW2", "name": "get_weather", "arguments": {"city": "Paris"}}],
+            "parts": [
+                {
+                    "type": "tool_call",
+                    "id": "call_Zr8pW2",
+                    "name": "get_weather",
+                    "arguments": {"city": "Paris"},
+                }
+            ],
             "finish_reason": "tool_calls",
         }
     ]
@@ -384,14 +409,18 @@ def test_openai_legacy_completions(
     instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:
     replay.set_routes(recording("openai/completions.json"))
-    _client(replay).completions.create(model="gpt-3.5-turbo-instruct", prompt="Say this is a test", max_tokens=7)
+    _client(replay).completions.create(
+        model="gpt-3.5-turbo-instruct", prompt="Say this is a test", max_tokens=7
+    )
     span = _only_span(instrumented)
     assert span.name == "text_completion gpt-3.5-turbo-instruct"
     assert span.attributes["gen_ai.response.finish_reasons"] == ("length",)
     assert span.attributes["gen_ai.usage.output_tokens"] == 7
 
 
-def test_openai_embeddings(instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording) -> None:
+def test_openai_embeddings(
+    instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
+) -> None:
     replay.set_routes(recording("openai/embeddings.json"))
     _client(replay).embeddings.create(
         model="text-embedding-3-small", input=["hello", "world"], encoding_format="float"
@@ -479,7 +508,9 @@ def test_openai_provider_overrides_by_host_port() -> None:
     assert provider_for_url("http://10.1.2.3:9000/v1", overrides={"10.1.2.3:9000": "vllm"}) == "vllm"
 
 
-def test_openai_compatible_server_on_ollama_port(instrumented: TelemetryCapture, recording: Recording) -> None:
+def test_openai_compatible_server_on_ollama_port(
+    instrumented: TelemetryCapture, recording: Recording
+) -> None:
     try:
         server = ReplayServer(recording("openai/chat.json"), port=11434)
         server.start()
@@ -539,3 +570,21 @@ def test_openai_spans_nest_under_caller_across_asyncio_tasks(
     assert len(llm) == 2
     assert {span.parent.span_id for span in llm} == {spans["invoke_agent a"].context.span_id,
                                                      spans["invoke_agent b"].context.span_id}  # fmt: skip
+
+
+async def test_openai_async_stream_break_without_close_ends_span(
+    instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
+) -> None:
+    replay.set_routes(recording("openai/chat_stream.json"))
+    stream = await _async_client(replay).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    async for _chunk in stream:
+        break
+    del stream, _chunk
+    # The abandoned async generator is finalised by the event loop (or the wrapper by the collector).
+    deadline = asyncio.get_running_loop().time() + 5
+    while not instrumented.spans() and asyncio.get_running_loop().time() < deadline:
+        gc.collect()
+        await asyncio.sleep(0.01)
+    assert len(instrumented.spans()) == 1

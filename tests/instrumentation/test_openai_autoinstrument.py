@@ -56,3 +56,51 @@ def test_openai_autoinstrument_entry_point_exports_spans(
     assert '"content":"Capital?"' in plain.attributes["gen_ai.input.messages"]
     assert streamed.attributes["gen_ai.usage.output_tokens"] == 7
     assert replay.requests[1].body["stream_options"] == {"include_usage": True}
+
+
+APP_WITH_TRACE_ID = """
+import os
+import openai
+from opentelemetry import trace
+
+client = openai.OpenAI(base_url=os.environ["PROVIDER_URL"] + "/v1", api_key="sk-test", max_retries=0)
+with trace.get_tracer("app").start_as_current_span("handle request") as root:
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Capital?"}])
+    print(format(root.get_span_context().trace_id, "032x"))
+"""
+
+
+def test_openai_autoinstrument_spans_stored_by_running_collector(
+    tmp_path: Path, replay: ReplayServer, recording: Recording
+) -> None:
+    from llm_observer.instrumentation.testing.collector import CollectorProcess
+
+    replay.set_routes(recording("openai/chat_tool_call.json"))
+    with CollectorProcess(tmp_path) as collector:
+        done = run_instrumented(
+            APP_WITH_TRACE_ID,
+            tmp_path,
+            collector.otlp_url,
+            {
+                "PROVIDER_URL": replay.url,
+                "OTEL_SERVICE_NAME": "openai-app",
+                "OTEL_RESOURCE_ATTRIBUTES": "llm_observer.project.id=p1",
+            },
+        )
+        assert done.returncode == 0, done.stderr
+        trace_id = done.stdout.strip()
+        stored = collector.wait_for_trace(trace_id, spans=2)
+    spans = {span["name"]: span for span in stored["spans"]}
+    llm = spans["chat gpt-4o-mini"]
+    assert llm["parent_span_id"] == spans["handle request"]["span_id"]
+    assert llm["service_name"] == "openai-app"
+    assert llm["project_id"] == "p1"
+    assert llm["operation"] == "chat"
+    assert llm["provider"] == "openai"
+    assert llm["request_model"] == "gpt-4o-mini"
+    assert llm["response_model"] == "gpt-4o-2024-08-06"
+    assert llm["input_tokens"] == 1180
+    assert llm["output_tokens"] == 21
+    assert llm["cache_read_tokens"] == 1024
+    assert llm["cost_usd"] > 0
+    assert llm["input"] in (None, "", [])  # content was not opted in

@@ -25,7 +25,11 @@ def collector() -> Iterator[ReplayServer]:
 
 def test_tracer_trace_exports_otlp_with_tenant_resource(collector: ReplayServer) -> None:
     tracer = LLMObserverTracer(
-        endpoint=collector.url, organization_id="acme", project_id="support-bot", service_name="bot", api_key="k-1"
+        endpoint=collector.url,
+        organization_id="acme",
+        project_id="support-bot",
+        service_name="bot",
+        api_key="k-1",
     )
     trace_id = tracer.trace(
         model="gpt-4o",
@@ -63,7 +67,9 @@ def test_tracer_start_end_span_builds_a_tree_in_the_given_trace(collector: Repla
     run_id = str(uuid.uuid4())
     with LLMObserverTracer(endpoint=collector.url, project_id="p") as tracer:
         root = tracer.start_span(trace_id=run_id, name="research run")
-        step = tracer.start_span(trace_id=run_id, name="plan", parent_span_id=root, model="gpt-4o", provider="openai")
+        step = tracer.start_span(
+            trace_id=run_id, name="plan", parent_span_id=root, model="gpt-4o", provider="openai"
+        )
         assert tracer.end_span(span_id=step, output="1. search", prompt_tokens=30, completion_tokens=5)
         assert not tracer.end_span(span_id=step)
         tracer.end_span(span_id=root, output="done")
@@ -79,7 +85,10 @@ def test_tracer_start_end_span_builds_a_tree_in_the_given_trace(collector: Repla
 def test_tracer_remote_parent_and_error(collector: ReplayServer) -> None:
     with LLMObserverTracer(endpoint=collector.url) as tracer:
         span_id = tracer.start_span(
-            trace_id="4bf92f3577b34da6a3ce929d0e0e4736", parent_span_id="00f067aa0ba902b7", name="retry", model="m"
+            trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+            parent_span_id="00f067aa0ba902b7",
+            name="retry",
+            model="m",
         )
         tracer.end_span(span_id=span_id, error=TimeoutError("slow"))
     (span,) = spans_from_requests(collector.requests)

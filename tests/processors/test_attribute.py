@@ -238,3 +238,19 @@ def test_attribute_10k_span_batch(tmp_path: Path) -> None:
     print(f"attribute: 10,000 spans in {elapsed * 1000:.1f} ms ({10_000 / elapsed:,.0f} spans/s)")
     assert batch.attributes[1234][PROJECT_ID] == "s4"
     assert batch.attributes[1234][GEN_AI_CONVERSATION_ID] == "s1234"
+
+
+def test_attribute_odd_attribute_types_never_raise(tmp_path: Path) -> None:
+    process, _ = make_processor(tmp_path, rules=[{"target": "project", "regex": "(.+)"}])
+    odd_values: list[Any] = [["a"], {"k": "v"}, b"bytes", True, 3.5, 7, "", "  "]
+    rows = []
+    for value in odd_values:
+        resource = {"service.name": value, ORGANIZATION_ID: value, TEAM_ID: value}
+        rows.append((resource, {USER_ID: value, "session.id": value, TEAM_ID: value, PROJECT_ID: value}))
+    batch = process(batch_of(*rows))
+    for attrs in batch.attributes:
+        assert isinstance(attrs[ORGANIZATION_ID], str) and attrs[ORGANIZATION_ID]
+        assert isinstance(attrs[PROJECT_ID], str) and attrs[PROJECT_ID]
+        assert attrs[PROJECT_ID] != "['a']"  # an array names no project
+    assert batch.attributes[5][ORGANIZATION_ID] == "7"  # numbers become their text
+    assert batch.attributes[5][PROJECT_ID] == "7"

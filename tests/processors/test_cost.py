@@ -489,3 +489,27 @@ def test_cost_prices_10k_span_batch_fast(tmp_path: Path) -> None:
         Usage(input_tokens=1000, output_tokens=300), model_ref="gpt-4o", provider_id="openai"
     )
     assert batch.attributes[0][COST_USD] == pytest.approx(float(expected.total_price), rel=1e-9)
+
+
+def test_cost_odd_attribute_types_never_raise(tmp_path: Path) -> None:
+    process, telemetry = make_processor(tmp_path)
+    odd_values: list[Any] = [["gpt-4o"], {"m": 1}, b"gpt-4o", True, 3.5, float("nan"), 10**30, -1, ""]
+    spans = []
+    for value in odd_values:
+        for key in (
+            "gen_ai.request.model",
+            "gen_ai.response.model",
+            "gen_ai.provider.name",
+            "gen_ai.usage.input_tokens",
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cost",
+        ):
+            span = llm_span("gpt-4o", input_tokens=1000, output_tokens=500)
+            span[key] = value
+            spans.append(span)
+    batch = process(batch_of(*spans))
+    for attrs in batch.attributes:
+        if COST_USD in attrs:
+            assert attrs[COST_USD] >= 0
+            assert attrs[COST_SOURCE] in ("computed", "provided")
+    assert events(telemetry, "unknown_model") + events(telemetry, "no_model") > 0

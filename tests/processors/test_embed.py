@@ -89,6 +89,11 @@ def test_prompt_text_falls_back_when_normalize_did_not_run() -> None:
         prompt_text({"input.value": json.dumps(body), "input.mime_type": "application/json"})
         == "Translate 'cat'"
     )
+    responses = {
+        "model": "gpt-4.1",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hi!"}]}],
+    }
+    assert prompt_text({"input.value": json.dumps(responses)}) == "Hi!"
     # A bare string prompt.
     assert prompt_text({"input.value": "plain question?"}) == "plain question?"
     # Current conventions win over the fallbacks.
@@ -157,13 +162,16 @@ def test_embedder_bundled_model_ranks_paraphrases_nearest(models_dir: Path) -> N
         "I forgot my password, how can I change it?",
         "What's the weather in Paris tomorrow?",
         "Write a haiku about autumn leaves",
+        "Steps to recover access when I can't remember my login credentials",
     ]
     vectors = np.array(embedder.embed(texts))
-    assert vectors.shape == (4, 384)
+    assert vectors.shape == (5, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
     sims = vectors @ vectors[0]
     assert sims[1] > 0.7
     assert sims[1] > sims[2] + 0.4 and sims[1] > sims[3] + 0.4
+    # A paraphrase sharing no content word still beats the unrelated prompts (a word hash would not).
+    assert sims[4] > max(sims[2], sims[3]) + 0.3
 
 
 def test_embedder_embeds_identical_texts_once(models_dir: Path) -> None:

@@ -443,3 +443,24 @@ def test_normalize_malformed_attributes_do_not_fail(attrs):
     snapshot = copy.deepcopy(batch.attributes)
     assert normalize_rows(batch) == 0
     assert batch.attributes == snapshot
+
+
+def test_normalize_convert_messages_false_keeps_legacy_content():
+    raw = {
+        "gen_ai.system": "OpenAI",
+        "gen_ai.usage.prompt_tokens": 5,
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "hi",
+        "gen_ai.completion": "hello",
+    }
+    attrs = normalize_batch(
+        _batch(("openai.chat", raw)), keep_original=False, convert_messages=False
+    ).attributes[0]
+    assert attrs == {
+        "gen_ai.provider.name": "openai",
+        "gen_ai.operation.name": "chat",
+        "gen_ai.usage.input_tokens": 5,
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "hi",
+        "gen_ai.completion": "hello",
+    }

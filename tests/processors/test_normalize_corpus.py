@@ -9,7 +9,7 @@ import pytest
 from llm_observer.collector.batch import SpanBatch
 from llm_observer.collector.otlp_codec import decode_traces
 from llm_observer.processors.normalize import normalize_batch
-from llm_observer.processors.normalize_logs import content_events_by_span
+from llm_observer.processors.normalize_logs import attach_events, content_events_by_span
 
 _spec = importlib.util.spec_from_file_location(
     "normalize_corpus", Path(__file__).parent / "corpus" / "corpus.py"
@@ -24,8 +24,7 @@ def _batch(case) -> SpanBatch:
     batch = decode_traces(case.traces)
     if case.logs is not None:
         events = content_events_by_span(case.logs)
-        for row in range(len(batch)):
-            batch.events[row].extend(events.get((batch.trace_id[row], batch.span_id[row]), []))
+        assert attach_events(batch, events) == sum(len(found) for found in events.values())
     return batch
 
 
@@ -39,6 +38,7 @@ def test_normalize_corpus_has_every_scheme():
         "openlit_old",
         "otel_events",
         "otel_latest",
+        "otel_latest_events",
         "handwritten",
     } <= schemes
 

@@ -309,3 +309,30 @@ def test_redact_10k_span_batch(tmp_path: Path) -> None:
     print(f"redact: 10,000 spans (10% with PII) in {elapsed * 1000:.1f} ms ({10_000 / elapsed:,.0f} spans/s)")
     assert "[REDACTED:card]" in batch.attributes[0][GEN_AI_INPUT_MESSAGES]
     assert batch.attributes[1][GEN_AI_INPUT_MESSAGES] is clean
+
+
+def test_redact_odd_attribute_types_never_raise(tmp_path: Path) -> None:
+    process, _ = make_processor(tmp_path, drop_content_projects=["p"])
+    odd_values: list[Any] = [
+        ["a@b.co", 3, None],
+        {"k": ["x@y.io"]},
+        b"a@b.co",
+        True,
+        3.5,
+        7,
+        "",
+        "{not json a@b.co",
+    ]
+    spans = [{"input.value": value, PROJECT_ID: value} for value in odd_values]
+    batch = process(batch_of(*spans))
+    got = [attrs["input.value"] for attrs in batch.attributes]
+    assert got == [
+        ["[REDACTED:email]", 3, None],
+        {"k": ["[REDACTED:email]"]},
+        b"a@b.co",
+        True,
+        3.5,
+        7,
+        "",
+        "{not json [REDACTED:email]",
+    ]

@@ -3,6 +3,7 @@ running QueryService (HTTP + gRPC on ephemeral ports) whose REST ingest feeds th
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import logging
@@ -24,6 +25,7 @@ from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.clickhouse import create as create_exporter
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.service import QueryService
+from llm_observer.query.store import storage_lock
 
 KEY_A = "key-for-org-a"
 KEY_A_WEB = "key-for-org-a-web-only"
@@ -240,7 +242,13 @@ async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncItera
         ingested.append((request, meta))
         batch = decode_traces(request)
         batch.origin = f"test:ingest:{next(seq)}"
-        await exporter.send(batch)
+        # chDB deadlocks on a query concurrent with an Arrow insert unless both hold one lock (see storage_lock).
+        lock = storage_lock(exporter.client)
+        await asyncio.to_thread(lock.acquire)
+        try:
+            await exporter.send(batch)
+        finally:
+            lock.release()
 
     config = QueryConfig(
         http=HttpConfig(endpoint="127.0.0.1:0"), grpc=GrpcConfig(endpoint="127.0.0.1:0"), **query

@@ -24,7 +24,14 @@ from llm_observer.collector.otlp_codec import hex_ids_to_base64
 
 CASES_DIR = Path(__file__).parent / "cases"
 
-JSON_KEYS = frozenset({"gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions"})
+JSON_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.tool.definitions",
+    }
+)
 CHECKED_KEYS = (
     "gen_ai.provider.name",
     "gen_ai.operation.name",

@@ -5,9 +5,9 @@ Run with the interpreter of a venv that holds the scheme's packages (never the p
     /tmp/cv/oi/bin/python tests/processors/corpus/_capture/capture.py openinference OUT_DIR
 
 Each scenario drives the real OpenAI / Anthropic SDK against ``fake_provider`` with the instrumentation
-active, collects what the SDK's in-memory exporters got, and writes ``OUT_DIR/<scheme>__<scenario>.input.json``
-holding ``{"traces": <ExportTraceServiceRequest JSON, hex ids>, "logs": <ExportLogsServiceRequest JSON> | null,
-"captured_with": {package: version}}``. The expected results beside them are written by hand from the
+active, collects what the SDK's in-memory exporters got, and writes
+``OUT_DIR/<scheme>__<scenario>.input.json`` holding ``{"traces": <ExportTraceServiceRequest JSON, hex ids>,
+"logs": <ExportLogsServiceRequest JSON> | null, "captured_with": {package: version}}``. The expected results beside them are written by hand from the
 scenario's ground truth (the fake provider's responses), never from the normaliser's output.
 """
 
@@ -53,6 +53,14 @@ SCHEMES: dict[str, dict[str, Any]] = {
     "otel_latest": {
         "env": {
             "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY",
+            "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
+        },
+        "instrumentors": [("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor")],
+        "packages": ["opentelemetry-instrumentation-openai-v2"],
+    },
+    "otel_latest_events": {
+        "env": {
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "EVENT_ONLY",
             "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental",
         },
         "instrumentors": [("opentelemetry.instrumentation.openai_v2", "OpenAIInstrumentor")],

@@ -29,6 +29,14 @@ ANSWER = {
     "parts": [{"type": "text", "content": "It is 18 degrees and sunny in Paris."}],
     "finish_reason": "stop",
 }
+WEATHER_TOOLS = [
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Current weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+]
 GEO_SYSTEM = {"role": "system", "parts": [{"type": "text", "content": "You are a geography tutor."}]}
 GEO_USER = {"role": "user", "parts": [{"type": "text", "content": "What is the capital of France?"}]}
 GEO_ANSWER_TEXT = [{"type": "text", "content": "Paris is the capital of France."}]
@@ -60,6 +68,15 @@ EMBEDDINGS = {
     "gen_ai.usage.input_tokens": 6,
 }
 
+STREAM_USER = {"role": "user", "parts": [{"type": "text", "content": "Say hello."}]}
+STREAM_ANSWER = {
+    "role": "assistant",
+    "parts": [{"type": "text", "content": "Hello there!"}],
+    "finish_reason": "stop",
+}
+STREAM_MODELS = {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.response.model": "gpt-4o-mini"}
+STREAM_USAGE = {"gen_ai.usage.input_tokens": 9, "gen_ai.usage.output_tokens": 3}
+
 
 def span(name: str, attributes: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "attributes": attributes}
@@ -77,6 +94,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
                 "gen_ai.request.temperature": 0.2,
                 "gen_ai.request.max_tokens": 256,
                 "gen_ai.response.finish_reasons": ["tool_calls"],
+                "gen_ai.tool.definitions": WEATHER_TOOLS,
                 "gen_ai.input.messages": [SYSTEM, USER],
                 "gen_ai.output.messages": [{**ASSISTANT_CALL, "finish_reason": "tool_calls"}],
             },
@@ -90,6 +108,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
                 **GPT4O,
                 **TOOL_RESULT_USAGE,  # 0.33 does not report the cached 1024
                 "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.tool.definitions": WEATHER_TOOLS,
                 "gen_ai.input.messages": [SYSTEM, USER, ASSISTANT_CALL, TOOL],
                 "gen_ai.output.messages": [ANSWER],
             },
@@ -192,6 +211,22 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
             },
         )
     ],
+    "openllmetry_new__openai_chat_tool_result": [
+        span(
+            "openai.chat",
+            {
+                **OPENAI,
+                **GPT4O,
+                **TOOL_RESULT_USAGE,
+                "gen_ai.usage.cache_read.input_tokens": 1024,
+                "gen_ai.usage.reasoning.output_tokens": 0,  # its gen_ai.usage.reasoning_tokens
+                "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.tool.definitions": WEATHER_TOOLS,
+                "gen_ai.input.messages": [SYSTEM, USER, ASSISTANT_CALL, TOOL],
+                "gen_ai.output.messages": [ANSWER],
+            },
+        )
+    ],
     # --- OpenInference ----------------------------------------------------------------------------------
     "openinference__openai_chat_tool_result": [
         span(
@@ -203,6 +238,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
                 "gen_ai.usage.cache_read.input_tokens": 1024,
                 "gen_ai.usage.reasoning.output_tokens": 0,
                 "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.tool.definitions": WEATHER_TOOLS,
                 "gen_ai.input.messages": [SYSTEM, USER, ASSISTANT_CALL, TOOL],
                 "gen_ai.output.messages": [ANSWER],
             },
@@ -291,6 +327,34 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
             },
         )
     ],
+    "otel_latest__openai_chat_stream": [
+        span(
+            "chat gpt-4o-mini",
+            {
+                # 2.4b0 sets neither the stream flag nor finish_reasons on stream spans; its own output
+                # messages are current already and are not rewritten
+                **OPENAI,
+                **STREAM_MODELS,
+                **STREAM_USAGE,
+                "gen_ai.input.messages": [STREAM_USER],
+                "gen_ai.output.messages": [STREAM_ANSWER],
+            },
+        )
+    ],
+    # --- the same with content in the v1.37+ event (LogRecord event_name, structured values) ---------------
+    "otel_latest_events__openai_chat_tool_result": [
+        span(
+            "chat gpt-4o",
+            {
+                **OPENAI,
+                **GPT4O,
+                **TOOL_RESULT_USAGE,  # openai-v2 2.4b0 does not report cached tokens
+                "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.input.messages": [SYSTEM, USER, ASSISTANT_CALL, TOOL],
+                "gen_ai.output.messages": [ANSWER],
+            },
+        )
+    ],
     # --- OpenLIT 1.45 (current names, Anthropic's uncached input count) -------------------------------------
     "openlit__anthropic_cache": [
         span("POST", {}),  # the httpx client span: not GenAI, untouched
@@ -307,6 +371,25 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
                 "gen_ai.output.messages": [
                     {"role": "assistant", "parts": GEO_ANSWER_TEXT, "finish_reason": "stop"}
                 ],
+            },
+        ),
+    ],
+    "openlit__openai_chat_stream": [
+        span("POST", {}),
+        span(
+            "chat gpt-4o-mini",
+            {
+                **OPENAI,
+                **STREAM_MODELS,
+                **STREAM_USAGE,
+                "gen_ai.usage.cache_read.input_tokens": 0,
+                "gen_ai.usage.cache_creation.input_tokens": 0,
+                "gen_ai.request.stream": True,
+                "gen_ai.request.temperature": 1.0,
+                "gen_ai.request.seed": 0,
+                "gen_ai.response.finish_reasons": ["stop"],
+                "gen_ai.input.messages": [STREAM_USER],
+                "gen_ai.output.messages": [STREAM_ANSWER],
             },
         ),
     ],
@@ -378,6 +461,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
                 "gen_ai.request.temperature": 0.2,  # from llm.invocation_parameters
                 "gen_ai.request.max_tokens": 256,
                 "gen_ai.response.finish_reasons": ["tool_calls"],
+                "gen_ai.tool.definitions": WEATHER_TOOLS,
                 "gen_ai.input.messages": [SYSTEM, USER],
                 "gen_ai.output.messages": [{**ASSISTANT_CALL, "finish_reason": "tool_calls"}],
             },
@@ -501,7 +585,8 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
                 "gen_ai.provider.name": "anthropic",
                 # no operation: neither an attribute nor the span name ("messages" is no operation) says it
                 "gen_ai.request.model": "claude-3-5-haiku-20241022",
-                # Anthropic's raw counts: 20 uncached < 3500 cached, so the cache was left out: 20 + 3000 + 500
+                # Anthropic's raw counts: 20 uncached < 3500 cached, so the cache was left out:
+                # 20 + 3000 + 500
                 "gen_ai.usage.input_tokens": 3520,
                 "llm_observer.usage.uncached_input_tokens": 20,
                 "gen_ai.usage.output_tokens": 40,

@@ -1,0 +1,162 @@
+"""Every registered component type honours the lifecycle contract of ``collector/component.py``.
+
+Components come from the entry-point groups, as the collector finds them: one that cannot be imported fails
+here (it is not skipped). Each is created from its default config (listen endpoints moved to port 0, data
+under the test's directory) and goes through create → start → start → shutdown → shutdown twice, leaving no
+task running; ``shutdown`` before ``start`` is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from llm_observer.collector.batch import SpanBatch
+from llm_observer.collector.component import Component, CreateContext, IngestMeta
+from llm_observer.collector.config import KINDS, _resolve, discover_factories
+from llm_observer.collector.netaddr import parse_endpoint
+from llm_observer.collector.telemetry import Telemetry
+
+REGISTERED = [(kind, name) for kind, found in discover_factories().items() for name in sorted(found)]
+
+
+def _listen_anywhere(value: Any) -> Any:
+    """The config with every ``host:port`` endpoint moved to ``127.0.0.1:0`` (URLs and paths untouched)."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key == "endpoint" and isinstance(item, str) and "://" not in item:
+                try:
+                    parse_endpoint(item)
+                except ValueError:
+                    out[key] = item
+                else:
+                    out[key] = "127.0.0.1:0"
+            else:
+                out[key] = _listen_anywhere(item)
+        return out
+    if isinstance(value, list):
+        return [_listen_anywhere(item) for item in value]
+    return value
+
+
+def _default_config(model: type[BaseModel]) -> BaseModel:
+    default = model()
+    return model.model_validate(_listen_anywhere(default.model_dump()))
+
+
+class _Ingest:
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, bytes, IngestMeta | None]] = []
+
+    async def __call__(self, signal: int, payload: bytes, meta: IngestMeta | None = None) -> None:
+        self.requests.append((signal, payload, meta))
+
+
+def _context(kind: str, name: str, data_dir: Path) -> CreateContext:
+    return CreateContext(
+        component_id=name,
+        data_dir=data_dir,
+        telemetry=Telemetry(),
+        logger=logging.getLogger(f"tests.conformance.{name}"),
+        ingest=_Ingest() if kind == "receivers" else None,
+        extras={"authenticate": None} if kind == "receivers" else {},
+    )
+
+
+def _one_span() -> SpanBatch:
+    batch = SpanBatch()
+    now = time.time_ns()
+    batch.trace_id.append(os.urandom(16))
+    batch.span_id.append(os.urandom(8))
+    batch.parent_span_id.append(b"")
+    batch.trace_state.append("")
+    batch.name.append("chat gpt-4o")
+    batch.kind.append(3)
+    batch.start_time_unix_nano.append(now - 1_000_000_000)
+    batch.end_time_unix_nano.append(now)
+    batch.status_code.append(0)
+    batch.status_message.append("")
+    batch.attributes.append(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.usage.input_tokens": 10,
+            "gen_ai.usage.output_tokens": 5,
+        }
+    )
+    batch.resource.append({"service.name": "conformance"})
+    batch.scope_name.append("tests")
+    batch.scope_version.append("")
+    batch.events.append([])
+    batch.links.append([])
+    return batch
+
+
+async def _no_task_left(before: set[asyncio.Task[Any]], what: str) -> None:
+    """Tasks a component started must be finished once its ``shutdown`` returned (brief grace to settle)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        left = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()}
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} left tasks running: {sorted(t.get_name() for t in left)}")
+        await asyncio.sleep(0.01)
+
+
+def test_conformance_every_kind_has_registered_components() -> None:
+    kinds = {kind for kind, _ in REGISTERED}
+    assert kinds == set(KINDS)
+    assert ("receivers", "otlp") in REGISTERED
+    assert ("exporters", "debug") in REGISTERED
+
+
+@pytest.mark.parametrize(("kind", "name"), REGISTERED, ids=[f"{k}/{n}" for k, n in REGISTERED])
+async def test_conformance_create_start_shutdown_twice(tmp_path: Path, kind: str, name: str) -> None:
+    factory = _resolve(discover_factories()[kind][name])  # an import error fails the test here
+    assert factory.type_name == name
+    config = _default_config(factory.config_model)
+    before = asyncio.all_tasks()
+
+    for round_ in (1, 2):
+        component: Any = factory.create(_context(kind, name, tmp_path), config)
+        has_lifecycle = isinstance(component, Component)
+        if kind == "processors":
+            out = component(SpanBatch())
+            assert isinstance(out, SpanBatch) and len(out) == 0
+            if not has_lifecycle:  # a plain function: nothing to start
+                out = component(_one_span())
+                assert isinstance(out, SpanBatch) and len(out) == 1
+                continue
+        assert has_lifecycle, f"{kind[:-1]} {name} has no start/shutdown"
+        await component.start()
+        await component.start()  # idempotent
+        if kind == "exporters":
+            await component.send(SpanBatch())
+        if kind == "processors":
+            out = component(_one_span())
+            assert isinstance(out, SpanBatch) and len(out) == 1
+        await component.shutdown()
+        await component.shutdown()  # idempotent
+        await _no_task_left(before, f"{kind[:-1]} {name} (round {round_})")
+
+
+@pytest.mark.parametrize(("kind", "name"), REGISTERED, ids=[f"{k}/{n}" for k, n in REGISTERED])
+async def test_conformance_shutdown_before_start_is_safe(tmp_path: Path, kind: str, name: str) -> None:
+    factory = _resolve(discover_factories()[kind][name])
+    component = factory.create(_context(kind, name, tmp_path), _default_config(factory.config_model))
+    if isinstance(component, Component):
+        await component.shutdown()
+        await component.shutdown()
+        # ... and leaves the component startable.
+        await component.start()
+        await component.shutdown()

@@ -1,0 +1,268 @@
+"""The ``prometheus`` exporter behind a running collector: GenAI metrics derived from spans sent by the
+OpenTelemetry SDK, the collector's own counters, and bounded cardinality."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from llm_observer.collector.service import Service
+from llm_observer.exporters.debug import DebugExporter
+from llm_observer.exporters.prometheus import PrometheusExporter
+
+TOKEN_BUCKETS = [4.0**i for i in range(14)]  # GenAI semconv: 1, 4, 16, … 67108864
+DURATION_BUCKETS = [0.01 * 2**i for i in range(14)]  # 0.01, 0.02, … 81.92 s
+TENANT = {"llm_observer.organization.id": "acme", "llm_observer.project.id": "chatbot"}
+LABELS = {
+    "gen_ai_provider_name": "openai",
+    "gen_ai_request_model": "gpt-4o",
+    "gen_ai_operation_name": "chat",
+    "organization": "acme",
+    "project": "chatbot",
+}
+
+
+def _sink(service: Service) -> DebugExporter:
+    return cast(DebugExporter, service.exporters["debug"])
+
+
+def _metrics_port(service: Service) -> int:
+    return cast(PrometheusExporter, service.exporters["prometheus"]).port
+
+
+def _sdk_spans(
+    specs: Sequence[tuple[Mapping[str, Any], float, bool]], resource: Mapping[str, Any] | None = None
+) -> tuple[ReadableSpan, ...]:
+    """Spans made by the real SDK: (attributes, duration in seconds, is error) each."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "prom-test", **(resource or TENANT)}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests.prometheus")
+    start = time.time_ns() - 120_000_000_000
+    for attributes, seconds, is_error in specs:
+        span = tracer.start_span(
+            f"chat {attributes.get('gen_ai.request.model', '')}",
+            kind=SpanKind.CLIENT,
+            attributes=dict(attributes),
+            start_time=start,
+        )
+        if is_error:
+            span.set_status(Status(StatusCode.ERROR, "boom"))
+        span.end(end_time=start + int(seconds * 1e9))
+    provider.shutdown()
+    return memory.get_finished_spans()
+
+
+async def _export(service: Service, spans: Sequence[ReadableSpan], in_thread: Any) -> None:
+    exporter = OTLPSpanExporter(
+        endpoint=f"127.0.0.1:{service.endpoints()['otlp.grpc']}", insecure=True, timeout=10
+    )
+    try:
+        assert await in_thread(exporter.export, spans) == SpanExportResult.SUCCESS
+    finally:
+        await in_thread(exporter.shutdown)
+
+
+def _chat(
+    model: str = "gpt-4o",
+    input_tokens: int = 100,
+    output_tokens: int = 20,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+        **(extra or {}),
+    }
+
+
+def _buckets(samples: Any, name: str, **labels: str) -> list[tuple[float, float]]:
+    """(le, cumulative count) of one histogram series, in bound order."""
+    found = samples.named(f"{name}_bucket", **labels)
+    return sorted((float(s.labels["le"]), s.value) for s in found)
+
+
+async def _exported(scrape: Any, port: int, exporter: str) -> float:
+    samples = await scrape(port)
+    return samples.value("llm_observer_spans_exported_total", exporter=exporter) or 0.0
+
+
+async def test_prometheus_serves_genai_metrics_and_collector_counters(
+    start_collector: Callable[..., Awaitable[Service]],
+    scrape: Any,
+    in_thread: Any,
+    wait_for: Callable[..., Awaitable[None]],
+) -> None:
+    service = await start_collector(exporters=["debug", "prometheus"])
+    port = _metrics_port(service)
+    spans = _sdk_spans(
+        [
+            (_chat(input_tokens=100, output_tokens=20, extra={"llm_observer.cost.usd": 0.0125}), 0.3, False),
+            (_chat(input_tokens=3000, output_tokens=700, extra={"llm_observer.cost.usd": 0.25}), 1.5, False),
+            (_chat(input_tokens=1, output_tokens=0, extra={"error.type": "timeout"}), 0.015, True),
+            ({"http.route": "/not-genai"}, 0.05, False),  # not a GenAI span: counted, not measured
+        ]
+    )
+    await _export(service, spans, in_thread)
+
+    last: dict[str, float] = {}
+
+    async def exported_by_both() -> bool:
+        samples = await scrape(port)
+        for exporter in ("debug", "prometheus"):
+            last[exporter] = samples.value("llm_observer_spans_exported_total", exporter=exporter) or 0.0
+        return all(value == 4 for value in last.values())
+
+    deadline = time.monotonic() + 10
+    while not await exported_by_both():
+        assert time.monotonic() < deadline, f"exported counters stuck at {last}"
+    samples = await scrape(port)
+
+    # Token usage: the spec's buckets, exactly, per token type.
+    name = "gen_ai_client_token_usage"
+    input_buckets = _buckets(samples, name, gen_ai_token_type="input", **LABELS)
+    assert [le for le, _ in input_buckets] == [*TOKEN_BUCKETS, float("inf")]
+    counts = dict(input_buckets)
+    assert (counts[1.0], counts[64.0], counts[256.0], counts[4096.0], counts[float("inf")]) == (1, 1, 2, 3, 3)
+    assert samples.value(f"{name}_count", gen_ai_token_type="input", **LABELS) == 3
+    assert samples.value(f"{name}_sum", gen_ai_token_type="input", **LABELS) == 3101
+    assert samples.value(f"{name}_sum", gen_ai_token_type="output", **LABELS) == 720
+
+    # Duration: the spec's buckets, with error.type (empty when the call succeeded).
+    name = "gen_ai_client_operation_duration_seconds"
+    ok = _buckets(samples, name, error_type="", **LABELS)
+    assert [le for le, _ in ok] == pytest.approx([*DURATION_BUCKETS, float("inf")])
+    ok_counts = [count for _, count in ok]
+    assert ok_counts[DURATION_BUCKETS.index(0.16)] == 0  # 0.3 s is above 0.16
+    assert ok_counts[DURATION_BUCKETS.index(0.32)] == 1
+    assert ok_counts[DURATION_BUCKETS.index(2.56)] == 2
+    assert samples.value(f"{name}_sum", error_type="", **LABELS) == pytest.approx(1.8)
+    assert samples.value(f"{name}_count", error_type="timeout", **LABELS) == 1
+
+    assert samples.value("llm_observer_cost_usd_total", **LABELS) == pytest.approx(0.2625)
+
+    # No user or trace ids as labels: cardinality stays bounded.
+    for sample in samples.named("gen_ai_client_token_usage_bucket"):
+        assert set(sample.labels) == {*LABELS, "gen_ai_token_type", "le"}
+
+    # The collector's own metrics on the same endpoint.
+    assert samples.value("llm_observer_spans_received_total", component="otlp") == 4
+    assert samples.value("llm_observer_spans_accepted_total", component="otlp") == 4
+    assert samples.value("llm_observer_spans_exported_total", exporter="debug") == 4
+    assert samples.value("llm_observer_spans_exported_total", exporter="prometheus") == 4
+    lags = {s.labels["exporter"]: s.value for s in samples.named("llm_observer_wal_lag_records")}
+    assert set(lags) == {"traces/debug", "traces/prometheus"}
+    assert all(lag == 0 for lag in lags.values())
+    assert samples.value("llm_observer_wal_sync_seconds_count") >= 1
+
+
+async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
+    start_collector: Callable[..., Awaitable[Service]],
+    scrape: Any,
+    in_thread: Any,
+) -> None:
+    """An exporter that cannot deliver shows as lag while the others of its pipeline reach zero."""
+    service = await start_collector(
+        exporters=["prometheus", "flaky"],  # flaky: fails (retryably) on every send until told otherwise
+        overrides={"service": {"delivery": {"drain_timeout_seconds": 0.1}}},
+    )
+    port = _metrics_port(service)
+    for _ in range(3):
+        await _export(service, _sdk_spans([(_chat(), 0.1, False)]), in_thread)
+    lags: dict[str, float] = {}
+
+    async def settled() -> bool:
+        samples = await scrape(port)
+        lags.update({s.labels["exporter"]: s.value for s in samples.named("llm_observer_wal_lag_records")})
+        retries = samples.value("llm_observer_export_retries_total", exporter="flaky") or 0
+        return lags.get("traces/prometheus") == 0 and lags.get("traces/flaky") == 3 and retries >= 1
+
+    deadline = time.monotonic() + 10
+    while not await settled():
+        assert time.monotonic() < deadline, f"lags: {lags}"
+    assert (await scrape(port)).value("llm_observer_spans_exported_total", exporter="flaky") in (None, 0.0)
+
+
+async def test_prometheus_folds_label_sets_beyond_max_series_into_other(
+    start_collector: Callable[..., Awaitable[Service]],
+    scrape: Any,
+    in_thread: Any,
+) -> None:
+    service = await start_collector(exporters={"prometheus": {"max_series": 2}})
+    port = _metrics_port(service)
+    models = ["gpt-4o", "gpt-4o-mini", "o3", "claude-sonnet-4", "gpt-4o"]
+    # One request per span, so the order the label sets are first seen is the order sent.
+    for model in models:
+        await _export(service, _sdk_spans([(_chat(model=model, input_tokens=10), 0.1, False)]), in_thread)
+    deadline = time.monotonic() + 10
+    while await _exported(scrape, port, "prometheus") < len(models):
+        assert time.monotonic() < deadline
+    samples = await scrape(port)
+
+    counts = {
+        s.labels["gen_ai_request_model"]: s.value
+        for s in samples.named("gen_ai_client_token_usage_count", gen_ai_token_type="input")
+    }
+    assert counts == {"gpt-4o": 2, "gpt-4o-mini": 1, "_other": 2}
+    other = samples.named("gen_ai_client_token_usage_count", gen_ai_request_model="_other")
+    assert all(value == "_other" for s in other for key, value in s.labels.items() if key in LABELS)
+    assert {s.labels["gen_ai_request_model"] for s in samples.named("llm_observer_cost_usd_total")} <= {
+        "gpt-4o",
+        "gpt-4o-mini",
+        "_other",
+    }
+
+
+async def test_prometheus_cost_matches_the_cost_processor(
+    start_collector: Callable[..., Awaitable[Service]],
+    scrape: Any,
+    in_thread: Any,
+) -> None:
+    """Through the default processors, the cost counter is the sum of the cost the spans carry."""
+    service = await start_collector(
+        exporters=["debug", "prometheus"], processors=["normalize", "attribute", "cost"]
+    )
+    port = _metrics_port(service)
+    spans = _sdk_spans(
+        [
+            (_chat(input_tokens=1000, output_tokens=500), 0.4, False),
+            (_chat(input_tokens=50, output_tokens=5), 0.2, False),
+        ]
+    )
+    await _export(service, spans, in_thread)
+    deadline = time.monotonic() + 10
+    while await _exported(scrape, port, "prometheus") < 2:
+        assert time.monotonic() < deadline
+    stored = [s["attributes"].get("llm_observer.cost.usd") for s in _sink(service).spans]
+    assert all(isinstance(cost, float) and cost > 0 for cost in stored), stored
+    samples = await scrape(port)
+    assert samples.value("llm_observer_cost_usd_total", gen_ai_request_model="gpt-4o") == pytest.approx(
+        sum(stored)
+    )
+
+
+async def test_prometheus_endpoint_serves_only_metrics(
+    start_collector: Callable[..., Awaitable[Service]],
+) -> None:
+    service = await start_collector(exporters=["prometheus"])
+    port = _metrics_port(service)
+    async with httpx.AsyncClient() as client:
+        metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
+        other = await client.get(f"http://127.0.0.1:{port}/")
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "# TYPE llm_observer_spans_received_total counter" in metrics.text
+    assert other.status_code == 404

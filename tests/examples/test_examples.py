@@ -1,0 +1,110 @@
+"""Every example in examples/ runs against a live collector, and its spans are stored as sent.
+
+The JavaScript, Go and Java examples need their dependencies, which `tests/run.sh` installs from the
+registries (npm, the Go module proxy, Maven Central) before the suite runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_observer.collector.service import Service
+from llm_observer.collector.testing import local_config, running
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _pipeline(tmp_path: Path) -> Any:
+    return local_config(
+        tmp_path,
+        {"service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}}}},
+    )
+
+
+async def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=cwd, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 300)
+    assert proc.returncode == 0, out.decode()[-3000:]
+
+
+async def _stored(service: Service, service_name: str) -> dict[str, dict[str, Any]]:
+    client = service.exporters["clickhouse"].client  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while True:
+        rows = client.rows(
+            "SELECT SpanName, ParentSpanId, SpanId, StatusCode, GenAiOperation, GenAiProvider, GenAiRequestModel, "
+            "InputTokens, OutputTokens, ProjectId FROM otel.otel_traces WHERE ServiceName = {s:String}",
+            {"s": service_name},
+        )
+        if len(rows) >= 3 or time.monotonic() > deadline:
+            return {r["SpanName"]: r for r in rows}
+        await asyncio.sleep(0.1)
+
+
+def _check_tree(spans: dict[str, dict[str, Any]], agent: str, llm: str, tool: str, tokens: tuple[int, int]) -> None:
+    assert set(spans) == {agent, llm, tool}
+    root = spans[agent]
+    assert root["ParentSpanId"] == "" and root["GenAiOperation"] == "invoke_agent"
+    assert spans[llm]["ParentSpanId"] == root["SpanId"] and spans[tool]["ParentSpanId"] == root["SpanId"]
+    assert (spans[llm]["InputTokens"], spans[llm]["OutputTokens"]) == tokens
+    assert spans[tool]["StatusCode"] == "Error"
+    assert spans[llm]["ProjectId"] == "examples"
+
+
+async def test_examples_python_otel_sdk(tmp_path: Path) -> None:
+    async with running(_pipeline(tmp_path)) as service:
+        port = service.endpoints()["otlp.grpc"]
+        await _run(
+            [sys.executable, "agent.py"], EXAMPLES / "python_otel_sdk", {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+        )
+        spans = await _stored(service, "python-travel-agent")
+    _check_tree(spans, "invoke_agent travel", "chat gpt-4o", "execute_tool search_flights", (640, 120))
+
+
+async def test_examples_javascript_otlp_http(tmp_path: Path) -> None:
+    folder = EXAMPLES / "javascript_otlp"
+    if not (folder / "node_modules").exists():
+        pytest.fail("run `npm ci` in examples/javascript_otlp first (tests/run.sh does)")
+    async with running(_pipeline(tmp_path)) as service:
+        port = service.endpoints()["otlp.http"]
+        await _run(["node", "agent.mjs"], folder, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"})
+        spans = await _stored(service, "js-support-agent")
+    _check_tree(spans, "invoke_agent support", "chat gpt-4o-mini", "execute_tool lookup_order", (812, 96))
+    assert spans["chat gpt-4o-mini"]["GenAiProvider"] == "openai"
+
+
+async def test_examples_go_otlp_grpc(tmp_path: Path) -> None:
+    folder = EXAMPLES / "go_otlp_grpc"
+    binary = tmp_path / "go-agent"
+    await _run([shutil.which("go") or "go", "build", "-o", str(binary), "."], folder, {})
+    async with running(_pipeline(tmp_path / "data")) as service:
+        port = service.endpoints()["otlp.grpc"]
+        await _run([str(binary)], folder, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
+        spans = await _stored(service, "go-research-agent")
+    _check_tree(spans, "invoke_agent researcher", "chat claude-3-5-sonnet-20241022", "execute_tool web_search", (2048, 350))
+    assert spans["chat claude-3-5-sonnet-20241022"]["GenAiProvider"] == "anthropic"
+
+
+async def test_examples_java_otlp_http(tmp_path: Path) -> None:
+    folder = EXAMPLES / "java_otlp"
+    if not (folder / "target" / "lib").exists():
+        pytest.fail("run `mvn -q package` in examples/java_otlp first (tests/run.sh does)")
+    async with running(_pipeline(tmp_path)) as service:
+        port = service.endpoints()["otlp.http"]
+        await _run(
+            ["java", "-cp", "target/classes:target/lib/*", "example.Agent"],
+            folder,
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"},
+        )
+        spans = await _stored(service, "java-billing-agent")
+    _check_tree(spans, "invoke_agent billing", "chat gpt-4o", "execute_tool refund", (1000, 500))
