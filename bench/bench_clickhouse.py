@@ -185,16 +185,18 @@ async def _store(batches: list[SpanBatch], data_dir: Path, how: str) -> dict[str
         assert client is not None
         if how == "insert":
             tables = [to_arrow(batch) for batch in batches]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for batch, table in zip(batches, tables, strict=True):
                 settings = {"insert_deduplication_token": dedup_token(batch)}
                 client.insert_arrow("otel.otel_traces", schema.INSERT_COLUMNS, table, settings)
             result[how] = total / (time.perf_counter() - t0)
+            result[how + "_cpu"] = total / (time.process_time() - c0)
         elif how == "send":
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for batch in batches:
                 await exporter.send(batch)
             result[how] = total / (time.perf_counter() - t0)
+            result[how + "_cpu"] = total / (time.process_time() - c0)
         else:
             # Two sends in flight, as the exporter helper may run them: Python converts one batch while
             # chDB (GIL released) inserts the other.
@@ -204,9 +206,10 @@ async def _store(batches: list[SpanBatch], data_dir: Path, how: str) -> dict[str
                 async with in_flight:
                     await exporter.send(batch)
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             await asyncio.gather(*(send(batch) for batch in batches))
             result[how] = total / (time.perf_counter() - t0)
+            result[how + "_cpu"] = total / (time.process_time() - c0)
         if how == "send":
             client.command("OPTIMIZE TABLE otel.otel_traces FINAL")
             result["sizes"] = client.rows(
@@ -264,11 +267,22 @@ def main() -> None:
         for how in ("insert", "send", "send_2"):
             with tempfile.TemporaryDirectory() as tmp:
                 result = asyncio.run(_store(batches, Path(tmp), how))
-            result[how] = max(result[how], stored.get(how, 0.0))
+            if result[how] < stored.get(how, 0.0):
+                result[how], result[how + "_cpu"] = stored[how], stored[how + "_cpu"]
             stored.update(result)
-    print(f"insert of converted tables: {stored['insert']:,.0f} spans/s")
-    print(f"send (convert + insert), one at a time: {stored['send']:,.0f} spans/s")
-    print(f"send, two in flight: {stored['send_2']:,.0f} spans/s ({os.cpu_count()} cores)")
+    # Process CPU time (every thread, chDB's included) depends less on what else the machine runs.
+    print(
+        f"insert of converted tables: {stored['insert']:,.0f} spans/s "
+        f"({stored['insert_cpu']:,.0f} per CPU-second)"
+    )
+    print(
+        f"send (convert + insert), one at a time: {stored['send']:,.0f} spans/s "
+        f"({stored['send_cpu']:,.0f} per CPU-second)"
+    )
+    print(
+        f"send, two in flight: {stored['send_2']:,.0f} spans/s ({stored['send_2_cpu']:,.0f} per CPU-second, "
+        f"{os.cpu_count()} cores)"
+    )
     sizes = stored["sizes"]
     compressed, uncompressed = int(sizes["compressed"]), int(sizes["uncompressed"])
     print(

@@ -127,7 +127,7 @@ async def measure(name: str, runs: int, call: Callable[[], Awaitable[Any]]) -> d
     durations.sort()
 
     def pct(q: float) -> float:
-        return durations[min(len(durations) - 1, int(round(q * (len(durations) - 1))))]
+        return durations[min(len(durations) - 1, round(q * (len(durations) - 1)))]
 
     result = {
         "p50_ms": pct(0.5),

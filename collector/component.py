@@ -65,6 +65,8 @@ class IngestMeta:
 
     organization_id: str | None = None
     project_id: str | None = None
+    # When the key may write to several projects: the data's own project must be one of them.
+    allowed_projects: tuple[str, ...] | None = None
 
 
 class Ingest(Protocol):

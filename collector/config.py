@@ -300,8 +300,8 @@ def validate(
             path = f"{kind}.{component_id}"
             lazy = factories[kind].get(type_name)
             if lazy is None:
-                known = ", ".join(sorted(factories[kind])) or "none"
-                problems.append((path, f"unknown {kind[:-1]} type {type_name!r} (known: {known})"))
+                known_types = ", ".join(sorted(factories[kind])) or "none"
+                problems.append((path, f"unknown {kind[:-1]} type {type_name!r} (known: {known_types})"))
                 continue
             try:
                 factory = _resolve(lazy)

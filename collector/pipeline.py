@@ -114,6 +114,9 @@ class Decoder:
                 resource[ORGANIZATION_ID] = meta.organization_id
             if meta.project_id:
                 resource[PROJECT_ID] = meta.project_id
+            elif meta.allowed_projects and resource.get(PROJECT_ID) not in meta.allowed_projects:
+                # The key may write to several projects; data naming none of them goes to the first.
+                resource[PROJECT_ID] = meta.allowed_projects[0]
 
     @staticmethod
     def _attach(batch: SpanBatch, events: dict[tuple[bytes, bytes], list[Event]]) -> None:

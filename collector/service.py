@@ -52,8 +52,12 @@ def make_authenticate(auth_config: Any) -> Authenticate | None:
         except PermissionDenied as exc:
             raise AuthError(str(exc), 403) from exc
         projects = principal.project_ids
-        project = next(iter(projects)) if projects is not None and len(projects) == 1 else None
-        return IngestMeta(organization_id=principal.organization_id, project_id=project)
+        if projects is not None and len(projects) == 1:
+            return IngestMeta(organization_id=principal.organization_id, project_id=next(iter(projects)))
+        return IngestMeta(
+            organization_id=principal.organization_id,
+            allowed_projects=tuple(sorted(projects)) if projects is not None else None,
+        )
 
     return authenticate
 

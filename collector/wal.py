@@ -56,14 +56,22 @@ class Cursor:
 def encode_meta(meta: IngestMeta | None) -> bytes:
     if meta is None:
         return b""
-    return json.dumps({"o": meta.organization_id, "p": meta.project_id}, separators=(",", ":")).encode()
+    data: dict[str, object] = {"o": meta.organization_id, "p": meta.project_id}
+    if meta.allowed_projects is not None:
+        data["ps"] = list(meta.allowed_projects)
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def decode_meta(raw: bytes) -> IngestMeta | None:
     if not raw:
         return None
     data = json.loads(raw)
-    return IngestMeta(organization_id=data.get("o"), project_id=data.get("p"))
+    allowed = data.get("ps")
+    return IngestMeta(
+        organization_id=data.get("o"),
+        project_id=data.get("p"),
+        allowed_projects=tuple(allowed) if allowed is not None else None,
+    )
 
 
 class Log(Protocol):

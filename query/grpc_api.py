@@ -163,7 +163,7 @@ class _Servicer:
         )
 
     async def GetTrace(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _errors(context):
+        async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
             tid = normalize_trace_id(request.trace_id)
             spans = await self.backend.get_trace(tenant, tid)
@@ -172,7 +172,7 @@ class _Servicer:
             return protos().GetTraceResponse(trace_id=tid, spans=[span_message(span) for span in spans])
 
     async def SearchTraces(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _errors(context):
+        async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
             start, end = self.backend.time_range(
                 request.start_time_unix_nano or None, request.end_time_unix_nano or None
@@ -211,7 +211,7 @@ class _Servicer:
             return response
 
     async def GetMetricsSummary(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _errors(context):
+        async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
             start, end = self.backend.time_range(
                 request.start_time_unix_nano or None, request.end_time_unix_nano or None
@@ -238,7 +238,7 @@ class _Servicer:
             return response
 
     async def GetCostBreakdown(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _errors(context):
+        async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
             start, end = self.backend.time_range(
                 request.start_time_unix_nano or None, request.end_time_unix_nano or None
@@ -254,7 +254,7 @@ class _Servicer:
             return response
 
     async def SemanticSearch(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        async with _errors(context):
+        async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
             results = await self.backend.semantic_search(
                 tenant,
@@ -281,7 +281,7 @@ class _Servicer:
     async def TailSpans(
         self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        async with _errors(context):
+        async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
             async for fresh in tail_spans(self.backend, tenant, _span_filter(request.filter)):
                 for span in fresh:
@@ -289,10 +289,11 @@ class _Servicer:
 
 
 class _errors:
-    """Maps the package's exceptions to gRPC status codes (as ``context.abort``)."""
+    """Maps the package's exceptions to gRPC status codes (as ``context.abort``), counting each."""
 
-    def __init__(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+    def __init__(self, context: grpc.aio.ServicerContext[Any, Any], backend: QueryBackend) -> None:
         self.context = context
+        self.backend = backend
 
     async def __aenter__(self) -> None:
         return None
@@ -300,6 +301,7 @@ class _errors:
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if exc is None or isinstance(exc, grpc.aio.AbortError) or not isinstance(exc, Exception):
             return False
+        self.backend.count(f"grpc_error_{type(exc).__name__}")
         if isinstance(exc, AuthError):
             code = grpc.StatusCode.UNAUTHENTICATED if exc.status == 401 else grpc.StatusCode.PERMISSION_DENIED
             await self.context.abort(code, str(exc))

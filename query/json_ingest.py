@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm_observer.collector.batch import STATUS_ERROR, STATUS_OK, STATUS_UNSET, SpanBatch
 from llm_observer.collector.otlp_codec import encode_traces
@@ -83,6 +83,13 @@ class JsonTrace(BaseModel):
     start_time: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     spans: list[JsonSpan] = Field(min_length=1, max_length=10_000)
+
+    @field_validator("trace_id")
+    @classmethod
+    def _not_zero(cls, value: str | None) -> str | None:
+        if value is not None and int(value, 16) == 0:
+            raise ValueError("trace_id must not be all zeros")
+        return value.lower() if value is not None else None
 
 
 class JsonTraceBatch(BaseModel):

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from llm_observer.collector.auth import AuthError, Principal
 from llm_observer.collector.errors import Backpressure, PermanentError, RetryableError
 from llm_observer.query.backend import QueryBackend, tail_spans, tenant_for
-from llm_observer.query.formats import metrics_document, parse_time, span_document, trace_summary
+from llm_observer.query.formats import metrics_document, parse_time, rfc3339, span_document, trace_summary
 from llm_observer.query.json_ingest import JsonTrace, JsonTraceBatch
 from llm_observer.query.store import InvalidArgument, SpanFilter, TraceQuery, normalize_trace_id
 
@@ -89,14 +89,26 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.exception("Unexpected error serving %s", request.url.path)
         return error_response(500, "internal", "internal error")
 
-    app.add_exception_handler(AuthError, auth_error)
-    app.add_exception_handler(InvalidArgument, invalid)
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(Backpressure, backpressure)
-    app.add_exception_handler(RetryableError, unavailable)
-    app.add_exception_handler(PermanentError, permanent)
-    app.add_exception_handler(Exception, internal)
+    def counted(
+        handler: Callable[[Request, Exception], Awaitable[JSONResponse]],
+    ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def wrapper(request: Request, exc: Exception) -> JSONResponse:
+            response = await handler(request, exc)
+            backend = getattr(request.app.state, "backend", None)
+            if backend is not None:
+                backend.count(f"http_{response.status_code}")
+            return response
+
+        return wrapper
+
+    app.add_exception_handler(AuthError, counted(auth_error))
+    app.add_exception_handler(InvalidArgument, counted(invalid))
+    app.add_exception_handler(RequestValidationError, counted(invalid))
+    app.add_exception_handler(StarletteHTTPException, counted(http_error))
+    app.add_exception_handler(Backpressure, counted(backpressure))
+    app.add_exception_handler(RetryableError, counted(unavailable))
+    app.add_exception_handler(PermanentError, counted(permanent))
+    app.add_exception_handler(Exception, counted(internal))
 
 
 def backend_of(request: Request) -> QueryBackend:
@@ -349,8 +361,6 @@ def build_router() -> APIRouter:
 
 
 def _summary_document(result: dict[str, Any], start: int, end: int) -> dict[str, Any]:
-    from llm_observer.query.formats import rfc3339
-
     doc = metrics_document(result)
     doc.update(
         start_time=rfc3339(start),
@@ -365,8 +375,6 @@ def _summary_document(result: dict[str, Any], start: int, end: int) -> dict[str,
 
 
 def _cost_document(result: dict[str, Any], start: int, end: int) -> dict[str, Any]:
-    from llm_observer.query.formats import rfc3339
-
     return {**result, "start_time": rfc3339(start), "end_time": rfc3339(end)}
 
 

@@ -12,6 +12,7 @@ import uvicorn
 
 from llm_observer.collector.auth import AuthConfig, Authenticator
 from llm_observer.collector.component import Ingest
+from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.clickhouse.client import ClickHouseClient, open_client
 from llm_observer.query.backend import QueryBackend
 from llm_observer.query.config import QueryConfig
@@ -37,6 +38,10 @@ def _bind(endpoint: str) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this: without it a keep-alive client waits ~40 ms (Nagle + delayed ACK) for
+    # every response that uvicorn writes in two parts.
+    if family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, int(port)))
     except OSError:
@@ -59,7 +64,7 @@ class QueryService:
         auth: AuthConfig,
         data_dir: Path,
         ingest: Ingest | None = None,
-        telemetry: Any = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.config = config
         self.auth_config = auth
@@ -91,6 +96,7 @@ class QueryService:
                     Authenticator(self.auth_config),
                     self.ingest,
                     self.data_dir,
+                    telemetry=self.telemetry,
                 )
                 await self._start_http(backend)
                 await self._start_grpc(backend)

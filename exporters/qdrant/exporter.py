@@ -17,7 +17,13 @@ from llm_observer.collector.errors import RetryableError
 from llm_observer.exporters.qdrant.config import QdrantExporterConfig
 from llm_observer.exporters.qdrant.points import build_points
 from llm_observer.exporters.qdrant.store import VectorStore, open_vector_store
-from llm_observer.processors.embed import EmbedCounts, Embedder, SpanText, shared_embedder, span_texts
+from llm_observer.processors.embed import (
+    EmbedCounts,
+    Embedder,
+    release_embedder,
+    shared_embedder,
+    span_texts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +70,20 @@ class QdrantExporter:
                 cache_size=config.cache_size,
                 threads=config.threads,
             )
-            store = await asyncio.to_thread(
-                open_vector_store, config.url, self._ctx.data_dir, config.api_key, config.timeout_seconds
-            )
+            try:
+                store = await asyncio.to_thread(
+                    open_vector_store, config.url, self._ctx.data_dir, config.api_key, config.timeout_seconds
+                )
+            except BaseException:
+                release_embedder(embedder)
+                raise
             try:
                 await asyncio.to_thread(store.ensure_collection, config.collection, embedder.dim)
                 self._next_expiry = 0.0
                 await asyncio.to_thread(self._expire, store)
             except BaseException:
                 store.close()
+                release_embedder(embedder)
                 raise
             self._embedder, self._store = embedder, store
             self._ctx.logger.info(
@@ -84,25 +95,15 @@ class QdrantExporter:
         store, embedder = self._store, self._embedder
         if store is None or embedder is None:
             raise RetryableError("the qdrant exporter is not started")
-        config = self.config
-        items = span_texts(
-            batch,
-            max_chars=config.max_text_chars,
-            embed_outputs=config.embed_outputs,
-            roles=config.prompt_roles,
-            scope=config.prompt_scope,
-        )
-        with_text = len({item.row for item in items})
-        if with_text < len(batch):
-            self._metrics.event("spans_without_text", len(batch) - with_text)
-        if not items:
+        if not len(batch):
             return
         previous = self._job
         if previous is not None and not previous.done():
             # An earlier send timed out while its thread kept working (a thread cannot be cancelled). It is
             # almost surely this very batch, retried: let it finish, then this one finds its work cached.
             await asyncio.wait([previous])
-        job = asyncio.ensure_future(asyncio.to_thread(self._write, store, embedder, batch, items))
+        # Everything, down to parsing the messages, runs off the event loop that answers the receivers.
+        job = asyncio.ensure_future(asyncio.to_thread(self._write, store, embedder, batch))
         job.add_done_callback(_retrieve_exception)
         self._job = job
         # Shielded: a send timeout cancels the wait, not the work, which stays useful for the retry.
@@ -117,8 +118,18 @@ class QdrantExporter:
         self._next_expiry = now + 3600.0
         store.delete_before(self.config.collection, now - days * 86400.0)
 
-    def _write(self, store: VectorStore, embedder: Embedder, batch: SpanBatch, items: list[SpanText]) -> None:
+    def _write(self, store: VectorStore, embedder: Embedder, batch: SpanBatch) -> None:
         config = self.config
+        items = span_texts(
+            batch,
+            max_chars=config.max_text_chars,
+            embed_outputs=config.embed_outputs,
+            roles=config.prompt_roles,
+            scope=config.prompt_scope,
+        )
+        with_text = len({item.row for item in items})
+        if with_text < len(batch):
+            self._metrics.event("spans_without_text", len(batch) - with_text)
         self._expire(store)
         cache = store.cache(config.collection)
         # Slice by slice, so that a long batch stores its progress (vectors cached, points written) as it goes.
@@ -140,14 +151,17 @@ class QdrantExporter:
             self.lag_seconds = max(0.0, time.time() - newest / 1e9)
 
     async def shutdown(self) -> None:
-        """Wait for a write still running, then release the store (the model stays loaded). Idempotent."""
+        """Wait for a write still running, then release the store and the model. Idempotent."""
         async with self._lock:
             job, self._job = self._job, None
             if job is not None and not job.done():
                 await asyncio.wait([job])
-            store, self._store, self._embedder = self._store, None, None
+            store, embedder = self._store, self._embedder
+            self._store = self._embedder = None
             if store is not None:
                 await asyncio.to_thread(store.close)
+            if embedder is not None:
+                release_embedder(embedder)
 
 
 def _retrieve_exception(job: asyncio.Future[None]) -> None:

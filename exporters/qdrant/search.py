@@ -12,6 +12,7 @@ from llm_observer.processors.embed import (
     DEFAULT_THREADS,
     Embedder,
     normalize_text,
+    release_embedder,
     shared_embedder,
 )
 
@@ -85,6 +86,8 @@ class VectorSearch:
         self.store = store
         self.embedder = embedder
         self.collection = collection
+        self._shared_embedder = False
+        self._closed = False
 
     @classmethod
     def open(
@@ -98,7 +101,14 @@ class VectorSearch:
     ) -> VectorSearch:
         """Open the store at ``url`` (as the exporter's config names it) and load ``model``."""
         embedder = shared_embedder(model, data_dir / "models", threads=threads)
-        return cls(open_vector_store(url, data_dir, api_key), embedder, collection)
+        try:
+            store = open_vector_store(url, data_dir, api_key)
+        except BaseException:
+            release_embedder(embedder)
+            raise
+        search = cls(store, embedder, collection)
+        search._shared_embedder = True
+        return search
 
     def search(
         self,
@@ -134,7 +144,14 @@ class VectorSearch:
         return out
 
     def close(self) -> None:
+        """Release the store (and the model, when ``open`` loaded it). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self.store.close()
+        if self._shared_embedder:
+            self._shared_embedder = False
+            release_embedder(self.embedder)
 
 
 def search(

@@ -25,13 +25,23 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def _pipeline(tmp_path: Path) -> Any:
     return local_config(
         tmp_path,
-        {"service": {"pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}}}},
+        {
+            "service": {
+                "pipelines": {
+                    "traces": {"receivers": ["otlp"], "processors": [], "exporters": ["clickhouse"]}
+                }
+            }
+        },
     )
 
 
 async def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
     proc = await asyncio.create_subprocess_exec(
-        *cmd, cwd=cwd, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *cmd,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 300)
     assert proc.returncode == 0, out.decode()[-3000:]
@@ -51,7 +61,9 @@ async def _stored(service: Service, service_name: str) -> dict[str, dict[str, An
         await asyncio.sleep(0.1)
 
 
-def _check_tree(spans: dict[str, dict[str, Any]], agent: str, llm: str, tool: str, tokens: tuple[int, int]) -> None:
+def _check_tree(
+    spans: dict[str, dict[str, Any]], agent: str, llm: str, tool: str, tokens: tuple[int, int]
+) -> None:
     assert set(spans) == {agent, llm, tool}
     root = spans[agent]
     assert root["ParentSpanId"] == "" and root["GenAiOperation"] == "invoke_agent"
@@ -65,7 +77,9 @@ async def test_examples_python_otel_sdk(tmp_path: Path) -> None:
     async with running(_pipeline(tmp_path)) as service:
         port = service.endpoints()["otlp.grpc"]
         await _run(
-            [sys.executable, "agent.py"], EXAMPLES / "python_otel_sdk", {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+            [sys.executable, "agent.py"],
+            EXAMPLES / "python_otel_sdk",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"},
         )
         spans = await _stored(service, "python-travel-agent")
     _check_tree(spans, "invoke_agent travel", "chat gpt-4o", "execute_tool search_flights", (640, 120))
@@ -77,7 +91,11 @@ async def test_examples_javascript_otlp_http(tmp_path: Path) -> None:
         pytest.fail("run `npm ci` in examples/javascript_otlp first (tests/run.sh does)")
     async with running(_pipeline(tmp_path)) as service:
         port = service.endpoints()["otlp.http"]
-        await _run(["node", "agent.mjs"], folder, {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"})
+        await _run(
+            ["node", "agent.mjs"],
+            folder,
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"},
+        )
         spans = await _stored(service, "js-support-agent")
     _check_tree(spans, "invoke_agent support", "chat gpt-4o-mini", "execute_tool lookup_order", (812, 96))
     assert spans["chat gpt-4o-mini"]["GenAiProvider"] == "openai"
@@ -91,7 +109,13 @@ async def test_examples_go_otlp_grpc(tmp_path: Path) -> None:
         port = service.endpoints()["otlp.grpc"]
         await _run([str(binary)], folder, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"})
         spans = await _stored(service, "go-research-agent")
-    _check_tree(spans, "invoke_agent researcher", "chat claude-3-5-sonnet-20241022", "execute_tool web_search", (2048, 350))
+    _check_tree(
+        spans,
+        "invoke_agent researcher",
+        "chat claude-3-5-sonnet-20241022",
+        "execute_tool web_search",
+        (2048, 350),
+    )
     assert spans["chat claude-3-5-sonnet-20241022"]["GenAiProvider"] == "anthropic"
 
 

@@ -24,7 +24,7 @@ from llm_observer.exporters.qdrant import (
     point_id,
 )
 from llm_observer.exporters.qdrant.store import CACHE_SUFFIX
-from llm_observer.processors.embed import EmbedCounts, Embedder
+from llm_observer.processors.embed import EmbedCounts, Embedder, release_embedder, shared_embedder
 
 COLLECTION = "llm_observer_prompts"
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -310,23 +310,31 @@ async def test_qdrant_spans_without_content_are_counted_not_stored(data_dir: Pat
 async def test_qdrant_store_is_shared_in_process(data_dir: Path) -> None:
     exporter = make_exporter(data_dir)
     await exporter.start()
+    first_embedder = exporter.embedder
     try:
         # The query service opens the same folder while the exporter holds it: one shared client.
         search = VectorSearch.open("qdrant", data_dir)
         assert exporter.store is search.store
+        assert exporter.embedder is search.embedder  # one model in memory, one cache
         await exporter.send(make_batch(PASSWORD))
         assert len(search.search("password reset", 3, organization_id="acme")) == 3
         search.close()
+        search.close()  # idempotent
         await exporter.send(make_batch(UNRELATED[:2], first_span=10))  # still open for the exporter
         assert exporter.store.count(COLLECTION) == 5
     finally:
         await exporter.shutdown()
-    # Released by both: another open makes a new client on the same folder.
+    # Released by both: another open makes a new client on the same folder, and loads the model anew.
     again = open_vector_store(str(data_dir / "qdrant"), Path("/nonexistent"))
     try:
         assert again.count(COLLECTION) == 5
     finally:
         again.close()
+    embedder = shared_embedder(models_dir=data_dir / "models")
+    try:
+        assert embedder is not first_embedder and embedder.totals.texts == 0
+    finally:
+        release_embedder(embedder)
 
 
 async def test_qdrant_lifecycle_twice_and_send_before_start(data_dir: Path) -> None:
@@ -500,5 +508,29 @@ async def test_qdrant_retention_deletes_old_points_at_start(data_dir: Path) -> N
         assert exporter.store is not None and exporter.embedder is not None
         hits = VectorSearch(exporter.store, exporter.embedder).search("password", 5, organization_id="acme")
         assert [h["text"] for h in hits] == [PASSWORD[2]]
+    finally:
+        await exporter.shutdown()
+
+
+async def test_qdrant_searches_run_while_the_exporter_writes(data_dir: Path) -> None:
+    import asyncio
+
+    exporter = make_exporter(data_dir, batch_size=16)
+    await exporter.start()
+    try:
+        await exporter.send(make_batch(PASSWORD))
+        assert exporter.store is not None and exporter.embedder is not None
+        search = VectorSearch(exporter.store, exporter.embedder)
+        prompts = [f"Ticket {i}: the {UNRELATED[i % len(UNRELATED)].lower()}" for i in range(300)]
+
+        def searches() -> list[int]:
+            return [len(search.search("reset my password", 3, organization_id="acme")) for _ in range(15)]
+
+        # The query service searches (from its threads) while the exporter embeds and upserts (in another).
+        found, _ = await asyncio.gather(
+            asyncio.to_thread(searches), exporter.send(make_batch(prompts, first_span=10))
+        )
+        assert found == [3] * 15
+        assert exporter.store.count(COLLECTION) == 303
     finally:
         await exporter.shutdown()

@@ -240,3 +240,25 @@ def test_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Embedder("no-such-org/no-such-embedding-model", models_dir)
     assert info.value.problems[0][0] == "model"
+
+
+def test_prepare_bundled_model_assembles_five_files_once(tmp_path: Path) -> None:
+    from llm_observer.processors.embed import prepare_bundled_model
+
+    folder = prepare_bundled_model(tmp_path)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [
+        "config.json",
+        "model.onnx",
+        "special_tokens_map.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
+    # Inputs are cut where sentence-transformers cuts them for this model.
+    assert json.loads((folder / "tokenizer_config.json").read_text())["max_length"] == 256
+    stamp = (folder / "model.onnx").stat().st_mtime_ns, (folder / "tokenizer_config.json").stat().st_mtime_ns
+    assert prepare_bundled_model(tmp_path) == folder
+    assert (
+        (folder / "model.onnx").stat().st_mtime_ns,
+        (folder / "tokenizer_config.json").stat().st_mtime_ns,
+    ) == stamp

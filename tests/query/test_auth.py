@@ -190,6 +190,10 @@ async def test_auth_rest_login_and_refusals(running: Any) -> None:
             assert response.json()["error"]["code"] == code
         if status == 401:
             assert response.headers["WWW-Authenticate"] == "Bearer"
+    # Refusals are counted in the self-metrics, never logged per request.
+    registry = running.service.telemetry.registry
+    labels = {"component": "query", "event": "http_401"}
+    assert (registry.get_sample_value("llm_observer_component_events_total", labels) or 0) >= 21
     # A query-only JWT may not ingest.
     token = body["access_token"]
     response = await http.post(

@@ -429,8 +429,15 @@ async def test_rest_json_ingest_cannot_cross_tenants(running: Any) -> None:
     response = await running.http.post("/api/v1/traces", headers=_hdr(KEY_B), json={"spans": [{"name": "x"}]})
     assert response.status_code == 202
     assert running.ingested[-1][1].organization_id == "org-b"
-    response = await running.http.post("/api/v1/traces", headers=_hdr(KEY_A), json={"spans": []})
-    assert response.status_code == 400
+    for bad in (
+        {"spans": []},
+        {"trace_id": "0" * 32, "spans": [{"name": "x"}]},
+        {"trace_id": "xyz", "spans": [{"name": "x"}]},
+        {"spans": [{"name": "x", "prompt_tokens": -1}]},
+    ):
+        response = await running.http.post("/api/v1/traces", headers=_hdr(KEY_A), json=bad)
+        assert response.status_code == 400, bad
+        assert response.json()["error"]["code"] == "invalid_argument"
     response = await running.http.post("/api/v1/traces", headers=_hdr("key-for-org-a"), content=b"{nope")
     assert response.status_code == 400
 

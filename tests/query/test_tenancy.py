@@ -86,6 +86,13 @@ async def test_tenancy_jaeger_is_confined(running: Any) -> None:
     assert (await http.get("/jaeger/api/services", headers=B)).json()["data"] == ["chatbot"]
     ops = (await http.get("/jaeger/api/services/agent-svc/operations", headers=B)).json()["data"]
     assert ops == []
+    ops = (await http.get("/jaeger/api/operations", headers=B, params={"service": "agent-svc"})).json()[
+        "data"
+    ]
+    assert ops == []
+    assert (await http.get("/jaeger/api/v3/services", headers=B)).json() == {"services": ["chatbot"]}
+    v3ops = (await http.get("/jaeger/api/v3/operations", headers=B, params={"service": "agent-svc"})).json()
+    assert v3ops == {"operations": []}
     params = {"service": "chatbot", "start": 0, "end": 2**52, "limit": 1000}
     found = (await http.get("/jaeger/api/traces", headers=B, params=params)).json()["data"]
     assert {t["traceID"] for t in found} == org_traces(planted, "org-b")

@@ -1,0 +1,84 @@
+"""QueryService lifecycle: idempotent start/shutdown, shutdown with live streams open, port conflicts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from llm_observer.collector.auth import AuthConfig
+from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
+from llm_observer.query.grpc_api import protos, services
+from llm_observer.query.service import QueryService
+
+
+def _config(http: str = "127.0.0.1:0", grpc_endpoint: str = "127.0.0.1:0") -> QueryConfig:
+    return QueryConfig(
+        http=HttpConfig(endpoint=http),
+        grpc=GrpcConfig(endpoint=grpc_endpoint),
+        tail_poll_interval_seconds=0.05,
+    )
+
+
+async def test_service_lifecycle_is_idempotent(tmp_path: Path) -> None:
+    service = QueryService(_config(), AuthConfig(), tmp_path)
+    await service.shutdown()  # before start
+    await service.start()
+    port = service.http_port
+    await service.start()
+    assert service.http_port == port
+    async with httpx.AsyncClient() as http:
+        assert (await http.get(f"http://127.0.0.1:{port}/health")).status_code == 200
+    await service.shutdown()
+    await service.shutdown()
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as http:
+            await http.get(f"http://127.0.0.1:{port}/health")
+
+
+async def test_service_shuts_down_with_live_tails_open(tmp_path: Path) -> None:
+    service = QueryService(_config(), AuthConfig(), tmp_path)
+    await service.start()
+    http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}", timeout=30)
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}")
+    try:
+        stream_cm = http.stream("GET", "/api/v1/tail")
+        response = await stream_cm.__aenter__()
+        assert response.status_code == 200
+        lines = response.aiter_lines()
+        assert (await lines.__anext__()).startswith(":")  # the stream is open
+        tail = services().QueryServiceStub(channel).TailSpans(protos().TailSpansRequest())
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await asyncio.wait_for(service.shutdown(), timeout=15)
+        assert loop.time() - began < 10
+        with pytest.raises(grpc.aio.AioRpcError):
+            await tail.read()
+        await stream_cm.__aexit__(None, None, None)
+    finally:
+        await http.aclose()
+        await channel.close()
+        await service.shutdown()
+
+
+async def test_service_port_in_use_fails_start_and_releases_everything(tmp_path: Path) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    busy = f"127.0.0.1:{holder.getsockname()[1]}"
+    try:
+        service = QueryService(_config(http=busy), AuthConfig(), tmp_path)
+        with pytest.raises(OSError):
+            await service.start()
+        assert service.backend is None
+        # The store was released: another service can open it.
+        other = QueryService(_config(), AuthConfig(), tmp_path)
+        await other.start()
+        await other.shutdown()
+    finally:
+        holder.close()
