@@ -9,6 +9,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from llm_observer.instrumentation._util import get
+
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 Part = dict[str, Any]
@@ -61,6 +63,41 @@ def tool_call_part(call_id: str | None, name: str | None, arguments: Any) -> Par
         with contextlib.suppress(ValueError):
             arguments = json.loads(arguments)
     return {"type": "tool_call", "id": call_id, "name": name, "arguments": arguments}
+
+
+def image_url_part(url: Any) -> Part:
+    """An image given by URL: a ``blob`` part without its content for a ``data:`` URI (the image itself is
+    not recorded), else a ``uri`` part."""
+    if isinstance(url, str) and url.startswith("data:"):
+        return {"type": "blob", "modality": "image", "content": "<data uri omitted>"}
+    return {"type": "uri", "modality": "image", "uri": url}
+
+
+def tool_call_parts(tool_calls: Any) -> list[Part]:
+    """``tool_call`` parts of OpenAI-style tool calls (``{"id", "function": {"name", "arguments"}}``, as
+    dicts or SDK objects); none for None."""
+    parts: list[Part] = []
+    for tool_call in tool_calls or ():
+        function = get(tool_call, "function")
+        parts.append(tool_call_part(get(tool_call, "id"), get(function, "name"), get(function, "arguments")))
+    return parts
+
+
+def merge_text_parts(parts: list[Part]) -> list[Part]:
+    """Join consecutive text parts (and consecutive reasoning parts) into one: streamed answers arrive in
+    pieces."""
+    merged: list[Part] = []
+    for part in parts:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and part["type"] in ("text", "reasoning")
+            and previous["type"] == part["type"]
+        ):
+            merged[-1] = {"type": part["type"], "content": previous["content"] + part["content"]}
+        else:
+            merged.append(part)
+    return merged
 
 
 def tool_response_part(call_id: str | None, response: Any) -> Part:

@@ -17,18 +17,23 @@ logged at DEBUG and ignored):
 
 Instance state of subclasses must use attribute names starting with ``_self_`` (wrapt's rule for state
 kept on the proxy rather than the wrapped object); set it before users
-iterate, i.e. in ``__init__`` after ``super().__init__(wrapped, handler, call)``.
+iterate, i.e. in the ``_llmo_init()`` hook (run at the end of the base ``__init__``, the handler and call
+already set) or in ``__init__`` after ``super().__init__(wrapped, handler, call)``.
 
-A subclass that sets no state of its own may skip ``__init__``; the constructor is
+A subclass that takes no arguments of its own may skip ``__init__``; the constructor is
 ``Wrapper(sdk_stream, handler, call)``.
+
+Where all a wrapper does is forward chunks to a per-stream state object (a :class:`StreamState`),
+:func:`state_streamer` makes the ``stream`` function that wraps sync and async SDK streams around such a
+state, with no wrapper subclass of its own.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import wrapt
 
@@ -44,6 +49,10 @@ class _StreamBase(wrapt.ObjectProxy[Any]):
         self._self_handler = handler
         self._self_call = call
         self._self_iterator: Any = None
+        self._llmo_init()
+
+    def _llmo_init(self) -> None:
+        """Set the subclass's own ``_self_`` state (override; runs at the end of ``__init__``)."""
 
     def _llmo_on_chunk(self, chunk: Any) -> None:
         """Look at one chunk (override; keep references only)."""
@@ -202,3 +211,75 @@ class AsyncStreamWrapper(_StreamBase):
             return await self.__wrapped__.__aexit__(exc_type, exc, tb)
         finally:
             self._llmo_end(exc)
+
+
+class StreamState(Protocol):
+    """What one stream keeps (see module docstring for what it may hold): it sees every chunk, then fills
+    the call once when the stream ends."""
+
+    def on_chunk(self, chunk: Any) -> None:
+        """Look at one chunk (keep references only)."""
+
+    def finish(self, call: LLMCall) -> None:
+        """Copy what was kept into ``call``."""
+
+
+class _StateStream(_StreamBase):
+    """Forwards the hooks to a :class:`StreamState` (mixed into the sync and async wrappers below)."""
+
+    def __init__(
+        self,
+        wrapped: Any,
+        handler: GenAIHandler,
+        call: LLMCall,
+        state: StreamState,
+        error_type: Callable[[BaseException], str | None] | None,
+    ) -> None:
+        super().__init__(wrapped, handler, call)
+        self._self_state = state
+        self._self_error_type = error_type
+
+    def _llmo_on_chunk(self, chunk: Any) -> None:
+        self._self_state.on_chunk(chunk)
+
+    def _llmo_on_end(self) -> None:
+        self._self_state.finish(self._self_call)
+
+    def _llmo_error_type(self, exc: BaseException) -> str | None:
+        return None if self._self_error_type is None else self._self_error_type(exc)
+
+
+class _SyncStateStream(_StateStream, SyncStreamWrapper):
+    pass
+
+
+class _AsyncStateStream(_StateStream, AsyncStreamWrapper):
+    pass
+
+
+def state_streamer(
+    handler: GenAIHandler,
+    make_state: Callable[[bool], StreamState],
+    error_type: Callable[[BaseException], str | None] | None = None,
+    *,
+    streaming_only: bool = False,
+    iterables: bool = False,
+) -> Callable[[LLMCall, Any], Any]:
+    """A ``stream`` function for :func:`sync_wrapper`/:func:`async_wrapper`: it wraps a result that is a
+    stream so that its chunks go to a fresh ``make_state(handler.capture_content)`` and the call ends with
+    the stream. An async wrapper when the result has ``__aiter__``, a sync one when it has ``__next__`` (or,
+    with ``iterables``, just ``__iter__``); None (not a stream) otherwise, and for every call not marked
+    ``streaming`` when ``streaming_only``. ``error_type`` gives the ``error.type`` of an error raised
+    mid-stream (None falls back to the exception's class name)."""
+
+    def stream(call: LLMCall, result: Any) -> Any:
+        if streaming_only and not call.streaming:
+            return None
+        state = make_state(handler.capture_content)
+        if hasattr(result, "__aiter__"):
+            return _AsyncStateStream(result, handler, call, state, error_type)
+        if hasattr(result, "__next__") or (iterables and hasattr(result, "__iter__")):
+            return _SyncStateStream(result, handler, call, state, error_type)
+        return None
+
+    return stream

@@ -360,15 +360,11 @@ class _EventsState:
 
 
 class _SyncEvents(_EventsState, SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._llmo_init()
+    pass
 
 
 class _AsyncEvents(_EventsState, AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._llmo_init()
+    pass
 
 
 class _SyncManager(wrapt.ObjectProxy[Any]):

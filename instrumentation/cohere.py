@@ -33,14 +33,14 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
+    StreamState,
     async_wrapper,
     message,
+    state_streamer,
     sync_wrapper,
     text_part,
     tool_call_part,
@@ -129,16 +129,8 @@ def _make_wrapper(
         return call
 
     response = _RESPONSES[kind]
-    classes = _STREAMS.get(kind)
-
-    def stream(call: LLMCall, result: Any) -> Any:
-        if classes is None:
-            return None
-        if hasattr(result, "__aiter__"):
-            return classes[1](result, handler, call)
-        if hasattr(result, "__next__"):
-            return classes[0](result, handler, call)
-        return None
+    make_state = _STREAMS.get(kind)
+    stream = state_streamer(handler, make_state) if make_state is not None else None
 
     if inspect.iscoroutinefunction(original):
         return async_wrapper(handler, request, response, stream)
@@ -346,22 +338,23 @@ def _response_chat_v2(call: LLMCall, result: Any) -> None:
 class _StreamStateV2:
     """What a v2 stream wrapper keeps: references to the events that matter, text only when captured."""
 
-    __slots__ = ("end", "plan", "start", "text", "tool_calls")
+    __slots__ = ("capture", "end", "plan", "start", "text", "tool_calls")
 
-    def __init__(self) -> None:
+    def __init__(self, capture: bool) -> None:
+        self.capture = capture
         self.start: Any = None
         self.end: Any = None
         self.text: list[str] = []
         self.plan: list[str] = []
         self.tool_calls: list[list[Any]] = []  # [id, name, [argument pieces]]
 
-    def on_event(self, event: Any, capture: bool) -> None:
+    def on_chunk(self, event: Any) -> None:
         kind = _get(event, "type")
         if kind == "message-end":
             self.end = event
         elif kind == "message-start":
             self.start = event
-        elif not capture:
+        elif not self.capture:
             return
         elif kind == "content-delta":
             content = _get(_get(_get(event, "delta"), "message"), "content")
@@ -385,7 +378,7 @@ class _StreamStateV2:
             if arguments:
                 self.tool_calls[-1][2].append(arguments)
 
-    def finish(self, call: LLMCall, capture: bool) -> None:
+    def finish(self, call: LLMCall) -> None:
         if self.start is not None:
             call.response_id = _get(self.start, "id")
         delta = _get(self.end, "delta")
@@ -393,7 +386,7 @@ class _StreamStateV2:
         if reason is not None:
             call.finish_reasons = [str(reason)]
         _usage(call, _get(delta, "usage"))
-        if capture:
+        if self.capture:
             parts: list[Part] = []
             if self.plan:
                 parts.append({"type": "reasoning", "content": "".join(self.plan)})
@@ -403,30 +396,6 @@ class _StreamStateV2:
                 parts.append(tool_call_part(call_id, name, "".join(pieces)))
             extra = {"finish_reason": _finish_reason(reason)} if reason is not None else {}
             call.output_messages = [message("assistant", parts, **extra)]
-
-
-class _SyncStreamV2(SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _StreamStateV2()
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_event(chunk, self._self_handler.capture_content)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call, self._self_handler.capture_content)
-
-
-class _AsyncStreamV2(AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _StreamStateV2()
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_event(chunk, self._self_handler.capture_content)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call, self._self_handler.capture_content)
 
 
 # --- v1 chat -------------------------------------------------------------------------------------------
@@ -507,7 +476,7 @@ class _StreamStateV1:
         self.generation_id: str | None = None
         self.end: Any = None
 
-    def on_event(self, event: Any) -> None:
+    def on_chunk(self, event: Any) -> None:
         kind = _get(event, "event_type")
         if kind == "stream-end":
             self.end = event
@@ -523,30 +492,6 @@ class _StreamStateV1:
         reason = _get(self.end, "finish_reason")
         if reason is not None:
             call.finish_reasons = [str(reason)]
-
-
-class _SyncStreamV1(SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _StreamStateV1()
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_event(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-
-class _AsyncStreamV1(AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _StreamStateV1()
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_event(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
 
 
 # --- embed and rerank ----------------------------------------------------------------------------------
@@ -602,7 +547,9 @@ _RESPONSES: dict[str, Callable[[LLMCall, Any], None]] = {
     "embed": _response_embed,
     "rerank": _response_rerank,
 }
-_STREAMS: dict[str, tuple[type[SyncStreamWrapper], type[AsyncStreamWrapper]]] = {
-    "chat_v2": (_SyncStreamV2, _AsyncStreamV2),
-    "chat_v1": (_SyncStreamV1, _AsyncStreamV1),
+# The state each streamed kind keeps, made per stream from whether content is captured.
+_STREAMS: dict[str, Callable[[bool], StreamState]] = {
+    "chat_v2": _StreamStateV2,
+    # stream-end carries the whole response, content or not: nothing here depends on capture.
+    "chat_v1": lambda _capture: _StreamStateV1(),
 }

@@ -27,15 +27,15 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
+from llm_observer.instrumentation._content import merge_text_parts
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
     async_wrapper,
     message,
+    state_streamer,
     sync_wrapper,
     text_part,
     tool_call_part,
@@ -75,7 +75,7 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                         handler,
                         _request_generate(handler, streaming),
                         _response_generate,
-                        _streamer(handler) if streaming else None,
+                        state_streamer(handler, _StreamState, _error_type) if streaming else None,
                         _error_type,
                     )
                 wrapt.wrap_function_wrapper(cls, method, wrapper)
@@ -349,14 +349,15 @@ def _response_generate(call: LLMCall, result: Any) -> None:
 class _StreamState:
     """Keeps the last chunk (id, model, usage) and finish reasons; parts only when content is captured."""
 
-    __slots__ = ("last", "parts", "reasons")
+    __slots__ = ("capture", "last", "parts", "reasons")
 
-    def __init__(self) -> None:
+    def __init__(self, capture: bool) -> None:
+        self.capture = capture
         self.last: Any = None
         self.reasons: dict[int, str] = {}
         self.parts: dict[int, list[Any]] = {}
 
-    def on_chunk(self, chunk: Any, capture: bool) -> None:
+    def on_chunk(self, chunk: Any) -> None:
         self.last = chunk
         candidates = _get(chunk, "candidates")
         if not candidates:
@@ -366,12 +367,12 @@ class _StreamState:
             reason = _get(candidate, "finish_reason")
             if reason is not None:
                 self.reasons[index] = _enum_text(reason)
-            if capture:
+            if self.capture:
                 parts = _get(_get(candidate, "content"), "parts")
                 if parts:
                     self.parts.setdefault(index, []).extend(parts)
 
-    def finish(self, call: LLMCall, capture: bool) -> None:
+    def finish(self, call: LLMCall) -> None:
         last = self.last
         if last is not None:
             call.response_id = _get(last, "response_id")
@@ -379,70 +380,13 @@ class _StreamState:
             _usage(call, _get(last, "usage_metadata"))
         if self.reasons:
             call.finish_reasons = [self.reasons[index] for index in sorted(self.reasons)]
-        if capture:
+        if self.capture:
             outputs: list[Message] = []
             for index in sorted(set(self.parts) | set(self.reasons)):
                 reason = self.reasons.get(index)
                 extra = {"finish_reason": _finish_reason(reason)} if reason else {}
-                outputs.append(message("assistant", _merge_text(_parts(self.parts.get(index))), **extra))
+                outputs.append(message("assistant", merge_text_parts(_parts(self.parts.get(index))), **extra))
             call.output_messages = outputs
-
-
-def _merge_text(parts: list[Part]) -> list[Part]:
-    """Join the text pieces of consecutive streamed parts into one part."""
-    merged: list[Part] = []
-    for part in parts:
-        previous = merged[-1] if merged else None
-        if (
-            previous is not None
-            and part["type"] in ("text", "reasoning")
-            and previous["type"] == part["type"]
-        ):
-            merged[-1] = {"type": part["type"], "content": previous["content"] + part["content"]}
-        else:
-            merged.append(part)
-    return merged
-
-
-class _SyncStream(SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _StreamState()
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_chunk(chunk, self._self_handler.capture_content)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call, self._self_handler.capture_content)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
-class _AsyncStream(AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _StreamState()
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_chunk(chunk, self._self_handler.capture_content)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call, self._self_handler.capture_content)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
-def _streamer(handler: GenAIHandler) -> Callable[[LLMCall, Any], Any]:
-    def stream(call: LLMCall, result: Any) -> Any:
-        if hasattr(result, "__aiter__"):
-            return _AsyncStream(result, handler, call)
-        if hasattr(result, "__next__"):
-            return _SyncStream(result, handler, call)
-        return None
-
-    return stream
 
 
 # --- embed_content -------------------------------------------------------------------------------------

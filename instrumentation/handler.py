@@ -74,7 +74,12 @@ from llm_observer.instrumentation._content import (
     tool_call_part,
     tool_response_part,
 )
-from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
+from llm_observer.instrumentation._streams import (
+    AsyncStreamWrapper,
+    StreamState,
+    SyncStreamWrapper,
+    state_streamer,
+)
 from llm_observer.instrumentation._wrappers import (
     ErrorTypeFn,
     RequestFn,
@@ -97,11 +102,13 @@ __all__ = [
     "RequestFn",
     "ResponseFn",
     "StreamFn",
+    "StreamState",
     "SyncStreamWrapper",
     "async_wrapper",
     "content_capture_from_env",
     "llm_spans_suppressed",
     "message",
+    "state_streamer",
     "suppress_llm_spans",
     "sync_wrapper",
     "text_part",

@@ -24,16 +24,18 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
+from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
+from llm_observer.instrumentation._content import image_url_part, tool_call_parts
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
+    StreamState,
     async_wrapper,
     message,
+    state_streamer,
     sync_wrapper,
     text_part,
     tool_call_part,
@@ -153,21 +155,9 @@ def _content_parts(content: Any) -> list[Part]:
         if kind == "text":
             parts.append(text_part(get(item, "text") or ""))
         elif kind == "image_url":
-            url = get(get(item, "image_url"), "url")
-            if isinstance(url, str) and url.startswith("data:"):
-                parts.append({"type": "blob", "modality": "image", "content": "<data uri omitted>"})
-            else:
-                parts.append({"type": "uri", "modality": "image", "uri": url})
+            parts.append(image_url_part(get(get(item, "image_url"), "url")))
         else:
             parts.append({"type": str(kind)})
-    return parts
-
-
-def _tool_call_parts(tool_calls: Any) -> list[Part]:
-    parts: list[Part] = []
-    for tool_call in tool_calls or ():
-        function = get(tool_call, "function")
-        parts.append(tool_call_part(get(tool_call, "id"), get(function, "name"), get(function, "arguments")))
     return parts
 
 
@@ -176,7 +166,7 @@ def _chat_message(item: Any) -> Message:
     if role == "tool":
         return message("tool", [tool_response_part(get(item, "tool_call_id"), get(item, "content"))])
     parts = _content_parts(get(item, "content"))
-    parts.extend(_tool_call_parts(get(item, "tool_calls")))
+    parts.extend(tool_call_parts(get(item, "tool_calls")))
     return message(str(role), parts)
 
 
@@ -197,21 +187,10 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
     return definitions or None
 
 
-def _usage(call: LLMCall, usage: Any) -> None:
-    if usage is None:
-        return
-    prompt = integer(get(usage, "prompt_tokens"))
-    completion = integer(get(usage, "completion_tokens"))
-    if prompt is not None:
-        call.input_tokens = prompt
-    if completion is not None:
-        call.output_tokens = completion
-
-
 def _chat_response(call: LLMCall, result: Any) -> None:
     call.response_id = get(result, "id") or None
     call.response_model = get(result, "model") or None
-    _usage(call, get(result, "usage"))
+    chat_usage(call, get(result, "usage"))
     choices = get(result, "choices") or ()
     reasons = [str(get(choice, "finish_reason")) for choice in choices if get(choice, "finish_reason")]
     if reasons:
@@ -225,7 +204,7 @@ def _chat_response(call: LLMCall, result: Any) -> None:
             if reasoning:
                 parts.append({"type": "reasoning", "content": reasoning})
             parts.extend(_content_parts(get(reply, "content")))
-            parts.extend(_tool_call_parts(get(reply, "tool_calls")))
+            parts.extend(tool_call_parts(get(reply, "tool_calls")))
             outputs.append(
                 message("assistant", parts, finish_reason=_finish_reason(get(choice, "finish_reason")))
             )
@@ -237,18 +216,10 @@ def _finish_reason(reason: Any) -> str:
     return {"tool_calls": "tool_call", "eos_token": "stop", "stop_sequence": "stop"}.get(text, text)
 
 
-class _ChatStreamState:
-    """Per stream: the first chunk (id, model), the last usage and finish reasons; text and tool-call
-    fragments only when content is captured."""
+class _ChatStreamState(ChatChunkState):
+    """Chat chunks: text pieces are strings; tool calls are keyed by their ``index``."""
 
-    __slots__ = ("first", "reasons", "texts", "tools", "usage")
-
-    def __init__(self, capture: bool) -> None:
-        self.first: Any = None
-        self.usage: Any = None
-        self.reasons: dict[int, str] = {}
-        self.texts: dict[int, list[str]] | None = {} if capture else None
-        self.tools: dict[int, dict[int, list[Any]]] | None = {} if capture else None
+    __slots__ = ()
 
     def on_chunk(self, chunk: Any) -> None:
         if self.first is None:
@@ -277,26 +248,20 @@ class _ChatStreamState:
                 if arguments:
                     slot[2].append(arguments if isinstance(arguments, str) else str(arguments))
 
-    def finish(self, call: LLMCall) -> None:
-        if self.first is not None:
-            call.response_id = get(self.first, "id") or None
-            call.response_model = get(self.first, "model") or None
-        _usage(call, self.usage)
-        if self.reasons:
-            call.finish_reasons = [self.reasons[index] for index in sorted(self.reasons)]
-        if self.texts is not None and self.tools is not None:
-            outputs = []
-            for index in sorted(set(self.texts) | set(self.tools) | set(self.reasons)):
-                parts: list[Part] = []
-                text = "".join(self.texts.get(index, ()))
-                if text:
-                    parts.append(text_part(text))
-                for _position, (call_id, name, pieces) in sorted(self.tools.get(index, {}).items()):
-                    parts.append(tool_call_part(call_id, name, "".join(pieces)))
-                outputs.append(
-                    message("assistant", parts, finish_reason=_finish_reason(self.reasons.get(index)))
-                )
-            call.output_messages = outputs
+    def _usage(self, call: LLMCall, usage: Any) -> None:
+        chat_usage(call, usage)
+
+    def _finish_reason(self, reason: Any) -> str:
+        return _finish_reason(reason)
+
+    def _parts(self, texts: list[Any], tools: dict[int, list[Any]]) -> list[Part]:
+        parts: list[Part] = []
+        text = "".join(texts)
+        if text:
+            parts.append(text_part(text))
+        for _position, (call_id, name, pieces) in sorted(tools.items()):
+            parts.append(tool_call_part(call_id, name, "".join(pieces)))
+        return parts
 
 
 # --- text_generation -----------------------------------------------------------------------------------
@@ -386,46 +351,6 @@ class _GenerationStreamState:
 # --- stream wrappers -----------------------------------------------------------------------------------
 
 
-class _SyncStream(SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall, state: Any) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = state
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_chunk(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
-class _AsyncStream(AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall, state: Any) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = state
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_chunk(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
 def _streamer(handler: GenAIHandler, chat: bool) -> Callable[[LLMCall, Any], Any]:
-    def stream(call: LLMCall, result: Any) -> Any:
-        if not call.streaming:
-            return None
-        capture = handler.capture_content
-        state = _ChatStreamState(capture) if chat else _GenerationStreamState(capture)
-        if hasattr(result, "__aiter__"):
-            return _AsyncStream(result, handler, call, state)
-        if hasattr(result, "__next__") or hasattr(result, "__iter__"):
-            return _SyncStream(result, handler, call, state)
-        return None
-
-    return stream
+    make_state: Callable[[bool], StreamState] = _ChatStreamState if chat else _GenerationStreamState
+    return state_streamer(handler, make_state, _error_type, streaming_only=True, iterables=True)

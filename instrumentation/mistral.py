@@ -20,16 +20,17 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
+from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
+from llm_observer.instrumentation._content import image_url_part, merge_text_parts
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
     async_wrapper,
     message,
+    state_streamer,
     sync_wrapper,
     text_part,
     tool_call_part,
@@ -74,7 +75,7 @@ class MistralInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                         handler,
                         _chat_request(handler, streaming),
                         _chat_response,
-                        _streamer(handler) if streaming else None,
+                        state_streamer(handler, _ChatStreamState, _error_type) if streaming else None,
                         _error_type,
                     )
                 wrapt.wrap_function_wrapper(cls, method, wrapper)
@@ -177,11 +178,7 @@ def _content_parts(content: Any) -> list[Part]:
             parts.append({"type": "reasoning", "content": text})
         elif kind == "image_url":
             image = get(chunk, "image_url")
-            url = image if isinstance(image, str) else get(image, "url")
-            if isinstance(url, str) and url.startswith("data:"):
-                parts.append({"type": "blob", "modality": "image", "content": "<data uri omitted>"})
-            else:
-                parts.append({"type": "uri", "modality": "image", "uri": url})
+            parts.append(image_url_part(image if isinstance(image, str) else get(image, "url")))
         else:
             parts.append({"type": str(kind)})
     return parts
@@ -242,12 +239,7 @@ def _finish_reason(reason: Any) -> str:
 def _usage(call: LLMCall, usage: Any) -> None:
     if usage is None or not given(usage):
         return
-    prompt = integer(get(usage, "prompt_tokens"))
-    completion = integer(get(usage, "completion_tokens"))
-    if prompt is not None:
-        call.input_tokens = prompt
-    if completion is not None:
-        call.output_tokens = completion
+    chat_usage(call, usage)
     details = get(usage, "prompt_tokens_details")
     cached = integer(get(details, "cached_tokens")) if details is not None else None
     if cached is not None:
@@ -274,20 +266,13 @@ def _chat_response(call: LLMCall, result: Any) -> None:
         call.output_messages = outputs
 
 
-class _ChatStreamState:
-    """Per stream: the first chunk (id, model), the last usage and finish reasons; text and tool-call
-    fragments only when content is captured."""
+class _ChatStreamState(ChatChunkState):
+    """Stream events wrap the chunk in ``data``; text pieces are content parts (text and thinking);
+    tool calls are keyed by their ``index``, else by their position in the delta."""
 
-    __slots__ = ("first", "reasons", "texts", "tools", "usage")
+    __slots__ = ()
 
-    def __init__(self, capture: bool) -> None:
-        self.first: Any = None
-        self.usage: Any = None
-        self.reasons: dict[int, str] = {}
-        self.texts: dict[int, list[Part]] | None = {} if capture else None
-        self.tools: dict[int, dict[int, list[Any]]] | None = {} if capture else None
-
-    def on_event(self, event: Any) -> None:
+    def on_chunk(self, event: Any) -> None:
         chunk = get(event, "data")
         if chunk is None:
             return
@@ -320,82 +305,18 @@ class _ChatStreamState:
                 if arguments:
                     slot[2].append(arguments)
 
-    def finish(self, call: LLMCall) -> None:
-        if self.first is not None:
-            call.response_id = get(self.first, "id") or None
-            call.response_model = get(self.first, "model") or None
-        _usage(call, self.usage)
-        if self.reasons:
-            call.finish_reasons = [self.reasons[index] for index in sorted(self.reasons)]
-        if self.texts is not None and self.tools is not None:
-            outputs = []
-            for index in sorted(set(self.texts) | set(self.tools) | set(self.reasons)):
-                parts = _merge(self.texts.get(index, []))
-                for _key, (call_id, name, pieces) in sorted(self.tools.get(index, {}).items()):
-                    arguments: Any = (
-                        pieces[0] if len(pieces) == 1 else "".join(str(piece) for piece in pieces)
-                    )
-                    parts.append(tool_call_part(call_id, name, arguments))
-                outputs.append(
-                    message("assistant", parts, finish_reason=_finish_reason(self.reasons.get(index)))
-                )
-            call.output_messages = outputs
+    def _usage(self, call: LLMCall, usage: Any) -> None:
+        _usage(call, usage)
 
+    def _finish_reason(self, reason: Any) -> str:
+        return _finish_reason(reason)
 
-def _merge(parts: list[Part]) -> list[Part]:
-    merged: list[Part] = []
-    for part in parts:
-        previous = merged[-1] if merged else None
-        if (
-            previous is not None
-            and part["type"] in ("text", "reasoning")
-            and previous["type"] == part["type"]
-        ):
-            merged[-1] = {"type": part["type"], "content": previous["content"] + part["content"]}
-        else:
-            merged.append(part)
-    return merged
-
-
-class _SyncStream(SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _ChatStreamState(handler.capture_content)
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_event(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
-class _AsyncStream(AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = _ChatStreamState(handler.capture_content)
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_event(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
-def _streamer(handler: GenAIHandler) -> Callable[[LLMCall, Any], Any]:
-    def stream(call: LLMCall, result: Any) -> Any:
-        if hasattr(result, "__aiter__"):
-            return _AsyncStream(result, handler, call)
-        if hasattr(result, "__next__"):
-            return _SyncStream(result, handler, call)
-        return None
-
-    return stream
+    def _parts(self, texts: list[Any], tools: dict[int, list[Any]]) -> list[Part]:
+        parts = merge_text_parts(texts)
+        for _key, (call_id, name, pieces) in sorted(tools.items()):
+            arguments: Any = pieces[0] if len(pieces) == 1 else "".join(str(piece) for piece in pieces)
+            parts.append(tool_call_part(call_id, name, arguments))
+        return parts
 
 
 # --- embeddings ----------------------------------------------------------------------------------------

@@ -21,19 +21,18 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
+from llm_observer.instrumentation._content import tool_call_parts
 from llm_observer.instrumentation._util import get, host_port, integer, put_number, strings
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
     async_wrapper,
     message,
+    state_streamer,
     sync_wrapper,
     text_part,
-    tool_call_part,
     tool_response_part,
 )
 from llm_observer.semconv import attributes as attr
@@ -167,14 +166,6 @@ def _usage_and_meta(call: LLMCall, result: Any) -> str | None:
     return None
 
 
-def _tool_call_parts(tool_calls: Any) -> list[Part]:
-    parts: list[Part] = []
-    for tool_call in tool_calls or ():
-        function = get(tool_call, "function")
-        parts.append(tool_call_part(get(tool_call, "id"), get(function, "name"), get(function, "arguments")))
-    return parts
-
-
 def _plain(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     return dump(mode="json", exclude_none=True) if callable(dump) else value
@@ -211,7 +202,7 @@ def _chat_message(item: Any) -> Message:
         parts.append(text_part(str(content)))
     for _image in get(item, "images") or ():
         parts.append({"type": "blob", "modality": "image"})
-    parts.extend(_tool_call_parts(get(item, "tool_calls")))
+    parts.extend(tool_call_parts(get(item, "tool_calls")))
     return message(role, parts)
 
 
@@ -251,7 +242,7 @@ def _chat_response(call: LLMCall, result: Any) -> None:
         content = get(reply, "content")
         if content:
             parts.append(text_part(str(content)))
-        parts.extend(_tool_call_parts(get(reply, "tool_calls")))
+        parts.extend(tool_call_parts(get(reply, "tool_calls")))
         call.output_messages = [message("assistant", parts, finish_reason=_finish_reason(reason))]
 
 
@@ -367,50 +358,13 @@ class _StreamState:
                 parts.append({"type": "reasoning", "content": "".join(self.thinking)})
             if self.texts:
                 parts.append(text_part("".join(self.texts)))
-            parts.extend(_tool_call_parts(self.tool_calls))
+            parts.extend(tool_call_parts(self.tool_calls))
             extra = {"finish_reason": _finish_reason(reason)} if reason else {}
             call.output_messages = [message("assistant", parts, **extra)]
 
 
-class _SyncStream(SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall, state: _StreamState) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = state
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_chunk(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
-class _AsyncStream(AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall, state: _StreamState) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_state = state
-
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        self._self_state.on_chunk(chunk)
-
-    def _llmo_on_end(self) -> None:
-        self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
-
 def _streamer(handler: GenAIHandler, method: str) -> Callable[[LLMCall, Any], Any]:
-    def stream(call: LLMCall, result: Any) -> Any:
-        if not call.streaming:
-            return None
-        state = _StreamState(method == "chat", handler.capture_content)
-        if hasattr(result, "__aiter__"):
-            return _AsyncStream(result, handler, call, state)
-        if hasattr(result, "__next__"):
-            return _SyncStream(result, handler, call, state)
-        return None
-
-    return stream
+    chat = method == "chat"
+    return state_streamer(
+        handler, lambda capture: _StreamState(chat, capture), _error_type, streaming_only=True
+    )

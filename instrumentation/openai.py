@@ -30,6 +30,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer import __version__
+from llm_observer.instrumentation._content import image_url_part, tool_call_parts
 from llm_observer.instrumentation._util import (
     env_flag,
     get,
@@ -422,23 +423,11 @@ def _content_parts(content: Any) -> list[Part]:
             parts.append(text_part(get(item, "refusal") or ""))
         elif kind in ("image_url", "input_image"):
             image = get(item, "image_url")
-            uri = image if isinstance(image, str) else get(image, "url")
-            if isinstance(uri, str) and uri.startswith("data:"):
-                parts.append({"type": "blob", "modality": "image", "content": "<data uri omitted>"})
-            else:
-                parts.append({"type": "uri", "modality": "image", "uri": uri})
+            parts.append(image_url_part(image if isinstance(image, str) else get(image, "url")))
         elif kind in ("input_audio", "file", "input_file"):
             parts.append({"type": "file" if "file" in kind else "blob", "modality": kind})
         else:
             parts.append({"type": str(kind)})
-    return parts
-
-
-def _tool_calls_parts(tool_calls: Any) -> list[Part]:
-    parts: list[Part] = []
-    for tool_call in tool_calls or ():
-        function = get(tool_call, "function")
-        parts.append(tool_call_part(get(tool_call, "id"), get(function, "name"), get(function, "arguments")))
     return parts
 
 
@@ -447,14 +436,14 @@ def _chat_message(item: Any) -> Message:
     if role == "tool":
         return message("tool", [tool_response_part(get(item, "tool_call_id"), get(item, "content"))])
     parts = _content_parts(get(item, "content"))
-    parts.extend(_tool_calls_parts(get(item, "tool_calls")))
+    parts.extend(tool_call_parts(get(item, "tool_calls")))
     name = get(item, "name")
     return message(role, parts, name=name) if isinstance(name, str) else message(role, parts)
 
 
 def _chat_output(msg: Any, finish_reason: Any) -> Message:
     parts = _content_parts(getattr(msg, "content", None))
-    parts.extend(_tool_calls_parts(getattr(msg, "tool_calls", None)))
+    parts.extend(tool_call_parts(getattr(msg, "tool_calls", None)))
     return message(getattr(msg, "role", None) or "assistant", parts, finish_reason=finish_reason or "")
 
 
@@ -625,15 +614,11 @@ class _ChatStreamState:
 
 
 class _SyncChatStream(_ChatStreamState, SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._llmo_init()
+    pass
 
 
 class _AsyncChatStream(_ChatStreamState, AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._llmo_init()
+    pass
 
 
 _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})

@@ -44,6 +44,14 @@ class TelemetryCapture:
         """The finished spans so far, in end order."""
         return self.span_exporter.get_finished_spans()
 
+    def only_span(self) -> ReadableSpan:
+        """The one finished span; an ``AssertionError`` naming the finished spans when there is not
+        exactly one."""
+        spans = self.spans()
+        if len(spans) != 1:
+            raise AssertionError([span.name for span in spans])
+        return spans[0]
+
     def clear(self) -> None:
         """Forget the finished spans and log records (metrics are cumulative)."""
         self.span_exporter.clear()

@@ -4,6 +4,8 @@
   ``telemetry.kwargs`` to ``Instrumentor().instrument(**telemetry.kwargs)``.
 - ``replay``: a running :class:`ReplayServer` with no routes; add them with ``replay.set_routes(...)``.
 - ``recording``: ``recording("openai_chat.json")`` loads ``recordings/<name>`` as routes.
+- ``instrument_with``: ``instrument_with(FooInstrumentor)`` returns ``start()``, which instruments with
+  ``telemetry`` and returns the instrumentor; it is uninstrumented when the test ends (started or not).
 - ``capture_content``: sets ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=SPAN_ONLY`` for one test
   (instrument after requesting it: the handler reads the variable when it is made).
 """
@@ -12,12 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 from llm_observer.instrumentation.testing import ReplayServer, Route, TelemetryCapture, load_recording
 
 RECORDINGS = Path(__file__).parent / "recordings"
+
+InstrumentorT = TypeVar("InstrumentorT", bound=BaseInstrumentor)
 
 
 @pytest.fixture
@@ -39,6 +45,27 @@ def recording() -> Callable[[str], list[Route]]:
         return load_recording(RECORDINGS / name)
 
     return load
+
+
+@pytest.fixture
+def instrument_with(
+    telemetry: TelemetryCapture,
+) -> Iterator[Callable[[type[InstrumentorT]], Callable[[], InstrumentorT]]]:
+    made: list[BaseInstrumentor] = []
+
+    def bind(cls: type[InstrumentorT]) -> Callable[[], InstrumentorT]:
+        instrumentor = cls()
+        made.append(instrumentor)
+
+        def start() -> InstrumentorT:
+            instrumentor.instrument(**telemetry.kwargs)
+            return instrumentor
+
+        return start
+
+    yield bind
+    for instrumentor in made:
+        instrumentor.uninstrument()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import gc
 import json
 import os
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import anthropic
 import pytest
@@ -45,12 +44,6 @@ def _async_client(replay: ReplayServer) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=replay.url, api_key="sk-ant-test", max_retries=0)
 
 
-def _only_span(telemetry: TelemetryCapture) -> Any:
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
-
-
 def test_anthropic_messages_prompt_caching_usage(
     instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:
@@ -59,7 +52,7 @@ def test_anthropic_messages_prompt_caching_usage(
         model=MODEL, max_tokens=256, messages=MESSAGES, stop_sequences=["\n\nHuman:"]
     )
     assert result.content[0].text == "Paris is the capital of France."
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.name == "chat claude-sonnet-4-6"
     assert span.kind is SpanKind.CLIENT
     assert dict(span.attributes) == {
@@ -92,7 +85,7 @@ def test_anthropic_content_absent_unless_opted_in(
     _client(replay).messages.create(
         model=MODEL, max_tokens=256, messages=MESSAGES, tools=TOOLS, system="Be brief."
     )
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert not {
         key
         for key in attributes
@@ -117,7 +110,7 @@ def test_anthropic_tool_use_content_when_captured(
     _client(replay).messages.create(
         model=MODEL, max_tokens=256, messages=messages, tools=TOOLS, system="Be brief."
     )
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.response.finish_reasons"] == ("tool_use",)
     assert json.loads(attributes["gen_ai.system_instructions"]) == [{"type": "text", "content": "Be brief."}]
     assert json.loads(attributes["gen_ai.input.messages"])[1:] == [
@@ -157,7 +150,7 @@ def test_anthropic_stream_create_usage_and_ttfc(
     stream = _client(replay).messages.create(model=MODEL, max_tokens=256, messages=MESSAGES, stream=True)
     kinds = [event.type for event in stream]
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.usage.input_tokens"] == 12 + 2048
     assert attributes["gen_ai.usage.cache_read.input_tokens"] == 2048
@@ -178,7 +171,7 @@ def test_anthropic_stream_helper(
     ) as stream:
         final = stream.get_final_message()
     assert final.content[0].input == {"city": "Paris"}
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.usage.input_tokens"] == 412
     assert attributes["gen_ai.usage.output_tokens"] == 40
     assert attributes["gen_ai.response.finish_reasons"] == ("tool_use",)
@@ -200,7 +193,7 @@ def test_anthropic_stream_helper_text_stream_break(
         for _text in stream.text_stream:
             break
         assert instrumented.spans() == ()
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.attributes["gen_ai.response.id"] == "msg_01StreamK9x8y7z6"
 
 
@@ -211,7 +204,7 @@ def test_anthropic_stream_cut_short_ends_span(
     stream = _client(replay).messages.create(model=MODEL, max_tokens=256, messages=MESSAGES, stream=True)
     for _event in stream:
         break
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.attributes["gen_ai.response.model"] == "claude-sonnet-4-6-20260217"
     assert span.attributes["gen_ai.usage.input_tokens"] == 12 + 2048
     stream.close()
@@ -249,7 +242,7 @@ def test_anthropic_errors_recorded(
     replay.set_routes(recording(name))
     with pytest.raises(exc_type):
         _client(replay).messages.create(model=MODEL, max_tokens=256, messages=MESSAGES)
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == error_type
 
@@ -279,7 +272,7 @@ async def test_anthropic_async_error(
     replay.set_routes(recording("anthropic/error_429.json"))
     with pytest.raises(anthropic.RateLimitError):
         await _async_client(replay).messages.create(model=MODEL, max_tokens=256, messages=MESSAGES)
-    assert _only_span(instrumented).attributes["error.type"] == "rate_limit_error"
+    assert instrumented.only_span().attributes["error.type"] == "rate_limit_error"
 
 
 def test_anthropic_native_tracing_gives_way_one_span(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -43,15 +43,10 @@ TOOL_CONFIG = {
 
 
 @pytest.fixture
-def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[[], BedrockInstrumentor]]:
-    instrumentor = BedrockInstrumentor()
-
-    def start() -> BedrockInstrumentor:
-        instrumentor.instrument(**telemetry.kwargs)
-        return instrumentor
-
-    yield start
-    instrumentor.uninstrument()
+def instrument(
+    instrument_with: Callable[[type[BedrockInstrumentor]], Callable[[], BedrockInstrumentor]],
+) -> Callable[[], BedrockInstrumentor]:
+    return instrument_with(BedrockInstrumentor)
 
 
 def _client(replay: ReplayServer, service: str = "bedrock-runtime") -> Any:
@@ -63,12 +58,6 @@ def _client(replay: ReplayServer, service: str = "bedrock-runtime") -> Any:
         aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         config=Config(retries={"total_max_attempts": 1}),
     )
-
-
-def _only_span(telemetry: TelemetryCapture):  # type: ignore[no-untyped-def]
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
 
 
 def test_bedrock_converse_records_attributes_with_cache_tokens(
@@ -85,7 +74,7 @@ def test_bedrock_converse_records_attributes_with_cache_tokens(
     )
 
     assert response["stopReason"] == "end_turn"
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.name == f"chat {CLAUDE}"
     assert span.kind is SpanKind.CLIENT
     expected = {
@@ -128,7 +117,7 @@ def test_bedrock_converse_tool_use_content_only_when_opted_in(
     client = _client(replay)
     instrumentor = instrument()
     client.converse(modelId=CLAUDE, messages=MESSAGES, toolConfig=TOOL_CONFIG)
-    without = dict(_only_span(telemetry).attributes or {})
+    without = dict(telemetry.only_span().attributes or {})
     instrumentor.uninstrument()
     telemetry.clear()
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
@@ -136,7 +125,7 @@ def test_bedrock_converse_tool_use_content_only_when_opted_in(
     client.converse(
         modelId=CLAUDE, messages=MESSAGES, toolConfig=TOOL_CONFIG, system=[{"text": "You are a radio DJ."}]
     )
-    with_content = dict(_only_span(telemetry).attributes or {})
+    with_content = dict(telemetry.only_span().attributes or {})
 
     assert not [key for key in without if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool"))]
     assert without["gen_ai.response.finish_reasons"] == ("tool_use",)
@@ -183,7 +172,7 @@ def test_bedrock_converse_stream_decodes_event_stream_and_reports_usage(
         event["contentBlockDelta"]["delta"]["text"] for event in events if "contentBlockDelta" in event
     )
     assert text == "Bedrock streams tokens as events."
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
@@ -211,7 +200,7 @@ def test_bedrock_converse_stream_tool_use(
     ]:
         pass
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert json.loads(str(attributes["gen_ai.output.messages"])) == [
         {
             "role": "assistant",
@@ -243,7 +232,7 @@ def test_bedrock_converse_stream_cut_short_still_ends_span(
     assert len(telemetry.spans()) == 1
     stream.close()
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.UNSET
     assert "gen_ai.usage.output_tokens" not in (span.attributes or {})
 
@@ -259,7 +248,7 @@ def test_bedrock_converse_stream_never_read_ends_span_when_collected(
     del response  # dropped unread: the wrapper ends the span when it is collected
     gc.collect()
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.UNSET
     assert "gen_ai.response.time_to_first_chunk" not in (span.attributes or {})
 
@@ -334,7 +323,7 @@ def test_bedrock_invoke_model_reads_family_bodies_and_keeps_body_readable(
     response = _client(replay).invoke_model(modelId=model, body=json.dumps(body))
 
     assert json.loads(response["body"].read()) == routes[0].json  # the caller still gets the whole body
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert span.name == f"{expected['gen_ai.operation.name']} {model}"
     assert {key: attributes.get(key) for key in expected} == expected
@@ -363,7 +352,7 @@ def test_bedrock_invoke_model_anthropic_content_when_opted_in(
         ),
     )
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert json.loads(str(attributes["gen_ai.input.messages"])) == [
         {"role": "user", "parts": [{"type": "text", "content": "Hello"}]}
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import cohere
 import pytest
@@ -30,15 +30,10 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[[], CohereInstrumentor]]:
-    instrumentor = CohereInstrumentor()
-
-    def start() -> CohereInstrumentor:
-        instrumentor.instrument(**telemetry.kwargs)
-        return instrumentor
-
-    yield start
-    instrumentor.uninstrument()
+def instrument(
+    instrument_with: Callable[[type[CohereInstrumentor]], Callable[[], CohereInstrumentor]],
+) -> Callable[[], CohereInstrumentor]:
+    return instrument_with(CohereInstrumentor)
 
 
 # Older SDKs (5.13) take no max_retries: they retry through per-request options only.
@@ -59,12 +54,6 @@ def _v1_client(replay: ReplayServer) -> cohere.Client:
     return cohere.Client(api_key="test-key", base_url=replay.url, **NO_RETRIES)
 
 
-def _only_span(telemetry: TelemetryCapture):  # type: ignore[no-untyped-def]
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
-
-
 def test_cohere_v2_chat_records_request_response_and_usage(
     telemetry: TelemetryCapture, replay: ReplayServer, recording: Callable[[str], list[Route]], instrument
 ) -> None:
@@ -83,7 +72,7 @@ def test_cohere_v2_chat_records_request_response_and_usage(
     )
 
     assert response.id == "5a50480a-cf52-46f0-af01-53d18539bd31"
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.name == f"chat {MODEL}"
     assert span.kind is SpanKind.CLIENT
     assert span.status.status_code is StatusCode.UNSET
@@ -116,7 +105,7 @@ def test_cohere_v2_chat_content_absent_unless_opted_in(
 
     _client(replay).chat(model=MODEL, messages=MESSAGES, tools=[WEATHER_TOOL])
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert not [key for key in attributes if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool"))]
     assert attributes["gen_ai.response.finish_reasons"] == ("TOOL_CALL",)
 
@@ -133,7 +122,7 @@ def test_cohere_v2_chat_tool_call_captured_when_opted_in(
 
     _client(replay).chat(model=MODEL, messages=MESSAGES, tools=[WEATHER_TOOL])
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert json.loads(str(attributes["gen_ai.input.messages"])) == [
         {"role": "system", "parts": [{"type": "text", "content": "You are terse."}]},
         {"role": "user", "parts": [{"type": "text", "content": "What are LLMs?"}]},
@@ -178,7 +167,7 @@ def test_cohere_v2_chat_stream_reports_usage_from_final_event(
     elapsed = time.perf_counter() - started
 
     assert events[-1].type == "message-end"
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.response.id"] == "29f14a5a-11de-4cae-9800-25e4747408ea"
@@ -210,7 +199,7 @@ def test_cohere_v2_chat_stream_tool_call_arguments_are_joined(
     for _event in _client(replay).chat_stream(model=MODEL, messages=MESSAGES, tools=[WEATHER_TOOL]):
         pass
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert json.loads(str(attributes["gen_ai.output.messages"]))[0]["parts"] == [
         {"type": "reasoning", "content": "I will check the weather."},
         {
@@ -233,7 +222,7 @@ def test_cohere_v2_chat_stream_cut_short_still_ends_span(
         if event.type == "content-delta":
             break
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert span.status.status_code is StatusCode.UNSET
     assert attributes["gen_ai.response.id"] == "29f14a5a-11de-4cae-9800-25e4747408ea"
@@ -323,7 +312,7 @@ def test_cohere_v1_chat_tool_calls_recorded(
         ],
     )
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     output = json.loads(str(attributes["gen_ai.output.messages"]))
     assert output[0]["parts"][1] == {
         "type": "tool_call",
@@ -384,7 +373,7 @@ def test_cohere_error_is_recorded_and_reraised_unchanged(
         _client(replay).chat(model=MODEL, messages=MESSAGES)
 
     assert raised.value.status_code == 429
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "TooManyRequestsError"
     points = telemetry.histogram_points("gen_ai.client.operation.duration")
@@ -400,7 +389,7 @@ def test_cohere_stream_error_ends_span_with_error(
     with pytest.raises(cohere.core.api_error.ApiError):
         list(_client(replay).chat_stream(model=MODEL, messages=MESSAGES))
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "InternalServerError"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from google import genai
@@ -27,15 +27,10 @@ WEATHER = types.FunctionDeclaration(
 
 
 @pytest.fixture
-def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[[], GoogleGenAIInstrumentor]]:
-    instrumentor = GoogleGenAIInstrumentor()
-
-    def start() -> GoogleGenAIInstrumentor:
-        instrumentor.instrument(**telemetry.kwargs)
-        return instrumentor
-
-    yield start
-    instrumentor.uninstrument()
+def instrument(
+    instrument_with: Callable[[type[GoogleGenAIInstrumentor]], Callable[[], GoogleGenAIInstrumentor]],
+) -> Callable[[], GoogleGenAIInstrumentor]:
+    return instrument_with(GoogleGenAIInstrumentor)
 
 
 def _client(replay: ReplayServer) -> genai.Client:
@@ -43,12 +38,6 @@ def _client(replay: ReplayServer) -> genai.Client:
     if hasattr(types, "HttpRetryOptions"):  # retries are configurable (and on by default) in newer SDKs
         options["retry_options"] = types.HttpRetryOptions(attempts=1)
     return genai.Client(api_key="test-key", http_options=types.HttpOptions(**options))
-
-
-def _only_span(telemetry: TelemetryCapture):  # type: ignore[no-untyped-def]
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
 
 
 def test_google_genai_generate_content_records_attributes(
@@ -74,7 +63,7 @@ def test_google_genai_generate_content_records_attributes(
     )
 
     assert response.text.startswith("AI learns")
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.name == f"generate_content {MODEL}"
     assert span.kind is SpanKind.CLIENT
     expected = {
@@ -127,7 +116,7 @@ def test_google_genai_function_call_captured_when_opted_in(
     )
 
     assert response.function_calls
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert json.loads(str(attributes["gen_ai.input.messages"])) == [
         {"role": "user", "parts": [{"type": "text", "content": "What's the weather in Boston?"}]}
     ]
@@ -173,7 +162,7 @@ def test_google_genai_content_absent_unless_opted_in(
         ),
     )
 
-    keys = set((_only_span(telemetry).attributes or {}).keys())
+    keys = set((telemetry.only_span().attributes or {}).keys())
     assert not {
         key
         for key in keys
@@ -198,7 +187,7 @@ def test_google_genai_stream_usage_from_final_chunk(
     )
     elapsed = time.perf_counter() - started
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.usage.input_tokens"] == 9
@@ -224,7 +213,7 @@ def test_google_genai_stream_cut_short_still_ends_span(
     stream.close()
 
     assert first.text == "Once upon a time"
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert attributes["gen_ai.usage.input_tokens"] == 9
     assert "gen_ai.usage.output_tokens" not in attributes
     assert "gen_ai.response.finish_reasons" not in attributes
@@ -265,7 +254,7 @@ def test_google_genai_embed_content(
     )
 
     assert result.embeddings is not None and len(result.embeddings) == 2
-    assert dict(_only_span(telemetry).attributes or {}) == {
+    assert dict(telemetry.only_span().attributes or {}) == {
         "gen_ai.operation.name": "embeddings",
         "gen_ai.provider.name": "gcp.gemini",
         "gen_ai.request.model": "gemini-embedding-001",
@@ -286,7 +275,7 @@ def test_google_genai_error_type_is_rpc_status(
         client.models.generate_content(model=MODEL, contents="hi")
 
     assert raised.value.code == 429
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "RESOURCE_EXHAUSTED"
 
@@ -302,7 +291,7 @@ def test_google_genai_stream_error_ends_span_with_error(
         for _chunk in client.models.generate_content_stream(model=MODEL, contents="hi"):
             pass
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "INTERNAL"
 

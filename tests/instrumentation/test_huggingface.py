@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from huggingface_hub import AsyncInferenceClient, InferenceClient
@@ -26,21 +26,10 @@ WEATHER_TOOL = {
 
 
 @pytest.fixture
-def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[[], HuggingFaceInstrumentor]]:
-    instrumentor = HuggingFaceInstrumentor()
-
-    def start() -> HuggingFaceInstrumentor:
-        instrumentor.instrument(**telemetry.kwargs)
-        return instrumentor
-
-    yield start
-    instrumentor.uninstrument()
-
-
-def _only_span(telemetry: TelemetryCapture):  # type: ignore[no-untyped-def]
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
+def instrument(
+    instrument_with: Callable[[type[HuggingFaceInstrumentor]], Callable[[], HuggingFaceInstrumentor]],
+) -> Callable[[], HuggingFaceInstrumentor]:
+    return instrument_with(HuggingFaceInstrumentor)
 
 
 def test_huggingface_chat_completion_records_attributes(
@@ -54,7 +43,7 @@ def test_huggingface_chat_completion_records_attributes(
     )
 
     assert response.choices[0].message.content
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.name == f"chat {MODEL}"
     assert span.kind is SpanKind.CLIENT
     assert dict(span.attributes or {}) == {
@@ -88,13 +77,13 @@ def test_huggingface_chat_tool_call_content_only_when_opted_in(
     instrumentor = instrument()
     client = InferenceClient(base_url=replay.url, api_key="hf_test")
     client.chat.completions.create(messages=MESSAGES, model=MODEL, tools=[WEATHER_TOOL])
-    without = dict(_only_span(telemetry).attributes or {})
+    without = dict(telemetry.only_span().attributes or {})
     instrumentor.uninstrument()
     telemetry.clear()
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "span_only")
     instrumentor.instrument(**telemetry.kwargs)
     client.chat_completion(MESSAGES, model=MODEL, tools=[WEATHER_TOOL])
-    with_content = dict(_only_span(telemetry).attributes or {})
+    with_content = dict(telemetry.only_span().attributes or {})
 
     assert not [key for key in without if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool"))]
     assert without["gen_ai.response.finish_reasons"] == ("tool_calls",)
@@ -134,7 +123,7 @@ def test_huggingface_chat_stream_usage_from_final_chunk(
     )
 
     assert chunks[-1].usage is not None
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.usage.input_tokens"] == 41
     assert attributes["gen_ai.usage.output_tokens"] == 7
@@ -161,7 +150,7 @@ def test_huggingface_chat_stream_cut_short_still_ends_span(
     for _chunk in client.chat_completion(MESSAGES, model=MODEL, stream=True):
         break
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert "gen_ai.usage.output_tokens" not in attributes
     assert "gen_ai.response.time_to_first_chunk" in attributes
 
@@ -240,7 +229,7 @@ def test_huggingface_http_error_type_is_status_code(
     with pytest.raises(HfHubHTTPError):
         InferenceClient(base_url=replay.url, api_key="hf_test").chat_completion(MESSAGES, model=MODEL)
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["error.type"] == "500"
 

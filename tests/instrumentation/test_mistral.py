@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
@@ -36,25 +36,14 @@ PAYMENT_TOOL = {
 
 
 @pytest.fixture
-def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[[], MistralInstrumentor]]:
-    instrumentor = MistralInstrumentor()
-
-    def start() -> MistralInstrumentor:
-        instrumentor.instrument(**telemetry.kwargs)
-        return instrumentor
-
-    yield start
-    instrumentor.uninstrument()
+def instrument(
+    instrument_with: Callable[[type[MistralInstrumentor]], Callable[[], MistralInstrumentor]],
+) -> Callable[[], MistralInstrumentor]:
+    return instrument_with(MistralInstrumentor)
 
 
 def _client(replay: ReplayServer) -> Mistral:
     return Mistral(api_key="test-key", server_url=replay.url)
-
-
-def _only_span(telemetry: TelemetryCapture):  # type: ignore[no-untyped-def]
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
 
 
 def test_mistral_chat_complete_records_attributes(
@@ -74,7 +63,7 @@ def test_mistral_chat_complete_records_attributes(
     )
 
     assert response.id == "cf79f7daaee244b1a0ae5c7b1444424a"
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.name == f"chat {MODEL}"
     assert span.kind is SpanKind.CLIENT
     assert dict(span.attributes or {}) == {
@@ -108,13 +97,13 @@ def test_mistral_tool_call_captured_only_when_opted_in(
     client = _client(replay)
     instrumentor = instrument()
     client.chat.complete(model=MODEL, messages=MESSAGES, tools=[PAYMENT_TOOL])
-    without = dict(_only_span(telemetry).attributes or {})
+    without = dict(telemetry.only_span().attributes or {})
     instrumentor.uninstrument()
     telemetry.clear()
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
     instrumentor.instrument(**telemetry.kwargs)
     client.chat.complete(model=MODEL, messages=MESSAGES, tools=[PAYMENT_TOOL])
-    with_content = dict(_only_span(telemetry).attributes or {})
+    with_content = dict(telemetry.only_span().attributes or {})
 
     assert not [key for key in without if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool"))]
     assert without["gen_ai.response.finish_reasons"] == ("tool_calls",)
@@ -157,7 +146,7 @@ def test_mistral_stream_usage_from_final_chunk(
     text = "".join(str(event.data.choices[0].delta.content or "") for event in stream)
     elapsed = time.perf_counter() - started
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert text == "Paris is the capital of France."
     assert attributes["gen_ai.request.stream"] is True
@@ -185,7 +174,7 @@ def test_mistral_stream_tool_call(
     for _event in _client(replay).chat.stream(model=MODEL, messages=MESSAGES, tools=[PAYMENT_TOOL]):
         pass
 
-    attributes = dict(_only_span(telemetry).attributes or {})
+    attributes = dict(telemetry.only_span().attributes or {})
     assert json.loads(str(attributes["gen_ai.output.messages"]))[0]["parts"] == [
         {
             "type": "tool_call",
@@ -207,7 +196,7 @@ def test_mistral_stream_closed_early_still_ends_span(
     next(stream)
     stream.close()
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert span.status.status_code is StatusCode.UNSET
     assert attributes["gen_ai.response.id"] == "e2b1f0c9d8a74b6e8f7a6b5c4d3e2f10"
@@ -228,7 +217,7 @@ def test_mistral_stream_used_as_context_manager_ends_span_on_exit(
         next(stream)
         assert telemetry.spans() == ()
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.status.status_code is StatusCode.UNSET
     assert "gen_ai.usage.output_tokens" not in (span.attributes or {})
 
@@ -263,7 +252,7 @@ def test_mistral_embeddings(
         model="mistral-embed", inputs=["Embed this sentence.", "As well as this one."]
     )
 
-    assert dict(_only_span(telemetry).attributes or {}) == {
+    assert dict(telemetry.only_span().attributes or {}) == {
         "gen_ai.operation.name": "embeddings",
         "gen_ai.provider.name": "mistral_ai",
         "gen_ai.request.model": "mistral-embed",

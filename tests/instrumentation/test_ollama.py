@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import ollama
 import pytest
@@ -19,21 +19,10 @@ MESSAGES = [{"role": "system", "content": "Be concise."}, {"role": "user", "cont
 
 
 @pytest.fixture
-def instrument(telemetry: TelemetryCapture) -> Iterator[Callable[[], OllamaInstrumentor]]:
-    instrumentor = OllamaInstrumentor()
-
-    def start() -> OllamaInstrumentor:
-        instrumentor.instrument(**telemetry.kwargs)
-        return instrumentor
-
-    yield start
-    instrumentor.uninstrument()
-
-
-def _only_span(telemetry: TelemetryCapture):  # type: ignore[no-untyped-def]
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
+def instrument(
+    instrument_with: Callable[[type[OllamaInstrumentor]], Callable[[], OllamaInstrumentor]],
+) -> Callable[[], OllamaInstrumentor]:
+    return instrument_with(OllamaInstrumentor)
 
 
 def test_ollama_chat_records_attributes(
@@ -56,7 +45,7 @@ def test_ollama_chat_records_attributes(
     )
 
     assert response.message.content
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert span.name == f"chat {MODEL}"
     assert span.kind is SpanKind.CLIENT
     assert dict(span.attributes or {}) == {
@@ -94,13 +83,13 @@ def test_ollama_chat_tool_call_captured_only_when_opted_in(
     client = ollama.Client(host=replay.url)
     instrumentor = instrument()
     client.chat(model=MODEL, messages=MESSAGES, tools=[get_current_weather])
-    without = dict(_only_span(telemetry).attributes or {})
+    without = dict(telemetry.only_span().attributes or {})
     instrumentor.uninstrument()
     telemetry.clear()
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_AND_EVENT")
     instrumentor.instrument(**telemetry.kwargs)
     client.chat(model=MODEL, messages=MESSAGES, tools=[get_current_weather])
-    with_content = dict(_only_span(telemetry).attributes or {})
+    with_content = dict(telemetry.only_span().attributes or {})
 
     assert not [key for key in without if key.startswith(("gen_ai.input", "gen_ai.output", "gen_ai.tool"))]
     assert json.loads(str(with_content["gen_ai.output.messages"])) == [
@@ -148,7 +137,7 @@ def test_ollama_chat_stream_usage_from_done_chunk(
     ]
     elapsed = time.perf_counter() - started
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.usage.input_tokens"] == 31
@@ -169,7 +158,7 @@ def test_ollama_stream_cut_short_still_ends_span(
     for _chunk in ollama.Client(host=replay.url).generate(MODEL, "What is Ollama?", stream=True):
         break
 
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     attributes = dict(span.attributes or {})
     assert span.name == f"text_completion {MODEL}"
     assert span.status.status_code is StatusCode.UNSET
@@ -264,7 +253,7 @@ def test_ollama_module_shortcuts_are_instrumented_and_restored(
         instrument()
         replay.set_routes(recording("ollama/chat.json"))
         ollama.chat(model=MODEL, messages=MESSAGES)
-        assert _only_span(telemetry).name == f"chat {MODEL}"
+        assert telemetry.only_span().name == f"chat {MODEL}"
 
         OllamaInstrumentor().uninstrument()
         telemetry.clear()

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import openai
 import pytest
@@ -53,12 +52,6 @@ def _async_client(replay: ReplayServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=replay.url + "/v1", api_key="sk-test", max_retries=0)
 
 
-def _only_span(telemetry: TelemetryCapture) -> Any:
-    spans = telemetry.spans()
-    assert len(spans) == 1, [span.name for span in spans]
-    return spans[0]
-
-
 def test_openai_chat_records_request_response_and_usage(
     instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:
@@ -67,7 +60,7 @@ def test_openai_chat_records_request_response_and_usage(
         model="gpt-4o-mini", messages=MESSAGES, temperature=0.2, max_tokens=100, top_p=0.9, seed=7, stop="END"
     )
     assert result.choices[0].message.content == "Paris is the capital of France."
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.name == "chat gpt-4o-mini"
     assert span.kind is SpanKind.CLIENT
     assert span.status.status_code is StatusCode.UNSET
@@ -118,7 +111,7 @@ def test_openai_content_absent_unless_opted_in(
 ) -> None:
     replay.set_routes(recording("openai/chat_tool_call.json"))
     _client(replay).chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=TOOLS)
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     for key in ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.tool.definitions"):
         assert key not in attributes
     assert "Paris" not in json.dumps(dict(attributes), default=str)
@@ -144,7 +137,7 @@ def test_openai_tool_call_content_when_captured(
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
     _client(replay).chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.usage.input_tokens"] == 1180
     assert attributes["gen_ai.usage.cache_read.input_tokens"] == 1024
     assert attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)
@@ -194,7 +187,7 @@ def test_openai_content_as_event_only(
         _client(replay).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     finally:
         instrumentor.uninstrument()
-    span = _only_span(telemetry)
+    span = telemetry.only_span()
     assert "gen_ai.input.messages" not in span.attributes
     (record,) = telemetry.log_records()
     assert record.event_name == "gen_ai.client.inference.operation.details"
@@ -214,7 +207,7 @@ def test_openai_stream_usage_from_final_chunk(
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text == "Paris is the capital of France."
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.usage.input_tokens"] == 24
     assert attributes["gen_ai.usage.output_tokens"] == 7
@@ -241,7 +234,7 @@ def test_openai_stream_usage_opt_in_adds_include_usage(
     finally:
         instrumentor.uninstrument()
     assert replay.requests[0].body["stream_options"] == {"include_usage": True}
-    assert _only_span(telemetry).attributes["gen_ai.usage.output_tokens"] == 7
+    assert telemetry.only_span().attributes["gen_ai.usage.output_tokens"] == 7
 
 
 def test_openai_stream_without_opt_in_leaves_request_alone(
@@ -251,7 +244,7 @@ def test_openai_stream_without_opt_in_leaves_request_alone(
     for _ in _client(replay).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
         pass
     assert "stream_options" not in replay.requests[0].body
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert "gen_ai.usage.input_tokens" not in attributes
     assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
 
@@ -265,7 +258,7 @@ def test_openai_stream_tool_call_fragments_joined(
     ) as s:
         for _ in s:
             pass
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.usage.input_tokens"] == 85
     assert json.loads(attributes["gen_ai.output.messages"]) == [
         {
@@ -291,7 +284,7 @@ def test_openai_stream_break_ends_span_at_once(
     for _chunk in stream:
         break
     # The loop's generator is finalised on `break`: the span is already ended, with what arrived.
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.attributes["gen_ai.response.id"] == "chatcmpl-CXq9z8y7x6w5v4u3t2s1r0q9"
     assert "gen_ai.usage.output_tokens" not in span.attributes
     stream.close()
@@ -329,7 +322,7 @@ def test_openai_stream_helper_goes_through_create(
     with _client(replay).chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
         final = stream.get_final_completion()
     assert final.choices[0].message.content == "Paris is the capital of France."
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.attributes["gen_ai.usage.output_tokens"] == 7
 
 
@@ -339,7 +332,7 @@ def test_openai_rate_limit_error_recorded(
     replay.set_routes(recording("openai/error_429.json"))
     with pytest.raises(openai.RateLimitError):
         _client(replay).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"] == "rate_limit_exceeded"
     (duration,) = instrumented.histogram_points("gen_ai.client.operation.duration")
@@ -353,7 +346,7 @@ def test_openai_server_error_uses_exception_name(
     replay.set_routes(recording("openai/error_500.json"))
     with pytest.raises(openai.InternalServerError):
         _client(replay).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.attributes["error.type"] == "InternalServerError"
     assert span.status.status_code is StatusCode.ERROR
 
@@ -366,7 +359,7 @@ def test_openai_connection_error_recorded(instrumented: TelemetryCapture) -> Non
     client = openai.OpenAI(base_url=url + "/v1", api_key="sk-test", max_retries=0)
     with pytest.raises(openai.APIConnectionError):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    assert _only_span(instrumented).attributes["error.type"] == "APIConnectionError"
+    assert instrumented.only_span().attributes["error.type"] == "APIConnectionError"
 
 
 def test_openai_responses_api(
@@ -378,7 +371,7 @@ def test_openai_responses_api(
         max_output_tokens=200, temperature=0.2,
     )  # fmt: skip
     assert result.output_text == "Paris is the capital of France."
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.request.max_tokens"] == 200
     assert attributes["gen_ai.response.model"] == "gpt-4.1-2025-04-14"
@@ -399,7 +392,7 @@ def test_openai_responses_stream(
     replay.set_routes(recording("openai/responses_stream.json"))
     events = list(_client(replay).responses.create(model="gpt-4.1", input="Capital of France?", stream=True))
     assert events[-1].type == "response.completed"
-    attributes = _only_span(instrumented).attributes
+    attributes = instrumented.only_span().attributes
     assert attributes["gen_ai.request.stream"] is True
     assert attributes["gen_ai.usage.input_tokens"] == 31
     assert attributes["gen_ai.response.id"] == "resp_68a1b2c3d4e5f60718293a4b5c6d7e8f"
@@ -412,7 +405,7 @@ def test_openai_legacy_completions(
     _client(replay).completions.create(
         model="gpt-3.5-turbo-instruct", prompt="Say this is a test", max_tokens=7
     )
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.name == "text_completion gpt-3.5-turbo-instruct"
     assert span.attributes["gen_ai.response.finish_reasons"] == ("length",)
     assert span.attributes["gen_ai.usage.output_tokens"] == 7
@@ -425,7 +418,7 @@ def test_openai_embeddings(
     _client(replay).embeddings.create(
         model="text-embedding-3-small", input=["hello", "world"], encoding_format="float"
     )
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.name == "embeddings text-embedding-3-small"
     assert span.attributes["gen_ai.usage.input_tokens"] == 9
     assert "gen_ai.usage.output_tokens" not in span.attributes
@@ -468,7 +461,7 @@ async def test_openai_async_error(
     replay.set_routes(recording("openai/error_429.json"))
     with pytest.raises(openai.RateLimitError):
         await _async_client(replay).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
-    assert _only_span(instrumented).attributes["error.type"] == "rate_limit_exceeded"
+    assert instrumented.only_span().attributes["error.type"] == "rate_limit_exceeded"
 
 
 def test_openai_azure_client_provider(
@@ -480,7 +473,7 @@ def test_openai_azure_client_provider(
     )
     client.chat.completions.create(model="my-gpt4o-deployment", messages=MESSAGES)
     assert replay.requests[0].path == "/openai/deployments/my-gpt4o-deployment/chat/completions"
-    span = _only_span(instrumented)
+    span = instrumented.only_span()
     assert span.attributes["gen_ai.provider.name"] == "azure.ai.openai"
     assert span.name == "chat my-gpt4o-deployment"
 
@@ -519,7 +512,7 @@ def test_openai_compatible_server_on_ollama_port(
     with server:
         client = openai.OpenAI(base_url="http://127.0.0.1:11434/v1", api_key="ollama", max_retries=0)
         client.chat.completions.create(model="llama3.2", messages=MESSAGES)
-    assert _only_span(instrumented).attributes["gen_ai.provider.name"] == "ollama"
+    assert instrumented.only_span().attributes["gen_ai.provider.name"] == "ollama"
 
 
 def test_openai_uninstrument_restores_originals(telemetry: TelemetryCapture, replay: ReplayServer) -> None:
@@ -547,7 +540,7 @@ def test_openai_instrumentation_never_raises_into_user_code(
                       "message": {"role": "assistant", "content": None}}], "usage": {"prompt_tokens": "x"}})])  # fmt: skip
     result = _client(replay).chat.completions.create(model="m", messages=MESSAGES)
     assert result.id == 5
-    assert _only_span(instrumented).name == "chat m"
+    assert instrumented.only_span().name == "chat m"
 
 
 def test_openai_spans_nest_under_caller_across_asyncio_tasks(
