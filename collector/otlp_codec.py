@@ -25,7 +25,11 @@ def any_value(value: AnyValue) -> AttrValue:
     if which == "bool_value":
         return value.bool_value
     if which == "array_value":
-        return [any_value(v) for v in value.array_value.values]
+        values = value.array_value.values
+        # Arrays of strings (finish reasons, stop sequences) are the common case: skip the recursion.
+        if all(v.WhichOneof("value") == "string_value" for v in values):
+            return [v.string_value for v in values]
+        return [any_value(v) for v in values]
     if which == "kvlist_value":
         return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
     if which == "bytes_value":
