@@ -82,3 +82,17 @@ async def test_service_port_in_use_fails_start_and_releases_everything(tmp_path:
         await other.shutdown()
     finally:
         holder.close()
+
+
+async def test_service_alone_on_a_fresh_store_creates_the_schema_and_answers_empty(tmp_path: Path) -> None:
+    service = QueryService(_config(), AuthConfig(), tmp_path)
+    await service.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}") as http:
+            response = await http.get("/api/v1/traces")
+            assert response.status_code == 200, response.text
+            assert response.json()["traces"] == []
+            summary = await http.get("/api/v1/metrics/summary")
+            assert summary.status_code == 200 and summary.json()["request_count"] == 0
+    finally:
+        await service.shutdown()
