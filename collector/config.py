@@ -360,8 +360,22 @@ def validate(
     )
 
 
+_SECRET_KEY = re.compile(r"(password|secret|api_key|token)", re.IGNORECASE)
+
+
+def _mask_secrets(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: ("<redacted>" if isinstance(v, str) and v and _SECRET_KEY.search(str(k)) else _mask_secrets(v))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_mask_secrets(v) for v in node]
+    return node
+
+
 def effective_yaml(config: Config) -> str:
-    """The effective config as YAML, every component with its defaults filled in."""
+    """The effective config as YAML, every component with its defaults filled in (secrets masked)."""
     out: dict[str, Any] = {"data_dir": str(config.data_dir)}
     for kind in KINDS:
         out[kind] = {cid: spec.config.model_dump(mode="json") for cid, spec in getattr(config, kind).items()}
@@ -369,4 +383,4 @@ def effective_yaml(config: Config) -> str:
     for key in ("query", "auth"):
         value = getattr(config, key)
         out[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    return yaml.safe_dump(out, sort_keys=False)
+    return yaml.safe_dump(_mask_secrets(out), sort_keys=False)

@@ -330,3 +330,14 @@ def test_config_unreadable_file_is_a_config_error(tmp_path: Path, text: str, whe
 
 def test_config_missing_file_is_a_config_error(tmp_path: Path) -> None:
     assert list(_problems(tmp_path / "nope.yaml")) == ["<file>"]
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    from llm_observer.collector.config import effective_yaml, load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("exporters:\n  clickhouse:\n    endpoint: http://ch:8123\n    password: hunter2\n")
+    shown = effective_yaml(load_config(path))
+    assert "hunter2" not in shown
+    assert "password: <redacted>" in shown
+    assert "endpoint: http://ch:8123" in shown
