@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -55,8 +55,54 @@ class Chunk:
     batch: SpanBatch
 
 
+class PendingEvents:
+    """GenAI content that arrived as OTLP log records, waiting for its span.
+
+    SDKs export logs and spans on separate schedules (by default logs after 1 s, spans after 5 s), so the
+    content of a call usually reaches the WAL in an earlier batch than its span. Entries are keyed by span
+    and by the WAL record they came from, so decoding the same range twice (the stage and a worker catching
+    up) neither loses nor duplicates them; they expire after ``max_age_seconds`` or beyond ``max_spans``.
+    After a restart the buffer starts empty: a span replayed then gets only the content in its own batch.
+    """
+
+    def __init__(self, max_spans: int = 100_000, max_age_seconds: float = 300.0) -> None:
+        self.max_spans = max_spans
+        self.max_age_seconds = max_age_seconds
+        self._entries: OrderedDict[tuple[bytes, bytes], tuple[float, dict[int, list[Event]]]] = OrderedDict()
+
+    def add(self, lsn: int, found: dict[tuple[bytes, bytes], list[Event]], now: float) -> None:
+        for key, events in found.items():
+            entry = self._entries.get(key)
+            if entry is None:
+                self._entries[key] = (now, {lsn: list(events)})
+            else:
+                entry[1][lsn] = list(events)
+        while len(self._entries) > self.max_spans:
+            self._entries.popitem(last=False)
+
+    def expire(self, now: float) -> None:
+        while self._entries:
+            key, (added, _) = next(iter(self._entries.items()))
+            if now - added <= self.max_age_seconds:
+                break
+            del self._entries[key]
+
+    def take(self, key: tuple[bytes, bytes]) -> list[Event]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return []
+        return [event for lsn in sorted(entry[1]) for event in entry[1][lsn]]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class Decoder:
-    """Turns WAL records into one processed ``SpanBatch`` (pure: the same records give the same batch)."""
+    """Turns WAL records into one processed ``SpanBatch``.
+
+    The same records give the same batch, except for GenAI content from log records of earlier batches,
+    which is attached from ``PendingEvents`` while it is kept there.
+    """
 
     def __init__(
         self,
@@ -64,16 +110,19 @@ class Decoder:
         processors: Sequence[tuple[str, Processor]],
         telemetry: Telemetry,
         log_events: LogEventsDecoder | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.processors = list(processors)
         self.telemetry = telemetry
         self.log_events = log_events
+        self.pending = PendingEvents()
+        self.clock = clock
         self._failed_once: set[str] = set()
 
     def __call__(self, records: Sequence[Record], start: int, end: int) -> SpanBatch:
         batch = SpanBatch()
-        events: dict[tuple[bytes, bytes], list[Event]] = {}
+        now = self.clock()
         for record in records:
             if record.signal == SIGNAL_TRACES:
                 before = len(batch)
@@ -81,12 +130,12 @@ class Decoder:
                 if record.meta is not None:
                     self._stamp_tenant(batch, before, record)
             elif record.signal == SIGNAL_LOGS and self.log_events is not None:
-                for key, found in self.log_events(
-                    ExportLogsServiceRequest.FromString(record.payload)
-                ).items():
-                    events.setdefault(key, []).extend(found)
-        if events:
-            self._attach(batch, events)
+                found = self.log_events(ExportLogsServiceRequest.FromString(record.payload))
+                if found:
+                    self.pending.add(record.lsn, found, now)
+        if len(self.pending):
+            self._attach(batch, self.pending)
+            self.pending.expire(now)
         for component_id, processor in self.processors:
             try:
                 batch = processor(batch)
@@ -119,9 +168,9 @@ class Decoder:
                 resource[PROJECT_ID] = meta.allowed_projects[0]
 
     @staticmethod
-    def _attach(batch: SpanBatch, events: dict[tuple[bytes, bytes], list[Event]]) -> None:
+    def _attach(batch: SpanBatch, pending: PendingEvents) -> None:
         for row in range(len(batch)):
-            found = events.get((batch.trace_id[row], batch.span_id[row]))
+            found = pending.take((batch.trace_id[row], batch.span_id[row]))
             if found:
                 batch.events[row] = [*batch.events[row], *found]
 
