@@ -53,6 +53,9 @@ def _run(args: argparse.Namespace, collector: bool, query: bool) -> int:
     config = load_config(args.config, data_dir=args.data_dir)
     _setup_logging(config)
     service = Service(config, collector=collector, query=query)
+    # Batch processing holds the GIL in long stretches; a shorter switch interval lets the event loop,
+    # which acknowledges clients, get it back sooner.
+    sys.setswitchinterval(0.001)
     asyncio.run(run_until_signalled(service))
     return 0
 

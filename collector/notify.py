@@ -36,7 +36,10 @@ class Notifier:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or future is None:
                 return False
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the future completes, and a cancelled worker would then wait forever.
             try:
-                await asyncio.wait_for(asyncio.shield(future), remaining)
+                async with asyncio.timeout(remaining):
+                    await asyncio.shield(future)
             except TimeoutError:
                 return ready()

@@ -228,7 +228,8 @@ class ExporterWorker:
         while True:
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(self.exporter.send(batch), settings.timeout_seconds)
+                async with asyncio.timeout(settings.timeout_seconds):
+                    await self.exporter.send(batch)
             except PermanentError as exc:
                 t.failed.labels(self.exporter_id, "permanent").inc(len(batch))
                 logger.error("exporter %s refused %d spans for good: %s", self.exporter_id, len(batch), exc)
