@@ -56,8 +56,15 @@ flaky_factory = Factory("flaky", FlakyExporterConfig, _create_flaky)
 TEST_FACTORIES: Mapping[str, Mapping[str, Factory[Any, Any]]] = {"exporters": {"flaky": flaky_factory}}
 
 
-def local_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Config:
-    """The default config with every listener on an ephemeral loopback port, merged with ``overrides``."""
+def local_config(
+    data_dir: Path,
+    overrides: dict[str, Any] | None = None,
+    extra_factories: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None,
+) -> Config:
+    """The default config with every listener on an ephemeral loopback port, merged with ``overrides``.
+
+    The test-only component types here (the ``flaky`` exporter) are always known; ``extra_factories``
+    adds more (``{"exporters": {"mine": Factory(...)}}``)."""
     base: dict[str, Any] = {
         "receivers": {
             "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}
@@ -67,8 +74,11 @@ def local_config(data_dir: Path, overrides: dict[str, Any] | None = None) -> Con
     }
     from llm_observer.collector.config import deep_merge
 
+    factories = {kind: dict(found) for kind, found in TEST_FACTORIES.items()}
+    for kind, found in (extra_factories or {}).items():
+        factories.setdefault(kind, {}).update(found)
     return load_config(
-        None, data_dir=data_dir, overrides=deep_merge(base, overrides or {}), extra_factories=TEST_FACTORIES
+        None, data_dir=data_dir, overrides=deep_merge(base, overrides or {}), extra_factories=factories
     )
 
 

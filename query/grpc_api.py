@@ -283,6 +283,8 @@ class _Servicer:
     ) -> AsyncIterator[Any]:
         async with _errors(context, self.backend):
             tenant = self._tenant(context, request)
+            # Headers now, not with the first span: the client knows at once that the live tail is open.
+            await context.send_initial_metadata(())
             async for fresh in tail_spans(self.backend, tenant, _span_filter(request.filter)):
                 for span in fresh:
                     yield span_message(span)

@@ -39,9 +39,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
 from llm_observer.collector.component import Factory
-from llm_observer.collector.config import Config, deep_merge, load_config
+from llm_observer.collector.config import Config, deep_merge
 from llm_observer.collector.service import Service
-from llm_observer.collector.testing import TEST_FACTORIES, running
+from llm_observer.collector.testing import local_config, running
 
 T = TypeVar("T")
 
@@ -66,10 +66,8 @@ def build_overrides(
         if exporter_id.split("/", 1)[0] == "prometheus":
             body.setdefault("endpoint", LOOPBACK_ANY)
         exporter_bodies[exporter_id] = body
+    # Listeners on ephemeral ports come from ``local_config``; this adds the pipeline under test.
     base: dict[str, Any] = {
-        "receivers": {
-            "otlp": {"protocols": {"grpc": {"endpoint": LOOPBACK_ANY}, "http": {"endpoint": LOOPBACK_ANY}}}
-        },
         "processors": {processor_id: dict(body) for processor_id, body in processors.items()},
         "exporters": exporter_bodies,
         "service": {
@@ -83,7 +81,6 @@ def build_overrides(
             # Tests want spans through quickly, and a stuck exporter must not hold teardown for long.
             "delivery": {"linger_seconds": 0.01, "drain_timeout_seconds": 5},
         },
-        "query": {"http": {"endpoint": LOOPBACK_ANY}, "grpc": {"endpoint": LOOPBACK_ANY}},
     }
     result = deep_merge(base, copy.deepcopy(dict(overrides or {})))
     assert isinstance(result, dict)
@@ -108,14 +105,10 @@ def collector_config(tmp_path: Path) -> Callable[..., Config]:
         data_dir: Path | None = None,
         extra_factories: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None,
     ) -> Config:
-        factories = {kind: dict(found) for kind, found in TEST_FACTORIES.items()}
-        for kind, found in (extra_factories or {}).items():
-            factories.setdefault(kind, {}).update(found)
-        return load_config(
-            None,
-            data_dir=data_dir if data_dir is not None else tmp_path,
-            overrides=build_overrides(exporters, processors, overrides),
-            extra_factories=factories,
+        return local_config(
+            data_dir if data_dir is not None else tmp_path,
+            build_overrides(exporters, processors, overrides),
+            extra_factories,
         )
 
     return make

@@ -52,7 +52,7 @@ async def test_service_shuts_down_with_live_tails_open(tmp_path: Path) -> None:
         lines = response.aiter_lines()
         assert (await lines.__anext__()).startswith(":")  # the stream is open
         tail = services().QueryServiceStub(channel).TailSpans(protos().TailSpansRequest())
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(tail.initial_metadata(), 10)  # the server has opened the gRPC tail
         loop = asyncio.get_running_loop()
         began = loop.time()
         await asyncio.wait_for(service.shutdown(), timeout=15)
