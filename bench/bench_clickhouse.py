@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llm_observer.collector.batch import Event, Link, SpanBatch
-from llm_observer.collector.component import CreateContext
-from llm_observer.collector.telemetry import Telemetry
-from llm_observer.exporters.clickhouse import ClickHouseExporterConfig, dedup_token, factory, schema
-from llm_observer.exporters.clickhouse.arrow import to_arrow
+from llm_observer.exporters.clickhouse import ClickHouseExporterConfig, dedup_token, factory
+from llm_observer.kernel.batch import Event, Link, SpanBatch
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.storage.clickhouse import schema
+from llm_observer.storage.clickhouse.arrow import to_arrow
 
 MODELS = [
     ("openai", "gpt-4o-2024-08-06"),
@@ -168,7 +169,7 @@ def make_batch(spans: int, seed: int = 7, now_ns: int | None = None, origin: str
 
 
 def _encoded_size(batch: SpanBatch) -> int:
-    from llm_observer.collector.otlp_codec import encode_traces
+    from llm_observer.kernel.otlp_codec import encode_traces
 
     return len(encode_traces(batch).SerializeToString())
 

@@ -260,7 +260,7 @@ def main() -> None:
         sampler.stop.set()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=300)
-    from llm_observer.exporters.clickhouse.client import open_client
+    from llm_observer.storage.clickhouse.client import open_client
 
     client = open_client("chdb://clickhouse", data_dir)
     row = client.rows(

@@ -25,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import CreateContext
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.qdrant import QdrantExporter, factory
-from llm_observer.processors.embed import BUNDLED_MODEL, EmbedCounts, Embedder
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.storage.vectors.embed import BUNDLED_MODEL, EmbedCounts, Embedder
 
 WORDS = re.findall(
     r"\w+",

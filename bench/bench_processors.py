@@ -31,10 +31,10 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import CreateContext
-from llm_observer.collector.otlp_codec import decode_traces
-from llm_observer.collector.telemetry import Telemetry
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.otlp_codec import decode_traces
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors.normalize import normalize_batch
 from llm_observer.processors.normalize_logs import content_events_by_span
 

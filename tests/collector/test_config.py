@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llm_observer.collector.config import effective_yaml, load_config
-from llm_observer.collector.errors import ConfigError
+from llm_observer.kernel.errors import ConfigError
 
 
 def _write(tmp_path: Path, text: str) -> Path:

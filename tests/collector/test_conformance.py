@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import Component, CreateContext, IngestMeta
 from llm_observer.collector.config import KINDS, _resolve, discover_factories
-from llm_observer.collector.netaddr import parse_endpoint
-from llm_observer.collector.telemetry import Telemetry
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import Component, CreateContext, IngestMeta
+from llm_observer.kernel.endpoints import parse_endpoint
+from llm_observer.kernel.telemetry import Telemetry
 
 REGISTERED = [(kind, name) for kind, found in discover_factories().items() for name in sorted(found)]
 

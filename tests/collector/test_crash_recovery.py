@@ -14,7 +14,7 @@ import grpc
 import yaml
 
 from llm_observer.collector.testing import free_port, genai_request
-from llm_observer.exporters.clickhouse.client import open_client
+from llm_observer.storage.clickhouse.client import open_client
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

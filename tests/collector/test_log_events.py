@@ -12,9 +12,9 @@ import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llm_observer.collector.batch import Event
 from llm_observer.collector.pipeline import PendingEvents
 from llm_observer.collector.testing import local_config, running
+from llm_observer.kernel.batch import Event
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 

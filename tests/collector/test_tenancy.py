@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llm_observer.collector.component import SIGNAL_TRACES, IngestMeta
 from llm_observer.collector.pipeline import Decoder
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.collector.testing import genai_request
 from llm_observer.collector.wal import Record, decode_meta, encode_meta
+from llm_observer.kernel.component import SIGNAL_TRACES, IngestMeta
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.semconv.attributes import ORGANIZATION_ID, PROJECT_ID
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from llm_observer.collector.component import SIGNAL_LOGS, SIGNAL_METRICS, SIGNAL_TRACES, IngestMeta
-from llm_observer.collector.errors import Backpressure
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.collector.wal import Cursor, MemoryLog, WriteAheadLog
+from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_METRICS, SIGNAL_TRACES, IngestMeta
+from llm_observer.kernel.errors import Backpressure
+from llm_observer.kernel.telemetry import Telemetry
 
 HEADER = 11  # <u32 length><u32 crc><u8 signal><u16 meta length>
 
@@ -281,7 +281,7 @@ async def test_wal_wait_beyond_wakes_when_a_record_is_durable(open_wal: Any, kin
 _FAILED_WRITE_SCRIPT = """
 import asyncio, json, resource, signal, sys
 from pathlib import Path
-from llm_observer.collector.errors import Backpressure
+from llm_observer.kernel.errors import Backpressure
 from llm_observer.collector.wal import WriteAheadLog
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # over the limit, write() fails with EFBIG instead

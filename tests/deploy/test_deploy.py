@@ -10,10 +10,10 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from llm_observer.collector.batch import SpanBatch
 from llm_observer.collector.config import load_config
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.prometheus import GenAIMetrics
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.telemetry import Telemetry
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ENV = {"CLICKHOUSE_URL": "http://clickhouse:8123", "QDRANT_URL": "http://qdrant:6333"}

@@ -12,13 +12,14 @@ from typing import Any
 import pydantic
 import pytest
 
-from llm_observer.collector.batch import Event, Link, SpanBatch
-from llm_observer.collector.component import Component, CreateContext, Exporter
-from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
-from llm_observer.collector.telemetry import Telemetry
-from llm_observer.exporters.clickhouse import ClickHouseExporter, ClickHouseExporterConfig, factory, schema
-from llm_observer.exporters.clickhouse.client import ClickHouseClient, open_client
-from llm_observer.exporters.clickhouse.migrate import ensure_schema
+from llm_observer.exporters.clickhouse import ClickHouseExporter, ClickHouseExporterConfig, factory
+from llm_observer.kernel.batch import Event, Link, SpanBatch
+from llm_observer.kernel.component import Component, CreateContext, Exporter
+from llm_observer.kernel.errors import ConfigError, PermanentError, RetryableError
+from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.storage.clickhouse import schema
+from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
+from llm_observer.storage.clickhouse.migrate import ensure_schema
 
 NOW = time.time_ns() - 3_600_000_000_000  # an hour ago: well inside any retention
 DAY = 86_400_000_000_000

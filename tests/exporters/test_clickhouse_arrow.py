@@ -8,9 +8,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from llm_observer.collector.batch import Event, Link, SpanBatch
-from llm_observer.exporters.clickhouse import schema
-from llm_observer.exporters.clickhouse.arrow import ARROW_SCHEMA, stringify, to_arrow
+from llm_observer.kernel.batch import Event, Link, SpanBatch
+from llm_observer.storage.clickhouse import schema
+from llm_observer.storage.clickhouse.arrow import ARROW_SCHEMA, stringify, to_arrow
 
 
 class Color(enum.IntEnum):

@@ -18,12 +18,13 @@ from clickhouse_connect.driver._backend.httpcommon import plan_raw_insert_reques
 from clickhouse_connect.driver._backend.models import QueryRuntime
 from clickhouse_connect.driver.query import arrow_buffer
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
-from llm_observer.exporters.clickhouse import dedup_token, schema
-from llm_observer.exporters.clickhouse.arrow import to_arrow
-from llm_observer.exporters.clickhouse.client import ServerClient, classify, open_client
-from llm_observer.exporters.clickhouse.migrate import current_ttl_days, ensure_schema
+from llm_observer.exporters.clickhouse import dedup_token
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.errors import ConfigError, PermanentError, RetryableError
+from llm_observer.storage.clickhouse import schema
+from llm_observer.storage.clickhouse.arrow import to_arrow
+from llm_observer.storage.clickhouse.client import ServerClient, classify, open_client
+from llm_observer.storage.clickhouse.migrate import current_ttl_days, ensure_schema
 
 NOW = time.time_ns() - 60_000_000_000
 

@@ -11,20 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import CreateContext
-from llm_observer.collector.errors import ConfigError, PermanentError, RetryableError
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.qdrant import (
     QdrantExporter,
     QdrantExporterConfig,
-    VectorSearch,
     factory,
-    open_vector_store,
     point_id,
 )
-from llm_observer.exporters.qdrant.store import CACHE_SUFFIX
-from llm_observer.processors.embed import EmbedCounts, Embedder, release_embedder, shared_embedder
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.errors import ConfigError, PermanentError, RetryableError
+from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.storage.vectors.embed import EmbedCounts, Embedder, release_embedder, shared_embedder
+from llm_observer.storage.vectors.search import VectorSearch
+from llm_observer.storage.vectors.store import CACHE_SUFFIX, open_vector_store
 
 COLLECTION = "llm_observer_prompts"
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from llm_observer.collector.testing import genai_request, local_config, running
-from llm_observer.exporters.qdrant import QdrantExporter, VectorSearch
+from llm_observer.exporters.qdrant import QdrantExporter
+from llm_observer.storage.vectors.search import VectorSearch
 
 TOPICS = [
     "invoice",

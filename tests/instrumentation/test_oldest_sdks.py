@@ -175,8 +175,8 @@ def _oldest_venv() -> Path:
 @pytest.mark.skipif(SLOW, reason="slow (builds a venv): set LLM_OBSERVER_SLOW_TESTS=1")
 def test_oldest_sdks_openai_and_anthropic_pass_on_oldest_supported_versions(tmp_path: Path) -> None:
     python = _oldest_venv()
-    # The package imports from this checkout: a link named llm_observer on the path.
-    (tmp_path / "llm_observer").symlink_to(ROOT)
+    # The instrumentation and what it builds on, straight from this checkout's source folders.
+    path = os.pathsep.join([str(tmp_path), str(ROOT / "instrumentation/src"), str(ROOT / "semconv/src")])
     (tmp_path / "app.py").write_text(APP)
     routes = [
         *load_recording(RECORDINGS / "openai/chat.json"),
@@ -194,7 +194,7 @@ def test_oldest_sdks_openai_and_anthropic_pass_on_oldest_supported_versions(tmp_
         done = subprocess.run(
             [str(python), "app.py"],
             cwd=tmp_path,
-            env={"PATH": os.environ["PATH"], "PROVIDER_URL": server.url, "PYTHONPATH": str(tmp_path)},
+            env={"PATH": os.environ["PATH"], "PROVIDER_URL": server.url, "PYTHONPATH": path},
             capture_output=True,
             text=True,
             timeout=120,

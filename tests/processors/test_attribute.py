@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import CreateContext, Processor
-from llm_observer.collector.telemetry import Telemetry
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import CreateContext, Processor
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors import attribute
 from llm_observer.semconv.attributes import (
     GEN_AI_CONVERSATION_ID,

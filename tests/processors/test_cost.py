@@ -15,9 +15,9 @@ import pytest
 from genai_prices import Usage, calc_price
 from pydantic import ValidationError
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import CreateContext, Processor
-from llm_observer.collector.telemetry import Telemetry
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import CreateContext, Processor
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors import cost, pricing
 from llm_observer.semconv.attributes import (
     COST_CACHE_READ_USD,

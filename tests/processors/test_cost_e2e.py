@@ -17,9 +17,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from llm_observer.collector.auth import hash_api_key
 from llm_observer.collector.service import Service
 from llm_observer.collector.testing import local_config, running
+from llm_observer.kernel.auth import hash_api_key
 
 INGEST_KEY = "llmo-test-ingest-key-0123456789"
 

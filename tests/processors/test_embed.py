@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.processors.embed import (
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.storage.vectors.embed import (
     BUNDLED_MODEL,
     BUNDLED_MODEL_DIM,
     EmbedCounts,
@@ -235,7 +235,7 @@ def test_embedder_batches_model_calls(models_dir: Path) -> None:
 
 
 def test_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
-    from llm_observer.collector.errors import ConfigError
+    from llm_observer.kernel.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         Embedder("no-such-org/no-such-embedding-model", models_dir)
@@ -243,7 +243,7 @@ def test_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
 
 
 def test_prepare_bundled_model_assembles_five_files_once(tmp_path: Path) -> None:
-    from llm_observer.processors.embed import prepare_bundled_model
+    from llm_observer.storage.vectors.embed import prepare_bundled_model
 
     folder = prepare_bundled_model(tmp_path)
     names = sorted(p.name for p in folder.iterdir())

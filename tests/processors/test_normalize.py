@@ -11,9 +11,9 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from pydantic import ValidationError
 
-from llm_observer.collector.batch import Event, SpanBatch
-from llm_observer.collector.component import CreateContext
-from llm_observer.collector.telemetry import Telemetry
+from llm_observer.kernel.batch import Event, SpanBatch
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors.normalize import NormalizeConfig, factory, normalize_batch, normalize_rows
 from llm_observer.processors.normalize_logs import content_events_by_span
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.otlp_codec import decode_traces
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.processors.normalize import normalize_batch
 from llm_observer.processors.normalize_logs import attach_events, content_events_by_span
 

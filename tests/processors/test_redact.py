@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from llm_observer.collector.batch import Event, SpanBatch
-from llm_observer.collector.component import CreateContext, Processor
-from llm_observer.collector.telemetry import Telemetry
+from llm_observer.kernel.batch import Event, SpanBatch
+from llm_observer.kernel.component import CreateContext, Processor
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors import redact
 from llm_observer.semconv.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, PROJECT_ID
 

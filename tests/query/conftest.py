@@ -16,16 +16,16 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llm_observer.collector.auth import ApiKeyConfig, AuthConfig, UserConfig, hash_api_key, hash_password
-from llm_observer.collector.batch import STATUS_ERROR, STATUS_OK, Event, SpanBatch
-from llm_observer.collector.component import CreateContext, IngestMeta
-from llm_observer.collector.otlp_codec import decode_traces
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.clickhouse import create as create_exporter
+from llm_observer.kernel.auth import ApiKeyConfig, AuthConfig, UserConfig, hash_api_key, hash_password
+from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, Event, SpanBatch
+from llm_observer.kernel.component import CreateContext, IngestMeta
+from llm_observer.kernel.otlp_codec import decode_traces
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.service import QueryService
-from llm_observer.query.store import storage_lock
+from llm_observer.storage.clickhouse.reads import storage_lock
 
 KEY_A = "key-for-org-a"
 KEY_A_WEB = "key-for-org-a-web-only"

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from llm_observer.collector.auth import (
+from llm_observer.kernel.auth import (
     ANONYMOUS,
     ApiKeyConfig,
     AuthConfig,

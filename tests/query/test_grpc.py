@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from llm_observer.collector.batch import STATUS_ERROR
+from llm_observer.kernel.batch import STATUS_ERROR
 from llm_observer.query.grpc_api import protos, services
 
 MD_A = (("authorization", "Bearer key-for-org-a"),)

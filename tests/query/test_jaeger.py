@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from llm_observer.collector.batch import STATUS_ERROR
+from llm_observer.kernel.batch import STATUS_ERROR
 
 H = {"Authorization": "Bearer key-for-org-a"}
 TAG_TYPES = {"string": str, "bool": bool, "int64": int, "float64": float}

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_observer.collector.batch import STATUS_ERROR
-from llm_observer.collector.errors import Backpressure
+from llm_observer.kernel.batch import STATUS_ERROR
+from llm_observer.kernel.errors import Backpressure
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.service import QueryService
 

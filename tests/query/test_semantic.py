@@ -8,10 +8,10 @@ from typing import Any
 
 import grpc
 
-from llm_observer.collector.batch import SpanBatch
-from llm_observer.collector.component import CreateContext
-from llm_observer.collector.telemetry import Telemetry
 from llm_observer.exporters.qdrant import factory as qdrant_factory
+from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.grpc_api import protos, services
 
 PASSWORD = [
@@ -119,7 +119,7 @@ async def test_semantic_search_finds_planted_near_duplicates_first(running: Any,
 async def test_semantic_search_disabled_is_503(tmp_path: Any) -> None:
     import httpx
 
-    from llm_observer.collector.auth import AuthConfig
+    from llm_observer.kernel.auth import AuthConfig
     from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig, VectorsConfig
     from llm_observer.query.service import QueryService
 

@@ -10,7 +10,7 @@ import grpc
 import httpx
 import pytest
 
-from llm_observer.collector.auth import AuthConfig
+from llm_observer.kernel.auth import AuthConfig
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.grpc_api import protos, services
 from llm_observer.query.service import QueryService

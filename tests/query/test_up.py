@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from llm_observer.collector.auth import hash_api_key
 from llm_observer.collector.config import load_config
 from llm_observer.collector.service import Service
+from llm_observer.kernel.auth import hash_api_key
 
 
 async def test_up_rest_ingest_goes_through_the_pipeline(tmp_path: Path) -> None:

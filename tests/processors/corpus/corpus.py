@@ -20,7 +20,7 @@ from google.protobuf.json_format import ParseDict
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llm_observer.collector.otlp_codec import hex_ids_to_base64
+from llm_observer.kernel.otlp_codec import hex_ids_to_base64
 
 CASES_DIR = Path(__file__).parent / "cases"
 

@@ -1,0 +1,260 @@
+"""Conversion between OTLP protobuf messages and ``SpanBatch``, and ingest-time span validation."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from llm_observer.kernel.batch import Attributes, AttrValue, Event, Link, SpanBatch
+
+
+def any_value(value: AnyValue) -> AttrValue:
+    which = value.WhichOneof("value")
+    if which == "string_value":
+        return value.string_value
+    if which == "int_value":
+        return value.int_value
+    if which == "double_value":
+        return value.double_value
+    if which == "bool_value":
+        return value.bool_value
+    if which == "array_value":
+        values = value.array_value.values
+        # Arrays of strings (finish reasons, stop sequences) are the common case: skip the recursion.
+        if all(v.WhichOneof("value") == "string_value" for v in values):
+            return [v.string_value for v in values]
+        return [any_value(v) for v in values]
+    if which == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if which == "bytes_value":
+        return value.bytes_value
+    return None
+
+
+def attributes_of(kvs: Iterable[KeyValue]) -> Attributes:
+    out: Attributes = {}
+    for kv in kvs:
+        value = kv.value
+        which = value.WhichOneof("value")
+        # The scalar cases inline: this loop runs for every attribute of every span.
+        if which == "string_value":
+            out[kv.key] = value.string_value
+        elif which == "int_value":
+            out[kv.key] = value.int_value
+        elif which == "double_value":
+            out[kv.key] = value.double_value
+        elif which == "bool_value":
+            out[kv.key] = value.bool_value
+        else:
+            out[kv.key] = any_value(value)
+    return out
+
+
+def decode_traces(request: ExportTraceServiceRequest, into: SpanBatch | None = None) -> SpanBatch:
+    """Append every span of ``request`` to ``into`` (a new batch when omitted) and return it."""
+    batch = into if into is not None else SpanBatch()
+    trace_id, span_id, parent = batch.trace_id, batch.span_id, batch.parent_span_id
+    trace_state, name, kind = batch.trace_state, batch.name, batch.kind
+    start, end = batch.start_time_unix_nano, batch.end_time_unix_nano
+    status_code, status_message = batch.status_code, batch.status_message
+    attributes, resource = batch.attributes, batch.resource
+    scope_name, scope_version = batch.scope_name, batch.scope_version
+    events, links = batch.events, batch.links
+    for rs in request.resource_spans:
+        res = attributes_of(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            sname, sversion = ss.scope.name, ss.scope.version
+            for span in ss.spans:
+                trace_id.append(span.trace_id)
+                span_id.append(span.span_id)
+                parent.append(span.parent_span_id)
+                trace_state.append(span.trace_state)
+                name.append(span.name)
+                kind.append(span.kind)
+                start.append(span.start_time_unix_nano)
+                end.append(span.end_time_unix_nano)
+                status = span.status
+                status_code.append(status.code)
+                status_message.append(status.message)
+                attributes.append(attributes_of(span.attributes))
+                resource.append(res)
+                scope_name.append(sname)
+                scope_version.append(sversion)
+                events.append(
+                    [Event(e.time_unix_nano, e.name, attributes_of(e.attributes)) for e in span.events]
+                    if span.events
+                    else []
+                )
+                links.append(
+                    [
+                        Link(ln.trace_id, ln.span_id, ln.trace_state, attributes_of(ln.attributes))
+                        for ln in span.links
+                    ]
+                    if span.links
+                    else []
+                )
+    return batch
+
+
+def to_any_value(value: AttrValue, out: AnyValue) -> None:
+    if isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    elif isinstance(value, float):
+        out.double_value = value
+    elif isinstance(value, bytes):
+        out.bytes_value = value
+    elif isinstance(value, (list, tuple)):
+        array = out.array_value
+        for item in value:
+            to_any_value(item, array.values.add())
+    elif isinstance(value, dict):
+        kvlist = out.kvlist_value
+        for key, item in value.items():
+            kv = kvlist.values.add()
+            kv.key = key
+            to_any_value(item, kv.value)
+    elif value is not None:
+        out.string_value = str(value)
+
+
+def _fill_attributes(target: Any, attributes: Attributes) -> None:
+    for key, value in attributes.items():
+        kv = target.add()
+        kv.key = key
+        to_any_value(value, kv.value)
+
+
+def encode_traces(batch: SpanBatch) -> ExportTraceServiceRequest:
+    """The batch as one OTLP request, spans grouped by their (shared) resource map and scope."""
+    request = ExportTraceServiceRequest()
+    by_resource: dict[int, ResourceSpans] = {}
+    by_scope: dict[tuple[int, str, str], ScopeSpans] = {}
+    for i in range(len(batch)):
+        res = batch.resource[i]
+        rs = by_resource.get(id(res))
+        if rs is None:
+            rs = request.resource_spans.add()
+            _fill_attributes(rs.resource.attributes, res)
+            by_resource[id(res)] = rs
+        scope_key = (id(res), batch.scope_name[i], batch.scope_version[i])
+        ss = by_scope.get(scope_key)
+        if ss is None:
+            ss = rs.scope_spans.add()
+            ss.scope.name, ss.scope.version = scope_key[1], scope_key[2]
+            by_scope[scope_key] = ss
+        span: Span = ss.spans.add()
+        span.trace_id = batch.trace_id[i]
+        span.span_id = batch.span_id[i]
+        span.parent_span_id = batch.parent_span_id[i]
+        span.trace_state = batch.trace_state[i]
+        span.name = batch.name[i]
+        span.kind = batch.kind[i]  # type: ignore[assignment]
+        span.start_time_unix_nano = batch.start_time_unix_nano[i]
+        span.end_time_unix_nano = batch.end_time_unix_nano[i]
+        span.status.code = batch.status_code[i]  # type: ignore[assignment]
+        span.status.message = batch.status_message[i]
+        _fill_attributes(span.attributes, batch.attributes[i])
+        for event in batch.events[i]:
+            ev = span.events.add()
+            ev.time_unix_nano, ev.name = event.time_unix_nano, event.name
+            _fill_attributes(ev.attributes, event.attributes)
+        for link in batch.links[i]:
+            ln = span.links.add()
+            ln.trace_id, ln.span_id, ln.trace_state = link.trace_id, link.span_id, link.trace_state
+            _fill_attributes(ln.attributes, link.attributes)
+    return request
+
+
+# --- ingest-time validation ------------------------------------------------------------------------
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+def span_problem(span: Span) -> str | None:
+    """Why this span cannot be stored, or None when it is valid."""
+    tid = span.trace_id
+    if len(tid) != 16 or tid == _ZERO_TRACE:
+        return "trace_id must be 16 bytes and not all zero"
+    sid = span.span_id
+    if len(sid) != 8 or sid == _ZERO_SPAN:
+        return "span_id must be 8 bytes and not all zero"
+    parent = span.parent_span_id
+    if parent and len(parent) != 8:
+        return "parent_span_id must be empty or 8 bytes"
+    if span.end_time_unix_nano < span.start_time_unix_nano:
+        return "end_time_unix_nano is before start_time_unix_nano"
+    if span.start_time_unix_nano == 0:
+        return "start_time_unix_nano is missing"
+    return None
+
+
+def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
+    """Remove invalid spans from ``request`` in place.
+
+    Returns (spans kept, spans rejected, message naming the first problem).
+    """
+    kept = rejected = 0
+    first = ""
+    for rs in request.resource_spans:
+        for ss in rs.scope_spans:
+            bad: list[int] = []
+            for index, span in enumerate(ss.spans):
+                problem = span_problem(span)
+                if problem is None:
+                    kept += 1
+                else:
+                    bad.append(index)
+                    if not first:
+                        first = f"span {span.span_id.hex() or '?'}: {problem}"
+            if bad:
+                rejected += len(bad)
+                for index in reversed(bad):
+                    del ss.spans[index]
+    return kept, rejected, first
+
+
+# --- OTLP/JSON ------------------------------------------------------------------------------------
+
+_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+
+
+def hex_ids_to_base64(node: Any) -> Any:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping wants base64. Convert in place."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_FIELDS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                except ValueError as exc:
+                    raise ValueError(f"{key} {value!r} is not hex") from exc
+            else:
+                hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            hex_ids_to_base64(item)
+    return node
+
+
+def json_body_to_dict(body: bytes) -> Any:
+    """Parse an OTLP/JSON body; raises ValueError with a readable message."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"body is not valid UTF-8 at byte {exc.start}") from exc
+    try:
+        return hex_ids_to_base64(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc

@@ -1,0 +1,431 @@
+"""A Jaeger-compatible query API under ``/jaeger``, for Grafana's Jaeger datasource and Jaeger's own UI.
+
+Legacy HTTP API (what Grafana calls): ``/api/services``, ``/api/services/{service}/operations``,
+``/api/operations``, ``/api/traces`` (search) and ``/api/traces/{id}``, in the ``{"data", "total", "limit",
+"offset", "errors"}`` envelope. Stable api_v3: ``/api/v3/services``, ``/api/v3/operations``,
+``/api/v3/traces`` and ``/api/v3/traces/{id}`` with OTLP/JSON results. GenAI attributes become tags, typed
+(tokens as int64, cost and sampling parameters as float64).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from llm_observer.query.backend import QueryBackend, tenant_for
+from llm_observer.query.formats import parse_time
+from llm_observer.query.rest import Backend, QueryPrincipal
+from llm_observer.storage.clickhouse.reads import InvalidArgument, SpanFilter, Tenant, normalize_trace_id
+
+_KINDS = {"Unspecified": 0, "Internal": 1, "Server": 2, "Client": 3, "Producer": 4, "Consumer": 5}
+_KIND_BY_JAEGER = {
+    "internal": "Internal",
+    "server": "Server",
+    "client": "Client",
+    "producer": "Producer",
+    "consumer": "Consumer",
+    "unspecified": "Unspecified",
+}
+_STATUS = {"Unset": 0, "Ok": 1, "Error": 2}
+_INT_PREFIXES = (
+    "gen_ai.usage.",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.top_k",
+    "gen_ai.request.seed",
+    "gen_ai.request.choice.count",
+    "http.status_code",
+    "http.response.status_code",
+)
+_FLOAT_PREFIXES = (
+    "llm_observer.cost.",
+    "gen_ai.request.temperature",
+    "gen_ai.request.top_p",
+    "gen_ai.request.frequency_penalty",
+    "gen_ai.request.presence_penalty",
+    "gen_ai.response.time_to_first_chunk",
+)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)\s*$")
+_DURATION_NS = {
+    "ns": 1,
+    "us": 1_000,
+    "µs": 1_000,
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
+_TRACE_LIMIT_MAX = 1500
+
+
+def parse_duration(value: str | None, name: str) -> int | None:
+    """Nanoseconds of a Go duration like ``1.5s``, ``100ms``, ``250us``."""
+    if not value:
+        return None
+    found = _DURATION.match(value)
+    if not found:
+        raise InvalidArgument(f"{name} must be a duration like 100ms or 1.5s, got {value!r}")
+    return int(float(found.group(1)) * _DURATION_NS[found.group(2)])
+
+
+def tag(key: str, value: str) -> dict[str, Any]:
+    """A Jaeger tag with the type the attribute has in the conventions (storage keeps strings)."""
+    if key.startswith(_INT_PREFIXES):
+        try:
+            return {"key": key, "type": "int64", "value": int(value)}
+        except ValueError:
+            pass
+    if key.startswith(_FLOAT_PREFIXES):
+        try:
+            return {"key": key, "type": "float64", "value": float(value)}
+        except ValueError:
+            pass
+    if value in ("true", "false") and key.endswith((".stream", ".is_stream", "error")):
+        return {"key": key, "type": "bool", "value": value == "true"}
+    return {"key": key, "type": "string", "value": value}
+
+
+def _span_tags(span: dict[str, Any]) -> list[dict[str, Any]]:
+    tags = [tag(key, value) for key, value in sorted(span["attributes"].items())]
+    tags.append({"key": "span.kind", "type": "string", "value": str(span["kind"]).lower()})
+    if span["scope_name"]:
+        tags.append({"key": "otel.scope.name", "type": "string", "value": span["scope_name"]})
+    if span["status"] != "Unset":
+        tags.append({"key": "otel.status_code", "type": "string", "value": str(span["status"]).upper()})
+    if span["status"] == "Error":
+        tags.append({"key": "error", "type": "bool", "value": True})
+        if span["status_message"]:
+            tags.append({"key": "otel.status_description", "type": "string", "value": span["status_message"]})
+    return tags
+
+
+def jaeger_trace(trace_id: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """One trace in the legacy JSON model Grafana parses."""
+    processes: dict[str, dict[str, Any]] = {}
+    process_ids: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+    out = []
+    for span in spans:
+        resource = tuple(sorted(span["resource"].items()))
+        process_key = (span["service_name"], resource)
+        pid = process_ids.get(process_key)
+        if pid is None:
+            pid = process_ids[process_key] = f"p{len(process_ids) + 1}"
+            processes[pid] = {
+                "serviceName": span["service_name"],
+                "tags": [tag(k, v) for k, v in resource if k != "service.name"],
+            }
+        references = []
+        if span["parent_span_id"]:
+            references.append({"refType": "CHILD_OF", "traceID": trace_id, "spanID": span["parent_span_id"]})
+        references.extend(
+            {"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]}
+            for link in span["links"]
+        )
+        out.append(
+            {
+                "traceID": trace_id,
+                "spanID": span["span_id"],
+                "flags": 1,
+                "operationName": span["name"],
+                "references": references,
+                "startTime": int(span["start_ns"]) // 1000,
+                "duration": int(span["duration_ns"]) // 1000,
+                "tags": _span_tags(span),
+                "logs": [
+                    {
+                        "timestamp": int(event["time_ns"]) // 1000,
+                        "fields": [
+                            {"key": "event", "type": "string", "value": event["name"]},
+                            *(tag(k, v) for k, v in sorted(event["attributes"].items())),
+                        ],
+                    }
+                    for event in span["events"]
+                ],
+                "processID": pid,
+                "warnings": None,
+            }
+        )
+    return {"traceID": trace_id, "spans": out, "processes": processes, "warnings": None}
+
+
+def _otlp_attrs(attributes: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for key, value in sorted(attributes.items()):
+        typed = tag(key, value)
+        if typed["type"] == "int64":
+            out.append({"key": key, "value": {"intValue": str(typed["value"])}})
+        elif typed["type"] == "float64":
+            out.append({"key": key, "value": {"doubleValue": typed["value"]}})
+        elif typed["type"] == "bool":
+            out.append({"key": key, "value": {"boolValue": typed["value"]}})
+        else:
+            out.append({"key": key, "value": {"stringValue": value}})
+    return out
+
+
+def otlp_resource_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spans as OTLP/JSON ``resourceSpans`` (hex ids, nanosecond strings), grouped by resource and scope."""
+    by_resource: dict[tuple[tuple[str, str], ...], dict[tuple[str, str], list[dict[str, Any]]]] = {}
+    for span in spans:
+        resource = tuple(sorted(span["resource"].items()))
+        scopes = by_resource.setdefault(resource, {})
+        scopes.setdefault((span["scope_name"], span["scope_version"]), []).append(
+            {
+                "traceId": span["trace_id"],
+                "spanId": span["span_id"],
+                "parentSpanId": span["parent_span_id"],
+                "traceState": span["trace_state"],
+                "name": span["name"],
+                "kind": _KINDS.get(span["kind"], 0),
+                "startTimeUnixNano": str(span["start_ns"]),
+                "endTimeUnixNano": str(span["end_ns"]),
+                "attributes": _otlp_attrs(span["attributes"]),
+                "events": [
+                    {
+                        "timeUnixNano": str(event["time_ns"]),
+                        "name": event["name"],
+                        "attributes": _otlp_attrs(event["attributes"]),
+                    }
+                    for event in span["events"]
+                ],
+                "links": [{"traceId": link["trace_id"], "spanId": link["span_id"]} for link in span["links"]],
+                "status": {"code": _STATUS.get(span["status"], 0), "message": span["status_message"]},
+            }
+        )
+    return [
+        {
+            "resource": {"attributes": _otlp_attrs(dict(resource))},
+            "scopeSpans": [
+                {"scope": {"name": name, "version": version}, "spans": items}
+                for (name, version), items in scopes.items()
+            ],
+        }
+        for resource, scopes in by_resource.items()
+    ]
+
+
+def _envelope(data: Any, total: int | None = None) -> dict[str, Any]:
+    count = total if total is not None else (len(data) if isinstance(data, list) else 0)
+    return {"data": data, "total": count, "limit": 0, "offset": 0, "errors": None}
+
+
+def _parse_tags(tags: str | None) -> tuple[tuple[str, str], ...]:
+    """Jaeger's ``tags`` parameter: a JSON object, or logfmt ``k=v k2="v 2"``."""
+    if not tags:
+        return ()
+    text = tags.strip()
+    if text.startswith("{"):
+        try:
+            parsed = json.loads(text)
+        except ValueError as exc:
+            raise InvalidArgument(f"tags is not valid JSON: {exc}") from exc
+        if not isinstance(parsed, dict):
+            raise InvalidArgument("tags must be a JSON object")
+        return tuple((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in parsed.items())
+    pairs = []
+    for found in re.finditer(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)', text):
+        value = found.group(2)
+        pairs.append((found.group(1), json.loads(value) if value.startswith('"') else value))
+    if not pairs:
+        raise InvalidArgument("tags must be JSON or key=value pairs")
+    return tuple(pairs)
+
+
+async def _search(
+    backend: QueryBackend,
+    tenant: Tenant,
+    service: str | None,
+    operation: str | None,
+    tags: tuple[tuple[str, str], ...],
+    start_ns: int | None,
+    end_ns: int | None,
+    min_duration: int | None,
+    max_duration: int | None,
+    limit: int,
+) -> dict[str, list[dict[str, Any]]]:
+    error: bool | None = None
+    span_kind: str | None = None
+    attributes = []
+    for key, value in tags:
+        # Tags Jaeger derives from span fields rather than attributes.
+        if key == "error":
+            error = value.lower() == "true"
+        elif key == "span.kind":
+            span_kind = _KIND_BY_JAEGER.get(value.lower(), value)
+        elif key == "otel.status_code":
+            error = value.upper() == "ERROR"
+        else:
+            attributes.append((key, value))
+    start, end = backend.time_range(start_ns, end_ns)
+    ids = await backend.find_trace_ids(
+        tenant,
+        start_ns=start,
+        end_ns=end,
+        spans=SpanFilter(service=service, span_name=operation, attributes=tuple(attributes)),
+        min_duration_ns=min_duration,
+        max_duration_ns=max_duration,
+        limit=min(max(limit, 1), _TRACE_LIMIT_MAX),
+        error=error,
+        span_kind=span_kind,
+    )
+    if not ids:
+        return {}
+    traces = await backend.get_traces(tenant, ids)
+    return {tid: traces[tid] for tid in ids if tid in traces}
+
+
+def build_jaeger_router() -> APIRouter:
+    router = APIRouter(tags=["jaeger"])
+
+    # --- legacy API ----------------------------------------------------------------------------
+
+    @router.get("/api/services")
+    async def services(
+        principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
+    ) -> Any:
+        names = await backend.services(tenant_for(principal, organization_id, None))
+        return _envelope(names)
+
+    @router.get("/api/services/{service}/operations")
+    async def service_operations(
+        service: str, principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
+    ) -> Any:
+        ops = await backend.operations(tenant_for(principal, organization_id, None), service)
+        return _envelope(sorted({op["name"] for op in ops}))
+
+    @router.get("/api/operations")
+    async def operations(
+        principal: QueryPrincipal,
+        backend: Backend,
+        service: str,
+        spanKind: str | None = None,
+        organization_id: str | None = None,
+    ) -> Any:
+        kind = _KIND_BY_JAEGER.get(spanKind.lower(), spanKind) if spanKind else None
+        ops = await backend.operations(tenant_for(principal, organization_id, None), service, kind)
+        return _envelope([{"name": op["name"], "spanKind": str(op["kind"]).lower()} for op in ops])
+
+    @router.get("/api/traces")
+    async def find_traces(
+        principal: QueryPrincipal,
+        backend: Backend,
+        service: str | None = None,
+        operation: str | None = None,
+        tags: str | None = None,
+        start: Annotated[int | None, Query(description="µs since the epoch")] = None,
+        end: Annotated[int | None, Query(description="µs since the epoch")] = None,
+        lookback: str | None = None,
+        limit: int = 20,
+        minDuration: str | None = None,
+        maxDuration: str | None = None,
+        organization_id: str | None = None,
+    ) -> Any:
+        tenant = tenant_for(principal, organization_id, None)
+        end_ns = end * 1000 if end is not None else None
+        start_ns = start * 1000 if start is not None else None
+        if start_ns is None and lookback and lookback != "custom":
+            span = parse_duration(lookback, "lookback")
+            if span is not None:
+                start_ns = (end_ns if end_ns is not None else backend.clock()) - span
+        found = await _search(
+            backend,
+            tenant,
+            service,
+            operation or None,
+            _parse_tags(tags),
+            start_ns,
+            end_ns,
+            parse_duration(minDuration, "minDuration"),
+            parse_duration(maxDuration, "maxDuration"),
+            limit,
+        )
+        return _envelope([jaeger_trace(tid, spans) for tid, spans in found.items()])
+
+    @router.get("/api/traces/{trace_id}")
+    async def get_trace(
+        trace_id: str, principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
+    ) -> Any:
+        tenant = tenant_for(principal, organization_id, None)
+        tid = normalize_trace_id(trace_id)
+        spans = await backend.get_trace(tenant, tid)
+        if not spans:
+            return JSONResponse(
+                {
+                    "data": None,
+                    "total": 0,
+                    "limit": 0,
+                    "offset": 0,
+                    "errors": [{"code": 404, "msg": "trace not found"}],
+                },
+                status_code=404,
+            )
+        return _envelope([jaeger_trace(tid, spans)])
+
+    # --- api_v3 ----------------------------------------------------------------------------------
+
+    @router.get("/api/v3/services")
+    async def v3_services(
+        principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
+    ) -> Any:
+        return {"services": await backend.services(tenant_for(principal, organization_id, None))}
+
+    @router.get("/api/v3/operations")
+    async def v3_operations(
+        principal: QueryPrincipal,
+        backend: Backend,
+        service: str,
+        span_kind: str | None = None,
+        organization_id: str | None = None,
+    ) -> Any:
+        kind = _KIND_BY_JAEGER.get(span_kind.lower(), span_kind) if span_kind else None
+        ops = await backend.operations(tenant_for(principal, organization_id, None), service, kind)
+        return {"operations": [{"name": op["name"], "spanKind": str(op["kind"]).lower()} for op in ops]}
+
+    @router.get("/api/v3/traces")
+    async def v3_find_traces(request: Request, principal: QueryPrincipal, backend: Backend) -> Any:
+        params = request.query_params
+        tenant = tenant_for(principal, params.get("organization_id"), None)
+        attributes: tuple[tuple[str, str], ...] = ()
+        raw_attributes = params.get("query.attributes")
+        if raw_attributes:
+            attributes = _parse_tags(raw_attributes)
+        # grpc-gateway also spells map entries as query.attributes[key]=value.
+        attributes += tuple(
+            (key[len("query.attributes[") : -1], value)
+            for key, value in params.multi_items()
+            if key.startswith("query.attributes[") and key.endswith("]")
+        )
+        try:
+            depth = int(params.get("query.search_depth") or params.get("query.num_traces") or 20)
+        except ValueError as exc:
+            raise InvalidArgument("query.search_depth must be an integer") from exc
+        found = await _search(
+            backend,
+            tenant,
+            params.get("query.service_name") or None,
+            params.get("query.operation_name") or None,
+            attributes,
+            parse_time(params.get("query.start_time_min"), "query.start_time_min"),
+            parse_time(params.get("query.start_time_max"), "query.start_time_max"),
+            parse_duration(params.get("query.duration_min"), "query.duration_min"),
+            parse_duration(params.get("query.duration_max"), "query.duration_max"),
+            depth,
+        )
+        spans = [span for trace in found.values() for span in trace]
+        return {"result": {"resourceSpans": otlp_resource_spans(spans)}}
+
+    @router.get("/api/v3/traces/{trace_id}")
+    async def v3_get_trace(
+        trace_id: str, principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
+    ) -> Any:
+        tenant = tenant_for(principal, organization_id, None)
+        tid = normalize_trace_id(trace_id)
+        spans = await backend.get_trace(tenant, tid)
+        if not spans:
+            return JSONResponse({"error": {"httpCode": 404, "message": "trace not found"}}, status_code=404)
+        return {"result": {"resourceSpans": otlp_resource_spans(spans)}}
+
+    return router
