@@ -28,7 +28,7 @@ from llm_observer.kernel.component import (
     Processor,
     Receiver,
 )
-from llm_observer.kernel.errors import AuthError, ConfigError
+from llm_observer.kernel.errors import ConfigError
 from llm_observer.kernel.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -40,17 +40,12 @@ def make_authenticate(auth_config: Any) -> Authenticate | None:
     """The receivers' view of auth: the tenant an ingest key is bound to, or None when auth is off."""
     if auth_config is None or not getattr(auth_config, "enabled", False):
         return None
-    from llm_observer.kernel.auth import Authenticator, PermissionDenied, Unauthenticated
+    from llm_observer.kernel.auth import Authenticator
 
     authenticator = Authenticator(auth_config)
 
     def authenticate(header: str | None) -> IngestMeta | None:
-        try:
-            principal = authenticator.authenticate(header, "ingest")
-        except Unauthenticated as exc:
-            raise AuthError(str(exc), 401) from exc
-        except PermissionDenied as exc:
-            raise AuthError(str(exc), 403) from exc
+        principal = authenticator.authenticate(header, "ingest")
         projects = principal.project_ids
         if projects is not None and len(projects) == 1:
             return IngestMeta(organization_id=principal.organization_id, project_id=next(iter(projects)))

@@ -19,12 +19,12 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from llm_observer.collector.receivers.otlp import QuietServer, serve_asgi
 from llm_observer.kernel.batch import STATUS_ERROR, SpanBatch
 from llm_observer.kernel.component import ComponentConfig, CreateContext, Exporter, Factory
-from llm_observer.kernel.endpoints import parse_endpoint
+from llm_observer.kernel.endpoints import Endpoint
+from llm_observer.kernel.servers import AsgiServer, serve_asgi
 from llm_observer.semconv import attributes as A
 
 TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, … 67108864
@@ -34,14 +34,8 @@ OTHER = "_other"
 
 
 class PrometheusExporterConfig(ComponentConfig):
-    endpoint: str = "127.0.0.1:9464"
+    endpoint: Endpoint = "127.0.0.1:9464"
     max_series: int = Field(5000, gt=0, description="label combinations kept before folding into _other")
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        parse_endpoint(value)
-        return value
 
 
 class _Histogram:
@@ -174,7 +168,7 @@ class PrometheusExporter:
         self.registry.register(self.metrics)
         self.self_registry = ctx.telemetry.registry
         self.port = 0
-        self._server: tuple[QuietServer, Any] | None = None
+        self._server: AsgiServer | None = None
 
     async def _app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -201,16 +195,12 @@ class PrometheusExporter:
 
     async def start(self) -> None:
         if self._server is None:
-            server, task, self.port = await serve_asgi(
-                self._app, self.config.endpoint, "exporters.prometheus.endpoint"
-            )
-            self._server = (server, task)
+            self._server = await serve_asgi(self._app, self.config.endpoint, "exporters.prometheus.endpoint")
+            self.port = self._server.port
 
     async def shutdown(self) -> None:
         if self._server is not None:
-            server, task = self._server
-            server.should_exit = True
-            await task
+            await self._server.stop()
             self._server = None
 
     async def send(self, batch: SpanBatch) -> None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from llm_observer.kernel.component import ComponentConfig
+from llm_observer.kernel.errors import PermissionDenied, Unauthenticated
 
 Scope = Literal["ingest", "query"]
 ALL_SCOPES: frozenset[str] = frozenset({"ingest", "query"})
@@ -124,24 +125,6 @@ class AuthConfig(ComponentConfig):
 
 
 # --- authentication --------------------------------------------------------------------------------
-
-
-class AuthError(Exception):
-    """Base of the two refusals; ``code`` is the JSON error code, ``status`` the HTTP status."""
-
-    code = "unauthenticated"
-    status = 401
-
-
-class Unauthenticated(AuthError):
-    """No credential, or one that is not valid (401 / gRPC UNAUTHENTICATED)."""
-
-
-class PermissionDenied(AuthError):
-    """A valid credential that may not do this (403 / gRPC PERMISSION_DENIED)."""
-
-    code = "permission_denied"
-    status = 403
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,20 +2,27 @@
 
 A component type is a *factory*: a type name, a pydantic config model (its defaults are the component's
 defaults) and a create function. Factories are found through the entry-point groups
-``llm_observer.receivers``, ``llm_observer.processors`` and ``llm_observer.exporters``.
+``llm_observer.receivers``, ``.processors``, ``.exporters``, ``.connectors`` and ``.extensions``; the
+collector's runtime imports none of them.
 
-* A processor is a plain function ``SpanBatch -> SpanBatch`` (it may change the batch in place and
-  return it). A stateful one may also implement ``Component``.
+* A receiver accepts data from the outside and hands each request to an ``Ingest`` (the WAL).
+* A processor is a function ``SpanBatch -> SpanBatch`` (it may change the batch in place and return it). It
+  must be **deterministic**: the same WAL range gives the same batch, because an exporter that fell behind
+  re-processes its range on its own. A stateful one also implements ``Component`` and is started before,
+  and shut down after, the pipeline that runs it.
 * An exporter implements ``send(batch)``; the collector's exporter helper adds the WAL cursor, retry with
   backoff, timeout and self-metrics. ``send`` raises ``RetryableError`` for passing failures and
-  ``PermanentError`` for data that can never be accepted.
-* A receiver accepts data from the outside and hands each request to an ``Ingest`` (the WAL).
+  ``PermanentError`` for data that can never be accepted. Exporters share one batch: they **must not
+  change it** (every exporter of a pipeline receives the same object).
+* A connector consumes spans as an exporter of one pipeline and produces another signal for the pipelines
+  that name it as a receiver (``spanmetrics`` derives metrics from spans).
+* An extension runs beside the pipelines (the query service); ``service.extensions`` lists which run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -25,6 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from llm_observer.kernel.batch import SpanBatch
 
 if TYPE_CHECKING:
+    from llm_observer.kernel.auth import AuthConfig
     from llm_observer.kernel.telemetry import Telemetry
 
 
@@ -82,6 +90,19 @@ class Receiver(Component, Protocol):
     pass
 
 
+class Extension(Component, Protocol):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A config field that names another component: validated before anything starts."""
+
+    field: str  # the field's path inside the component's config, e.g. ``storage``
+    kind: str  # receivers | processors | exporters | connectors | extensions
+    component_id: str
+
+
 @dataclass(slots=True)
 class CreateContext:
     """What a factory's create function is given besides its config."""
@@ -90,7 +111,11 @@ class CreateContext:
     data_dir: Path
     telemetry: Telemetry
     logger: logging.Logger
-    ingest: Ingest | None = None  # receivers only
+    ingest: Ingest | None = None  # receivers and extensions that accept data
+    auth: AuthConfig | None = None  # the top-level ``auth:`` section
+    # The validated config of every component the file defines, by ``kind`` then id: how a component reads
+    # the settings of one it names (the query service reads its storage's settings from the exporter).
+    configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,10 +130,13 @@ class Factory(Generic[C, T]):
     type_name: str
     config_model: type[C]
     create: Callable[[CreateContext, C], T]
+    # Which other components a config names; the loader checks that each exists, with its YAML path.
+    references: Callable[[C], Sequence[Reference]] | None = None
 
 
 ReceiverFactory = Factory[Any, Receiver]
 ProcessorFactory = Factory[Any, Processor]
 ExporterFactory = Factory[Any, Exporter]
+ExtensionFactory = Factory[Any, Extension]
 
 AsyncCallback = Callable[[], Awaitable[None]]

@@ -36,8 +36,18 @@ class Backpressure(RetryableError):
 
 
 class AuthError(LLMObserverError):
-    """A request without valid credentials (``status`` 401) or without the right to do this (403)."""
+    """A refused request: ``code`` is the JSON error code, ``status`` the HTTP status."""
 
-    def __init__(self, message: str, status: int = 401) -> None:
-        super().__init__(message)
-        self.status = status
+    code = "unauthenticated"
+    status = 401
+
+
+class Unauthenticated(AuthError):
+    """No credential, or one that is not valid (401 / gRPC UNAUTHENTICATED)."""
+
+
+class PermissionDenied(AuthError):
+    """A valid credential that may not do this (403 / gRPC PERMISSION_DENIED)."""
+
+    code = "permission_denied"
+    status = 403

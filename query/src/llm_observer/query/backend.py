@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from llm_observer.kernel.auth import Authenticator, PermissionDenied, Principal
+from llm_observer.kernel.auth import Authenticator, Principal
 from llm_observer.kernel.component import SIGNAL_TRACES, Ingest, IngestMeta
-from llm_observer.kernel.errors import PermanentError, RetryableError
+from llm_observer.kernel.errors import PermanentError, PermissionDenied, RetryableError
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.cache import ResultCache
 from llm_observer.query.config import QueryConfig

@@ -18,8 +18,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from llm_observer.kernel.auth import AuthError, Principal
-from llm_observer.kernel.errors import PermanentError, RetryableError
+from llm_observer.kernel.auth import Principal
+from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
 from llm_observer.query.backend import QueryBackend, tail_spans, tenant_for
 from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.reads import (

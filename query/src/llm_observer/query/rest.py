@@ -19,8 +19,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from llm_observer.kernel.auth import AuthError, Principal
-from llm_observer.kernel.errors import Backpressure, PermanentError, RetryableError
+from llm_observer.kernel.auth import Principal
+from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
 from llm_observer.query.backend import QueryBackend, tail_spans, tenant_for
 from llm_observer.query.formats import metrics_document, parse_time, rfc3339, span_document, trace_summary
 from llm_observer.query.json_ingest import JsonTrace, JsonTraceBatch

@@ -8,16 +8,13 @@ INVALID_ARGUMENT / 400, which they do not.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import socket
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-import uvicorn
 from google.protobuf import any_pb2, duration_pb2, json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -39,8 +36,9 @@ from llm_observer.kernel.component import (
     Factory,
     Receiver,
 )
-from llm_observer.kernel.endpoints import parse_endpoint
-from llm_observer.kernel.errors import AuthError, Backpressure, ConfigError, PermanentError
+from llm_observer.kernel.endpoints import Endpoint
+from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError
+from llm_observer.kernel.servers import AsgiServer, grpc_listen, serve_asgi
 
 logger = logging.getLogger(__name__)
 
@@ -55,26 +53,14 @@ _MIB = 1 << 20
 
 class GrpcProtocolConfig(ComponentConfig):
     enabled: bool = True
-    endpoint: str = "127.0.0.1:4317"
+    endpoint: Endpoint = "127.0.0.1:4317"
     max_recv_msg_size_mib: float = Field(16, gt=0)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        parse_endpoint(value)
-        return value
 
 
 class HttpProtocolConfig(ComponentConfig):
     enabled: bool = True
-    endpoint: str = "127.0.0.1:4318"
+    endpoint: Endpoint = "127.0.0.1:4318"
     max_request_body_size_mib: float = Field(16, gt=0)
-
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        parse_endpoint(value)
-        return value
 
 
 class ProtocolsConfig(ComponentConfig):
@@ -143,7 +129,6 @@ class GrpcServer:
         return grpc.unary_unary_rpc_method_handler(export)
 
     async def start(self) -> None:
-        host, port = parse_endpoint(self.config.endpoint)
         size = int(self.config.max_recv_msg_size_mib * _MIB)
         server = grpc.aio.server(
             options=[
@@ -156,13 +141,10 @@ class GrpcServer:
             server.add_generic_rpc_handlers(
                 (grpc.method_handlers_generic_handler(service, {"Export": self._handler(signal)}),)
             )
-        try:
-            self.port = server.add_insecure_port(f"{host}:{port}")
-        except RuntimeError as exc:
-            raise ConfigError([("receivers.otlp.protocols.grpc.endpoint", f"cannot listen: {exc}")]) from exc
+        self.port = grpc_listen(server, self.config.endpoint, "receivers.otlp.protocols.grpc.endpoint")
         await server.start()
         self._server = server
-        logger.info("OTLP/gRPC receiver listening on %s:%d", host, self.port)
+        logger.info("OTLP/gRPC receiver listening on %s (port %d)", self.config.endpoint, self.port)
 
     async def shutdown(self, grace: float = 5.0) -> None:
         if self._server is not None:
@@ -174,52 +156,6 @@ def _str(value: Any) -> str | None:
     if value is None:
         return None
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-class QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the process owner."""
-
-    def install_signal_handlers(self) -> None:  # older uvicorn
-        return None
-
-    def capture_signals(self) -> Any:  # newer uvicorn
-        import contextlib
-
-        return contextlib.nullcontext()
-
-
-async def serve_asgi(app: Any, endpoint: str, name: str) -> tuple[QuietServer, asyncio.Task[None], int]:
-    """Serve an ASGI app on ``endpoint`` in the running loop; returns once it listens.
-
-    The socket is bound here, so a busy port is a ``ConfigError`` naming the config key ``name`` (uvicorn
-    itself would exit the process)."""
-    host, port = parse_endpoint(endpoint)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise ConfigError([(name, f"cannot listen on {endpoint}: {exc.strerror or exc}")]) from exc
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        access_log=False,
-        server_header=False,
-        interface="asgi3",
-    )
-    server = QuietServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=name)
-    while not server.started:
-        if task.done():
-            failure = task.exception()
-            raise ConfigError([(name, f"cannot serve on {endpoint}: {failure or 'server exited'}")])
-        await asyncio.sleep(0.01)
-    return server, task, int(sock.getsockname()[1])
 
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -356,7 +292,7 @@ class OtlpReceiver:
         self.config = config
         self.grpc: GrpcServer | None = None
         self.http_port = 0
-        self._http: tuple[QuietServer, asyncio.Task[None]] | None = None
+        self._http: AsgiServer | None = None
 
     async def start(self) -> None:
         protocols = self.config.protocols
@@ -364,12 +300,12 @@ class OtlpReceiver:
             self.grpc = GrpcServer(self.core, protocols.grpc)
             await self.grpc.start()
         if protocols.http.enabled and self._http is None:
-            server, task, self.http_port = await serve_asgi(
+            self._http = await serve_asgi(
                 HttpApp(self.core, protocols.http),
                 protocols.http.endpoint,
                 "receivers.otlp.protocols.http.endpoint",
             )
-            self._http = (server, task)
+            self.http_port = self._http.port
             logger.info("OTLP/HTTP receiver listening on %s", protocols.http.endpoint)
 
     async def shutdown(self) -> None:
@@ -377,9 +313,7 @@ class OtlpReceiver:
             await self.grpc.shutdown()
             self.grpc = None
         if self._http is not None:
-            server, task = self._http
-            server.should_exit = True
-            await task
+            await self._http.stop()
             self._http = None
 
 
