@@ -36,7 +36,7 @@ from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors.normalize import normalize_batch
-from llm_observer.processors.normalize_logs import content_events_by_span
+from llm_observer.processors.logjoin import content_events_by_span
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_SPANS_PER_S = 100_000  # the collector's target peak rate on 2 cores (issue 3 / REFERENCE §8)

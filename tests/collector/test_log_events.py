@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import time
 from pathlib import Path
 
 import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from llm_observer.collector.pipeline import PendingEvents
 from llm_observer.collector.testing import local_config, running
-from llm_observer.kernel.batch import Event
+from tests.support import trace_request, wait_for
+from tests.support.collector import sink
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
 
@@ -33,22 +30,6 @@ def _logs(trace_id: bytes, span_id: bytes) -> ExportLogsServiceRequest:
     return request
 
 
-def _span(trace_id: bytes, span_id: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
-    span = request.resource_spans.add().scope_spans.add().spans.add()
-    span.trace_id, span.span_id, span.name, span.kind = trace_id, span_id, "chat gpt-4o-mini", 3
-    span.start_time_unix_nano = time.time_ns() - 1_000_000
-    span.end_time_unix_nano = time.time_ns()
-    for key, value in (
-        ("gen_ai.system", "openai"),
-        ("gen_ai.operation.name", "chat"),
-        ("gen_ai.request.model", "gpt-4o-mini"),
-    ):
-        kv = span.attributes.add()
-        kv.key, kv.value.string_value = key, value
-    return request
-
-
 async def test_log_events_arriving_batches_before_their_span_become_its_input_messages(
     tmp_path: Path,
 ) -> None:
@@ -64,7 +45,16 @@ async def test_log_events_arriving_batches_before_their_span_become_its_input_me
             },
         },
     )
-    trace_id, span_id = os.urandom(16), os.urandom(8)
+    request = trace_request(
+        1,
+        attributes={
+            "gen_ai.system": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+        },
+    )
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    trace_id, span_id = span.trace_id, span.span_id
     async with running(config) as service:
         url = f"http://127.0.0.1:{service.endpoints()['otlp.http']}"
         pipeline = service.pipelines[0]
@@ -74,37 +64,14 @@ async def test_log_events_arriving_batches_before_their_span_become_its_input_me
             )
             assert response.status_code == 200
             # The log record is processed on its own before the span exists.
-            deadline = time.monotonic() + 10
-            while not pipeline.caught_up():
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.02)
-            response = await http.post(
-                "/v1/traces", content=_span(trace_id, span_id).SerializeToString(), headers=PROTOBUF
-            )
+            await wait_for(pipeline.caught_up, what="the pipeline to process the log record")
+            response = await http.post("/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
             assert response.status_code == 200
-        debug = service.exporters["debug"]
-        deadline = time.monotonic() + 10
-        while not debug.spans:  # type: ignore[attr-defined]
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
-        span = debug.spans[0]  # type: ignore[attr-defined]
-    messages = json.loads(span["attributes"]["gen_ai.input.messages"])
+        debug = sink(service)
+        await wait_for(lambda: debug.spans, what="the span in the sink")
+        stored = debug.spans[0]
+    messages = json.loads(stored["attributes"]["gen_ai.input.messages"])
     assert messages == [
         {"role": "user", "parts": [{"type": "text", "content": "What is the capital of Portugal?"}]}
     ]
-    assert span["attributes"]["gen_ai.provider.name"] == "openai"
-
-
-def test_log_events_pending_are_kept_once_per_record_and_expire() -> None:
-    pending = PendingEvents(max_spans=2, max_age_seconds=10)
-    key = (b"t" * 16, b"s" * 8)
-    event = Event(1, "gen_ai.user.message", {"gen_ai.event.content": "{}"})
-    pending.add(7, {key: [event]}, now=0.0)
-    pending.add(7, {key: [event]}, now=1.0)  # the same WAL record decoded again (a worker catching up)
-    assert pending.take(key) == [event]
-    pending.add(3, {key: [event._replace(time_unix_nano=0)]}, now=1.0)
-    assert [e.time_unix_nano for e in pending.take(key)] == [0, 1]  # WAL order
-    pending.add(9, {(b"a" * 16, b"b" * 8): [event], (b"c" * 16, b"d" * 8): [event]}, now=2.0)
-    assert len(pending) == 2 and pending.take(key) == []  # the oldest span made room
-    pending.expire(now=12.5)
-    assert len(pending) == 0
+    assert stored["attributes"]["gen_ai.provider.name"] == "openai"

@@ -14,8 +14,9 @@ from pydantic import ValidationError
 from llm_observer.kernel.batch import Event, SpanBatch
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.processors.logjoin import content_events_by_span
 from llm_observer.processors.normalize import NormalizeConfig, factory, normalize_batch, normalize_rows
-from llm_observer.processors.normalize_logs import content_events_by_span
+from tests.support import add_span
 
 TRACE = bytes(range(1, 17))
 SPAN = bytes(range(1, 9))
@@ -27,22 +28,18 @@ def _batch(
     batch = SpanBatch()
     resource = {"service.name": "svc"}
     for i, (name, attrs) in enumerate(spans):
-        batch.trace_id.append(TRACE)
-        batch.span_id.append(bytes([i + 1]) * 8)
-        batch.parent_span_id.append(b"")
-        batch.trace_state.append("")
-        batch.name.append(name)
-        batch.kind.append(3)
-        batch.start_time_unix_nano.append(1)
-        batch.end_time_unix_nano.append(2)
-        batch.status_code.append(0)
-        batch.status_message.append("")
-        batch.attributes.append(dict(attrs))
-        batch.resource.append(resource)
-        batch.scope_name.append(scope)
-        batch.scope_version.append("")
-        batch.events.append(events[i] if events else [])
-        batch.links.append([])
+        add_span(
+            batch,
+            dict(attrs),
+            resource=resource,
+            trace_id=TRACE,
+            span_id=bytes([i + 1]) * 8,
+            name=name,
+            start=1,
+            end=2,
+            scope_name=scope,
+            events=events[i] if events else None,
+        )
     return batch
 
 

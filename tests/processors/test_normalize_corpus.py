@@ -1,26 +1,21 @@
+"""The normalize processor over the cross-scheme corpus: real spans of every instrumentation scheme, each
+with the attributes it must end with (``corpus/README.md``)."""
+
+from __future__ import annotations
+
 import copy
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.otlp_codec import decode_traces
+from llm_observer.processors.logjoin import attach_events, content_events_by_span
 from llm_observer.processors.normalize import normalize_batch
-from llm_observer.processors.normalize_logs import attach_events, content_events_by_span
-
-_spec = importlib.util.spec_from_file_location(
-    "normalize_corpus", Path(__file__).parent / "corpus" / "corpus.py"
-)
-assert _spec is not None and _spec.loader is not None
-corpus = importlib.util.module_from_spec(_spec)
-sys.modules["normalize_corpus"] = corpus
-_spec.loader.exec_module(corpus)
+from tests.processors.corpus import corpus
 
 
-def _batch(case) -> SpanBatch:
+def _batch(case: corpus.Case) -> SpanBatch:
     batch = decode_traces(case.traces)
     if case.logs is not None:
         events = content_events_by_span(case.logs)

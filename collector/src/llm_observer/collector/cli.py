@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
 
 from llm_observer.collector.config import Config, effective_yaml, load_config
@@ -71,10 +72,18 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    try:
+        return version("llm-observer")
+    except PackageNotFoundError:  # the collector distribution installed without the server meta-package
+        return version("llm-observer-collector")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="llm-observer", description="Observability for LLM apps and agents."
     )
+    parser.add_argument("--version", action="version", version=f"llm-observer {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p: argparse.ArgumentParser, required: bool) -> None:
@@ -83,13 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
             "--data-dir", type=Path, help="where the WAL and embedded stores live (./.llm-observer)"
         )
 
-    up = sub.add_parser("up", help="collector + query service on embedded defaults")
+    up = sub.add_parser("up", help="collector + its extensions (the query service) on embedded defaults")
     with_config(up, required=False)
     up.set_defaults(func=lambda a: _run(a, collector=True, query=True))
     collector = sub.add_parser("collector", help="the collector alone")
     with_config(collector, required=True)
     collector.set_defaults(func=lambda a: _run(a, collector=True, query=False))
-    query = sub.add_parser("query", help="the query service alone (with a ClickHouse server)")
+    query = sub.add_parser("query", help="the extensions alone: the query service (with a ClickHouse server)")
     with_config(query, required=True)
     query.set_defaults(func=lambda a: _run(a, collector=False, query=True))
     validate = sub.add_parser("validate", help="check a config file")
@@ -100,12 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_sub.add_parser("show", help="print the effective config")
     with_config(show, required=False)
     show.set_defaults(func=_show)
-    try:
-        from llm_observer.query.cli_commands import add_traces_commands
-    except ImportError:
-        pass
-    else:
-        add_traces_commands(sub)
+    # Other distributions add their subcommands (the query service's ``traces``) through entry points.
+    for ep in entry_points(group="llm_observer.commands"):
+        ep.load()(sub)
     return parser
 
 

@@ -1,7 +1,8 @@
 """Loading and validating the YAML config.
 
-The file has the OpenTelemetry Collector's shape (``receivers``, ``processors``, ``exporters``,
-``service.pipelines``) plus ``data_dir``, ``query`` and ``auth``. It is merged over the built-in default
+The file has the OpenTelemetry Collector's shape (``receivers``, ``processors``, ``exporters``, ``connectors``,
+``service.pipelines``, ``service.extensions``) plus ``data_dir`` and ``auth``. An extension is configured under
+the top-level key of its type (``query:`` for the query service) and runs when ``service.extensions`` lists it. It is merged over the built-in default
 (mappings merge key by key, lists and scalars replace), so a file that only moves an endpoint keeps the
 default pipeline. ``${VAR}``, ``${env:VAR}`` and ``${VAR:-default}`` in string values are expanded once, here.
 Every problem is reported with the YAML path of the bad key, before anything starts.
@@ -21,11 +22,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
+from llm_observer.kernel.auth import AuthConfig
 from llm_observer.kernel.component import ComponentConfig, Factory
 from llm_observer.kernel.errors import ConfigError
 
-KINDS = ("receivers", "processors", "exporters")
-ENTRY_POINT_GROUPS = {kind: f"llm_observer.{kind}" for kind in KINDS}
+KINDS = ("receivers", "processors", "exporters", "connectors")
+"""Sections of named components (``type[/name]`` ids)."""
+EXTENSIONS = "extensions"
+ENTRY_POINT_GROUPS = {kind: f"llm_observer.{kind}" for kind in (*KINDS, EXTENSIONS)}
+PIPELINE_SIGNALS = ("traces", "metrics")
 
 DEFAULT_CONFIG_YAML = """
 data_dir: ./.llm-observer
@@ -37,9 +42,13 @@ receivers:
       http:
         endpoint: 127.0.0.1:4318
 processors:
+  tenant: {}
+  logjoin: {}
   normalize: {}
   attribute: {}
   cost: {}
+connectors:
+  spanmetrics: {}
 exporters:
   clickhouse:
     endpoint: chdb://clickhouse
@@ -48,13 +57,20 @@ exporters:
   qdrant:
     url: qdrant
 service:
+  extensions: [query]
+  telemetry:
+    metrics:
+      exporters: [prometheus]
   wal:
     mode: disk
   pipelines:
     traces:
       receivers: [otlp]
-      processors: [normalize, attribute, cost]
-      exporters: [clickhouse, prometheus, qdrant]
+      processors: [tenant, logjoin, normalize, attribute, cost]
+      exporters: [clickhouse, spanmetrics, qdrant]
+    metrics/genai:
+      receivers: [spanmetrics]
+      exporters: [prometheus]
 query:
   http:
     endpoint: 127.0.0.1:8080
@@ -99,8 +115,15 @@ class LogsConfig(ComponentConfig):
     format: Literal["text", "json"] = "text"
 
 
+class MetricsTelemetryConfig(ComponentConfig):
+    exporters: list[str] = Field(
+        default_factory=list, description="metrics exporters that expose the collector's own metrics"
+    )
+
+
 class TelemetryConfig(ComponentConfig):
     logs: LogsConfig = LogsConfig()
+    metrics: MetricsTelemetryConfig = MetricsTelemetryConfig()
 
 
 class ServiceConfig(ComponentConfig):
@@ -112,15 +135,15 @@ class ServiceConfig(ComponentConfig):
 
 
 class _Root(BaseModel):
+    """The fixed top-level keys; extension sections (``query``) are validated by their own factories."""
+
     model_config = {"extra": "forbid"}
     data_dir: str = "./.llm-observer"
     receivers: dict[str, Any] = {}
     processors: dict[str, Any] = {}
     exporters: dict[str, Any] = {}
-    extensions: dict[str, Any] = {}
     connectors: dict[str, Any] = {}
     service: dict[str, Any] = {}
-    query: dict[str, Any] = {}
     auth: dict[str, Any] = {}
 
 
@@ -142,9 +165,10 @@ class Config:
     receivers: dict[str, ComponentSpec]
     processors: dict[str, ComponentSpec]
     exporters: dict[str, ComponentSpec]
+    connectors: dict[str, ComponentSpec]
+    extensions: dict[str, ComponentSpec]  # by type name, whether or not service.extensions runs them
     service: ServiceConfig
-    query: Any
-    auth: Any
+    auth: AuthConfig
     source: str = "<default>"
     factories: dict[str, dict[str, Factory[Any, Any]]] = field(default_factory=dict)
 
@@ -156,12 +180,12 @@ def discover_factories(
     extra: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None,
 ) -> dict[str, dict[str, Factory[Any, Any]]]:
     """Factories by kind and type name, from the entry-point groups (plus ``extra``, for tests)."""
-    found: dict[str, dict[str, Factory[Any, Any]]] = {kind: {} for kind in KINDS}
+    found: dict[str, dict[str, Factory[Any, Any]]] = {kind: {} for kind in ENTRY_POINT_GROUPS}
     for kind, group in ENTRY_POINT_GROUPS.items():
         for ep in entry_points(group=group):
             found[kind][ep.name] = _LazyFactory(ep.name, ep)  # type: ignore[assignment]
     for kind, factories in (extra or {}).items():
-        found[kind].update(factories)
+        found.setdefault(kind, {}).update(factories)
     return found
 
 
@@ -222,9 +246,31 @@ def deep_merge(base: Any, override: Any) -> Any:
     return copy.deepcopy(override)
 
 
-def default_raw() -> dict[str, Any]:
+def default_raw(installed: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The built-in default. Given the installed factories, it leaves out the components (and the
+    extensions) whose distribution is not installed, and every reference to them."""
     data = yaml.safe_load(DEFAULT_CONFIG_YAML)
     assert isinstance(data, dict)
+    if installed is None:
+        return data
+    missing: set[str] = set()
+    for kind in KINDS:
+        for component_id in list(data.get(kind, {})):
+            if component_id.split("/", 1)[0] not in installed.get(kind, {}):
+                del data[kind][component_id]
+                missing.add(component_id)
+    service = data["service"]
+    for extension_id in list(service.get("extensions", [])):
+        if extension_id not in installed.get(EXTENSIONS, {}):
+            service["extensions"].remove(extension_id)
+            data.pop(extension_id, None)
+    metrics = service["telemetry"]["metrics"]
+    metrics["exporters"] = [e for e in metrics["exporters"] if e not in missing]
+    for name, pipeline in list(service["pipelines"].items()):
+        for key in ("receivers", "processors", "exporters"):
+            pipeline[key] = [ref for ref in pipeline.get(key, []) if ref not in missing]
+        if not pipeline["receivers"] or not pipeline["exporters"]:
+            del service["pipelines"][name]
     return data
 
 
@@ -252,7 +298,7 @@ def load_config(
     extra_factories: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None,
 ) -> Config:
     """Read, merge over the default, expand, and validate; raises ``ConfigError`` naming each bad key."""
-    raw = default_raw()
+    raw = default_raw(discover_factories(extra_factories))
     if path is not None:
         raw = deep_merge(raw, read_yaml(Path(path)))
     if overrides:
@@ -287,77 +333,153 @@ def validate(
 ) -> Config:
     problems: list[tuple[str, str]] = []
     raw = _expand(raw, "", problems)
-    known = set(_Root.model_fields)
-    problems.extend((str(key), "unknown key") for key in raw if key not in known)
-    root = _model("", _Root, {k: v for k, v in raw.items() if k in known}, problems)
+    factories = discover_factories(extra_factories)
+    fixed = set(_Root.model_fields)
+    extension_types = set(factories[EXTENSIONS])
+    problems.extend(
+        (str(key), "unknown key") for key in raw if key not in fixed and key not in extension_types
+    )
+    root = _model("", _Root, {k: v for k, v in raw.items() if k in fixed}, problems)
     if root is None:
         raise ConfigError(problems)
-    factories = discover_factories(extra_factories)
     specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}
     for kind in KINDS:
         for component_id, body in (getattr(root, kind) or {}).items():
-            type_name = str(component_id).split("/", 1)[0]
-            path = f"{kind}.{component_id}"
-            lazy = factories[kind].get(type_name)
-            if lazy is None:
-                known_types = ", ".join(sorted(factories[kind])) or "none"
-                problems.append((path, f"unknown {kind[:-1]} type {type_name!r} (known: {known_types})"))
-                continue
-            try:
-                factory = _resolve(lazy)
-            except Exception as exc:
-                problems.append((path, f"component type {type_name!r} cannot be loaded: {exc}"))
-                continue
-            cfg = _model(path, factory.config_model, body, problems)
-            if cfg is not None:
-                specs[kind][str(component_id)] = ComponentSpec(str(component_id), factory, cfg)
+            spec = _spec(kind, f"{kind}.{component_id}", str(component_id), body, factories[kind], problems)
+            if spec is not None:
+                specs[kind][spec.id] = spec
+    extensions: dict[str, ComponentSpec] = {}
+    for type_name in sorted(extension_types):
+        if type_name in raw:
+            spec = _spec(EXTENSIONS, type_name, type_name, raw[type_name], factories[EXTENSIONS], problems)
+            if spec is not None:
+                extensions[type_name] = spec
     service = _model("service", ServiceConfig, root.service, problems)
+    auth = _model("auth", AuthConfig, root.auth, problems)
     if service is not None:
-        for name, pipeline in service.pipelines.items():
-            signal = name.split("/", 1)[0]
-            if signal != "traces":
-                problems.append(
-                    (
-                        f"service.pipelines.{name}",
-                        "only traces pipelines exist so far (metrics and logs are received and counted)",
-                    )
-                )
-            for kind in KINDS:
-                for index, ref in enumerate(getattr(pipeline, kind)):
-                    if ref not in (getattr(root, kind) or {}):
-                        problems.append(
-                            (
-                                f"service.pipelines.{name}.{kind}[{index}]",
-                                f"{kind[:-1]} {ref!r} is not defined under {kind}",
-                            )
-                        )
-    query = auth = None
-    try:
-        from llm_observer.kernel.auth import AuthConfig
-
-        auth = _model("auth", AuthConfig, root.auth, problems)
-    except ImportError:
-        auth = root.auth
-    try:
-        from llm_observer.query.config import QueryConfig
-
-        query = _model("query", QueryConfig, root.query, problems)
-    except ImportError:
-        query = root.query
+        _check_service(service, root, extension_types, problems)
+        for extension_id in service.extensions:
+            if extension_id not in extensions and extension_id in extension_types:
+                spec = _spec(EXTENSIONS, extension_id, extension_id, {}, factories[EXTENSIONS], problems)
+                if spec is not None:
+                    extensions[extension_id] = spec
+        if auth is not None and auth.enabled:
+            _check_tenant_stamping(service, specs, problems)
+    _check_references(specs, extensions, problems)
     if problems:
         raise ConfigError(problems)
-    assert service is not None
+    assert service is not None and auth is not None
     return Config(
         raw=raw,
         data_dir=Path(root.data_dir),
         receivers=specs["receivers"],
         processors=specs["processors"],
         exporters=specs["exporters"],
+        connectors=specs["connectors"],
+        extensions=extensions,
         service=service,
-        query=query,
         auth=auth,
         factories={kind: dict(f) for kind, f in factories.items()},
     )
+
+
+def _spec(
+    kind: str,
+    path: str,
+    component_id: str,
+    body: Any,
+    factories: Mapping[str, Factory[Any, Any]],
+    problems: list[tuple[str, str]],
+) -> ComponentSpec | None:
+    type_name = component_id.split("/", 1)[0]
+    lazy = factories.get(type_name)
+    if lazy is None:
+        known_types = ", ".join(sorted(factories)) or "none"
+        problems.append((path, f"unknown {kind[:-1]} type {type_name!r} (known: {known_types})"))
+        return None
+    try:
+        factory = _resolve(lazy)
+    except Exception as exc:
+        problems.append((path, f"component type {type_name!r} cannot be loaded: {exc}"))
+        return None
+    cfg = _model(path, factory.config_model, body, problems)
+    return None if cfg is None else ComponentSpec(component_id, factory, cfg)
+
+
+def _check_service(
+    service: ServiceConfig, root: _Root, extension_types: set[str], problems: list[tuple[str, str]]
+) -> None:
+    """Every id a pipeline, the telemetry or the extension list names exists, in a kind that fits."""
+
+    def check(path: str, ref: str, kinds: tuple[str, ...]) -> None:
+        if not any(ref in (getattr(root, kind) or {}) for kind in kinds):
+            problems.append((path, f"{ref!r} is not defined under {' or '.join(kinds)}"))
+
+    for name, pipeline in service.pipelines.items():
+        signal = name.split("/", 1)[0]
+        path = f"service.pipelines.{name}"
+        if signal not in PIPELINE_SIGNALS:
+            problems.append(
+                (
+                    path,
+                    "pipelines are traces or metrics (OTLP logs feed the logjoin processor of a traces one)",
+                )
+            )
+            continue
+        if signal == "metrics" and pipeline.processors:
+            problems.append((f"{path}.processors", "metrics pipelines take no processors"))
+        receiver_kinds = ("receivers",) if signal == "traces" else ("connectors",)
+        for index, ref in enumerate(pipeline.receivers):
+            check(f"{path}.receivers[{index}]", ref, receiver_kinds)
+        for index, ref in enumerate(pipeline.processors):
+            check(f"{path}.processors[{index}]", ref, ("processors",))
+        exporter_kinds = ("exporters", "connectors") if signal == "traces" else ("exporters",)
+        for index, ref in enumerate(pipeline.exporters):
+            check(f"{path}.exporters[{index}]", ref, exporter_kinds)
+    for index, ref in enumerate(service.telemetry.metrics.exporters):
+        check(f"service.telemetry.metrics.exporters[{index}]", ref, ("exporters",))
+    for index, ref in enumerate(service.extensions):
+        if ref not in extension_types:
+            known = ", ".join(sorted(extension_types)) or "none"
+            problems.append((f"service.extensions[{index}]", f"unknown extension {ref!r} (known: {known})"))
+
+
+def _check_tenant_stamping(
+    service: ServiceConfig, specs: dict[str, dict[str, ComponentSpec]], problems: list[tuple[str, str]]
+) -> None:
+    """With ingest keys on, the key decides the tenant: a traces pipeline without ``tenant`` would let a
+    client write into any organization."""
+    for name, pipeline in service.pipelines.items():
+        if not name.startswith("traces"):
+            continue
+        types = {
+            specs["processors"][p].factory.type_name for p in pipeline.processors if p in specs["processors"]
+        }
+        if "tenant" not in types:
+            problems.append(
+                (
+                    f"service.pipelines.{name}.processors",
+                    "auth is enabled: the pipeline needs the tenant processor, which applies the ingest key's tenant",
+                )
+            )
+
+
+def _check_references(
+    specs: dict[str, dict[str, ComponentSpec]],
+    extensions: dict[str, ComponentSpec],
+    problems: list[tuple[str, str]],
+) -> None:
+    everything = {**specs, EXTENSIONS: extensions}
+    for kind, by_id in everything.items():
+        for component_id, spec in by_id.items():
+            if spec.factory.references is None:
+                continue
+            prefix = component_id if kind == EXTENSIONS else f"{kind}.{component_id}"
+            for ref in spec.factory.references(spec.config):
+                if ref.component_id not in everything.get(ref.kind, {}):
+                    problems.append(
+                        (f"{prefix}.{ref.field}", f"{ref.component_id!r} is not defined under {ref.kind}")
+                    )
 
 
 _SECRET_KEY = re.compile(r"(password|secret|api_key|token)", re.IGNORECASE)
@@ -380,7 +502,7 @@ def effective_yaml(config: Config) -> str:
     for kind in KINDS:
         out[kind] = {cid: spec.config.model_dump(mode="json") for cid, spec in getattr(config, kind).items()}
     out["service"] = config.service.model_dump(mode="json")
-    for key in ("query", "auth"):
-        value = getattr(config, key)
-        out[key] = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+    for type_name, spec in config.extensions.items():
+        out[type_name] = spec.config.model_dump(mode="json")
+    out["auth"] = config.auth.model_dump(mode="json")
     return yaml.safe_dump(_mask_secrets(out), sort_keys=False)

@@ -14,27 +14,23 @@ import asyncio
 import logging
 import random
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from llm_observer.collector.notify import Notifier
 from llm_observer.collector.wal import Cursor, Log, Record
-from llm_observer.kernel.batch import Event, SpanBatch
+from llm_observer.kernel.batch import Provenance, SpanBatch
 from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_TRACES, Exporter, Processor
 from llm_observer.kernel.errors import PermanentError
 from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
-from llm_observer.semconv.attributes import ORGANIZATION_ID, PROJECT_ID
 
 logger = logging.getLogger(__name__)
-
-LogEventsDecoder = Callable[[ExportLogsServiceRequest], dict[tuple[bytes, bytes], list[Event]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,53 +51,12 @@ class Chunk:
     batch: SpanBatch
 
 
-class PendingEvents:
-    """GenAI content that arrived as OTLP log records, waiting for its span.
-
-    SDKs export logs and spans on separate schedules (by default logs after 1 s, spans after 5 s), so the
-    content of a call usually reaches the WAL in an earlier batch than its span. Entries are keyed by span
-    and by the WAL record they came from, so decoding the same range twice (the stage and a worker catching
-    up) neither loses nor duplicates them; they expire after ``max_age_seconds`` or beyond ``max_spans``.
-    After a restart the buffer starts empty: a span replayed then gets only the content in its own batch.
-    """
-
-    def __init__(self, max_spans: int = 100_000, max_age_seconds: float = 300.0) -> None:
-        self.max_spans = max_spans
-        self.max_age_seconds = max_age_seconds
-        self._entries: OrderedDict[tuple[bytes, bytes], tuple[float, dict[int, list[Event]]]] = OrderedDict()
-
-    def add(self, lsn: int, found: dict[tuple[bytes, bytes], list[Event]], now: float) -> None:
-        for key, events in found.items():
-            entry = self._entries.get(key)
-            if entry is None:
-                self._entries[key] = (now, {lsn: list(events)})
-            else:
-                entry[1][lsn] = list(events)
-        while len(self._entries) > self.max_spans:
-            self._entries.popitem(last=False)
-
-    def expire(self, now: float) -> None:
-        while self._entries:
-            key, (added, _) = next(iter(self._entries.items()))
-            if now - added <= self.max_age_seconds:
-                break
-            del self._entries[key]
-
-    def take(self, key: tuple[bytes, bytes]) -> list[Event]:
-        entry = self._entries.get(key)
-        if entry is None:
-            return []
-        return [event for lsn in sorted(entry[1]) for event in entry[1][lsn]]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
 class Decoder:
-    """Turns WAL records into one processed ``SpanBatch``.
+    """Turns WAL records into one processed ``SpanBatch``: decode the spans, note each request's provenance
+    (and, when a processor reads them, the range's OTLP log requests), then run the processors in order.
 
-    The same records give the same batch, except for GenAI content from log records of earlier batches,
-    which is attached from ``PendingEvents`` while it is kept there.
+    Processors are deterministic, so the same records give the same batch; ``logjoin`` documents its one
+    exception (content that waited for its span in an earlier range).
     """
 
     def __init__(
@@ -109,33 +64,24 @@ class Decoder:
         name: str,
         processors: Sequence[tuple[str, Processor]],
         telemetry: Telemetry,
-        log_events: LogEventsDecoder | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        read_logs: bool = False,
     ) -> None:
         self.name = name
         self.processors = list(processors)
         self.telemetry = telemetry
-        self.log_events = log_events
-        self.pending = PendingEvents()
-        self.clock = clock
+        self.read_logs = read_logs
         self._failed_once: set[str] = set()
 
     def __call__(self, records: Sequence[Record], start: int, end: int) -> SpanBatch:
         batch = SpanBatch()
-        now = self.clock()
         for record in records:
             if record.signal == SIGNAL_TRACES:
                 before = len(batch)
                 decode_traces(ExportTraceServiceRequest.FromString(record.payload), batch)
-                if record.meta is not None:
-                    self._stamp_tenant(batch, before, record)
-            elif record.signal == SIGNAL_LOGS and self.log_events is not None:
-                found = self.log_events(ExportLogsServiceRequest.FromString(record.payload))
-                if found:
-                    self.pending.add(record.lsn, found, now)
-        if len(self.pending):
-            self._attach(batch, self.pending)
-            self.pending.expire(now)
+                if record.meta is not None and len(batch) > before:
+                    batch.provenance.append(Provenance(before, len(batch), record.meta))
+            elif record.signal == SIGNAL_LOGS and self.read_logs:
+                batch.logs.append((record.lsn, record.payload))
         for component_id, processor in self.processors:
             try:
                 batch = processor(batch)
@@ -147,32 +93,6 @@ class Decoder:
                     logger.exception("processor %s failed; batches pass it unprocessed", component_id)
         batch.origin = f"{self.name}:{start}-{end}"
         return batch
-
-    @staticmethod
-    def _stamp_tenant(batch: SpanBatch, before: int, record: Record) -> None:
-        """The authenticated ingest key decides the tenant, whatever the client's attributes say."""
-        meta = record.meta
-        assert meta is not None
-        seen: set[int] = set()
-        for row in range(before, len(batch)):
-            resource = batch.resource[row]
-            if id(resource) in seen:
-                continue
-            seen.add(id(resource))
-            if meta.organization_id:
-                resource[ORGANIZATION_ID] = meta.organization_id
-            if meta.project_id:
-                resource[PROJECT_ID] = meta.project_id
-            elif meta.allowed_projects and resource.get(PROJECT_ID) not in meta.allowed_projects:
-                # The key may write to several projects; data naming none of them goes to the first.
-                resource[PROJECT_ID] = meta.allowed_projects[0]
-
-    @staticmethod
-    def _attach(batch: SpanBatch, pending: PendingEvents) -> None:
-        for row in range(len(batch)):
-            found = pending.take((batch.trace_id[row], batch.span_id[row]))
-            if found:
-                batch.events[row] = [*batch.events[row], *found]
 
 
 class ExporterWorker:

@@ -1,30 +1,39 @@
-"""Assembles a running collector (and, for ``up``, the query service) from a validated ``Config``.
+"""Assembles a running collector (and, for ``up``, its extensions: the query service) from a validated
+``Config``. Every component comes from a factory found through entry points; nothing here imports one.
 
-Start order: WAL → exporters → pipelines → receivers → query service. Shutdown runs backwards: receivers
-stop taking data, the pipelines drain what the WAL holds (bounded by ``service.delivery.drain_timeout_seconds``;
-whatever is left is replayed at the next start), then exporters and the WAL close.
+Start order: WAL → exporters and connectors → processors → pipelines → metrics pipelines → receivers →
+extensions. Shutdown runs backwards: receivers and extensions stop taking data, the pipelines drain what the
+WAL holds (bounded by ``service.delivery.drain_timeout_seconds``; whatever is left is replayed at the next
+start), then processors, exporters and the WAL close.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
 import signal
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm_observer.collector.config import Config
-from llm_observer.collector.pipeline import Decoder, DeliverySettings, LogEventsDecoder, Pipeline
-from llm_observer.collector.receivers.ingest_core import Authenticate
+from llm_observer.collector.pipeline import Decoder, DeliverySettings, Pipeline
 from llm_observer.collector.wal import Log, MemoryLog, WriteAheadLog
+from llm_observer.kernel.auth import AuthConfig, Authenticator
 from llm_observer.kernel.component import (
+    SIGNAL_LOGS,
+    SIGNAL_NAMES,
     SIGNAL_TRACES,
+    Authenticate,
+    Component,
+    Connector,
     CreateContext,
     Exporter,
+    Extension,
     IngestMeta,
+    MetricsExporter,
     Processor,
     Receiver,
 )
@@ -36,12 +45,12 @@ logger = logging.getLogger(__name__)
 _MIB = 1 << 20
 
 
-def make_authenticate(auth_config: Any) -> Authenticate | None:
-    """The receivers' view of auth: the tenant an ingest key is bound to, or None when auth is off."""
-    if auth_config is None or not getattr(auth_config, "enabled", False):
-        return None
-    from llm_observer.kernel.auth import Authenticator
+def make_authenticate(auth_config: AuthConfig) -> Authenticate | None:
+    """The receivers' view of auth: the tenant an ingest key is bound to, or None when auth is off.
 
+    Raises ``Unauthenticated`` / ``PermissionDenied`` (kernel errors) for a missing, bad or read-only key."""
+    if not auth_config.enabled:
+        return None
     authenticator = Authenticator(auth_config)
 
     def authenticate(header: str | None) -> IngestMeta | None:
@@ -55,14 +64,6 @@ def make_authenticate(auth_config: Any) -> Authenticate | None:
         )
 
     return authenticate
-
-
-def _log_events_decoder() -> LogEventsDecoder | None:
-    try:
-        from llm_observer.processors.normalize_logs import content_events_by_span
-    except ImportError:
-        return None
-    return content_events_by_span
 
 
 class DataDirLock:
@@ -93,35 +94,79 @@ class DataDirLock:
             self._fd = -1
 
 
+@dataclass(slots=True)
+class _Running:
+    """What one start created, in start order, so that shutdown can run it backwards."""
+
+    exporters: dict[str, Exporter] = field(default_factory=dict)  # exporters and connectors, by id
+    processors: list[tuple[str, Component]] = field(default_factory=list)
+    pipelines: list[Pipeline] = field(default_factory=list)
+    receivers: dict[str, Receiver] = field(default_factory=dict)
+    extensions: dict[str, Extension] = field(default_factory=dict)
+
+
 class Service:
-    """The collector: receivers → WAL → pipelines → exporters, plus the query service when asked."""
+    """The collector: receivers → WAL → pipelines → exporters; with ``query=True`` also the extensions that
+    ``service.extensions`` lists (the query service), and with ``collector=False`` only those."""
 
     def __init__(self, config: Config, *, collector: bool = True, query: bool = False) -> None:
         self.config = config
         self.run_collector = collector
-        self.run_query = query
+        self.run_extensions = query
         self.data_dir = config.data_dir.resolve()
         self.telemetry = Telemetry()
         self.log: Log | None = None
-        self.receivers: dict[str, Receiver] = {}
-        self.exporters: dict[str, Exporter] = {}
-        self.pipelines: list[Pipeline] = []
-        self.query_service: Any = None
+        self.consumed_signals: frozenset[int] = frozenset()
+        self._running = _Running()
         self._lock = DataDirLock(self.data_dir)
         self._started = False
         self._stopped = asyncio.Event()
 
+    # --- what tests and the CLI look at -----------------------------------------------------------------
+
+    @property
+    def receivers(self) -> dict[str, Receiver]:
+        return self._running.receivers
+
+    @property
+    def exporters(self) -> dict[str, Exporter]:
+        return self._running.exporters
+
+    @property
+    def pipelines(self) -> list[Pipeline]:
+        return self._running.pipelines
+
+    @property
+    def extensions(self) -> dict[str, Extension]:
+        return self._running.extensions
+
+    @property
+    def query_service(self) -> Any:
+        """The running query extension, if any."""
+        return self._running.extensions.get("query")
+
     def _ctx(self, component_id: str, **kwargs: Any) -> CreateContext:
+        cfg = self.config
         return CreateContext(
             component_id=component_id,
             data_dir=self.data_dir,
             telemetry=self.telemetry,
             logger=logging.getLogger(f"llm_observer.component.{component_id}"),
+            auth=cfg.auth,
+            configs={
+                kind: {cid: spec.config for cid, spec in getattr(cfg, kind).items()}
+                for kind in ("receivers", "processors", "exporters", "connectors", "extensions")
+            },
             **kwargs,
         )
 
     async def ingest(self, signal: int, payload: bytes, meta: IngestMeta | None = None) -> None:
-        """The ``Ingest`` every receiver (and the REST ingest) hands accepted requests to."""
+        """The ``Ingest`` every receiver (and the REST ingest) hands accepted requests to.
+
+        A signal that no pipeline consumes is acknowledged and counted, not written to the WAL."""
+        if signal not in self.consumed_signals:
+            self.telemetry.discarded.labels(SIGNAL_NAMES.get(signal, str(signal)), "no_pipeline").inc()
+            return
         assert self.log is not None
         await self.log.append(signal, payload, meta)
 
@@ -142,106 +187,174 @@ class Service:
             raise
 
     async def _start(self) -> None:
+        if self.run_collector:
+            await self._open_wal()
+            await self._start_exporters()
+            await self._start_pipelines()
+            self._wire_metrics()
+            await self._start_receivers()
+        if self.run_extensions:
+            await self._start_extensions()
+        logger.info("llm-observer started (data dir %s)", self.data_dir)
+
+    async def _open_wal(self) -> None:
+        svc = self.config.service
+        wal = svc.wal
+        if wal.mode == "memory":
+            logger.warning("WAL mode is 'memory': accepted data is LOST if the process dies")
+            self.log = MemoryLog(max_bytes=wal.max_size_mib * _MIB, telemetry=self.telemetry)
+        else:
+            self.log = WriteAheadLog(
+                self.data_dir / wal.dir,
+                segment_bytes=wal.segment_size_mib * _MIB,
+                max_bytes=wal.max_size_mib * _MIB,
+                max_pending_bytes=wal.max_pending_mib * _MIB,
+                sync=wal.sync,
+                telemetry=self.telemetry,
+            )
+        await self.log.open()
+
+    async def _start_exporters(self) -> None:
+        """Every exporter and connector a pipeline or the self-telemetry names, each created once."""
         cfg = self.config
         svc = cfg.service
-        if self.run_collector:
-            wal = svc.wal
-            if wal.mode == "memory":
-                logger.warning("WAL mode is 'memory': accepted data is LOST if the process dies")
-                self.log = MemoryLog(max_bytes=wal.max_size_mib * _MIB, telemetry=self.telemetry)
-            else:
-                self.log = WriteAheadLog(
-                    self.data_dir / wal.dir,
-                    segment_bytes=wal.segment_size_mib * _MIB,
-                    max_bytes=wal.max_size_mib * _MIB,
-                    max_pending_bytes=wal.max_pending_mib * _MIB,
-                    sync=wal.sync,
-                    telemetry=self.telemetry,
-                )
-            await self.log.open()
-            used = {ref for p in svc.pipelines.values() for ref in p.exporters}
-            for exporter_id in used:
-                spec = cfg.exporters[exporter_id]
-                exporter = spec.factory.create(self._ctx(exporter_id), spec.config)
-                await exporter.start()
-                self.exporters[exporter_id] = exporter
-            d = svc.delivery
-            settings = DeliverySettings(
-                max_batch_bytes=int(d.max_batch_mib * _MIB),
-                min_batch_bytes=int(d.min_batch_mib * _MIB),
-                linger_seconds=d.linger_seconds,
-                timeout_seconds=d.timeout_seconds,
-                initial_backoff_seconds=d.initial_backoff_seconds,
-                max_backoff_seconds=d.max_backoff_seconds,
-            )
-            log_events = _log_events_decoder()
-            for name, pipeline_cfg in svc.pipelines.items():
-                processors: list[tuple[str, Processor]] = []
-                for processor_id in pipeline_cfg.processors:
-                    spec = cfg.processors[processor_id]
-                    processors.append(
-                        (processor_id, spec.factory.create(self._ctx(processor_id), spec.config))
-                    )
-                pipeline = Pipeline(
-                    name,
-                    self.log,
-                    Decoder(name, processors, self.telemetry, log_events),
-                    [(e, self.exporters[e]) for e in pipeline_cfg.exporters],
-                    self.telemetry,
-                    settings,
-                    self._release_wal,
-                )
-                await pipeline.start()
-                self.pipelines.append(pipeline)
-            authenticate = make_authenticate(cfg.auth)
-            used_receivers = {ref for p in svc.pipelines.values() for ref in p.receivers}
-            for receiver_id in used_receivers:
-                spec = cfg.receivers[receiver_id]
-                ctx = self._ctx(receiver_id, ingest=self.ingest, extras={"authenticate": authenticate})
-                receiver = spec.factory.create(ctx, spec.config)
-                await receiver.start()
-                self.receivers[receiver_id] = receiver
-        if self.run_query:
-            from llm_observer.query.service import QueryService
+        wanted: list[str] = []
+        for pipeline in svc.pipelines.values():
+            wanted.extend(pipeline.exporters)
+            wanted.extend(r for r in pipeline.receivers if r in cfg.connectors)
+        wanted.extend(svc.telemetry.metrics.exporters)
+        for component_id in dict.fromkeys(wanted):
+            spec = cfg.connectors.get(component_id) or cfg.exporters[component_id]
+            exporter = spec.factory.create(self._ctx(component_id), spec.config)
+            await exporter.start()
+            self._running.exporters[component_id] = exporter
 
-            self.query_service = QueryService(
-                cfg.query,
-                cfg.auth,
-                self.data_dir,
-                self.ingest if self.run_collector else None,
+    def _typed(self, path: str, component_id: str, kind: type[Any], role: str) -> Any:
+        component = self._running.exporters[component_id]
+        if not isinstance(component, kind):
+            raise ConfigError([(path, f"{component_id!r} is not {role}")])
+        return component
+
+    async def _start_pipelines(self) -> None:
+        cfg = self.config
+        svc = cfg.service
+        d = svc.delivery
+        settings = DeliverySettings(
+            max_batch_bytes=int(d.max_batch_mib * _MIB),
+            min_batch_bytes=int(d.min_batch_mib * _MIB),
+            linger_seconds=d.linger_seconds,
+            timeout_seconds=d.timeout_seconds,
+            initial_backoff_seconds=d.initial_backoff_seconds,
+            max_backoff_seconds=d.max_backoff_seconds,
+        )
+        assert self.log is not None
+        consumed: set[int] = set()
+        for name, pipeline_cfg in svc.pipelines.items():
+            if not name.startswith("traces"):
+                continue
+            consumed.add(SIGNAL_TRACES)
+            processors: list[tuple[str, Processor]] = []
+            read_logs = False
+            for processor_id in pipeline_cfg.processors:
+                spec = cfg.processors[processor_id]
+                processor = spec.factory.create(self._ctx(processor_id), spec.config)
+                if isinstance(processor, Component):
+                    await processor.start()
+                    self._running.processors.append((processor_id, processor))
+                processors.append((processor_id, processor))
+                read_logs = read_logs or spec.factory.reads_logs
+            if read_logs:
+                consumed.add(SIGNAL_LOGS)
+            exporters = []
+            for index, exporter_id in enumerate(pipeline_cfg.exporters):
+                path = f"service.pipelines.{name}.exporters[{index}]"
+                exporters.append((exporter_id, self._typed(path, exporter_id, Exporter, "a span exporter")))
+            pipeline = Pipeline(
+                name,
+                self.log,
+                Decoder(name, processors, self.telemetry, read_logs),
+                exporters,
                 self.telemetry,
+                settings,
+                self._release_wal,
             )
-            await self.query_service.start()
-        logger.info("llm-observer started (data dir %s)", self.data_dir)
+            await pipeline.start()
+            self._running.pipelines.append(pipeline)
+        self.consumed_signals = frozenset(consumed)
+
+    def _wire_metrics(self) -> None:
+        """Metrics pipelines are pulled: each exporter exposes what its connectors derive, when scraped."""
+        svc = self.config.service
+        for name, pipeline_cfg in svc.pipelines.items():
+            if not name.startswith("metrics"):
+                continue
+            for r_index, connector_id in enumerate(pipeline_cfg.receivers):
+                path = f"service.pipelines.{name}.receivers[{r_index}]"
+                connector = self._typed(path, connector_id, Connector, "a connector")
+                for e_index, exporter_id in enumerate(pipeline_cfg.exporters):
+                    path = f"service.pipelines.{name}.exporters[{e_index}]"
+                    exporter = self._typed(path, exporter_id, MetricsExporter, "a metrics exporter")
+                    exporter.expose(connector.metrics())
+        for index, exporter_id in enumerate(svc.telemetry.metrics.exporters):
+            path = f"service.telemetry.metrics.exporters[{index}]"
+            self._typed(path, exporter_id, MetricsExporter, "a metrics exporter").expose(
+                self.telemetry.registry
+            )
+
+    async def _start_receivers(self) -> None:
+        cfg = self.config
+        authenticate = make_authenticate(cfg.auth)
+        used = {
+            ref
+            for name, p in cfg.service.pipelines.items()
+            if name.startswith("traces")
+            for ref in p.receivers
+        }
+        for receiver_id in sorted(used):
+            spec = cfg.receivers[receiver_id]
+            ctx = self._ctx(receiver_id, ingest=self.ingest, extras={"authenticate": authenticate})
+            receiver = spec.factory.create(ctx, spec.config)
+            await receiver.start()
+            self._running.receivers[receiver_id] = receiver
+
+    async def _start_extensions(self) -> None:
+        cfg = self.config
+        for extension_id in cfg.service.extensions:
+            spec = cfg.extensions[extension_id]
+            ingest = self.ingest if self.run_collector else None
+            extension = spec.factory.create(self._ctx(extension_id, ingest=ingest), spec.config)
+            await extension.start()
+            self._running.extensions[extension_id] = extension
 
     async def shutdown(self) -> None:
         """Stop taking data, drain what was accepted, close everything. Idempotent."""
-        for receiver_id, receiver in list(self.receivers.items()):
-            with contextlib.suppress(Exception):
-                await receiver.shutdown()
-            self.receivers.pop(receiver_id, None)
-        if self.query_service is not None:
-            with contextlib.suppress(Exception):
-                await self.query_service.shutdown()
-            self.query_service = None
+        running = self._running
+        for name, component in [*running.receivers.items(), *running.extensions.items()]:
+            try:
+                await component.shutdown()
+            except Exception:
+                logger.exception("%s failed to shut down cleanly", name)
+        running.receivers.clear()
+        running.extensions.clear()
         timeout = self.config.service.delivery.drain_timeout_seconds
-        for pipeline in self.pipelines:
+        for pipeline in running.pipelines:
             if not await pipeline.drain(timeout):
                 logger.warning(
                     "pipeline %s did not drain in %.0fs; the rest is replayed at next start",
                     pipeline.name,
                     timeout,
                 )
-        for pipeline in self.pipelines:
+        for pipeline in running.pipelines:
             await pipeline.shutdown()
         self._release_wal()
-        self.pipelines.clear()
-        for exporter_id, exporter in list(self.exporters.items()):
+        running.pipelines.clear()
+        for name, component in [*reversed(running.processors), *running.exporters.items()]:
             try:
-                await exporter.shutdown()
+                await component.shutdown()
             except Exception:
-                logger.exception("exporter %s failed to shut down cleanly", exporter_id)
-            self.exporters.pop(exporter_id, None)
+                logger.exception("%s failed to shut down cleanly", name)
+        running.processors.clear()
+        running.exporters.clear()
         if self.log is not None:
             await self.log.close()
             self.log = None

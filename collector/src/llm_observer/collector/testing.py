@@ -70,9 +70,11 @@ def local_config(
             "otlp": {"protocols": {"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0"}}}
         },
         "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}},
-        "query": {"http": {"endpoint": "127.0.0.1:0"}, "grpc": {"endpoint": "127.0.0.1:0"}},
     }
-    from llm_observer.collector.config import deep_merge
+    from llm_observer.collector.config import EXTENSIONS, deep_merge, discover_factories
+
+    if "query" in discover_factories()[EXTENSIONS]:
+        base["query"] = {"http": {"endpoint": "127.0.0.1:0"}, "grpc": {"endpoint": "127.0.0.1:0"}}
 
     factories = {kind: dict(found) for kind, found in TEST_FACTORIES.items()}
     for kind, found in (extra_factories or {}).items():

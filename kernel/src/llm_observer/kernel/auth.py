@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from llm_observer.kernel.component import ComponentConfig
+from llm_observer.kernel.config import ComponentConfig
 from llm_observer.kernel.errors import PermissionDenied, Unauthenticated
 
 Scope = Literal["ingest", "query"]

@@ -39,6 +39,25 @@ SPAN_KIND_NAMES = ("Unspecified", "Internal", "Server", "Client", "Producer", "C
 STATUS_NAMES = ("Unset", "Ok", "Error")
 
 
+@dataclass(frozen=True, slots=True)
+class IngestMeta:
+    """What the receiver knows about a request beyond its bytes (kept in the WAL beside them)."""
+
+    organization_id: str | None = None
+    project_id: str | None = None
+    # When the key may write to several projects: the data's own project must be one of them.
+    allowed_projects: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Rows ``[start, end)`` of a batch came from one request whose receiver knew ``meta``."""
+
+    start: int
+    end: int
+    meta: IngestMeta
+
+
 @dataclass(slots=True)
 class SpanBatch:
     """Spans as parallel columns; row ``i`` of every list is span ``i``."""
@@ -62,6 +81,11 @@ class SpanBatch:
     # Where the batch came from (e.g. ``traces:17-42``, a WAL range). Not a column. Replaying the same
     # range yields the same spans, so exporters may use it as an idempotency key.
     origin: str = ""
+    # Not columns either: what the pipeline's decoder knows of the WAL range, for the processors that need it
+    # (``tenant`` reads the provenance, ``logjoin`` the OTLP log requests). Exporters never see them filled in
+    # a way they should rely on; ``take`` and ``concat`` do not carry them.
+    provenance: list[Provenance] = field(default_factory=list)
+    logs: list[tuple[int, bytes]] = field(default_factory=list)  # (WAL lsn, ExportLogsServiceRequest bytes)
 
     def __len__(self) -> int:
         return len(self.span_id)
@@ -96,4 +120,6 @@ class SpanBatch:
         return value if isinstance(value, str) else ""
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SpanBatch) if f.name != "origin")
+COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in fields(SpanBatch) if f.name not in ("origin", "provenance", "logs")
+)

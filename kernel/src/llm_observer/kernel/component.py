@@ -22,24 +22,20 @@ collector's runtime imports none of them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from prometheus_client.metrics_core import Metric
 
+from llm_observer.kernel.batch import IngestMeta as IngestMeta
 from llm_observer.kernel.batch import SpanBatch
+from llm_observer.kernel.config import ComponentConfig as ComponentConfig
 
 if TYPE_CHECKING:
     from llm_observer.kernel.auth import AuthConfig
     from llm_observer.kernel.telemetry import Telemetry
-
-
-class ComponentConfig(BaseModel):
-    """Base of every component config: unknown keys are errors, values are frozen after load."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @runtime_checkable
@@ -54,6 +50,7 @@ class Component(Protocol):
 Processor = Callable[[SpanBatch], SpanBatch]
 
 
+@runtime_checkable
 class Exporter(Component, Protocol):
     async def send(self, batch: SpanBatch) -> None:
         """Deliver the whole batch, or raise ``RetryableError`` / ``PermanentError``."""
@@ -67,16 +64,6 @@ SIGNAL_LOGS = 3
 SIGNAL_NAMES = {SIGNAL_TRACES: "traces", SIGNAL_METRICS: "metrics", SIGNAL_LOGS: "logs"}
 
 
-@dataclass(frozen=True, slots=True)
-class IngestMeta:
-    """What the receiver knows about a request beyond its bytes (kept in the WAL beside them)."""
-
-    organization_id: str | None = None
-    project_id: str | None = None
-    # When the key may write to several projects: the data's own project must be one of them.
-    allowed_projects: tuple[str, ...] | None = None
-
-
 class Ingest(Protocol):
     """Where receivers hand accepted requests. Returns once the request is durable.
 
@@ -86,8 +73,34 @@ class Ingest(Protocol):
     async def __call__(self, signal: int, payload: bytes, meta: IngestMeta | None = None) -> None: ...
 
 
+Authenticate = Callable[[str | None], IngestMeta | None]
+"""Given the Authorization header value, the tenant the data must go to (None: take it from the data).
+Raises ``Unauthenticated`` / ``PermissionDenied``."""
+
+
 class Receiver(Component, Protocol):
     pass
+
+
+class MetricsSource(Protocol):
+    """Metrics to expose, in prometheus_client's collector shape (a ``CollectorRegistry`` is one)."""
+
+    def collect(self) -> Iterable[Metric]: ...
+
+
+@runtime_checkable
+class MetricsExporter(Component, Protocol):
+    """An exporter of a metrics pipeline: exposes what its sources hold whenever it is scraped."""
+
+    def expose(self, source: MetricsSource) -> None: ...
+
+
+@runtime_checkable
+class Connector(Exporter, Protocol):
+    """Consumes spans as an exporter of traces pipelines; the metrics pipelines that name it as a receiver
+    expose what it derives."""
+
+    def metrics(self) -> MetricsSource: ...
 
 
 class Extension(Component, Protocol):
@@ -132,11 +145,15 @@ class Factory(Generic[C, T]):
     create: Callable[[CreateContext, C], T]
     # Which other components a config names; the loader checks that each exists, with its YAML path.
     references: Callable[[C], Sequence[Reference]] | None = None
+    # A processor that also reads the OTLP log records of its pipeline's WAL range (``batch.logs``): the
+    # receivers' logs are then written to the WAL.
+    reads_logs: bool = False
 
 
 ReceiverFactory = Factory[Any, Receiver]
 ProcessorFactory = Factory[Any, Processor]
 ExporterFactory = Factory[Any, Exporter]
 ExtensionFactory = Factory[Any, Extension]
+ConnectorFactory = Factory[Any, Connector]
 
 AsyncCallback = Callable[[], Awaitable[None]]

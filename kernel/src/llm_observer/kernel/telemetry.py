@@ -47,6 +47,12 @@ class Telemetry:
             ["component", "signal"],
             registry=r,
         )
+        self.discarded = Counter(
+            "llm_observer_items_discarded",
+            "Requests acknowledged and not kept, by signal and reason (no_pipeline: no pipeline consumes it).",
+            ["signal", "reason"],
+            registry=r,
+        )
         self.wal_lag_records = Gauge(
             "llm_observer_wal_lag_records",
             "WAL records not yet delivered by an exporter.",

@@ -260,7 +260,7 @@ CONTENT_EVENT_NAMES: Final = frozenset(
     {*EVENT_ROLES, EVENT_CHOICE, OPENLIT_PROMPT_EVENT, OPENLIT_COMPLETION_EVENT, EVENT_INFERENCE_DETAILS}
 )
 EVENT_BODY: Final = "gen_ai.event.content"
-"""Span-event attribute holding a log record's body as JSON (see ``processors.normalize_logs``)."""
+"""Span-event attribute holding a log record's body as JSON (the ``logjoin`` processor writes it)."""
 
 # Tool definitions: OpenLLMetry ``llm.request.functions.{i}.{name,description,parameters}``, OpenInference
 # ``llm.tools.{i}.tool.json_schema`` (the provider's tool JSON).

@@ -7,7 +7,6 @@ otherwise, so the collector never re-encodes what it does not have to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,15 +30,13 @@ from llm_observer.kernel.component import (
     SIGNAL_METRICS,
     SIGNAL_NAMES,
     SIGNAL_TRACES,
+    Authenticate,
     Ingest,
     IngestMeta,
 )
 from llm_observer.kernel.errors import Backpressure, PermanentError
 from llm_observer.kernel.otlp_codec import drop_invalid_spans, json_body_to_dict
 from llm_observer.kernel.telemetry import Telemetry
-
-# Given the Authorization header value, the tenant the data must go to (None: take it from the data).
-Authenticate = Callable[[str | None], IngestMeta | None]
 
 REQUEST_TYPES: dict[int, type[Message]] = {
     SIGNAL_TRACES: ExportTraceServiceRequest,

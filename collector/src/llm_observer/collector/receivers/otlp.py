@@ -21,7 +21,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from pydantic import Field, field_validator
 
 from llm_observer.collector.receivers.ingest_core import (
-    Authenticate,
     IngestCore,
     Parsed,
     parse_json,
@@ -31,6 +30,7 @@ from llm_observer.kernel.component import (
     SIGNAL_LOGS,
     SIGNAL_METRICS,
     SIGNAL_TRACES,
+    Authenticate,
     ComponentConfig,
     CreateContext,
     Factory,

@@ -5,9 +5,8 @@ instrumentations v1.28 to v1.41, hand-written code), after this processor it car
 ``gen_ai.provider.name``, ``gen_ai.operation.name``, request/response model, the usage counts under their
 current names (input tokens including cached tokens), request parameters, ``user.id`` /
 ``gen_ai.conversation.id``, and its content as ``gen_ai.input.messages`` / ``gen_ai.output.messages``
-(/ ``gen_ai.system_instructions``) JSON. Content sent as log events is attached to spans by the collector
-(``normalize_logs.content_events_by_span`` + ``attach_events``) before this runs, and is read from the
-span's events (which stay on the span).
+(/ ``gen_ai.system_instructions``) JSON. Content sent as log events is attached to spans by the ``logjoin``
+processor before this runs, and is read from the span's events (which stay on the span).
 
 Spans that are not GenAI pass untouched. Normalising twice changes nothing. Original attributes are kept
 unless ``keep_original`` is false, in which case the legacy keys that were mapped are removed.
