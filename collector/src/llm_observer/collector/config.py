@@ -3,7 +3,7 @@
 The file has the OpenTelemetry Collector's shape (``receivers``, ``processors``, ``exporters``, ``connectors``,
 ``service.pipelines``, ``service.extensions``) plus ``data_dir`` and ``auth``. An extension is configured under
 the top-level key of its type (``query:`` for the query service) and runs when ``service.extensions`` lists it. It is merged over the built-in default
-(mappings merge key by key, lists and scalars replace), so a file that only moves an endpoint keeps the
+(mappings merge key by key, lists and scalars replace, ``null`` over a mapping removes it), so a file that only moves an endpoint keeps the
 default pipeline. ``${VAR}``, ``${env:VAR}`` and ``${VAR:-default}`` in string values are expanded once, here.
 Every problem is reported with the YAML path of the bad key, before anything starts.
 """
@@ -237,11 +237,15 @@ def _expand(node: Any, path: str, problems: list[tuple[str, str]]) -> Any:
 
 
 def deep_merge(base: Any, override: Any) -> Any:
-    """``override`` over ``base``: mappings merge key by key; anything else replaces."""
+    """``override`` over ``base``: mappings merge key by key; anything else replaces; a key set to ``null``
+    over a mapping of the base removes it (``metrics/genai: null`` drops that default pipeline)."""
     if isinstance(base, dict) and isinstance(override, dict):
         out = dict(base)
         for key, value in override.items():
-            out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
+            if value is None and isinstance(base.get(key), dict):
+                del out[key]
+            else:
+                out[key] = deep_merge(base[key], value) if key in base else copy.deepcopy(value)
         return out
     return copy.deepcopy(override)
 
@@ -363,6 +367,7 @@ def validate(
                 spec = _spec(EXTENSIONS, extension_id, extension_id, {}, factories[EXTENSIONS], problems)
                 if spec is not None:
                     extensions[extension_id] = spec
+        _check_signals(service, specs, problems)
         if auth is not None and auth.enabled:
             _check_tenant_stamping(service, specs, problems)
     _check_references(specs, extensions, problems)
@@ -442,6 +447,26 @@ def _check_service(
         if ref not in extension_types:
             known = ", ".join(sorted(extension_types)) or "none"
             problems.append((f"service.extensions[{index}]", f"unknown extension {ref!r} (known: {known})"))
+
+
+def _check_signals(
+    service: ServiceConfig, specs: dict[str, dict[str, ComponentSpec]], problems: list[tuple[str, str]]
+) -> None:
+    """Each exporter takes the signal of the place that names it: spans in traces pipelines, metrics in
+    metrics pipelines and in the self-telemetry."""
+
+    def check(path: str, ref: str, signal: str) -> None:
+        spec = specs["exporters"].get(ref) or specs["connectors"].get(ref)
+        if spec is not None and spec.factory.signal != signal:
+            problems.append((path, f"{ref!r} takes {spec.factory.signal}, not {signal}"))
+
+    for name, pipeline in service.pipelines.items():
+        signal = name.split("/", 1)[0]
+        if signal in PIPELINE_SIGNALS:
+            for index, ref in enumerate(pipeline.exporters):
+                check(f"service.pipelines.{name}.exporters[{index}]", ref, signal)
+    for index, ref in enumerate(service.telemetry.metrics.exporters):
+        check(f"service.telemetry.metrics.exporters[{index}]", ref, "metrics")
 
 
 def _check_tenant_stamping(

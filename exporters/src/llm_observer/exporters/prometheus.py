@@ -75,4 +75,4 @@ def _create(ctx: CreateContext, config: PrometheusExporterConfig) -> MetricsExpo
     return PrometheusExporter(config)
 
 
-factory = Factory("prometheus", PrometheusExporterConfig, _create)
+factory = Factory("prometheus", PrometheusExporterConfig, _create, signal="metrics")

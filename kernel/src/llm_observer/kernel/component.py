@@ -145,6 +145,9 @@ class Factory(Generic[C, T]):
     create: Callable[[CreateContext, C], T]
     # Which other components a config names; the loader checks that each exists, with its YAML path.
     references: Callable[[C], Sequence[Reference]] | None = None
+    # What the component takes in: ``traces`` (spans: receivers' output, processors, span exporters and
+    # connectors) or ``metrics`` (exporters of metrics pipelines, such as ``prometheus``).
+    signal: str = "traces"
     # A processor that also reads the OTLP log records of its pipeline's WAL range (``batch.logs``): the
     # receivers' logs are then written to the WAL.
     reads_logs: bool = False
