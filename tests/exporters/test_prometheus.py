@@ -3,9 +3,10 @@ OpenTelemetry SDK, the collector's own counters, and bounded cardinality."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -17,10 +18,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from llm_observer.collector.service import Service
-from llm_observer.exporters.debug import DebugExporter
-from llm_observer.exporters.prometheus import PrometheusExporter
+from tests.support import wait_for
+from tests.support.collector import Samples, metrics_port, scrape, sink
 
-TOKEN_BUCKETS = [4.0**i for i in range(14)]  # GenAI semconv: 1, 4, 16, … 67108864
+# The GenAI client histograms' advisory boundaries: powers of 4 for token counts, doubling from 10 ms for
+# durations.
+TOKEN_BUCKETS = [4.0**i for i in range(14)]  # 1, 4, 16, … 67108864
 DURATION_BUCKETS = [0.01 * 2**i for i in range(14)]  # 0.01, 0.02, … 81.92 s
 TENANT = {"llm_observer.organization.id": "acme", "llm_observer.project.id": "chatbot"}
 LABELS = {
@@ -30,14 +33,6 @@ LABELS = {
     "organization": "acme",
     "project": "chatbot",
 }
-
-
-def _sink(service: Service) -> DebugExporter:
-    return cast(DebugExporter, service.exporters["debug"])
-
-
-def _metrics_port(service: Service) -> int:
-    return cast(PrometheusExporter, service.exporters["prometheus"]).port
 
 
 def _sdk_spans(
@@ -63,14 +58,15 @@ def _sdk_spans(
     return memory.get_finished_spans()
 
 
-async def _export(service: Service, spans: Sequence[ReadableSpan], in_thread: Any) -> None:
+async def _export(service: Service, spans: Sequence[ReadableSpan]) -> None:
+    """Through the SDK's OTLP/gRPC exporter, which blocks: in a thread, so the loop serves the request."""
     exporter = OTLPSpanExporter(
         endpoint=f"127.0.0.1:{service.endpoints()['otlp.grpc']}", insecure=True, timeout=10
     )
     try:
-        assert await in_thread(exporter.export, spans) == SpanExportResult.SUCCESS
+        assert await asyncio.to_thread(exporter.export, spans) == SpanExportResult.SUCCESS
     finally:
-        await in_thread(exporter.shutdown)
+        await asyncio.to_thread(exporter.shutdown)
 
 
 def _chat(
@@ -89,25 +85,23 @@ def _chat(
     }
 
 
-def _buckets(samples: Any, name: str, **labels: str) -> list[tuple[float, float]]:
+def _buckets(samples: Samples, name: str, **labels: str) -> list[tuple[float, float]]:
     """(le, cumulative count) of one histogram series, in bound order."""
     found = samples.named(f"{name}_bucket", **labels)
     return sorted((float(s.labels["le"]), s.value) for s in found)
 
 
-async def _exported(scrape: Any, port: int, exporter: str) -> float:
+async def _at_least(port: int, exporter: str, spans: int) -> bool:
+    """Whether ``exporter`` has counted at least ``spans`` spans exported."""
     samples = await scrape(port)
-    return samples.value("llm_observer_spans_exported_total", exporter=exporter) or 0.0
+    return (samples.value("llm_observer_spans_exported_total", exporter=exporter) or 0.0) >= spans
 
 
 async def test_prometheus_serves_genai_metrics_and_collector_counters(
     start_collector: Callable[..., Awaitable[Service]],
-    scrape: Any,
-    in_thread: Any,
-    wait_for: Callable[..., Awaitable[None]],
 ) -> None:
     service = await start_collector(exporters=["debug", "prometheus"])
-    port = _metrics_port(service)
+    port = metrics_port(service)
     spans = _sdk_spans(
         [
             (_chat(input_tokens=100, output_tokens=20, extra={"llm_observer.cost.usd": 0.0125}), 0.3, False),
@@ -116,7 +110,7 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
             ({"http.route": "/not-genai"}, 0.05, False),  # not a GenAI span: counted, not measured
         ]
     )
-    await _export(service, spans, in_thread)
+    await _export(service, spans)
 
     last: dict[str, float] = {}
 
@@ -126,12 +120,10 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
             last[exporter] = samples.value("llm_observer_spans_exported_total", exporter=exporter) or 0.0
         return all(value == 4 for value in last.values())
 
-    deadline = time.monotonic() + 10
-    while not await exported_by_both():
-        assert time.monotonic() < deadline, f"exported counters stuck at {last}"
+    await wait_for(exported_by_both, what=lambda: f"both exporters to count 4 spans (now {last})")
     samples = await scrape(port)
 
-    # Token usage: the spec's buckets, exactly, per token type.
+    # Token usage: exactly the advisory buckets, per token type.
     name = "gen_ai_client_token_usage"
     input_buckets = _buckets(samples, name, gen_ai_token_type="input", **LABELS)
     assert [le for le, _ in input_buckets] == [*TOKEN_BUCKETS, float("inf")]
@@ -141,7 +133,7 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
     assert samples.value(f"{name}_sum", gen_ai_token_type="input", **LABELS) == 3101
     assert samples.value(f"{name}_sum", gen_ai_token_type="output", **LABELS) == 720
 
-    # Duration: the spec's buckets, with error.type (empty when the call succeeded).
+    # Duration: the advisory buckets, with error.type (empty when the call succeeded).
     name = "gen_ai_client_operation_duration_seconds"
     ok = _buckets(samples, name, error_type="", **LABELS)
     assert [le for le, _ in ok] == pytest.approx([*DURATION_BUCKETS, float("inf")])
@@ -171,17 +163,15 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
 
 async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
     start_collector: Callable[..., Awaitable[Service]],
-    scrape: Any,
-    in_thread: Any,
 ) -> None:
     """An exporter that cannot deliver shows as lag while the others of its pipeline reach zero."""
     service = await start_collector(
         exporters=["prometheus", "flaky"],  # flaky: fails (retryably) on every send until told otherwise
         overrides={"service": {"delivery": {"drain_timeout_seconds": 0.1}}},
     )
-    port = _metrics_port(service)
+    port = metrics_port(service)
     for _ in range(3):
-        await _export(service, _sdk_spans([(_chat(), 0.1, False)]), in_thread)
+        await _export(service, _sdk_spans([(_chat(), 0.1, False)]))
     lags: dict[str, float] = {}
 
     async def settled() -> bool:
@@ -190,26 +180,22 @@ async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
         retries = samples.value("llm_observer_export_retries_total", exporter="flaky") or 0
         return lags.get("traces/prometheus") == 0 and lags.get("traces/flaky") == 3 and retries >= 1
 
-    deadline = time.monotonic() + 10
-    while not await settled():
-        assert time.monotonic() < deadline, f"lags: {lags}"
+    await wait_for(settled, what=lambda: f"the flaky exporter's lag alone to stay (lags: {lags})")
     assert (await scrape(port)).value("llm_observer_spans_exported_total", exporter="flaky") in (None, 0.0)
 
 
 async def test_prometheus_folds_label_sets_beyond_max_series_into_other(
     start_collector: Callable[..., Awaitable[Service]],
-    scrape: Any,
-    in_thread: Any,
 ) -> None:
     service = await start_collector(exporters={"prometheus": {"max_series": 2}})
-    port = _metrics_port(service)
+    port = metrics_port(service)
     models = ["gpt-4o", "gpt-4o-mini", "o3", "claude-sonnet-4", "gpt-4o"]
     # One request per span, so the order the label sets are first seen is the order sent.
     for model in models:
-        await _export(service, _sdk_spans([(_chat(model=model, input_tokens=10), 0.1, False)]), in_thread)
-    deadline = time.monotonic() + 10
-    while await _exported(scrape, port, "prometheus") < len(models):
-        assert time.monotonic() < deadline
+        await _export(service, _sdk_spans([(_chat(model=model, input_tokens=10), 0.1, False)]))
+    await wait_for(
+        lambda: _at_least(port, "prometheus", len(models)), what=f"{len(models)} spans through prometheus"
+    )
     samples = await scrape(port)
 
     counts = {
@@ -228,25 +214,21 @@ async def test_prometheus_folds_label_sets_beyond_max_series_into_other(
 
 async def test_prometheus_cost_matches_the_cost_processor(
     start_collector: Callable[..., Awaitable[Service]],
-    scrape: Any,
-    in_thread: Any,
 ) -> None:
     """Through the default processors, the cost counter is the sum of the cost the spans carry."""
     service = await start_collector(
         exporters=["debug", "prometheus"], processors=["normalize", "attribute", "cost"]
     )
-    port = _metrics_port(service)
+    port = metrics_port(service)
     spans = _sdk_spans(
         [
             (_chat(input_tokens=1000, output_tokens=500), 0.4, False),
             (_chat(input_tokens=50, output_tokens=5), 0.2, False),
         ]
     )
-    await _export(service, spans, in_thread)
-    deadline = time.monotonic() + 10
-    while await _exported(scrape, port, "prometheus") < 2:
-        assert time.monotonic() < deadline
-    stored = [s["attributes"].get("llm_observer.cost.usd") for s in _sink(service).spans]
+    await _export(service, spans)
+    await wait_for(lambda: _at_least(port, "prometheus", 2), what="2 spans through prometheus")
+    stored = [s["attributes"].get("llm_observer.cost.usd") for s in sink(service).spans]
     assert all(isinstance(cost, float) and cost > 0 for cost in stored), stored
     samples = await scrape(port)
     assert samples.value("llm_observer_cost_usd_total", gen_ai_request_model="gpt-4o") == pytest.approx(
@@ -258,7 +240,7 @@ async def test_prometheus_endpoint_serves_only_metrics(
     start_collector: Callable[..., Awaitable[Service]],
 ) -> None:
     service = await start_collector(exporters=["prometheus"])
-    port = _metrics_port(service)
+    port = metrics_port(service)
     async with httpx.AsyncClient() as client:
         metrics = await client.get(f"http://127.0.0.1:{port}/metrics")
         other = await client.get(f"http://127.0.0.1:{port}/")

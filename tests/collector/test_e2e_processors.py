@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -17,27 +14,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from llm_observer.collector.service import Service
 from llm_observer.collector.testing import local_config, running
 from llm_observer.kernel.auth import hash_api_key
+from tests.support import wait_for
+from tests.support.collector import stored
 
 INGEST_KEY = "llmo-test-ingest-key-0123456789"
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def stored(service: Service, sql: str) -> list[dict[str, Any]]:
-    client = service.exporters["clickhouse"].client  # type: ignore[attr-defined]
-    return list(client.rows(sql))
 
 
 def send(endpoint: str) -> None:
@@ -74,7 +56,7 @@ def send(endpoint: str) -> None:
     provider.shutdown()
 
 
-async def test_cost_e2e_tenant_cost_and_redaction_are_stored(tmp_path: Path) -> None:
+async def test_e2e_processors_tenant_cost_and_redaction_are_stored(tmp_path: Path) -> None:
     config = local_config(
         tmp_path,
         {
@@ -112,7 +94,9 @@ async def test_cost_e2e_tenant_cost_and_redaction_are_stored(tmp_path: Path) -> 
             "SpanAttributes['gen_ai.input.messages'] AS messages "
             "FROM otel.otel_traces ORDER BY SpanName"
         )
-        rows = await until(lambda: (r := stored(service, sql)) and len(r) == 2 and r, what="2 stored spans")
+        rows = await wait_for(
+            lambda: (r := stored(service, sql)) and len(r) == 2 and r, timeout=30, what="2 stored spans"
+        )
     priced, local = rows
     assert (priced["SpanName"], priced["OrganizationId"], priced["ProjectId"]) == (
         "chat gpt-4o",
