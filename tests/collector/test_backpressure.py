@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import grpc
@@ -16,6 +15,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from llm_observer.collector.testing import FlakyExporter, genai_request, local_config, running
+from tests.support import wait_for
+from tests.support.collector import stored
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -91,22 +92,15 @@ async def test_full_wal_answers_retry_info_and_sdk_retries_end_stored(tmp_path: 
             provider.shutdown()
             return ok
 
+        refused = service.telemetry.refused.labels("otlp", "wal_size")
+        refused_before = refused._value.get()
         sending = asyncio.create_task(asyncio.to_thread(sdk_send))
-        await asyncio.sleep(0)  # let the SDK hit the full WAL first
-        deadline = time.monotonic() + 10
-        while (
-            service.telemetry.refused.labels("otlp", "wal_size")._value.get() < 2
-            and time.monotonic() < deadline
-        ):
-            await asyncio.sleep(0.05)
+        await wait_for(lambda: refused._value.get() > refused_before, what="the SDK's export to be refused")
         flaky.failing = False
         assert await asyncio.wait_for(sending, 90)
-        client = service.exporters["clickhouse"].client  # type: ignore[attr-defined]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            rows = client.rows("SELECT count() AS n FROM otel.otel_traces WHERE ServiceName = 'retrying-app'")
-            if rows[0]["n"] == 100:
-                break
-            await asyncio.sleep(0.1)
+        sql = "SELECT count() AS n FROM otel.otel_traces WHERE ServiceName = 'retrying-app'"
+        await wait_for(
+            lambda: stored(service, sql)[0]["n"] == 100, timeout=30, what="the SDK's 100 spans stored"
+        )
     growth = psutil.Process().memory_info().rss - rss_before
     assert growth < 300 << 20, f"RSS grew by {growth >> 20} MiB under overload"

@@ -26,19 +26,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from llm_observer.collector.service import Service
-from llm_observer.exporters.debug import DebugExporter
+from tests.support import trace_request, wait_for
+from tests.support.collector import sink
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 LIMIT_MIB = 0.25
 LIMIT = int(LIMIT_MIB * (1 << 20))
 TRACE_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-Request = Callable[..., ExportTraceServiceRequest]
-
-
-def _sink(service: Service) -> DebugExporter:
-    return cast(DebugExporter, service.exporters["debug"])
 
 
 @pytest.fixture
@@ -70,9 +65,7 @@ def _status(response: httpx.Response) -> status_pb2.Status:
     return status_pb2.Status.FromString(response.content)
 
 
-async def _assert_still_serving(
-    service: Service, trace_request: Request, wait_for: Callable[..., Awaitable[None]]
-) -> None:
+async def _assert_still_serving(service: Service) -> None:
     """A good request after the bad one is accepted, and only its spans reach the sink."""
     good = trace_request(2)
     async with httpx.AsyncClient() as client:
@@ -80,13 +73,13 @@ async def _assert_still_serving(
             _url(service), content=good.SerializeToString(), headers={"content-type": PROTOBUF}
         )
     assert response.status_code == 200, response.content
-    sink = _sink(service)
+    debug = sink(service)
     wanted = {span.span_id for span in good.resource_spans[0].scope_spans[0].spans}
-    await wait_for(lambda: {s["span_id"] for s in sink.spans} >= wanted, what="the good spans in the sink")
-    assert {s["span_id"] for s in sink.spans} == wanted, "spans of the bad request were stored"
+    await wait_for(lambda: {s["span_id"] for s in debug.spans} >= wanted, what="the good spans in the sink")
+    assert {s["span_id"] for s in debug.spans} == wanted, "spans of the bad request were stored"
 
 
-def _deflate_prefix_of_two_requests(trace_request: Request) -> bytes:
+def _deflate_prefix_of_two_requests() -> bytes:
     """A gzip body cut short: the first request's bytes are complete (full flush), the rest is missing."""
     first, second = trace_request(2), trace_request(2)
     compressor = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
@@ -99,7 +92,7 @@ def _deflate_prefix_of_two_requests(trace_request: Request) -> bytes:
 @dataclass(frozen=True)
 class HttpCase:
     status: int
-    body: Callable[[Request], bytes] | bytes = b""
+    body: Callable[[], bytes] | bytes = b""
     content_type: str | None = PROTOBUF
     method: str = "POST"
     path: str = "/v1/traces"
@@ -112,12 +105,14 @@ class HttpCase:
 HTTP_CASES: dict[str, Any] = {  # HttpCase, or a pytest.param of one
     "malformed-protobuf": HttpCase(400, b"\xff\xff\xff\xff\x0f", message="malformed protobuf"),
     "truncated-protobuf": HttpCase(
-        400, lambda req: req(3).SerializeToString()[:-7], message="malformed protobuf"
+        400, lambda: trace_request(3).SerializeToString()[:-7], message="malformed protobuf"
     ),
     "invalid-utf8-in-protobuf-string": HttpCase(
         400,
-        lambda req: (
-            req(1, attributes={"k": "MARK"}).SerializeToString().replace(b"MARK", b"\xff\xfe\xfd\xfc")
+        lambda: (
+            trace_request(1, attributes={"k": "MARK"})
+            .SerializeToString()
+            .replace(b"MARK", b"\xff\xfe\xfd\xfc")
         ),
     ),
     "body-over-limit": HttpCase(413, os.urandom(LIMIT + 1000), message="limit"),
@@ -158,9 +153,9 @@ HTTP_CASES: dict[str, Any] = {  # HttpCase, or a pytest.param of one
 
 @pytest.mark.parametrize("case", list(HTTP_CASES.values()), ids=list(HTTP_CASES))
 async def test_bad_input_http_answers_otlp_error_and_keeps_serving(
-    collector: Service, trace_request: Request, wait_for: Callable[..., Awaitable[None]], case: HttpCase
+    collector: Service, case: HttpCase
 ) -> None:
-    body = case.body(trace_request) if callable(case.body) else case.body
+    body = case.body() if callable(case.body) else case.body
     headers = dict(case.headers)
     if case.content_type is not None:
         headers["content-type"] = case.content_type
@@ -191,12 +186,10 @@ async def test_bad_input_http_answers_otlp_error_and_keeps_serving(
     assert collector.telemetry.registry.get_sample_value(
         "llm_observer_spans_accepted_total", {"component": "otlp"}
     ) in (None, 0.0)
-    await _assert_still_serving(collector, trace_request, wait_for)
+    await _assert_still_serving(collector)
 
 
-async def test_bad_input_http_accepts_otlp_json_with_hex_ids_and_int_enums(
-    collector: Service, wait_for: Callable[..., Awaitable[None]]
-) -> None:
+async def test_bad_input_http_accepts_otlp_json_with_hex_ids_and_int_enums(collector: Service) -> None:
     trace_id, parent_id, span_id = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174", "eee19b7ec3c1b173"
     body = {
         "resourceSpans": [
@@ -235,9 +228,9 @@ async def test_bad_input_http_accepts_otlp_json_with_hex_ids_and_int_enums(
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith(JSON)
     assert "rejectedSpans" not in response.text
-    sink = _sink(collector)
-    await wait_for(lambda: len(sink.spans) == 1, what="the JSON span in the sink")
-    span = sink.spans[0]
+    debug = sink(collector)
+    await wait_for(lambda: len(debug.spans) == 1, what="the JSON span in the sink")
+    span = debug.spans[0]
     assert span["trace_id"] == bytes.fromhex(trace_id)
     assert span["span_id"] == bytes.fromhex(span_id)
     assert span["parent_span_id"] == bytes.fromhex(parent_id)
@@ -252,9 +245,7 @@ async def test_bad_input_http_accepts_otlp_json_with_hex_ids_and_int_enums(
     assert span["resource"] == {"service.name": "json-app"}
 
 
-async def test_bad_input_http_accepts_gzip_protobuf(
-    collector: Service, trace_request: Request, wait_for: Callable[..., Awaitable[None]]
-) -> None:
+async def test_bad_input_http_accepts_gzip_protobuf(collector: Service) -> None:
     request = trace_request(4)
     async with httpx.AsyncClient() as client:
         response = await client.post(
@@ -264,8 +255,8 @@ async def test_bad_input_http_accepts_gzip_protobuf(
         )
     assert response.status_code == 200
     assert ExportTraceServiceResponse.FromString(response.content) == ExportTraceServiceResponse()
-    sink = _sink(collector)
-    await wait_for(lambda: len(sink.spans) == 4, what="4 gzip spans")
+    debug = sink(collector)
+    await wait_for(lambda: len(debug.spans) == 4, what="4 gzip spans")
 
 
 # --- gRPC ------------------------------------------------------------------------------------------
@@ -302,11 +293,7 @@ async def _grpc_export(
     ids=["bad-varint", "truncated"],
 )
 async def test_bad_input_grpc_garbage_is_invalid_argument(
-    collector: Service,
-    trace_request: Request,
-    wait_for: Callable[..., Awaitable[None]],
-    signal_path: str,
-    garbage: bytes,
+    collector: Service, signal_path: str, garbage: bytes
 ) -> None:
     async with grpc.aio.insecure_channel(_target(collector)) as channel:
         export = channel.unary_unary(  # no serializers: raw bytes on the wire
@@ -316,24 +303,22 @@ async def test_bad_input_grpc_garbage_is_invalid_argument(
             await export(garbage, timeout=10)
     assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "malformed protobuf" in (failed.value.details() or "")
-    await _assert_still_serving(collector, trace_request, wait_for)
+    await _assert_still_serving(collector)
 
 
-async def test_bad_input_grpc_message_over_limit_is_resource_exhausted(
-    collector: Service, trace_request: Request, wait_for: Callable[..., Awaitable[None]]
-) -> None:
+async def test_bad_input_grpc_message_over_limit_is_resource_exhausted(collector: Service) -> None:
     big = trace_request(1, attributes={"gen_ai.input.messages": "x" * (LIMIT + 1000)})
     async with grpc.aio.insecure_channel(_target(collector)) as channel:
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await _grpc_export(channel, big)
     assert failed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    await _assert_still_serving(collector, trace_request, wait_for)
+    await _assert_still_serving(collector)
 
 
 # --- spans invalid on their own: partial success ----------------------------------------------------
 
 
-def _mixed_request(trace_request: Request) -> tuple[ExportTraceServiceRequest, set[bytes]]:
+def _mixed_request() -> tuple[ExportTraceServiceRequest, set[bytes]]:
     """Three valid spans and three invalid ones (zero trace id, 7-byte span id, end before start)."""
     request = trace_request(6)
     spans = request.resource_spans[0].scope_spans[0].spans
@@ -346,9 +331,9 @@ def _mixed_request(trace_request: Request) -> tuple[ExportTraceServiceRequest, s
 
 @pytest.mark.parametrize("transport", ["grpc", "http-protobuf", "http-json"])
 async def test_bad_input_invalid_spans_are_rejected_through_partial_success(
-    collector: Service, trace_request: Request, wait_for: Callable[..., Awaitable[None]], transport: str
+    collector: Service, transport: str
 ) -> None:
-    request, good = _mixed_request(trace_request)
+    request, good = _mixed_request()
     if transport == "grpc":
         async with grpc.aio.insecure_channel(_target(collector)) as channel:
             response = await _grpc_export(channel, request)
@@ -374,9 +359,9 @@ async def test_bad_input_invalid_spans_are_rejected_through_partial_success(
     assert response.partial_success.rejected_spans == 3
     assert response.partial_success.error_message
 
-    sink = _sink(collector)
-    await wait_for(lambda: len(sink.spans) >= 3, what="the valid spans in the sink")
-    assert {s["span_id"] for s in sink.spans} == good
+    debug = sink(collector)
+    await wait_for(lambda: len(debug.spans) >= 3, what="the valid spans in the sink")
+    assert {s["span_id"] for s in debug.spans} == good
     registry = collector.telemetry.registry
     assert registry.get_sample_value("llm_observer_spans_received_total", {"component": "otlp"}) == 6
     assert registry.get_sample_value("llm_observer_spans_accepted_total", {"component": "otlp"}) == 3
@@ -386,19 +371,14 @@ async def test_bad_input_invalid_spans_are_rejected_through_partial_success(
         )
         == 3
     )
-    await _assert_still_serving_after(collector, trace_request, wait_for, good)
+    await _assert_still_serving_after(collector, good)
 
 
-async def _assert_still_serving_after(
-    service: Service,
-    trace_request: Request,
-    wait_for: Callable[..., Awaitable[None]],
-    before: set[bytes],
-) -> None:
+async def _assert_still_serving_after(service: Service, before: set[bytes]) -> None:
     good = trace_request(2)
     async with grpc.aio.insecure_channel(_target(service)) as channel:
         response = await _grpc_export(channel, good)
     assert not response.HasField("partial_success")
-    sink = _sink(service)
+    debug = sink(service)
     wanted = before | {span.span_id for span in good.resource_spans[0].scope_spans[0].spans}
-    await wait_for(lambda: {s["span_id"] for s in sink.spans} == wanted, what="every valid span stored")
+    await wait_for(lambda: {s["span_id"] for s in debug.spans} == wanted, what="every valid span stored")

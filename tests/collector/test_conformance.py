@@ -23,6 +23,7 @@ from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import Component, CreateContext, IngestMeta
 from llm_observer.kernel.endpoints import parse_endpoint
 from llm_observer.kernel.telemetry import Telemetry
+from tests.support import span_batch, wait_for
 
 REGISTERED = [(kind, name) for kind, found in discover_factories().items() for name in sorted(found)]
 
@@ -72,45 +73,36 @@ def _context(kind: str, name: str, data_dir: Path) -> CreateContext:
 
 
 def _one_span() -> SpanBatch:
-    batch = SpanBatch()
     now = time.time_ns()
-    batch.trace_id.append(os.urandom(16))
-    batch.span_id.append(os.urandom(8))
-    batch.parent_span_id.append(b"")
-    batch.trace_state.append("")
-    batch.name.append("chat gpt-4o")
-    batch.kind.append(3)
-    batch.start_time_unix_nano.append(now - 1_000_000_000)
-    batch.end_time_unix_nano.append(now)
-    batch.status_code.append(0)
-    batch.status_message.append("")
-    batch.attributes.append(
-        {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": "gpt-4o",
-            "gen_ai.usage.input_tokens": 10,
-            "gen_ai.usage.output_tokens": 5,
-        }
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 5,
+    }
+    return span_batch(
+        attributes,
+        resource={"service.name": "conformance"},
+        trace_id=os.urandom(16),
+        span_id=os.urandom(8),
+        start=now - 1_000_000_000,
+        end=now,
+        scope_name="tests",
     )
-    batch.resource.append({"service.name": "conformance"})
-    batch.scope_name.append("tests")
-    batch.scope_version.append("")
-    batch.events.append([])
-    batch.links.append([])
-    return batch
 
 
 async def _no_task_left(before: set[asyncio.Task[Any]], what: str) -> None:
     """Tasks a component started must be finished once its ``shutdown`` returned (brief grace to settle)."""
-    deadline = time.monotonic() + 2.0
-    while True:
-        left = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()}
-        if not left:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} left tasks running: {sorted(t.get_name() for t in left)}")
-        await asyncio.sleep(0.01)
+
+    def left() -> set[asyncio.Task[Any]]:
+        return {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task() and not t.done()}
+
+    await wait_for(
+        lambda: not left(),
+        timeout=2.0,
+        what=lambda: f"{what} to finish its tasks: {sorted(t.get_name() for t in left())} still run",
+    )
 
 
 def test_conformance_every_kind_has_registered_components() -> None:

@@ -7,14 +7,14 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import grpc
 import yaml
 
-from llm_observer.collector.testing import free_port, genai_request
+from llm_observer.collector.testing import genai_request
 from llm_observer.storage.clickhouse.client import open_client
+from tests.support import free_port, wait_until
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -37,16 +37,16 @@ def _start(config: Path, data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def listening() -> bool:
         assert proc.poll() is None, "collector exited during start-up"
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             try:
                 grpc.channel_ready_future(channel).result(timeout=0.5)
-                return
             except grpc.FutureTimeoutError:
-                continue
-    raise AssertionError("collector did not start listening")
+                return False
+            return True
+
+    wait_until(listening, timeout, what="the collector to listen")
 
 
 def test_sigkill_after_acks_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -17,24 +15,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from llm_observer.collector.service import Service
-from llm_observer.collector.testing import FlakyExporter, local_config, running
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-def stored(service: Service, sql: str) -> list[dict[str, Any]]:
-    client = service.exporters["clickhouse"].client  # type: ignore[attr-defined]
-    return list(client.rows(sql))
+from llm_observer.collector.testing import FlakyExporter, genai_request, local_config, running
+from tests.support import wait_for
+from tests.support.collector import stored
 
 
 def _send_agent_trace(exporter: SpanExporter, service_name: str) -> None:
@@ -84,8 +67,10 @@ async def test_sdk_grpc_and_http_protobuf_spans_are_stored_exactly(tmp_path: Pat
         http_exporter = HttpSpanExporter(endpoint=f"http://127.0.0.1:{ports['otlp.http']}/v1/traces")
         await asyncio.to_thread(_send_agent_trace, grpc_exporter, "svc-grpc")
         await asyncio.to_thread(_send_agent_trace, http_exporter, "svc-http")
-        await until(
-            lambda: stored(service, "SELECT count() AS n FROM otel.otel_traces")[0]["n"] == 6, what="6 spans"
+        await wait_for(
+            lambda: stored(service, "SELECT count() AS n FROM otel.otel_traces")[0]["n"] == 6,
+            timeout=20,
+            what="6 spans",
         )
         for service_name in ("svc-grpc", "svc-http"):
             rows = {
@@ -167,11 +152,12 @@ async def test_otlp_json_over_http_is_stored(tmp_path: Path) -> None:
             response = await client.post(url, json=body)
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/json"
-        rows = await until(
+        rows = await wait_for(
             lambda: stored(
                 service,
                 "SELECT TraceId, SpanId, SpanKind, StatusCode, InputTokens, Duration FROM otel.otel_traces",
             ),
+            timeout=20,
             what="the JSON span",
         )
         assert rows == [
@@ -203,8 +189,6 @@ async def test_failing_exporter_neither_blocks_storage_nor_gets_duplicates(tmp_p
             },
         },
     )
-    from llm_observer.collector.testing import genai_request
-
     async with running(config) as service:
         flaky = service.exporters["flaky"]
         assert isinstance(flaky, FlakyExporter)
@@ -221,20 +205,23 @@ async def test_failing_exporter_neither_blocks_storage_nor_gets_duplicates(tmp_p
                 )
                 assert response.status_code == 200
             # Storage has everything while the other exporter is still failing.
-            await until(
+            await wait_for(
                 lambda: stored(service, "SELECT count() AS n FROM otel.otel_traces")[0]["n"] == len(sent),
+                timeout=20,
                 what="all spans in storage",
             )
             assert flaky.span_ids == [] and flaky.attempts > 1
             flaky.failing = False
-            await until(lambda: len(flaky.span_ids) >= len(sent), what="the flaky exporter to catch up")
+            await wait_for(
+                lambda: len(flaky.span_ids) >= len(sent), timeout=20, what="the flaky exporter to catch up"
+            )
             # More traffic after recovery goes to both, still exactly once.
             request = genai_request(traces=4)
             sent.extend(s.span_id for s in request.resource_spans[0].scope_spans[0].spans)
             await client.post(
                 url, content=request.SerializeToString(), headers={"content-type": "application/x-protobuf"}
             )
-            await until(lambda: len(flaky.span_ids) >= len(sent), what="the new spans")
+            await wait_for(lambda: len(flaky.span_ids) >= len(sent), timeout=20, what="the new spans")
         assert sorted(flaky.span_ids) == sorted(sent)
         rows = stored(service, "SELECT count() AS n, uniqExact(SpanId) AS u FROM otel.otel_traces")
         assert rows == [{"n": len(sent), "u": len(sent)}]

@@ -3,8 +3,9 @@ counted on the Prometheus endpoint, over gRPC and HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import pytest
@@ -33,18 +34,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportR
 from opentelemetry.sdk.resources import Resource
 
 from llm_observer.collector.service import Service
-from llm_observer.exporters.debug import DebugExporter
-from llm_observer.exporters.prometheus import PrometheusExporter
+from tests.support import trace_request, wait_for
+from tests.support.collector import metrics_port, scrape, sink
 
 RESOURCE = Resource.create({"service.name": "signals-test"})
-
-
-def _sink(service: Service) -> DebugExporter:
-    return cast(DebugExporter, service.exporters["debug"])
-
-
-def _metrics_port(service: Service) -> int:
-    return cast(PrometheusExporter, service.exporters["prometheus"]).port
 
 
 @pytest.fixture
@@ -93,17 +86,13 @@ def _http_url(service: Service, path: str) -> str:
     return f"http://127.0.0.1:{service.endpoints()['otlp.http']}{path}"
 
 
-async def _items_received(scrape: Any, service: Service, signal: str) -> float | None:
-    samples = await scrape(_metrics_port(service))
-    return cast(
-        float | None, samples.value("llm_observer_items_received_total", component="otlp", signal=signal)
-    )
+async def _items_received(service: Service, signal: str) -> float | None:
+    samples = await scrape(metrics_port(service))
+    return samples.value("llm_observer_items_received_total", component="otlp", signal=signal)
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
-async def test_signals_sdk_metrics_are_accepted_and_counted(
-    collector: Service, scrape: Any, in_thread: Any, transport: str
-) -> None:
+async def test_signals_sdk_metrics_are_accepted_and_counted(collector: Service, transport: str) -> None:
     data, points = _metrics_data()
     exporter: GrpcMetricExporter | HttpMetricExporter
     if transport == "grpc":
@@ -111,21 +100,19 @@ async def test_signals_sdk_metrics_are_accepted_and_counted(
     else:
         exporter = HttpMetricExporter(endpoint=_http_url(collector, "/v1/metrics"), timeout=10)
     try:
-        result = await in_thread(exporter.export, data)
+        result = await asyncio.to_thread(exporter.export, data)
     finally:
-        await in_thread(exporter.shutdown)
+        await asyncio.to_thread(exporter.shutdown)
     assert result == MetricExportResult.SUCCESS
-    assert await _items_received(scrape, collector, "metrics") == points
-    assert await _items_received(scrape, collector, "logs") in (None, 0.0)
+    assert await _items_received(collector, "metrics") == points
+    assert await _items_received(collector, "logs") in (None, 0.0)
     # Metrics are not spans: the span counters stay untouched.
-    samples = await scrape(_metrics_port(collector))
+    samples = await scrape(metrics_port(collector))
     assert samples.value("llm_observer_spans_received_total", component="otlp") in (None, 0.0)
 
 
 @pytest.mark.parametrize("transport", ["grpc", "http"])
-async def test_signals_sdk_logs_are_accepted_and_counted(
-    collector: Service, scrape: Any, in_thread: Any, transport: str
-) -> None:
+async def test_signals_sdk_logs_are_accepted_and_counted(collector: Service, transport: str) -> None:
     records = _log_records(4)
     exporter: GrpcLogExporter | HttpLogExporter
     if transport == "grpc":
@@ -133,15 +120,15 @@ async def test_signals_sdk_logs_are_accepted_and_counted(
     else:
         exporter = HttpLogExporter(endpoint=_http_url(collector, "/v1/logs"), timeout=10)
     try:
-        result = await in_thread(exporter.export, records)
+        result = await asyncio.to_thread(exporter.export, records)
     finally:
-        await in_thread(exporter.shutdown)
+        await asyncio.to_thread(exporter.shutdown)
     assert result == LogRecordExportResult.SUCCESS
-    assert await _items_received(scrape, collector, "logs") == 4
-    assert await _items_received(scrape, collector, "metrics") in (None, 0.0)
+    assert await _items_received(collector, "logs") == 4
+    assert await _items_received(collector, "metrics") in (None, 0.0)
 
 
-async def test_signals_grpc_services_answer_ok_not_unimplemented(collector: Service, scrape: Any) -> None:
+async def test_signals_grpc_services_answer_ok_not_unimplemented(collector: Service) -> None:
     """The raw OTLP/gRPC methods: an empty request is a valid one and gets the empty response."""
     calls: list[tuple[str, Message, type[Message]]] = [
         (
@@ -174,19 +161,17 @@ async def test_signals_grpc_services_answer_ok_not_unimplemented(collector: Serv
         assert failed.value.code() == grpc.StatusCode.UNIMPLEMENTED  # only what OTLP does not define
 
 
-async def test_signals_metrics_and_logs_leave_the_trace_pipeline_working(
-    collector: Service, scrape: Any, in_thread: Any, trace_request: Any, wait_for: Any
-) -> None:
+async def test_signals_metrics_and_logs_leave_the_trace_pipeline_working(collector: Service) -> None:
     """Metrics and logs records sit in the WAL beside traces; the traces pipeline skips them and goes on."""
     data, _ = _metrics_data()
     metric_exporter = GrpcMetricExporter(endpoint=_grpc_target(collector), insecure=True, timeout=10)
     log_exporter = HttpLogExporter(endpoint=_http_url(collector, "/v1/logs"), timeout=10)
     try:
-        assert await in_thread(metric_exporter.export, data) == MetricExportResult.SUCCESS
-        assert await in_thread(log_exporter.export, _log_records(2)) == LogRecordExportResult.SUCCESS
+        assert await asyncio.to_thread(metric_exporter.export, data) == MetricExportResult.SUCCESS
+        assert await asyncio.to_thread(log_exporter.export, _log_records(2)) == LogRecordExportResult.SUCCESS
     finally:
-        await in_thread(metric_exporter.shutdown)
-        await in_thread(log_exporter.shutdown)
+        await asyncio.to_thread(metric_exporter.shutdown)
+        await asyncio.to_thread(log_exporter.shutdown)
     request = trace_request(3)
     async with grpc.aio.insecure_channel(_grpc_target(collector)) as channel:
         export = channel.unary_unary(
@@ -195,6 +180,6 @@ async def test_signals_metrics_and_logs_leave_the_trace_pipeline_working(
             response_deserializer=lambda b: b,
         )
         await export(request, timeout=10)
-    sink = _sink(collector)
-    await wait_for(lambda: len(sink.spans) == 3, what="the spans sent after metrics and logs")
+    debug = sink(collector)
+    await wait_for(lambda: len(debug.spans) == 3, what="the spans sent after metrics and logs")
     await wait_for(collector.pipelines[0].caught_up, what="every exporter past the metrics and logs records")

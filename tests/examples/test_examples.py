@@ -10,7 +10,6 @@ import asyncio
 import os
 import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ import pytest
 
 from llm_observer.collector.service import Service
 from llm_observer.collector.testing import local_config, running
+from tests.support import wait_for
+from tests.support.collector import stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -48,17 +49,17 @@ async def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 
 async def _stored(service: Service, service_name: str) -> dict[str, dict[str, Any]]:
-    client = service.exporters["clickhouse"].client  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 30
-    while True:
-        rows = client.rows(
-            "SELECT SpanName, ParentSpanId, SpanId, StatusCode, GenAiOperation, GenAiProvider, GenAiRequestModel, "
-            "InputTokens, OutputTokens, ProjectId FROM otel.otel_traces WHERE ServiceName = {s:String}",
-            {"s": service_name},
-        )
-        if len(rows) >= 3 or time.monotonic() > deadline:
-            return {r["SpanName"]: r for r in rows}
-        await asyncio.sleep(0.1)
+    """The example's spans by name, once its three spans are stored."""
+    sql = (
+        "SELECT SpanName, ParentSpanId, SpanId, StatusCode, GenAiOperation, GenAiProvider, GenAiRequestModel, "
+        "InputTokens, OutputTokens, ProjectId FROM otel.otel_traces WHERE ServiceName = {s:String}"
+    )
+    rows = await wait_for(
+        lambda: found if len(found := stored(service, sql, {"s": service_name})) >= 3 else None,
+        timeout=30,
+        what=f"the three spans of {service_name}",
+    )
+    return {r["SpanName"]: r for r in rows}
 
 
 def _check_tree(

@@ -12,6 +12,7 @@ import httpx
 from llm_observer.collector.testing import genai_request, local_config, running
 from llm_observer.exporters.qdrant import QdrantExporter
 from llm_observer.storage.vectors.search import VectorSearch
+from tests.support import wait_for
 
 TOPICS = [
     "invoice",
@@ -82,12 +83,14 @@ async def test_qdrant_pipeline_burst_is_acked_while_embedding_catches_up(tmp_pat
             labels = {"exporter": "traces/qdrant"}  # the exporter's WAL cursor, as the collector reports it
             return service.telemetry.registry.get_sample_value("llm_observer_wal_lag_records", labels) or 0.0
 
-        deadline = time.monotonic() + 120
-        most_lag = lag()
-        while exporter.store.count("llm_observer_prompts") < chats:
-            assert time.monotonic() < deadline, "embedding never caught up"
-            await asyncio.sleep(0.2)
-            most_lag = max(most_lag, lag())
+        lags = [lag()]
+
+        def embedded() -> bool:
+            lags.append(lag())
+            assert exporter.store is not None
+            return exporter.store.count("llm_observer_prompts") >= chats
+
+        await wait_for(embedded, timeout=120, interval=0.2, what="embedding to catch up")
         caught_up = time.perf_counter() - began
         # Acks did not wait for the model: the burst was durable long before its vectors were stored.
         assert written_at_ack < chats
@@ -105,7 +108,10 @@ async def test_qdrant_pipeline_burst_is_acked_while_embedding_catches_up(tmp_pat
             search.close()
 
         # The lag was reported while embedding caught up, and drains to zero.
-        assert most_lag > 0
-        while lag() != 0:
-            assert time.monotonic() < deadline, f"WAL lag of the qdrant exporter stays at {lag()}"
-            await asyncio.sleep(0.2)
+        assert max(lags) > 0
+        await wait_for(
+            lambda: lag() == 0,
+            timeout=120,
+            interval=0.2,
+            what=lambda: f"the WAL lag of the qdrant exporter (at {lag()}) to drain",
+        )
