@@ -20,6 +20,7 @@ from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
 from llm_observer.storage.clickhouse.migrate import ensure_schema
+from tests.support import add_span
 
 NOW = time.time_ns() - 3_600_000_000_000  # an hour ago: well inside any retention
 DAY = 86_400_000_000_000
@@ -54,33 +55,22 @@ def _add(
     span_id: bytes,
     trace_id: bytes = TRACE,
     parent: bytes = b"",
-    name: str = "chat gpt-4o",
-    kind: int = 3,
     start: int = NOW,
-    end: int | None = None,
     status: int = 0,
-    status_message: str = "",
-    attributes: dict[str, Any] | None = None,
-    resource: dict[str, Any] | None = None,
-    events: list[Event] | None = None,
-    links: list[Link] | None = None,
+    **fields: Any,
 ) -> None:
-    batch.trace_id.append(trace_id)
-    batch.span_id.append(span_id)
-    batch.parent_span_id.append(parent)
-    batch.trace_state.append("")
-    batch.name.append(name)
-    batch.kind.append(kind)
-    batch.start_time_unix_nano.append(start)
-    batch.end_time_unix_nano.append(start + 1_500_000 if end is None else end)
-    batch.status_code.append(status)
-    batch.status_message.append(status_message)
-    batch.attributes.append(attributes or {})
-    batch.resource.append(resource if resource is not None else {"service.name": "svc"})
-    batch.scope_name.append("llm_observer.instrumentation.openai")
-    batch.scope_version.append("0.1.0")
-    batch.events.append(events or [])
-    batch.links.append(links or [])
+    """One span as the OpenAI instrumentation sends it; ``fields`` go to ``add_span``."""
+    add_span(
+        batch,
+        span_id=span_id,
+        trace_id=trace_id,
+        parent_span_id=parent,
+        start=start,
+        status_code=status,
+        scope_name="llm_observer.instrumentation.openai",
+        scope_version="0.1.0",
+        **fields,
+    )
 
 
 def _count(exp: ClickHouseExporter, table: str = schema.TRACES_TABLE) -> int:

@@ -11,6 +11,7 @@ import pytest
 from llm_observer.kernel.batch import Event, Link, SpanBatch
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import ARROW_SCHEMA, stringify, to_arrow
+from tests.support import add_span
 
 
 class Color(enum.IntEnum):
@@ -37,27 +38,26 @@ class Color(enum.IntEnum):
         (None, ""),
     ],
 )
-def test_clickhouse_stringify_follows_the_contrib_exporter(value: Any, text: str) -> None:
+def test_clickhouse_stringify_writes_each_value_type_as_map_text(value: Any, text: str) -> None:
     assert stringify(value) == text
 
 
 def _row(batch: SpanBatch, span: int, resource: dict[str, Any], **extra: Any) -> None:
-    batch.trace_id.append(b"\xab" * 16)
-    batch.span_id.append(span.to_bytes(8, "big"))
-    batch.parent_span_id.append(b"")
-    batch.trace_state.append("")
-    batch.name.append(f"span {span}")
-    batch.kind.append(extra.get("kind", 2))
-    batch.start_time_unix_nano.append(1_000 + span)
-    batch.end_time_unix_nano.append(2_000 + span)
-    batch.status_code.append(extra.get("status", 0))
-    batch.status_message.append("")
-    batch.attributes.append(extra.get("attributes", {"n": span}))
-    batch.resource.append(resource)
-    batch.scope_name.append("")
-    batch.scope_version.append("")
-    batch.events.append(extra.get("events", []))
-    batch.links.append(extra.get("links", []))
+    add_span(
+        batch,
+        extra.get("attributes", {"n": span}),
+        resource=resource,
+        trace_id=b"\xab" * 16,
+        span_id=span.to_bytes(8, "big"),
+        name=f"span {span}",
+        kind=extra.get("kind", 2),
+        start=1_000 + span,
+        end=2_000 + span,
+        status_code=extra.get("status", 0),
+        scope_name="",
+        events=extra.get("events"),
+        links=extra.get("links"),
+    )
 
 
 def test_clickhouse_arrow_resources_follow_each_row() -> None:

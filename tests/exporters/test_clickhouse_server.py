@@ -25,6 +25,7 @@ from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow
 from llm_observer.storage.clickhouse.client import ServerClient, classify, open_client
 from llm_observer.storage.clickhouse.migrate import current_ttl_days, ensure_schema
+from tests.support import add_span
 
 NOW = time.time_ns() - 60_000_000_000
 
@@ -33,22 +34,17 @@ def _batch(origin: str, spans: int = 10) -> SpanBatch:
     batch = SpanBatch(origin=origin)
     resource = {"service.name": "svc", "llm_observer.organization.id": "acme"}
     for n in range(spans):
-        batch.trace_id.append(bytes([n % 3]) * 16)
-        batch.span_id.append(n.to_bytes(8, "big"))
-        batch.parent_span_id.append(b"")
-        batch.trace_state.append("")
-        batch.name.append("chat gpt-4o")
-        batch.kind.append(3)
-        batch.start_time_unix_nano.append(NOW + n)
-        batch.end_time_unix_nano.append(NOW + n + 1000)
-        batch.status_code.append(0)
-        batch.status_message.append("")
-        batch.attributes.append({"gen_ai.usage.input_tokens": 10 + n, "gen_ai.request.model": "gpt-4o"})
-        batch.resource.append(resource)
-        batch.scope_name.append("scope")
-        batch.scope_version.append("1")
-        batch.events.append([])
-        batch.links.append([])
+        add_span(
+            batch,
+            {"gen_ai.usage.input_tokens": 10 + n, "gen_ai.request.model": "gpt-4o"},
+            resource=resource,
+            trace_id=bytes([n % 3]) * 16,
+            span_id=n.to_bytes(8, "big"),
+            start=NOW + n,
+            end=NOW + n + 1000,
+            scope_name="scope",
+            scope_version="1",
+        )
     return batch
 
 

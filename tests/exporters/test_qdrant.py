@@ -24,6 +24,7 @@ from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.storage.vectors.embed import EmbedCounts, Embedder, release_embedder, shared_embedder
 from llm_observer.storage.vectors.search import VectorSearch
 from llm_observer.storage.vectors.store import CACHE_SUFFIX, open_vector_store
+from tests.support import add_span, free_port
 
 COLLECTION = "llm_observer_prompts"
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
@@ -89,22 +90,17 @@ def make_batch(
         }
         if outputs is not None:
             attrs["gen_ai.output.messages"] = _messages("assistant", outputs[i])
-        batch.trace_id.append(n.to_bytes(16, "big"))
-        batch.span_id.append(n.to_bytes(8, "big"))
-        batch.parent_span_id.append(b"")
-        batch.trace_state.append("")
-        batch.name.append(f"chat {model}")
-        batch.kind.append(3)
-        batch.start_time_unix_nano.append(begin)
-        batch.end_time_unix_nano.append(begin + 500_000_000)
-        batch.status_code.append(0)
-        batch.status_message.append("")
-        batch.attributes.append(attrs)
-        batch.resource.append(resource)
-        batch.scope_name.append("test")
-        batch.scope_version.append("1")
-        batch.events.append([])
-        batch.links.append([])
+        add_span(
+            batch,
+            attrs,
+            resource=resource,
+            trace_id=n.to_bytes(16, "big"),
+            span_id=n.to_bytes(8, "big"),
+            name=f"chat {model}",
+            start=begin,
+            end=begin + 500_000_000,
+            scope_version="1",
+        )
     return batch
 
 
@@ -483,12 +479,7 @@ async def test_qdrant_server_errors_are_classified(
 
 
 async def test_qdrant_unreachable_server_is_retryable(data_dir: Path) -> None:
-    import socket
-
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    exporter = make_exporter(data_dir, url=f"http://127.0.0.1:{port}", timeout_seconds=2)
+    exporter = make_exporter(data_dir, url=f"http://127.0.0.1:{free_port()}", timeout_seconds=2)
     with pytest.raises(RetryableError):
         await exporter.start()
     await exporter.shutdown()

@@ -24,6 +24,7 @@ from llm_observer.semconv.attributes import (
     TEAM_ID,
     USER_ID,
 )
+from tests.support import add_span
 
 
 def make_processor(tmp_path: Path, **config: Any) -> tuple[Processor, Telemetry]:
@@ -35,23 +36,8 @@ def make_processor(tmp_path: Path, **config: Any) -> tuple[Processor, Telemetry]
 def batch_of(*rows: tuple[dict[str, Any], dict[str, Any]]) -> SpanBatch:
     """Rows of (resource, span attributes); pass the same resource dict to share it like OTLP does."""
     batch = SpanBatch()
-    for index, (resource, attrs) in enumerate(rows):
-        batch.trace_id.append(b"\x02" * 16)
-        batch.span_id.append(index.to_bytes(8, "big"))
-        batch.parent_span_id.append(b"")
-        batch.trace_state.append("")
-        batch.name.append("chat gpt-4o")
-        batch.kind.append(3)
-        batch.start_time_unix_nano.append(time.time_ns())
-        batch.end_time_unix_nano.append(time.time_ns())
-        batch.status_code.append(0)
-        batch.status_message.append("")
-        batch.attributes.append(attrs)
-        batch.resource.append(resource)
-        batch.scope_name.append("test")
-        batch.scope_version.append("")
-        batch.events.append([])
-        batch.links.append([])
+    for resource, attrs in rows:
+        add_span(batch, attrs, resource=resource)
     return batch
 
 

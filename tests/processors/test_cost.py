@@ -27,6 +27,7 @@ from llm_observer.semconv.attributes import (
     COST_SOURCE,
     COST_USD,
 )
+from tests.support import span_batch
 
 NOW_NS = time.time_ns()
 
@@ -45,26 +46,9 @@ def events(telemetry: Telemetry, name: str) -> float:
 
 
 def batch_of(*spans: dict[str, Any], start_ns: int = NOW_NS) -> SpanBatch:
-    batch = SpanBatch()
-    resource = {"service.name": "svc"}
-    for index, attrs in enumerate(spans):
-        batch.trace_id.append(b"\x01" * 16)
-        batch.span_id.append(index.to_bytes(8, "big"))
-        batch.parent_span_id.append(b"")
-        batch.trace_state.append("")
-        batch.name.append("chat")
-        batch.kind.append(3)
-        batch.start_time_unix_nano.append(start_ns)
-        batch.end_time_unix_nano.append(start_ns + 1_000_000)
-        batch.status_code.append(0)
-        batch.status_message.append("")
-        batch.attributes.append(dict(attrs))
-        batch.resource.append(resource)
-        batch.scope_name.append("test")
-        batch.scope_version.append("")
-        batch.events.append([])
-        batch.links.append([])
-    return batch
+    return span_batch(
+        *(dict(attrs) for attrs in spans), name="chat", start=start_ns, end=start_ns + 1_000_000
+    )
 
 
 def llm_span(

@@ -19,6 +19,7 @@ from llm_observer.kernel.component import CreateContext, Processor
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors import redact
 from llm_observer.semconv.attributes import GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, PROJECT_ID
+from tests.support import span_batch
 
 # (kind, secret text, where it sits in a sentence)
 SAMPLES: list[tuple[str, str]] = [
@@ -68,26 +69,7 @@ def counted(telemetry: Telemetry, event: str) -> float:
 def batch_of(
     *spans: dict[str, Any], events: list[list[Event]] | None = None, resource: dict[str, Any] | None = None
 ) -> SpanBatch:
-    batch = SpanBatch()
-    shared = resource if resource is not None else {"service.name": "svc"}
-    for index, attrs in enumerate(spans):
-        batch.trace_id.append(b"\x03" * 16)
-        batch.span_id.append(index.to_bytes(8, "big"))
-        batch.parent_span_id.append(b"")
-        batch.trace_state.append("")
-        batch.name.append("chat gpt-4o")
-        batch.kind.append(3)
-        batch.start_time_unix_nano.append(time.time_ns())
-        batch.end_time_unix_nano.append(time.time_ns())
-        batch.status_code.append(0)
-        batch.status_message.append("")
-        batch.attributes.append(attrs)
-        batch.resource.append(shared)
-        batch.scope_name.append("test")
-        batch.scope_version.append("")
-        batch.events.append(events[index] if events else [])
-        batch.links.append([])
-    return batch
+    return span_batch(*spans, events=events, resource=resource)
 
 
 def messages(text: str) -> str:
