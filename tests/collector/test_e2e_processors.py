@@ -1,5 +1,5 @@
-"""End to end: a real OpenTelemetry SDK exporter → the collector with an ingest key → normalize, attribute,
-cost, redact → ClickHouse (chDB). The stored row has the key's tenant (not the one the client claimed),
+"""End to end: a real OpenTelemetry SDK exporter → the collector with an ingest key → tenant, normalize,
+attribute, cost, redact → ClickHouse (chDB). The stored row has the key's tenant (not the one the client claimed),
 the computed cost, and masked content."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ async def test_e2e_processors_tenant_cost_and_redaction_are_stored(tmp_path: Pat
                 "pipelines": {
                     "traces": {
                         "receivers": ["otlp"],
-                        "processors": ["normalize", "attribute", "cost", "redact"],
+                        "processors": ["tenant", "normalize", "attribute", "cost", "redact"],
                         "exporters": ["clickhouse"],
                     }
                 }

@@ -40,7 +40,11 @@ async def test_log_events_arriving_batches_before_their_span_become_its_input_me
             "service": {
                 "delivery": {"linger_seconds": 0},
                 "pipelines": {
-                    "traces": {"receivers": ["otlp"], "processors": ["normalize"], "exporters": ["debug"]}
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": ["logjoin", "normalize"],
+                        "exporters": ["debug"],
+                    }
                 },
             },
         },

@@ -42,7 +42,7 @@ RESOURCE = Resource.create({"service.name": "signals-test"})
 
 @pytest.fixture
 async def collector(start_collector: Callable[..., Awaitable[Service]]) -> Service:
-    return await start_collector(exporters=["debug", "prometheus"])
+    return await start_collector()  # the debug sink; prometheus serves the self-metrics
 
 
 def _metrics_data() -> tuple[MetricsData, int]:

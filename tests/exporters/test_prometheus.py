@@ -1,5 +1,5 @@
-"""The ``prometheus`` exporter behind a running collector: GenAI metrics derived from spans sent by the
-OpenTelemetry SDK, the collector's own counters, and bounded cardinality."""
+"""The ``prometheus`` exporter behind a running collector: the GenAI metrics the ``spanmetrics`` connector
+derives from spans sent by the OpenTelemetry SDK, the collector's own counters, and bounded cardinality."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ async def _at_least(port: int, exporter: str, spans: int) -> bool:
 async def test_prometheus_serves_genai_metrics_and_collector_counters(
     start_collector: Callable[..., Awaitable[Service]],
 ) -> None:
-    service = await start_collector(exporters=["debug", "prometheus"])
+    service = await start_collector(exporters=["debug", "spanmetrics"])
     port = metrics_port(service)
     spans = _sdk_spans(
         [
@@ -116,7 +116,7 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
 
     async def exported_by_both() -> bool:
         samples = await scrape(port)
-        for exporter in ("debug", "prometheus"):
+        for exporter in ("debug", "spanmetrics"):
             last[exporter] = samples.value("llm_observer_spans_exported_total", exporter=exporter) or 0.0
         return all(value == 4 for value in last.values())
 
@@ -154,9 +154,9 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
     assert samples.value("llm_observer_spans_received_total", component="otlp") == 4
     assert samples.value("llm_observer_spans_accepted_total", component="otlp") == 4
     assert samples.value("llm_observer_spans_exported_total", exporter="debug") == 4
-    assert samples.value("llm_observer_spans_exported_total", exporter="prometheus") == 4
+    assert samples.value("llm_observer_spans_exported_total", exporter="spanmetrics") == 4
     lags = {s.labels["exporter"]: s.value for s in samples.named("llm_observer_wal_lag_records")}
-    assert set(lags) == {"traces/debug", "traces/prometheus"}
+    assert set(lags) == {"traces/debug", "traces/spanmetrics"}
     assert all(lag == 0 for lag in lags.values())
     assert samples.value("llm_observer_wal_sync_seconds_count") >= 1
 
@@ -166,7 +166,7 @@ async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
 ) -> None:
     """An exporter that cannot deliver shows as lag while the others of its pipeline reach zero."""
     service = await start_collector(
-        exporters=["prometheus", "flaky"],  # flaky: fails (retryably) on every send until told otherwise
+        exporters=["spanmetrics", "flaky"],  # flaky: fails (retryably) on every send until told otherwise
         overrides={"service": {"delivery": {"drain_timeout_seconds": 0.1}}},
     )
     port = metrics_port(service)
@@ -178,7 +178,7 @@ async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
         samples = await scrape(port)
         lags.update({s.labels["exporter"]: s.value for s in samples.named("llm_observer_wal_lag_records")})
         retries = samples.value("llm_observer_export_retries_total", exporter="flaky") or 0
-        return lags.get("traces/prometheus") == 0 and lags.get("traces/flaky") == 3 and retries >= 1
+        return lags.get("traces/spanmetrics") == 0 and lags.get("traces/flaky") == 3 and retries >= 1
 
     await wait_for(settled, what=lambda: f"the flaky exporter's lag alone to stay (lags: {lags})")
     assert (await scrape(port)).value("llm_observer_spans_exported_total", exporter="flaky") in (None, 0.0)
@@ -187,14 +187,14 @@ async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
 async def test_prometheus_folds_label_sets_beyond_max_series_into_other(
     start_collector: Callable[..., Awaitable[Service]],
 ) -> None:
-    service = await start_collector(exporters={"prometheus": {"max_series": 2}})
+    service = await start_collector(exporters={"spanmetrics": {"max_series": 2}})
     port = metrics_port(service)
     models = ["gpt-4o", "gpt-4o-mini", "o3", "claude-sonnet-4", "gpt-4o"]
     # One request per span, so the order the label sets are first seen is the order sent.
     for model in models:
         await _export(service, _sdk_spans([(_chat(model=model, input_tokens=10), 0.1, False)]))
     await wait_for(
-        lambda: _at_least(port, "prometheus", len(models)), what=f"{len(models)} spans through prometheus"
+        lambda: _at_least(port, "spanmetrics", len(models)), what=f"{len(models)} spans through spanmetrics"
     )
     samples = await scrape(port)
 
@@ -217,7 +217,7 @@ async def test_prometheus_cost_matches_the_cost_processor(
 ) -> None:
     """Through the default processors, the cost counter is the sum of the cost the spans carry."""
     service = await start_collector(
-        exporters=["debug", "prometheus"], processors=["normalize", "attribute", "cost"]
+        exporters=["debug", "spanmetrics"], processors=["normalize", "attribute", "cost"]
     )
     port = metrics_port(service)
     spans = _sdk_spans(
@@ -227,7 +227,7 @@ async def test_prometheus_cost_matches_the_cost_processor(
         ]
     )
     await _export(service, spans)
-    await wait_for(lambda: _at_least(port, "prometheus", 2), what="2 spans through prometheus")
+    await wait_for(lambda: _at_least(port, "spanmetrics", 2), what="2 spans through spanmetrics")
     stored = [s["attributes"].get("llm_observer.cost.usd") for s in sink(service).spans]
     assert all(isinstance(cost, float) and cost > 0 for cost in stored), stored
     samples = await scrape(port)
@@ -239,7 +239,7 @@ async def test_prometheus_cost_matches_the_cost_processor(
 async def test_prometheus_endpoint_serves_only_metrics(
     start_collector: Callable[..., Awaitable[Service]],
 ) -> None:
-    service = await start_collector(exporters=["prometheus"])
+    service = await start_collector()
     port = metrics_port(service)
     async with httpx.AsyncClient() as client:
         metrics = await client.get(f"http://127.0.0.1:{port}/metrics")

@@ -6,7 +6,8 @@
   behind it; ``running(config)`` (from ``llm_observer.collector.testing``) runs one in an ``async with``.
 - ``sink(service)`` → the ``debug`` exporter (``.spans``: dicts of the span columns); ``stored(service, sql)``
   → rows of the ``clickhouse`` exporter's store; ``metrics_port(service)`` and ``scrape(port)`` → the
-  Prometheus samples the collector serves.
+  Prometheus samples the collector serves (its own metrics, and GenAI metrics when the traces pipeline
+  exports to the ``spanmetrics`` connector).
 """
 
 from __future__ import annotations
@@ -21,14 +22,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llm_observer.collector.config import Config, deep_merge
+from llm_observer.collector.config import Config, deep_merge, discover_factories
 from llm_observer.collector.service import Service
 from llm_observer.collector.testing import local_config
 from llm_observer.exporters.debug import DebugExporter
 from llm_observer.exporters.prometheus import PrometheusExporter
 from llm_observer.kernel.component import Factory
-
-LOOPBACK_ANY = "127.0.0.1:0"
 
 
 def build_overrides(
@@ -36,22 +35,23 @@ def build_overrides(
     processors: Mapping[str, Mapping[str, Any]] | Sequence[str] = (),
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The overrides ``collector_config`` merges over ``local_config``'s loopback defaults."""
+    """The overrides ``collector_config`` merges over ``local_config``'s loopback defaults.
+
+    ``exporters`` may name connectors too (``spanmetrics``): they are configured under ``connectors``."""
     if exporters is None:
         exporters = {"debug": {}}
     if not isinstance(exporters, Mapping):
         exporters = {exporter_id: {} for exporter_id in exporters}
     if not isinstance(processors, Mapping):
         processors = {processor_id: {} for processor_id in processors}
-    exporter_bodies: dict[str, Any] = {"prometheus": {"endpoint": LOOPBACK_ANY}}
+    connector_types = set(discover_factories()["connectors"])
+    sections: dict[str, dict[str, Any]] = {"exporters": {}, "connectors": {}}
     for exporter_id, body in exporters.items():
-        body = dict(body)
-        if exporter_id.split("/", 1)[0] == "prometheus":
-            body.setdefault("endpoint", LOOPBACK_ANY)
-        exporter_bodies[exporter_id] = body
+        kind = "connectors" if exporter_id.split("/", 1)[0] in connector_types else "exporters"
+        sections[kind][exporter_id] = dict(body)
     base: dict[str, Any] = {
         "processors": {processor_id: dict(body) for processor_id, body in processors.items()},
-        "exporters": exporter_bodies,
+        **{kind: bodies for kind, bodies in sections.items() if bodies},
         "service": {
             "pipelines": {
                 "traces": {
@@ -78,6 +78,8 @@ def collector_config(
 ) -> Config:
     """A validated config: every listener on ``127.0.0.1:0``, one ``traces`` pipeline from the ``otlp``
     receiver through ``processors`` to ``exporters`` (ids, or ``{id: config}``; default: the ``debug`` sink).
+    The default ``metrics/genai`` pipeline stays (``spanmetrics`` → ``prometheus``), and the ``prometheus``
+    exporter serves the collector's own metrics whatever the pipelines hold.
 
     ``overrides`` is merged last (e.g. ``{"service": {"wal": {"mode": "memory"}}}``). The test-only types of
     ``llm_observer.collector.testing`` (the ``flaky`` exporter) are always known; ``extra_factories`` adds
