@@ -1,6 +1,6 @@
 """Collector throughput, latency, memory and compression, end to end.
 
-Starts ``llm-observer collector`` as a subprocess (WAL on, fsync on, chDB storage, Prometheus exporter),
+Starts ``llm-observer collector`` as a subprocess (WAL on, fsync on, chDB storage, GenAI span metrics),
 then load-generator processes send realistic GenAI traces (5 spans per trace, ~1 KB spans with prompt
 content, unique ids) over OTLP/gRPC:
 
@@ -36,20 +36,12 @@ import grpc
 import psutil
 import yaml
 
+from llm_observer.collector.testing import free_port, genai_request
+
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _payloads(count: int, traces: int, seed: int) -> list[bytes]:
-    from llm_observer.collector.testing import genai_request
-
     rng = random.Random(seed)
     return [genai_request(traces=traces, rng=rng).SerializeToString() for _ in range(count)]
 
@@ -177,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="llm-observer-bench-"))
-    grpc_port, prom_port = _free_port(), _free_port()
+    grpc_port, prom_port = free_port(), free_port()
     config = data_dir / "bench.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -198,7 +190,8 @@ def main() -> None:
                         "traces": {
                             "receivers": ["otlp"],
                             "processors": [p for p in args.processors.split(",") if p],
-                            "exporters": ["clickhouse", "prometheus"],
+                            # spanmetrics derives the GenAI metrics prometheus serves, as by default.
+                            "exporters": ["clickhouse", "spanmetrics"],
                         }
                     },
                 },

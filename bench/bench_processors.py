@@ -2,10 +2,10 @@
 
 The batch is realistic and mixed: the spans of the cross-scheme corpus (OpenLLMetry old and new,
 OpenInference, OpenLIT, the official OTel instrumentations, hand-written OTLP, each as its package really
-emits them) next to the non-GenAI spans an LLM application also sends (HTTP server and client, database),
-half and half. Each
-round decodes a fresh batch from OTLP protobuf (the collector's own decode path, timed as the reference
-per-span cost) and then runs the processor over it, so nothing is measured on already-normalised spans.
+emits them; read from the corpus' JSON files under tests/processors/corpus/cases) next to the non-GenAI spans
+an LLM application also sends (HTTP server and client, database), half and half. Each round decodes a fresh
+batch from OTLP protobuf (the collector's own decode path, timed as the reference per-span cost) and then
+runs the processor over it, so nothing is measured on already-normalised spans.
 
     .venv/bin/python bench/bench_processors.py [--spans 50000] [--rounds 5] [--only normalize]
         [--mix all|current] [--profile]
@@ -18,38 +18,52 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import json
 import logging
 import pstats
-import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from google.protobuf.json_format import ParseDict
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
-from llm_observer.kernel.otlp_codec import decode_traces
+from llm_observer.kernel.otlp_codec import decode_traces, hex_ids_to_base64
 from llm_observer.kernel.telemetry import Telemetry
-from llm_observer.processors.normalize import normalize_batch
 from llm_observer.processors.logjoin import content_events_by_span
+from llm_observer.processors.normalize import normalize_batch
 
-ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_SPANS_PER_S = 100_000  # the collector's target peak rate on 2 cores (issue 3 / REFERENCE §8)
+CORPUS_CASES = Path(__file__).resolve().parent.parent / "tests" / "processors" / "corpus" / "cases"
+REFERENCE_SPANS_PER_S = 100_000  # the collector's target peak rate on 2 cores
 
 
-def _load_corpus() -> Any:
-    path = ROOT / "tests" / "processors" / "corpus" / "corpus.py"
-    spec = importlib.util.spec_from_file_location("normalize_corpus", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["normalize_corpus"] = module
-    spec.loader.exec_module(module)
-    return module
+@dataclass(frozen=True)
+class _Case:
+    name: str
+    traces: ExportTraceServiceRequest
+    logs: ExportLogsServiceRequest | None
+
+
+def _corpus_cases() -> list[_Case]:
+    """The inputs of the cross-scheme normalisation corpus, read as the data files they are
+    (``<scheme>__<scenario>.input.json``: OTLP/JSON traces and, where content came as log records, logs)."""
+    cases = []
+    for path in sorted(CORPUS_CASES.glob("*.input.json")):
+        raw = json.loads(path.read_text())
+        traces = ParseDict(hex_ids_to_base64(raw["traces"]), ExportTraceServiceRequest())
+        logs = (
+            ParseDict(hex_ids_to_base64(raw["logs"]), ExportLogsServiceRequest()) if raw.get("logs") else None
+        )
+        cases.append(_Case(path.name.removesuffix(".input.json"), traces, logs))
+    if not cases:
+        raise SystemExit(f"no corpus cases under {CORPUS_CASES}")
+    return cases
 
 
 def _plain_spans() -> list[Span]:
@@ -113,9 +127,8 @@ def make_request(spans: int, mix: str = "all") -> tuple[ExportTraceServiceReques
     ``mix`` is ``all`` (every scheme of the corpus, legacy ones included) or ``current`` (only schemes
     already on the current conventions). Returns the request and how many of its spans are GenAI.
     """
-    corpus = _load_corpus()
     genai: list[tuple[ResourceSpans, Span]] = []
-    for case in corpus.all_cases():
+    for case in _corpus_cases():
         if mix == "current" and not case.name.startswith(tuple(s + "__" for s in CURRENT_SCHEMES)):
             continue
         events = content_events_by_span(case.logs) if case.logs is not None else {}
