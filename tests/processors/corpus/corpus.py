@@ -6,7 +6,7 @@ with hex ids, "logs": ExportLogsServiceRequest OTLP/JSON or null, "captured_with
 values every normalised span must carry for ``CHECKED_KEYS``; a checked key missing from ``attributes`` must
 be missing from the span). Message attributes are compared as parsed JSON.
 
-Other tests (e.g. end to end through a running collector) load cases with ``load_case`` / ``all_cases``.
+Other tests (e.g. end to end through a running collector) can load cases with ``load_case``.
 """
 
 from __future__ import annotations
@@ -74,10 +74,6 @@ def load_case(name: str) -> Case:
 
 def case_names() -> list[str]:
     return sorted(p.name.removesuffix(".input.json") for p in CASES_DIR.glob("*.input.json"))
-
-
-def all_cases() -> list[Case]:
-    return [load_case(name) for name in case_names()]
 
 
 def checked(attributes: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """A local HTTP server that answers like the OpenAI and Anthropic APIs, for capturing real spans.
 
-The responses follow the shapes in the providers' API references (chat completions with tool calls,
-streamed chunks with a final usage chunk, embeddings, Anthropic messages with prompt-cache usage). The
+The responses have the shapes the providers' SDKs parse (chat completions with tool calls, streamed chunks
+with a final usage chunk, embeddings, Anthropic messages with prompt-cache usage). The
 numbers in them are the ground truth the corpus' expected results are written from.
 """
 
