@@ -11,9 +11,9 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from llm_observer.collector.config import load_config
-from llm_observer.exporters.prometheus import GenAIMetrics
-from llm_observer.kernel.batch import SpanBatch
+from llm_observer.exporters.spanmetrics import GenAIMetrics
 from llm_observer.kernel.telemetry import Telemetry
+from tests.support import span_batch
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 ENV = {"CLICKHOUSE_URL": "http://clickhouse:8123", "QDRANT_URL": "http://qdrant:6333"}
@@ -70,31 +70,13 @@ def test_deploy_kubernetes_manifests_parse_and_their_configs_validate(
 def _exported_metric_names() -> set[str]:
     telemetry = Telemetry()
     metrics = GenAIMetrics(10)
-    batch = SpanBatch(
-        trace_id=[b"\x01" * 16],
-        span_id=[b"\x02" * 8],
-        parent_span_id=[b""],
-        trace_state=[""],
-        name=["chat m"],
-        kind=[3],
-        start_time_unix_nano=[1],
-        end_time_unix_nano=[2],
-        status_code=[2],
-        status_message=[""],
-        attributes=[
-            {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.usage.input_tokens": 3,
-                "llm_observer.cost.usd": 0.1,
-                "error.type": "timeout",
-            }
-        ],
-        resource=[{}],
-        scope_name=[""],
-        scope_version=[""],
-        events=[[]],
-        links=[[]],
-    )
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.usage.input_tokens": 3,
+        "llm_observer.cost.usd": 0.1,
+        "error.type": "timeout",
+    }
+    batch = span_batch(attributes, resource={}, name="chat m", status_code=2)
     metrics.observe(batch)
     registry = CollectorRegistry()
     registry.register(metrics)
