@@ -13,9 +13,9 @@ from __future__ import annotations
 from pkgutil import extend_path
 from typing import TYPE_CHECKING, Any
 
-__path__ = extend_path(__path__, __name__)
+from llm_observer.instrumentation import __version__
 
-__version__ = "0.1.0"
+__path__ = extend_path(__path__, __name__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from llm_observer.instrumentation.tracer import LLMObserverTracer, observe

@@ -4,3 +4,5 @@ Each provider module (``openai``, ``anthropic``, …) holds one ``BaseInstrument
 ``opentelemetry_instrumentor`` entry-point group as ``llm_observer_<provider>``; all of them share
 :mod:`llm_observer.instrumentation.handler`. Importing this package imports no provider SDK.
 """
+
+__version__ = "0.1.0"

@@ -41,7 +41,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
-from llm_observer import __version__
+from llm_observer.instrumentation import __version__
 from llm_observer.instrumentation._content import content_capture_from_env, to_json
 from llm_observer.semconv import attributes as attr
 from llm_observer.semconv import genai_values as gv

@@ -43,7 +43,7 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
-from llm_observer import __version__
+from llm_observer.instrumentation import __version__
 from llm_observer.instrumentation._content import message, text_part, to_json
 from llm_observer.instrumentation.decorators import observe
 from llm_observer.semconv import attributes as attr
