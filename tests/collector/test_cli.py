@@ -170,8 +170,8 @@ def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
     assert protocols["grpc"]["max_recv_msg_size_mib"] == 16  # defaults filled in
     assert shown["service"]["pipelines"]["traces"] == {
         "receivers": ["otlp"],
-        "processors": ["normalize", "attribute", "cost"],
-        "exporters": ["clickhouse", "prometheus", "qdrant"],
+        "processors": ["tenant", "logjoin", "normalize", "attribute", "cost"],
+        "exporters": ["clickhouse", "spanmetrics", "qdrant"],
     }
     assert shown["service"]["wal"]["mode"] == "disk"
     assert shown["exporters"]["prometheus"]["endpoint"] == "127.0.0.1:9464"

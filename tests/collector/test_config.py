@@ -33,8 +33,9 @@ def test_config_default_validates(tmp_path: Path) -> None:
     assert config.source == "<default>"
     pipeline = config.service.pipelines["traces"]
     assert pipeline.receivers == ["otlp"]
-    assert pipeline.processors == ["normalize", "attribute", "cost"]
-    assert pipeline.exporters == ["clickhouse", "prometheus", "qdrant"]
+    assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost"]
+    assert pipeline.exporters == ["clickhouse", "spanmetrics", "qdrant"]
+    assert config.service.pipelines["metrics/genai"].exporters == ["prometheus"]
     otlp = config.receivers["otlp"].config
     assert otlp.protocols.grpc.endpoint == "127.0.0.1:4317"
     assert otlp.protocols.http.endpoint == "127.0.0.1:4318"
@@ -309,7 +310,8 @@ def test_config_lists_replace_rather_than_merge(tmp_path: Path) -> None:
     )
     pipeline = load_config(path, data_dir=tmp_path).service.pipelines["traces"]
     assert pipeline.exporters == ["debug"]
-    assert pipeline.processors == ["normalize", "attribute", "cost"]  # an unset key keeps the default
+    # An unset key keeps the default.
+    assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost"]
 
 
 def test_config_empty_file_is_the_default(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
-"""Every registered component type honours the lifecycle contract of ``collector/component.py``.
+"""Every registered component type honours the lifecycle contract of ``llm_observer.kernel.component``.
 
 Components come from the entry-point groups, as the collector finds them: one that cannot be imported fails
 here (it is not skipped). Each is created from its default config (listen endpoints moved to port 0, data
-under the test's directory) and goes through create → start → start → shutdown → shutdown twice, leaving no
-task running; ``shutdown`` before ``start`` is safe.
+under the test's directory; the components it names get their defaults too) and goes through create → start
+→ start → shutdown → shutdown twice, leaving no task running; ``shutdown`` before ``start`` is safe.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from llm_observer.collector.config import KINDS, _resolve, discover_factories
+from llm_observer.collector.config import ENTRY_POINT_GROUPS, _resolve, discover_factories
 from llm_observer.kernel.batch import SpanBatch
-from llm_observer.kernel.component import Component, CreateContext, IngestMeta
+from llm_observer.kernel.component import Component, CreateContext, Factory, IngestMeta
 from llm_observer.kernel.endpoints import parse_endpoint
 from llm_observer.kernel.telemetry import Telemetry
 from tests.support import span_batch, wait_for
@@ -61,13 +61,26 @@ class _Ingest:
         self.requests.append((signal, payload, meta))
 
 
-def _context(kind: str, name: str, data_dir: Path) -> CreateContext:
+def _named_configs(factory: Factory[Any, Any], config: BaseModel) -> dict[str, dict[str, BaseModel]]:
+    """The default config of every component ``config`` names (the query extension reads its stores'
+    settings from the exporters it names), by kind then id, as the service hands them over."""
+    configs: dict[str, dict[str, BaseModel]] = {}
+    for ref in factory.references(config) if factory.references else ():
+        named = _resolve(discover_factories()[ref.kind][ref.component_id.split("/", 1)[0]])
+        configs.setdefault(ref.kind, {})[ref.component_id] = _default_config(named.config_model)
+    return configs
+
+
+def _context(
+    kind: str, name: str, data_dir: Path, factory: Factory[Any, Any], config: BaseModel
+) -> CreateContext:
     return CreateContext(
         component_id=name,
         data_dir=data_dir,
         telemetry=Telemetry(),
         logger=logging.getLogger(f"tests.conformance.{name}"),
-        ingest=_Ingest() if kind == "receivers" else None,
+        ingest=_Ingest() if kind in ("receivers", "extensions") else None,
+        configs=_named_configs(factory, config),
         extras={"authenticate": None} if kind == "receivers" else {},
     )
 
@@ -107,7 +120,7 @@ async def _no_task_left(before: set[asyncio.Task[Any]], what: str) -> None:
 
 def test_conformance_every_kind_has_registered_components() -> None:
     kinds = {kind for kind, _ in REGISTERED}
-    assert kinds == set(KINDS)
+    assert kinds == set(ENTRY_POINT_GROUPS)
     assert ("receivers", "otlp") in REGISTERED
     assert ("exporters", "debug") in REGISTERED
 
@@ -120,7 +133,7 @@ async def test_conformance_create_start_shutdown_twice(tmp_path: Path, kind: str
     before = asyncio.all_tasks()
 
     for round_ in (1, 2):
-        component: Any = factory.create(_context(kind, name, tmp_path), config)
+        component: Any = factory.create(_context(kind, name, tmp_path, factory, config), config)
         has_lifecycle = isinstance(component, Component)
         if kind == "processors":
             out = component(SpanBatch())
@@ -132,7 +145,7 @@ async def test_conformance_create_start_shutdown_twice(tmp_path: Path, kind: str
         assert has_lifecycle, f"{kind[:-1]} {name} has no start/shutdown"
         await component.start()
         await component.start()  # idempotent
-        if kind == "exporters":
+        if kind in ("exporters", "connectors") and factory.signal == "traces":
             await component.send(SpanBatch())
         if kind == "processors":
             out = component(_one_span())
@@ -145,7 +158,8 @@ async def test_conformance_create_start_shutdown_twice(tmp_path: Path, kind: str
 @pytest.mark.parametrize(("kind", "name"), REGISTERED, ids=[f"{k}/{n}" for k, n in REGISTERED])
 async def test_conformance_shutdown_before_start_is_safe(tmp_path: Path, kind: str, name: str) -> None:
     factory = _resolve(discover_factories()[kind][name])
-    component = factory.create(_context(kind, name, tmp_path), _default_config(factory.config_model))
+    config = _default_config(factory.config_model)
+    component = factory.create(_context(kind, name, tmp_path, factory, config), config)
     if isinstance(component, Component):
         await component.shutdown()
         await component.shutdown()
