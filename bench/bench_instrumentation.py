@@ -69,7 +69,8 @@ def bench_isolated(calls: int, rounds: int) -> dict[str, Any]:
 
     from llm_observer.instrumentation import anthropic as anthropic_instr
     from llm_observer.instrumentation import openai as openai_instr
-    from llm_observer.instrumentation.handler import GenAIHandler, async_wrapper, sync_wrapper
+    from llm_observer.instrumentation._wrappers import sync_wrapper
+    from llm_observer.instrumentation.handler import GenAIHandler
 
     providers = _providers()
     handler = GenAIHandler("bench", **providers)
@@ -149,7 +150,7 @@ def bench_isolated(calls: int, rounds: int) -> dict[str, Any]:
             a_sdk, a_instance, (), {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": MESSAGES}
         )
 
-    del async_wrapper  # the async wrapper runs the same code around an await
+    # Sync calls only: the async wrapper runs the same code around an await.
     results: dict[str, Any] = {}
     for name, base, inst, n in (
         ("openai_chat", baseline_chat, instrumented_chat, calls),

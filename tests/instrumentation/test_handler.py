@@ -11,16 +11,15 @@ import pytest
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import StatusCode
 
+from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
+from llm_observer.instrumentation._wrappers import sync_wrapper
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     ContentCapture,
     GenAIHandler,
     LLMCall,
-    SyncStreamWrapper,
     content_capture_from_env,
     llm_spans_suppressed,
     suppress_llm_spans,
-    sync_wrapper,
 )
 from llm_observer.instrumentation.openai import OpenAIInstrumentor
 from llm_observer.instrumentation.testing import ReplayServer, Route, TelemetryCapture

@@ -33,12 +33,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import wrapt
 
-if TYPE_CHECKING:
-    from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
+from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
 
 _log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class _StreamBase(wrapt.ObjectProxy[Any]):
         if exc is None or isinstance(exc, GeneratorExit):
             handler.finish(call)
         else:
-            handler.fail(call, exc, handler_error_type(self, exc))
+            handler.fail(call, exc, _stream_error_type(self, exc))
 
     def __del__(self) -> None:
         try:
@@ -92,7 +91,7 @@ class _StreamBase(wrapt.ObjectProxy[Any]):
             self._llmo_end(None)
 
 
-def handler_error_type(stream: Any, exc: BaseException) -> str | None:
+def _stream_error_type(stream: Any, exc: BaseException) -> str | None:
     """The error type a stream wrapper reports: its ``_llmo_error_type`` hook if it has one."""
     hook = getattr(type(stream), "_llmo_error_type", None)
     if hook is None:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
+from llm_observer.instrumentation.handler import GenAIHandler, LLMCall, llm_spans_suppressed
 
 _log = logging.getLogger(__name__)
 
 #: ``(instance, args, kwargs) -> LLMCall | None``; None leaves the call uninstrumented.
-RequestFn = Callable[[Any, tuple[Any, ...], dict[str, Any]], "LLMCall | None"]
+RequestFn = Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall | None]
 #: ``(call, result) -> None``: copy the response's model, id, finish reasons, usage, content into ``call``.
-ResponseFn = Callable[["LLMCall", Any], None]
+ResponseFn = Callable[[LLMCall, Any], None]
 #: ``(call, result) -> wrapped stream | None``: None when ``result`` is not a stream.
-StreamFn = Callable[["LLMCall", Any], Any]
+StreamFn = Callable[[LLMCall, Any], Any]
 #: ``(exception) -> error.type | None``: a provider error code; None falls back to the class name.
-ErrorTypeFn = Callable[[BaseException], "str | None"]
+ErrorTypeFn = Callable[[BaseException], str | None]
 
 WraptWrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
@@ -26,8 +25,6 @@ WraptWrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any
 def _begin(
     handler: GenAIHandler, request: RequestFn, instance: Any, args: Any, kwargs: Any
 ) -> LLMCall | None:
-    from llm_observer.instrumentation.handler import llm_spans_suppressed
-
     if llm_spans_suppressed():
         return None
     try:
@@ -75,7 +72,7 @@ def sync_wrapper(
     stream: StreamFn | None = None,
     error_type: ErrorTypeFn | None = None,
 ) -> WraptWrapper:
-    """A ``wrapt`` wrapper for a synchronous SDK method (see ``handler`` module docstring)."""
+    """A ``wrapt`` wrapper for a synchronous SDK method."""
 
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -102,7 +99,7 @@ def async_wrapper(
     stream: StreamFn | None = None,
     error_type: ErrorTypeFn | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]], Any, tuple[Any, ...], dict[str, Any]], Awaitable[Any]]:
-    """A ``wrapt`` wrapper for an ``async def`` SDK method (see ``handler`` module docstring)."""
+    """A ``wrapt`` wrapper for an ``async def`` SDK method."""
 
     async def wrapper(
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]

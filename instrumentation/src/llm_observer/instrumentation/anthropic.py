@@ -27,18 +27,16 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from llm_observer import __version__
+from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
+from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
-    async_wrapper,
     llm_spans_suppressed,
     message,
-    sync_wrapper,
     text_part,
     tool_call_part,
     tool_response_part,

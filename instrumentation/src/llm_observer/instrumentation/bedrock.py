@@ -30,14 +30,14 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
+from llm_observer.instrumentation._streams import SyncStreamWrapper
 from llm_observer.instrumentation._util import host_port, integer, put_number, strings
+from llm_observer.instrumentation._wrappers import sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
     Part,
-    SyncStreamWrapper,
     message,
-    sync_wrapper,
     text_part,
     tool_call_part,
     tool_response_part,

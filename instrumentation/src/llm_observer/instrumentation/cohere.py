@@ -32,16 +32,14 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
+from llm_observer.instrumentation._streams import StreamState, state_streamer
+from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    StreamState,
-    async_wrapper,
     message,
-    state_streamer,
-    sync_wrapper,
     text_part,
     tool_call_part,
     tool_response_part,

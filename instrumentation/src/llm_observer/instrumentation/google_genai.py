@@ -28,15 +28,14 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import merge_text_parts
+from llm_observer.instrumentation._streams import state_streamer
+from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    async_wrapper,
     message,
-    state_streamer,
-    sync_wrapper,
     text_part,
     tool_call_part,
     tool_response_part,

@@ -1,47 +1,22 @@
 """The one GenAI telemetry handler every llm-observer instrumentor shares.
 
-An instrumentor only translates its SDK's request and response objects into an :class:`LLMCall`; this
-module owns everything else: span naming (``{operation} {model}``, kind CLIENT), the request / response /
-usage attributes of the GenAI conventions, error recording, opt-in content capture, the two client metrics,
-time to first chunk, stream wrappers, and suppression of duplicate LLM spans.
+An instrumentor only translates its SDK's request and response objects into an :class:`LLMCall`; this module
+owns everything else: span naming (``{operation} {model}``, kind CLIENT), the request / response / usage
+attributes of the GenAI conventions, error recording, opt-in content capture, the two client metrics, time to
+first chunk, and suppression of duplicate LLM spans. It is the bottom of the instrumentation: the wrappers,
+stream wrappers and instrumentors build on it, and it imports none of them.
 
-Writing an instrumentor (the API every provider module builds on)::
+A call goes ``start`` (span made current) → ``detach`` (once the SDK method returned) → ``first_chunk``
+(streams) → ``finish`` or ``fail``, each ending the call exactly once.
 
-    handler = GenAIHandler.from_kwargs(kwargs, scope="llm_observer.instrumentation.acme")
+``error.type`` is the provider error code an instrumentor passes to :meth:`GenAIHandler.fail`, falling back to
+the exception's qualified class name.
 
-    def request(instance, args, kwargs) -> LLMCall | None:       # None: leave this call alone
-        call = LLMCall(OP_CHAT, "acme", kwargs.get("model"))
-        call.attributes[GEN_AI_REQUEST_TEMPERATURE] = kwargs["temperature"]   # only what was given
-        if handler.capture_content:                                 # build content only when captured
-            call.input_messages = [message("user", [text_part(...)])]
-        return call
-
-    def response(call: LLMCall, result) -> None:                  # fill what the answer says
-        call.response_model, call.input_tokens, call.output_tokens = ...
-        if handler.capture_content:
-            call.output_messages = [message("assistant", [...], finish_reason="stop")]
-
-    def stream(call: LLMCall, result) -> object | None:            # a stream? wrap it, else None
-        return AcmeStream(result, handler, call) if isinstance(result, acme.Stream) else None
-
-    wrapt.wrap_function_wrapper("acme.client", "Client.chat", sync_wrapper(handler, request, response, stream))
-    wrapt.wrap_function_wrapper("acme.client", "AsyncClient.chat", async_wrapper(handler, request, response,
-                                                                                     stream))
-
-where ``AcmeStream`` subclasses :class:`SyncStreamWrapper` (or :class:`AsyncStreamWrapper`) and overrides
-``_llmo_on_chunk(chunk)`` (keep references, e.g. the final chunk's usage: no allocation per chunk) and
-``_llmo_on_end()`` (turn what was kept into ``call`` fields). ``request``, ``response``, ``stream`` and the
-hooks may raise: the wrappers log at DEBUG and carry on — instrumentation never raises into user code, and
-the user's own exceptions propagate unchanged after being recorded (``error.type``, status ERROR).
-
-``error.type`` comes from ``error_type(exc)`` if the instrumentor passes one (for a provider error code) and
-falls back to the exception's qualified class name.
-
-Suppression (issue 4 requirement 5): while an LLM span made here is active, or inside
-:func:`suppress_llm_spans`, other llm-observer instrumentors make no LLM span, so one call gives one span.
-A framework instrumentation (LangChain, LlamaIndex…) that makes its own LLM span for a model call wraps the
-provider call in ``with suppress_llm_spans():``; one that wants the provider's span instead makes its step a
-non-LLM span (``chain``/``invoke_agent``) and lets the provider span nest under it. OpenTelemetry's generic
+Suppression: while an LLM span made here is active, or inside :func:`suppress_llm_spans`, other llm-observer
+instrumentors make no LLM span, so one call gives one span. A framework instrumentation (LangChain,
+LlamaIndex…) that makes its own LLM span for a model call wraps the provider call in
+``with suppress_llm_spans():``; one that wants the provider's span instead makes its step a non-LLM span
+(``chain``/``invoke_agent``) and lets the provider span nest under it. OpenTelemetry's generic
 ``suppress_instrumentation`` context key is honoured too.
 """
 
@@ -74,43 +49,19 @@ from llm_observer.instrumentation._content import (
     tool_call_part,
     tool_response_part,
 )
-from llm_observer.instrumentation._streams import (
-    AsyncStreamWrapper,
-    StreamState,
-    SyncStreamWrapper,
-    state_streamer,
-)
-from llm_observer.instrumentation._wrappers import (
-    ErrorTypeFn,
-    RequestFn,
-    ResponseFn,
-    StreamFn,
-    async_wrapper,
-    sync_wrapper,
-)
 from llm_observer.semconv import attributes as attr
 from llm_observer.semconv import genai_values as gv
 
 __all__ = [
-    "AsyncStreamWrapper",
     "ContentCapture",
-    "ErrorTypeFn",
     "GenAIHandler",
     "LLMCall",
     "Message",
     "Part",
-    "RequestFn",
-    "ResponseFn",
-    "StreamFn",
-    "StreamState",
-    "SyncStreamWrapper",
-    "async_wrapper",
     "content_capture_from_env",
     "llm_spans_suppressed",
     "message",
-    "state_streamer",
     "suppress_llm_spans",
-    "sync_wrapper",
     "text_part",
     "tool_call_part",
     "tool_response_part",

@@ -22,16 +22,15 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
 from llm_observer.instrumentation._content import image_url_part, merge_text_parts
+from llm_observer.instrumentation._streams import state_streamer
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
+from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    async_wrapper,
     message,
-    state_streamer,
-    sync_wrapper,
     text_part,
     tool_call_part,
     tool_response_part,

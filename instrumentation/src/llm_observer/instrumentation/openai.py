@@ -31,6 +31,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_observer import __version__
 from llm_observer.instrumentation._content import image_url_part, tool_call_parts
+from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import (
     env_flag,
     get,
@@ -40,16 +41,13 @@ from llm_observer.instrumentation._util import (
     put_number,
     strings,
 )
+from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
-    AsyncStreamWrapper,
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    SyncStreamWrapper,
-    async_wrapper,
     message,
-    sync_wrapper,
     text_part,
     tool_call_part,
     tool_response_part,
