@@ -1,4 +1,5 @@
-"""wrapt wrapper factories that run an SDK call through the shared handler (sync and async)."""
+"""wrapt wrappers that run an SDK call through the shared handler, sync and async (the contract of the
+functions they take is in :mod:`llm_observer.instrumentation._instrumentor`)."""
 
 from __future__ import annotations
 

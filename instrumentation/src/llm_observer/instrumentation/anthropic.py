@@ -15,21 +15,18 @@ The provider name is the client's own (``aws.bedrock`` for Bedrock clients, ``gc
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
 import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
-from llm_observer import __version__
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -48,9 +45,16 @@ __all__ = ["AnthropicInstrumentor"]
 
 _log = logging.getLogger(__name__)
 
-_SUPPORTED = ("anthropic >= 0.30.0, < 3",)
+_instruments = ("anthropic >= 0.30.0, < 3",)
 _NATIVE_SWITCH = "ANTHROPIC_OPEN_TELEMETRY"
 _MODULE = "anthropic.resources.messages"
+# ``stream()`` is a plain method in both clients (it returns a manager): its kind says which one it is.
+_TARGETS = (
+    Target(_MODULE, "Messages.create", "create"),
+    Target(_MODULE, "AsyncMessages.create", "create"),
+    Target(_MODULE, "Messages.stream", "stream"),
+    Target(_MODULE, "AsyncMessages.stream", "async_stream"),
+)
 
 _PROVIDERS_BY_CLASS = {
     "AnthropicBedrock": gv.PROVIDER_AWS_BEDROCK,
@@ -60,49 +64,39 @@ _PROVIDERS_BY_CLASS = {
 }
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments the ``anthropic`` SDK. ``instrument()`` accepts ``tracer_provider``, ``meter_provider``,
-    ``logger_provider``, ``capture_content`` and ``prefer_native`` (see module docstring)."""
+class AnthropicInstrumentor(ProviderInstrumentor):
+    """Instruments the ``anthropic`` SDK. ``instrument()`` also accepts ``prefer_native`` (see module
+    docstring)."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _SUPPORTED
+    instruments = _instruments
+    targets = _TARGETS
+    _set_switch = False
 
     def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, __name__, __version__)
-        self._set_switch = False
         if not kwargs.get("prefer_native") and _NATIVE_SWITCH not in os.environ:
             os.environ[_NATIVE_SWITCH] = "false"
             self._set_switch = True
-        adapter = _Adapter(handler)
-        self._wrapped: list[tuple[Any, str]] = []
-        targets: list[tuple[str, Callable[..., Any]]] = [
-            (
-                "Messages.create",
-                sync_wrapper(handler, adapter.request, adapter.response, adapter.sync_stream, _error_type),
-            ),
-            (
-                "AsyncMessages.create",
-                async_wrapper(handler, adapter.request, adapter.response, adapter.async_stream, _error_type),
-            ),
-            ("Messages.stream", adapter.stream_helper(is_async=False)),
-            ("AsyncMessages.stream", adapter.stream_helper(is_async=True)),
-        ]
-        for path, wrapper in targets:
-            try:
-                wrapt.wrap_function_wrapper(_MODULE, path, wrapper)
-            except (ImportError, AttributeError):
-                _log.debug("anthropic has no %s.%s; not instrumented.", _MODULE, path)
-                continue
-            owner, method = path.split(".")
-            self._wrapped.append((getattr(importlib.import_module(_MODULE), owner), method))
+        super()._instrument(**kwargs)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, method in getattr(self, "_wrapped", []):
-            unwrap(owner, method)
-        self._wrapped = []
-        if getattr(self, "_set_switch", False):
+        super()._uninstrument(**kwargs)
+        if self._set_switch:
             os.environ.pop(_NATIVE_SWITCH, None)
             self._set_switch = False
+
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        adapter = _Adapter(handler)
+
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            if target.kind != "create":
+                return adapter.stream_helper(is_async=target.kind == "async_stream")
+            if is_async:
+                return async_wrapper(
+                    handler, adapter.request, adapter.response, adapter.async_stream, _error_type
+                )
+            return sync_wrapper(handler, adapter.request, adapter.response, adapter.sync_stream, _error_type)
+
+        return make
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -173,7 +167,7 @@ class _Adapter:
             return _AsyncEvents(result, self.handler, call)
         return None
 
-    def stream_helper(self, is_async: bool) -> Callable[..., Any]:
+    def stream_helper(self, is_async: bool) -> WraptWrapper:
         """Wrapper of ``messages.stream()``: the request is sent when its manager is entered."""
         handler = self.handler
         manager_cls = _AsyncManager if is_async else _SyncManager

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import SyncStreamWrapper
 from llm_observer.instrumentation._util import host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -47,30 +45,25 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["BedrockInstrumentor"]
 
-_INSTRUMENTS = ("botocore >= 1.34.116, < 2",)  # the first botocore with Converse / ConverseStream
+_instruments = ("botocore >= 1.34.116, < 2",)  # the first botocore with Converse / ConverseStream
+# Every botocore client call goes through this one method; the request function picks Bedrock's.
+_TARGETS = (Target("botocore.client", "BaseClient._make_api_call", "api_call"),)
 _SERVICE = "bedrock-runtime"
 _OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel"})
 AWS_REQUEST_ID = "aws.request_id"
 
 
-class BedrockInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class BedrockInstrumentor(ProviderInstrumentor):
     """Instruments ``bedrock-runtime`` Converse, ConverseStream and InvokeModel calls made with boto3."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
+    instruments = _instruments
+    targets = _TARGETS
 
-    def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
-        wrapt.wrap_function_wrapper(
-            "botocore.client",
-            "BaseClient._make_api_call",
-            sync_wrapper(handler, _request(handler), _response, _streamer(handler), _error_type),
-        )
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            return sync_wrapper(handler, _request(handler), _response, _streamer(handler), _error_type)
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        from botocore.client import BaseClient
-
-        unwrap(BaseClient, "_make_api_call")
+        return make
 
 
 def _error_type(exc: BaseException) -> str | None:

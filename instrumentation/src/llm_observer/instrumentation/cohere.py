@@ -20,20 +20,15 @@ reporting once :meth:`~CohereInstrumentor.uninstrument` ran.
 
 from __future__ import annotations
 
-import inspect
-import logging
-from collections.abc import Callable, Collection, Mapping
-from importlib import import_module
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import StreamState, state_streamer
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -49,71 +44,61 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["CohereInstrumentor"]
 
-_log = logging.getLogger(__name__)
+_instruments = ("cohere >= 5.13.0, < 8",)
 
-_INSTRUMENTS = ("cohere >= 5.13.0, < 8",)
-
-# (module, class, method, kind) — kind picks the request/response translators.
-_TARGETS: tuple[tuple[str, str, str, str], ...] = (
-    ("cohere.v2.client", "V2Client", "chat", "chat_v2"),
-    ("cohere.v2.client", "V2Client", "chat_stream", "chat_v2"),
-    ("cohere.v2.client", "V2Client", "embed", "embed"),
-    ("cohere.v2.client", "V2Client", "rerank", "rerank"),
-    ("cohere.v2.client", "AsyncV2Client", "chat", "chat_v2"),
-    ("cohere.v2.client", "AsyncV2Client", "chat_stream", "chat_v2"),
-    ("cohere.v2.client", "AsyncV2Client", "embed", "embed"),
-    ("cohere.v2.client", "AsyncV2Client", "rerank", "rerank"),
-    ("cohere.base_client", "BaseCohere", "chat", "chat_v1"),
-    ("cohere.base_client", "BaseCohere", "chat_stream", "chat_v1"),
-    ("cohere.base_client", "BaseCohere", "rerank", "rerank"),
-    ("cohere.base_client", "AsyncBaseCohere", "chat", "chat_v1"),
-    ("cohere.base_client", "AsyncBaseCohere", "chat_stream", "chat_v1"),
-    ("cohere.base_client", "AsyncBaseCohere", "rerank", "rerank"),
+# kind picks the request/response translators.
+_V2 = "cohere.v2.client"
+_V1 = "cohere.base_client"
+_TARGETS = (
+    Target(_V2, "V2Client.chat", "chat_v2"),
+    Target(_V2, "V2Client.chat_stream", "chat_v2"),
+    Target(_V2, "V2Client.embed", "embed"),
+    Target(_V2, "V2Client.rerank", "rerank"),
+    Target(_V2, "AsyncV2Client.chat", "chat_v2"),
+    Target(_V2, "AsyncV2Client.chat_stream", "chat_v2"),
+    Target(_V2, "AsyncV2Client.embed", "embed"),
+    Target(_V2, "AsyncV2Client.rerank", "rerank"),
+    Target(_V1, "BaseCohere.chat", "chat_v1"),
+    Target(_V1, "BaseCohere.chat_stream", "chat_v1"),
+    Target(_V1, "BaseCohere.rerank", "rerank"),
+    Target(_V1, "AsyncBaseCohere.chat", "chat_v1"),
+    Target(_V1, "AsyncBaseCohere.chat_stream", "chat_v1"),
+    Target(_V1, "AsyncBaseCohere.rerank", "rerank"),
     # Client.embed batches texts over a thread pool and calls BaseCohere.embed per batch: wrapping the
     # public override gives one span per user call, in the caller's context.
-    ("cohere.client", "Client", "embed", "embed"),
-    ("cohere.client", "AsyncClient", "embed", "embed"),
+    Target("cohere.client", "Client.embed", "embed"),
+    Target("cohere.client", "AsyncClient.embed", "embed"),
 )
 
 _STREAM_METHODS = frozenset({"chat_stream"})
 
 
-class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class CohereInstrumentor(ProviderInstrumentor):
     """Instruments the ``cohere`` SDK: chat (v1, v2), embed and rerank, sync and async, with streams."""
 
-    # BaseInstrumentor is a singleton whose __init__ runs on every `CohereInstrumentor()`: keep state out of
-    # __init__ so that a fresh handle can still uninstrument.
+    instruments = _instruments
+    targets = _TARGETS
     _active = False
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
     def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
         self._active = True
-        for module_name, class_name, method, kind in _TARGETS:
-            try:
-                cls = getattr(import_module(module_name), class_name)
-                original = cls.__dict__[method]
-            except (ImportError, AttributeError, KeyError):
-                _log.debug("cohere has no %s.%s.%s to instrument.", module_name, class_name, method)
-                continue
-            wrapper = _make_wrapper(self, handler, kind, method in _STREAM_METHODS, original)
-            wrapt.wrap_function_wrapper(cls, method, wrapper)
+        super()._instrument(**kwargs)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         self._active = False
-        for module_name, class_name, method, _kind in _TARGETS:
-            try:
-                cls = getattr(import_module(module_name), class_name)
-            except (ImportError, AttributeError):
-                continue
-            unwrap(cls, method)
+        super()._uninstrument(**kwargs)
+
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            streaming = target.method in _STREAM_METHODS
+            return _make_wrapper(self, handler, target.kind, streaming, is_async)
+
+        return make
 
 
 def _make_wrapper(
-    owner: CohereInstrumentor, handler: GenAIHandler, kind: str, streaming: bool, original: Any
-) -> Callable[..., Any]:
+    owner: CohereInstrumentor, handler: GenAIHandler, kind: str, streaming: bool, is_async: bool
+) -> WraptWrapper:
     translate = _REQUESTS[kind]
 
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
@@ -130,7 +115,7 @@ def _make_wrapper(
     make_state = _STREAMS.get(kind)
     stream = state_streamer(handler, make_state) if make_state is not None else None
 
-    if inspect.iscoroutinefunction(original):
+    if is_async:
         return async_wrapper(handler, request, response, stream)
     # chat_stream is a (sync or async) generator function: calling it returns the stream at once.
     return sync_wrapper(handler, request, response, stream)

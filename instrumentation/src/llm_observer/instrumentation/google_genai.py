@@ -16,20 +16,16 @@ reports the usage of the final answer.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Collection, Mapping
-from importlib import import_module
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import merge_text_parts
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import state_streamer
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -45,46 +41,39 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["GoogleGenAIInstrumentor"]
 
-_log = logging.getLogger(__name__)
-
-_INSTRUMENTS = ("google-genai >= 1.0.0, < 4",)
+_instruments = ("google-genai >= 1.0.0, < 4",)
 _MODULE = "google.genai.models"
-_METHODS = ("generate_content", "generate_content_stream", "embed_content")
+_TARGETS = (
+    Target(_MODULE, "Models.generate_content", "generate"),
+    Target(_MODULE, "Models.generate_content_stream", "generate_stream"),
+    Target(_MODULE, "Models.embed_content", "embed"),
+    Target(_MODULE, "AsyncModels.generate_content", "generate"),
+    Target(_MODULE, "AsyncModels.generate_content_stream", "generate_stream"),
+    Target(_MODULE, "AsyncModels.embed_content", "embed"),
+)
 
 
-class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class GoogleGenAIInstrumentor(ProviderInstrumentor):
     """Instruments ``google-genai``: generate_content (plain and streamed) and embed_content, sync and aio."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
+    instruments = _instruments
+    targets = _TARGETS
 
-    def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
-        module = import_module(_MODULE)
-        for class_name, make in (("Models", sync_wrapper), ("AsyncModels", async_wrapper)):
-            cls = getattr(module, class_name)
-            for method in _METHODS:
-                if method not in cls.__dict__:
-                    continue
-                streaming = method == "generate_content_stream"
-                if method == "embed_content":
-                    wrapper = make(handler, _request_embed, _response_embed, None, _error_type)
-                else:
-                    wrapper = make(
-                        handler,
-                        _request_generate(handler, streaming),
-                        _response_generate,
-                        state_streamer(handler, _StreamState, _error_type) if streaming else None,
-                        _error_type,
-                    )
-                wrapt.wrap_function_wrapper(cls, method, wrapper)
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            wrap = async_wrapper if is_async else sync_wrapper
+            if target.kind == "embed":
+                return wrap(handler, _request_embed, _response_embed, None, _error_type)
+            streaming = target.kind == "generate_stream"
+            return wrap(
+                handler,
+                _request_generate(handler, streaming),
+                _response_generate,
+                state_streamer(handler, _StreamState, _error_type) if streaming else None,
+                _error_type,
+            )
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        module = import_module(_MODULE)
-        for class_name in ("Models", "AsyncModels"):
-            cls = getattr(module, class_name)
-            for method in _METHODS:
-                unwrap(cls, method)
+        return make
 
 
 # --- helpers -------------------------------------------------------------------------------------------

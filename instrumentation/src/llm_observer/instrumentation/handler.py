@@ -1,10 +1,11 @@
 """The one GenAI telemetry handler every llm-observer instrumentor shares.
 
-An instrumentor only translates its SDK's request and response objects into an :class:`LLMCall`; this module
-owns everything else: span naming (``{operation} {model}``, kind CLIENT), the request / response / usage
-attributes of the GenAI conventions, error recording, opt-in content capture, the two client metrics, time to
-first chunk, and suppression of duplicate LLM spans. It is the bottom of the instrumentation: the wrappers,
-stream wrappers and instrumentors build on it, and it imports none of them.
+An instrumentor only translates its SDK's request and response objects into an :class:`LLMCall` (see
+:mod:`llm_observer.instrumentation._instrumentor`); this module owns everything else: span naming
+(``{operation} {model}``, kind CLIENT), the request / response / usage attributes of the GenAI conventions,
+error recording, opt-in content capture, the two client metrics, time to first chunk, and suppression of
+duplicate LLM spans. It is the bottom of the instrumentation: the wrappers, stream wrappers and
+instrumentors build on it, and it imports none of them.
 
 A call goes ``start`` (span made current) → ``detach`` (once the SDK method returned) → ``first_chunk``
 (streams) → ``finish`` or ``fail``, each ending the call exactly once.

@@ -15,20 +15,15 @@ sends it (TGI does with ``stream_options={"include_usage": True}``).
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Collection
-from importlib import import_module
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
 from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
 from llm_observer.instrumentation._content import image_url_part, tool_call_parts
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import StreamState, state_streamer
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -44,48 +39,39 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["HuggingFaceInstrumentor"]
 
-_INSTRUMENTS = ("huggingface_hub >= 1.0.0, < 2",)
+_instruments = ("huggingface_hub >= 1.0.0, < 2",)
+_SYNC = "huggingface_hub.inference._client"
+_ASYNC = "huggingface_hub.inference._generated._async_client"
 _TARGETS = (
-    ("huggingface_hub.inference._client", "InferenceClient"),
-    ("huggingface_hub.inference._generated._async_client", "AsyncInferenceClient"),
+    Target(_SYNC, "InferenceClient.chat_completion", "chat"),
+    Target(_SYNC, "InferenceClient.text_generation", "generation"),
+    Target(_ASYNC, "AsyncInferenceClient.chat_completion", "chat"),
+    Target(_ASYNC, "AsyncInferenceClient.text_generation", "generation"),
 )
-_METHODS = ("chat_completion", "text_generation")
 
 
-class HuggingFaceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class HuggingFaceInstrumentor(ProviderInstrumentor):
     """Instruments ``huggingface_hub`` inference clients: chat_completion and text_generation."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
+    instruments = _instruments
+    targets = _TARGETS
 
-    def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
-        for module_name, class_name in _TARGETS:
-            cls = getattr(import_module(module_name), class_name)
-            for method in _METHODS:
-                original = cls.__dict__.get(method)
-                if original is None:
-                    continue
-                make = async_wrapper if inspect.iscoroutinefunction(original) else sync_wrapper
-                if method == "chat_completion":
-                    wrapper = make(
-                        handler, _chat_request(handler), _chat_response, _streamer(handler, True), _error_type
-                    )
-                else:
-                    wrapper = make(
-                        handler,
-                        _generation_request(handler),
-                        _generation_response,
-                        _streamer(handler, False),
-                        _error_type,
-                    )
-                wrapt.wrap_function_wrapper(cls, method, wrapper)
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            wrap = async_wrapper if is_async else sync_wrapper
+            if target.kind == "chat":
+                return wrap(
+                    handler, _chat_request(handler), _chat_response, _streamer(handler, True), _error_type
+                )
+            return wrap(
+                handler,
+                _generation_request(handler),
+                _generation_response,
+                _streamer(handler, False),
+                _error_type,
+            )
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for module_name, class_name in _TARGETS:
-            cls = getattr(import_module(module_name), class_name)
-            for method in _METHODS:
-                unwrap(cls, method)
+        return make
 
 
 def _error_type(exc: BaseException) -> str | None:

@@ -11,20 +11,15 @@ turns it on; with both on, each call is reported twice, once by each.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Collection
-from importlib import import_module
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 
 from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
 from llm_observer.instrumentation._content import image_url_part, merge_text_parts
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import state_streamer
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -40,61 +35,41 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["MistralInstrumentor"]
 
-_INSTRUMENTS = ("mistralai >= 1.2.0, < 4",)
-# (module candidates newest first, class, methods)
-_TARGETS: tuple[tuple[tuple[str, ...], str, tuple[str, ...]], ...] = (
-    (
-        ("mistralai.client.chat", "mistralai.chat"),
-        "Chat",
-        ("complete", "complete_async", "stream", "stream_async"),
-    ),
-    (("mistralai.client.embeddings", "mistralai.embeddings"), "Embeddings", ("create", "create_async")),
+_instruments = ("mistralai >= 1.2.0, < 4",)
+# 2.x moved the resources under mistralai.client; 1.x keeps them at the top level.
+_CHAT, _CHAT_1X = "mistralai.client.chat", ("mistralai.chat",)
+_EMBEDDINGS, _EMBEDDINGS_1X = "mistralai.client.embeddings", ("mistralai.embeddings",)
+_TARGETS = (
+    Target(_CHAT, "Chat.complete", "chat", _CHAT_1X),
+    Target(_CHAT, "Chat.complete_async", "chat", _CHAT_1X),
+    Target(_CHAT, "Chat.stream", "chat_stream", _CHAT_1X),
+    Target(_CHAT, "Chat.stream_async", "chat_stream", _CHAT_1X),
+    Target(_EMBEDDINGS, "Embeddings.create", "embed", _EMBEDDINGS_1X),
+    Target(_EMBEDDINGS, "Embeddings.create_async", "embed", _EMBEDDINGS_1X),
 )
 
 
-class MistralInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class MistralInstrumentor(ProviderInstrumentor):
     """Instruments ``mistralai``: chat complete / stream and embeddings, sync and async."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
+    instruments = _instruments
+    targets = _TARGETS
 
-    def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
-        for cls, methods in _classes():
-            for method in methods:
-                original = cls.__dict__.get(method)
-                if original is None:
-                    continue
-                make = async_wrapper if inspect.iscoroutinefunction(original) else sync_wrapper
-                if cls.__name__ == "Embeddings":
-                    wrapper = make(handler, _embed_request, _embed_response, None, _error_type)
-                else:
-                    streaming = method.startswith("stream")
-                    wrapper = make(
-                        handler,
-                        _chat_request(handler, streaming),
-                        _chat_response,
-                        state_streamer(handler, _ChatStreamState, _error_type) if streaming else None,
-                        _error_type,
-                    )
-                wrapt.wrap_function_wrapper(cls, method, wrapper)
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            wrap = async_wrapper if is_async else sync_wrapper
+            if target.kind == "embed":
+                return wrap(handler, _embed_request, _embed_response, None, _error_type)
+            streaming = target.kind == "chat_stream"
+            return wrap(
+                handler,
+                _chat_request(handler, streaming),
+                _chat_response,
+                state_streamer(handler, _ChatStreamState, _error_type) if streaming else None,
+                _error_type,
+            )
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, methods in _classes():
-            for method in methods:
-                unwrap(cls, method)
-
-
-def _classes() -> list[tuple[type[Any], tuple[str, ...]]]:
-    found: list[tuple[type[Any], tuple[str, ...]]] = []
-    for modules, class_name, methods in _TARGETS:
-        for module_name in modules:
-            try:
-                found.append((getattr(import_module(module_name), class_name), methods))
-                break
-            except (ImportError, AttributeError):
-                continue
-    return found
+        return make
 
 
 def _error_type(exc: BaseException) -> str | None:

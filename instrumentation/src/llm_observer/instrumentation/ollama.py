@@ -12,19 +12,15 @@ endpoint is covered by the OpenAI instrumentor instead.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any, ClassVar
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
-
 from llm_observer.instrumentation._content import tool_call_parts
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import state_streamer
 from llm_observer.instrumentation._util import get, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -39,49 +35,49 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["OllamaInstrumentor"]
 
-_INSTRUMENTS = ("ollama >= 0.4.0, < 1",)
+_instruments = ("ollama >= 0.4.0, < 1",)
 _MODULE = "ollama._client"
-_CLASSES = ("Client", "AsyncClient")
-_METHODS = ("chat", "generate", "embed", "embeddings")
+# kind: the method's name, which is also the name of its module-level shortcut (``ollama.chat``…).
+_TARGETS = (
+    Target(_MODULE, "Client.chat", "chat"),
+    Target(_MODULE, "Client.generate", "generate"),
+    Target(_MODULE, "Client.embed", "embed"),
+    Target(_MODULE, "Client.embeddings", "embeddings"),
+    Target(_MODULE, "AsyncClient.chat", "chat"),
+    Target(_MODULE, "AsyncClient.generate", "generate"),
+    Target(_MODULE, "AsyncClient.embed", "embed"),
+    Target(_MODULE, "AsyncClient.embeddings", "embeddings"),
+)
+_SHORTCUTS = ("chat", "generate", "embed", "embeddings")
 
 
-class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OllamaInstrumentor(ProviderInstrumentor):
     """Instruments the ``ollama`` client: chat, generate, embed, sync and async, with streams."""
 
-    # The module-level shortcuts replaced by instrument(), to put back on uninstrument(). Class-level:
-    # BaseInstrumentor is a singleton whose __init__ runs again on every `OllamaInstrumentor()`.
+    instruments = _instruments
+    targets = _TARGETS
+    # The module-level shortcuts replaced by instrument(), to put back on uninstrument().
     _shortcuts: ClassVar[dict[str, Any]] = {}
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _INSTRUMENTS
-
     def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, scope=__name__)
-        module = import_module(_MODULE)
-        for class_name in _CLASSES:
-            cls = getattr(module, class_name)
-            for method in _METHODS:
-                original = cls.__dict__.get(method)
-                if original is None:
-                    continue
-                make = async_wrapper if inspect.iscoroutinefunction(original) else sync_wrapper
-                request, response = _TRANSLATORS[method]
-                streamer = _streamer(handler, method) if method in ("chat", "generate") else None
-                wrapt.wrap_function_wrapper(
-                    cls, method, make(handler, request(handler), response, streamer, _error_type)
-                )
+        super()._instrument(**kwargs)
         self._rebind_shortcuts()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        module = import_module(_MODULE)
-        for class_name in _CLASSES:
-            cls = getattr(module, class_name)
-            for method in _METHODS:
-                unwrap(cls, method)
+        super()._uninstrument(**kwargs)
         package = import_module("ollama")
         for name, original in self._shortcuts.items():
             setattr(package, name, original)
         self._shortcuts.clear()
+
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            wrap = async_wrapper if is_async else sync_wrapper
+            request, response = _TRANSLATORS[target.kind]
+            streamer = _streamer(handler, target.kind) if target.kind in ("chat", "generate") else None
+            return wrap(handler, request(handler), response, streamer, _error_type)
+
+        return make
 
     def _rebind_shortcuts(self) -> None:
         """Point ``ollama.chat`` & co. (bound to the default client before we wrapped the class) at the
@@ -91,7 +87,7 @@ class OllamaInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         default = getattr(package, "_client", None)
         if not isinstance(default, client_class):
             return
-        for name in _METHODS:
+        for name in _SHORTCUTS:
             current = getattr(package, name, None)
             if getattr(current, "__self__", None) is default:
                 self._shortcuts[name] = current

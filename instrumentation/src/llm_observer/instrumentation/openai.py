@@ -20,17 +20,13 @@ sends one last chunk with an empty ``choices`` list, which code indexing ``chunk
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 
-from llm_observer import __version__
 from llm_observer.instrumentation._content import image_url_part, tool_call_parts
+from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
 from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import (
     env_flag,
@@ -41,7 +37,7 @@ from llm_observer.instrumentation._util import (
     put_number,
     strings,
 )
-from llm_observer.instrumentation._wrappers import async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -57,25 +53,27 @@ from llm_observer.semconv import genai_values as gv
 
 __all__ = ["STREAM_USAGE_ENV", "OpenAIInstrumentor", "provider_for_url"]
 
-_log = logging.getLogger(__name__)
-
 STREAM_USAGE_ENV = "LLM_OBSERVER_OPENAI_STREAM_USAGE"
-_SUPPORTED = ("openai >= 1.40.0, < 4",)
+_instruments = ("openai >= 1.40.0, < 4",)
 
-# (module, attribute path, kind) of every wrapped method; modules missing in older SDKs are skipped.
-_TARGETS: tuple[tuple[str, str, str], ...] = (
-    ("openai.resources.chat.completions", "Completions.create", "chat"),
-    ("openai.resources.chat.completions", "AsyncCompletions.create", "chat"),
-    ("openai.resources.chat.completions", "Completions.parse", "chat"),
-    ("openai.resources.chat.completions", "AsyncCompletions.parse", "chat"),
-    ("openai.resources.responses", "Responses.create", "responses"),
-    ("openai.resources.responses", "AsyncResponses.create", "responses"),
-    ("openai.resources.responses", "Responses.parse", "responses"),
-    ("openai.resources.responses", "AsyncResponses.parse", "responses"),
-    ("openai.resources.completions", "Completions.create", "completions"),
-    ("openai.resources.completions", "AsyncCompletions.create", "completions"),
-    ("openai.resources.embeddings", "Embeddings.create", "embeddings"),
-    ("openai.resources.embeddings", "AsyncEmbeddings.create", "embeddings"),
+# kind: which API's translators a method gets. Older SDKs lack some modules (the Responses API came in 1.66).
+_CHAT = "openai.resources.chat.completions"
+_RESPONSES = "openai.resources.responses"
+_COMPLETIONS = "openai.resources.completions"
+_EMBEDDINGS = "openai.resources.embeddings"
+_TARGETS = (
+    Target(_CHAT, "Completions.create", "chat"),
+    Target(_CHAT, "AsyncCompletions.create", "chat"),
+    Target(_CHAT, "Completions.parse", "chat"),
+    Target(_CHAT, "AsyncCompletions.parse", "chat"),
+    Target(_RESPONSES, "Responses.create", "responses"),
+    Target(_RESPONSES, "AsyncResponses.create", "responses"),
+    Target(_RESPONSES, "Responses.parse", "responses"),
+    Target(_RESPONSES, "AsyncResponses.parse", "responses"),
+    Target(_COMPLETIONS, "Completions.create", "completions"),
+    Target(_COMPLETIONS, "AsyncCompletions.create", "completions"),
+    Target(_EMBEDDINGS, "Embeddings.create", "embeddings"),
+    Target(_EMBEDDINGS, "AsyncEmbeddings.create", "embeddings"),
 )
 
 _HOST_PROVIDERS: tuple[tuple[str, str], ...] = (
@@ -119,50 +117,26 @@ def provider_for_url(url: str, azure_client: bool = False, overrides: Mapping[st
     return gv.PROVIDER_OPENAI
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments the ``openai`` SDK. ``instrument()`` accepts ``tracer_provider``, ``meter_provider``,
-    ``logger_provider``, ``capture_content`` (a :class:`ContentCapture` or its name), ``stream_usage``
-    (bool, default from ``LLM_OBSERVER_OPENAI_STREAM_USAGE``) and ``providers`` (host[:port] → provider)."""
+class OpenAIInstrumentor(ProviderInstrumentor):
+    """Instruments the ``openai`` SDK. ``instrument()`` also accepts ``stream_usage`` (bool, default from
+    ``LLM_OBSERVER_OPENAI_STREAM_USAGE``) and ``providers`` (host[:port] → provider)."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _SUPPORTED
+    instruments = _instruments
+    targets = _TARGETS
 
-    def _instrument(self, **kwargs: Any) -> None:
-        handler = GenAIHandler.from_kwargs(kwargs, __name__, __version__)
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
         stream_usage = kwargs.get("stream_usage")
         if stream_usage is None:
             stream_usage = env_flag(STREAM_USAGE_ENV)
         adapter = _Adapter(handler, bool(stream_usage), dict(kwargs.get("providers") or {}))
-        self._wrapped: list[tuple[Any, str]] = []
-        for module, path, kind in _TARGETS:
-            is_async = path.startswith("Async")
-            factory = async_wrapper if is_async else sync_wrapper
-            wrapper = factory(
-                handler,
-                adapter.requests[kind],
-                adapter.responses[kind],
-                adapter.stream_fn(kind, is_async),
-                _error_type,
-            )
-            try:
-                wrapt.wrap_function_wrapper(module, path, wrapper)
-            except (ImportError, AttributeError):
-                # Older SDKs lack some APIs (the Responses API came in 1.66): instrument what exists.
-                _log.debug("openai has no %s.%s; not instrumented.", module, path)
-                continue
-            owner_name, method = path.rsplit(".", 1)
-            self._wrapped.append((_resolve(module, owner_name), method))
 
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for owner, method in getattr(self, "_wrapped", []):
-            unwrap(owner, method)
-        self._wrapped = []
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            kind = target.kind
+            wrap = async_wrapper if is_async else sync_wrapper
+            stream = adapter.stream_fn(kind, is_async)
+            return wrap(handler, adapter.requests[kind], adapter.responses[kind], stream, _error_type)
 
-
-def _resolve(module: str, owner: str) -> Any:
-    import importlib
-
-    return getattr(importlib.import_module(module), owner)
+        return make
 
 
 def _error_type(exc: BaseException) -> str | None:

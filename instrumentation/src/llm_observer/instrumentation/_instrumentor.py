@@ -1,0 +1,132 @@
+"""The base of every provider instrumentor: a table of SDK methods, wrapped on ``instrument()`` and restored
+on ``uninstrument()``.
+
+A provider module names the packages it instruments, lists the methods it wraps, and says how to wrap one
+of them::
+
+    _instruments = ("acme >= 1.2, < 3",)
+    _TARGETS = (
+        Target("acme.resources.chat", "Chat.create", "chat"),
+        Target("acme.resources.chat", "AsyncChat.create", "chat"),
+        Target("acme.resources.embeddings", "Embeddings.create", "embeddings"),
+    )
+
+    class AcmeInstrumentor(ProviderInstrumentor):
+        instruments = _instruments
+        targets = _TARGETS
+
+        def _wrapper_factory(self, handler, kwargs):
+            def make(target, is_async):
+                request, response, stream = _CALLS[target.kind]
+                wrap = async_wrapper if is_async else sync_wrapper
+                return wrap(handler, request(handler), response, stream(handler), _error_type)
+            return make
+
+``request(instance, args, kwargs) -> LLMCall | None`` reads the SDK call's arguments (None leaves the call
+alone; set only the attributes the caller gave, and content only when ``handler.capture_content``);
+``response(call, result)`` copies what the answer says into the call; ``stream(call, result)`` wraps a
+streamed result (see :mod:`llm_observer.instrumentation._streams`) or returns None. Any of them may raise:
+the wrappers log at DEBUG and carry on, and the user's own exceptions propagate unchanged after being
+recorded. ``error_type(exc)`` gives a provider error code for ``error.type`` (None: the exception's class).
+
+Entries the installed SDK lacks (an older or newer release than the table knows) are skipped, so one table
+serves every supported release.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from abc import abstractmethod
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any, ClassVar
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import unwrap
+
+from llm_observer.instrumentation import __version__
+from llm_observer.instrumentation._wrappers import WraptWrapper
+from llm_observer.instrumentation.handler import GenAIHandler
+
+__all__ = ["ProviderInstrumentor", "Target", "WrapperFactory"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One SDK method to wrap: ``qualname`` (``Class.method``) in ``module``, or, for releases that kept the
+    class elsewhere, in the first of ``older_modules`` that has it. ``kind`` tells the provider's wrapper
+    factory which wrapper the method gets."""
+
+    module: str
+    qualname: str
+    kind: str
+    older_modules: tuple[str, ...] = ()
+
+    @property
+    def method(self) -> str:
+        return self.qualname.rpartition(".")[2]
+
+    def locate(self) -> tuple[type[Any], Any] | None:
+        """``(class, the method as the class itself defines it)``, or None when the installed SDK has no
+        such class or the class does not define the method itself."""
+        class_name = self.qualname.rpartition(".")[0]
+        for module_name in (self.module, *self.older_modules):
+            try:
+                owner = getattr(import_module(module_name), class_name)
+            except (ImportError, AttributeError):
+                continue
+            method = owner.__dict__.get(self.method)
+            return None if method is None else (owner, method)
+        return None
+
+
+#: ``(target, is_async) -> wrapt wrapper`` for one entry of the table; ``is_async`` says whether the SDK
+#: method is a coroutine function (looked at through decorators that keep ``__wrapped__``).
+WrapperFactory = Callable[[Target, bool], WraptWrapper]
+
+
+class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments the methods of ``targets`` once the packages of ``instruments`` are found.
+
+    ``instrument()`` accepts ``tracer_provider``, ``meter_provider``, ``logger_provider`` and
+    ``capture_content`` (a :class:`~llm_observer.instrumentation.handler.ContentCapture` or its name),
+    plus what a provider documents. ``BaseInstrumentor`` makes each subclass a singleton whose ``__init__``
+    runs on every call of the class, so state a subclass keeps between ``instrument()`` and
+    ``uninstrument()`` lives on the class or is set in ``_instrument``, never in ``__init__``.
+    """
+
+    #: Requirement strings of the instrumented packages, as ``instrumentation_dependencies()`` returns them.
+    instruments: ClassVar[tuple[str, ...]] = ()
+    targets: ClassVar[tuple[Target, ...]] = ()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return self.instruments
+
+    @abstractmethod
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        """How to wrap one target, for this ``instrument(**kwargs)`` call."""
+
+    def _instrument(self, **kwargs: Any) -> None:
+        handler = GenAIHandler.from_kwargs(kwargs, type(self).__module__, __version__)
+        make = self._wrapper_factory(handler, kwargs)
+        for target in self.targets:
+            found = target.locate()
+            if found is None:
+                _log.debug(
+                    "%s.%s is not in this SDK release; not instrumented.", target.module, target.qualname
+                )
+                continue
+            owner, method = found
+            is_async = inspect.iscoroutinefunction(inspect.unwrap(method))
+            wrapt.wrap_function_wrapper(owner, target.method, make(target, is_async))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for target in self.targets:
+            found = target.locate()
+            if found is not None:
+                unwrap(found[0], target.method)
