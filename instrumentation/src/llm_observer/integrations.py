@@ -6,17 +6,20 @@
     tracer = LLMObserverTracer(endpoint="http://127.0.0.1:4318", project_id="chatbot")
     OpenAIIntegration.instrument(tracer)      # every openai call now becomes a span sent by `tracer`
 
-Each integration enables the same instrumentor that ``opentelemetry-instrument`` loads from the
-``opentelemetry_instrumentor`` entry points, wired to the tracer's provider instead of the global one.
-``instrument()`` without a tracer uses the global providers; ``uninstrument()`` restores the SDK.
+Each integration loads the instrumentor that ``opentelemetry-instrument`` loads: the entry point
+``llm_observer_<provider>`` of the ``opentelemetry_instrumentor`` group, which this distribution declares,
+wired to the tracer's provider instead of the global one. ``instrument()`` without a tracer uses the
+global providers; ``uninstrument()`` restores the SDK. There is one integration per such entry point.
 """
 
 from __future__ import annotations
 
-import importlib
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover
+    from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
     from llm_observer.instrumentation.tracer import LLMObserverTracer
 
 __all__ = [
@@ -31,16 +34,21 @@ __all__ = [
     "OpenAIIntegration",
 ]
 
+_GROUP = "opentelemetry_instrumentor"
+
 
 class Integration:
-    """Base of the provider integrations: names the instrumentor class to load."""
+    """Base of the provider integrations: ``entry_point`` names the instrumentor to load."""
 
-    instrumentor_path: ClassVar[str] = ""
+    entry_point: ClassVar[str]
 
     @classmethod
-    def _instrumentor(cls) -> Any:
-        module, name = cls.instrumentor_path.split(":")
-        return getattr(importlib.import_module(module), name)()
+    def _instrumentor(cls) -> BaseInstrumentor:
+        for entry in entry_points(group=_GROUP, name=cls.entry_point):
+            return entry.load()()
+        raise LookupError(
+            f"No {_GROUP!r} entry point named {cls.entry_point!r}: is llm-observer-instrumentation installed?"
+        )
 
     @classmethod
     def instrument(cls, tracer: LLMObserverTracer | None = None, **kwargs: Any) -> None:
@@ -59,46 +67,46 @@ class Integration:
 class OpenAIIntegration(Integration):
     """The ``openai`` SDK (and OpenAI-compatible servers, Azure OpenAI)."""
 
-    instrumentor_path = "llm_observer.instrumentation.openai:OpenAIInstrumentor"
+    entry_point = "llm_observer_openai"
 
 
 class AnthropicIntegration(Integration):
     """The ``anthropic`` SDK."""
 
-    instrumentor_path = "llm_observer.instrumentation.anthropic:AnthropicInstrumentor"
+    entry_point = "llm_observer_anthropic"
 
 
 class CohereIntegration(Integration):
     """The ``cohere`` SDK."""
 
-    instrumentor_path = "llm_observer.instrumentation.cohere:CohereInstrumentor"
+    entry_point = "llm_observer_cohere"
 
 
 class GoogleGenAIIntegration(Integration):
     """The ``google-genai`` SDK."""
 
-    instrumentor_path = "llm_observer.instrumentation.google_genai:GoogleGenAIInstrumentor"
+    entry_point = "llm_observer_google_genai"
 
 
 class HuggingFaceIntegration(Integration):
     """``huggingface_hub``'s InferenceClient."""
 
-    instrumentor_path = "llm_observer.instrumentation.huggingface:HuggingFaceInstrumentor"
+    entry_point = "llm_observer_huggingface"
 
 
 class OllamaIntegration(Integration):
     """The native ``ollama`` client."""
 
-    instrumentor_path = "llm_observer.instrumentation.ollama:OllamaInstrumentor"
+    entry_point = "llm_observer_ollama"
 
 
 class MistralIntegration(Integration):
     """The ``mistralai`` SDK."""
 
-    instrumentor_path = "llm_observer.instrumentation.mistral:MistralInstrumentor"
+    entry_point = "llm_observer_mistral"
 
 
 class BedrockIntegration(Integration):
     """AWS Bedrock through ``boto3``."""
 
-    instrumentor_path = "llm_observer.instrumentation.bedrock:BedrockInstrumentor"
+    entry_point = "llm_observer_bedrock"
