@@ -31,7 +31,7 @@ async def wait_for(
         if inspect.isawaitable(value):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.1f}s waiting for {_describe(what)}")
         await asyncio.sleep(interval)
