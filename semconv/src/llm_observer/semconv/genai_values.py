@@ -73,7 +73,8 @@ GEN_AI_OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
 
-# --- metrics (names, units, advisory bucket boundaries from the spec) --------------------------------
+# --- metrics: names, units, and the GenAI conventions' advisory buckets (tokens by powers of 4, durations
+# doubling from 10 ms) -----------------------------------------------------------------------------------
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
