@@ -11,7 +11,8 @@ import pytest
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from llm_observer.kernel.batch import STATUS_ERROR
-from llm_observer.query.grpc_api import protos, services
+from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
+from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 
 MD_A = (("authorization", "Bearer key-for-org-a"),)
 MD_B = (("authorization", "Bearer key-for-org-b"),)
@@ -25,10 +26,9 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 async def test_grpc_search_traces_paginates_and_filters(running: Any) -> None:
-    pb = protos()
     b = running.planted.batch
     async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         seen: list[str] = []
         cursor = ""
         while True:
@@ -64,7 +64,6 @@ async def test_grpc_search_traces_paginates_and_filters(running: Any) -> None:
 
 
 async def test_grpc_get_trace(running: Any) -> None:
-    pb = protos()
     planted = running.planted
     b = planted.batch
     tid = next(
@@ -73,7 +72,7 @@ async def test_grpc_get_trace(running: Any) -> None:
         if b.resource[rows[0]]["llm_observer.organization.id"] == "org-a"
     )
     async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         response = await stub.GetTrace(pb.GetTraceRequest(trace_id=tid), metadata=MD_A)
         assert response.trace_id == tid
         assert {s.span_id for s in response.spans} == {b.span_id[i].hex() for i in planted.traces[tid]}
@@ -92,7 +91,6 @@ async def test_grpc_get_trace(running: Any) -> None:
 
 
 async def test_grpc_metrics_summary_and_cost(running: Any) -> None:
-    pb = protos()
     b = running.planted.batch
     rows = [
         i
@@ -102,7 +100,7 @@ async def test_grpc_metrics_summary_and_cost(running: Any) -> None:
     ]
     durations = [(b.end_time_unix_nano[i] - b.start_time_unix_nano[i]) / 1e6 for i in rows]
     async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         response = await stub.GetMetricsSummary(
             pb.GetMetricsSummaryRequest(group_by="provider", step_seconds=300), metadata=MD_A
         )
@@ -129,9 +127,8 @@ async def test_grpc_metrics_summary_and_cost(running: Any) -> None:
 
 
 async def test_grpc_refusals(running: Any) -> None:
-    pb = protos()
     async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         for metadata, code in (
             ((), grpc.StatusCode.UNAUTHENTICATED),
             ((("authorization", "Bearer wrong"),), grpc.StatusCode.UNAUTHENTICATED),
@@ -171,9 +168,8 @@ async def test_grpc_reflection_lists_the_service(running: Any) -> None:
 
 
 async def test_grpc_tail_streams_new_spans(open_running: Any) -> None:
-    pb = protos()
     async with grpc.aio.insecure_channel(open_running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         stream = stub.TailSpans(pb.TailSpansRequest(filter=pb.SpanFilter(service="tail-svc")))
         reader = asyncio.ensure_future(stream.read())
         loop = asyncio.get_running_loop()

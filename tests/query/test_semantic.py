@@ -12,7 +12,8 @@ from llm_observer.exporters.qdrant import factory as qdrant_factory
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
-from llm_observer.query.grpc_api import protos, services
+from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
+from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 
 PASSWORD = [
     "How do I reset my password?",
@@ -96,9 +97,8 @@ async def test_semantic_search_finds_planted_near_duplicates_first(running: Any,
         ).json()["results"]
         assert [r["text"] for r in b_results] == ["How do I reset my password?"]
 
-        pb = protos()
         async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-            stub = services().QueryServiceStub(channel)
+            stub = pb_grpc.QueryServiceStub(channel)
             answer = await stub.SemanticSearch(
                 pb.SemanticSearchRequest(query="I can't remember my password", k=3),
                 metadata=(("authorization", "Bearer key-for-org-a"),),

@@ -12,8 +12,9 @@ import pytest
 
 from llm_observer.kernel.auth import AuthConfig
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
-from llm_observer.query.grpc_api import protos, services
 from llm_observer.query.service import QueryService
+from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
+from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 
 
 def _config(http: str = "127.0.0.1:0", grpc_endpoint: str = "127.0.0.1:0") -> QueryConfig:
@@ -51,7 +52,7 @@ async def test_service_shuts_down_with_live_tails_open(tmp_path: Path) -> None:
         assert response.status_code == 200
         lines = response.aiter_lines()
         assert (await lines.__anext__()).startswith(":")  # the stream is open
-        tail = services().QueryServiceStub(channel).TailSpans(protos().TailSpansRequest())
+        tail = pb_grpc.QueryServiceStub(channel).TailSpans(pb.TailSpansRequest())
         await asyncio.wait_for(tail.initial_metadata(), 10)  # the server has opened the gRPC tail
         loop = asyncio.get_running_loop()
         began = loop.time()

@@ -8,7 +8,8 @@ from typing import Any
 import grpc
 import pytest
 
-from llm_observer.query.grpc_api import protos, services
+from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
+from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 
 A = {"Authorization": "Bearer key-for-org-a"}
 A_WEB = {"Authorization": "Bearer key-for-org-a-web-only"}
@@ -114,11 +115,10 @@ async def test_tenancy_jaeger_is_confined(running: Any) -> None:
 
 
 async def test_tenancy_grpc_is_confined(running: Any) -> None:
-    pb = protos()
     planted = running.planted
     md_b = (("authorization", "Bearer key-for-org-b"),)
     async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         found = await stub.SearchTraces(pb.SearchTracesRequest(limit=1000), metadata=md_b)
         assert {t.trace_id for t in found.traces} == org_traces(planted, "org-b")
         a_trace = next(iter(org_traces(planted, "org-a")))
@@ -211,9 +211,8 @@ async def test_tenancy_sql_injection_strings_are_inert(running: Any) -> None:
     # Nothing was dropped or widened: every trace is still there, and only org-a's.
     listed = (await http.get("/api/v1/traces", headers=A, params={"limit": 1000})).json()["traces"]
     assert {t["trace_id"] for t in listed} == org_traces(running.planted, "org-a")
-    pb = protos()
     async with grpc.aio.insecure_channel(running.grpc_target) as channel:
-        stub = services().QueryServiceStub(channel)
+        stub = pb_grpc.QueryServiceStub(channel)
         md = (("authorization", "Bearer key-for-org-a"),)
         for value in INJECTIONS:
             request = pb.SearchTracesRequest(

@@ -1,18 +1,14 @@
-"""The gRPC API ``llm_observer.query.v1.QueryService`` (proto: ``query/proto/llm_observer_query_v1.proto``).
+"""The gRPC API ``llm_observer.query.v1.QueryService`` (proto: ``proto/llm_observer_query_v1.proto``).
 
-The Python message and service classes are generated from the proto when first needed, in memory, by
-grpcio-tools (``grpc.protos_and_services``), so the proto file is the only source; ``protos()`` and
-``services()`` return the generated modules for clients (tests, other tools).
+The message and service modules are generated from the proto and committed under ``llm_observer.query.v1``
+(``query/scripts/generate_protos.py`` regenerates them); clients import them from there.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,6 +17,8 @@ import grpc.aio
 from llm_observer.kernel.auth import Principal
 from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
 from llm_observer.query.backend import QueryBackend, tail_spans, tenant_for
+from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
+from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.reads import (
     InvalidArgument,
@@ -33,29 +31,7 @@ from llm_observer.storage.clickhouse.reads import (
 
 logger = logging.getLogger(__name__)
 
-PROTO_DIR = Path(__file__).parent / "proto"
-PROTO_FILE = "llm_observer_query_v1.proto"
-SERVICE_NAME = "llm_observer.query.v1.QueryService"
-
-
-@functools.cache
-def _generated() -> tuple[Any, Any]:
-    # grpc.protos_and_services resolves the proto against sys.path entries.
-    sys.path.insert(0, str(PROTO_DIR))
-    try:
-        return grpc.protos_and_services(PROTO_FILE)
-    finally:
-        sys.path.remove(str(PROTO_DIR))
-
-
-def protos() -> Any:
-    """The generated message module (``SearchTracesRequest``, ``Span``, …)."""
-    return _generated()[0]
-
-
-def services() -> Any:
-    """The generated service module (``QueryServiceStub``, ``add_QueryServiceServicer_to_server``)."""
-    return _generated()[1]
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QueryService"].full_name
 
 
 def _span_filter(message: Any) -> SpanFilter:
@@ -106,7 +82,6 @@ def _fill_cost(out: Any, row: dict[str, Any]) -> None:
 
 
 def span_message(row: dict[str, Any]) -> Any:
-    pb = protos()
     attributes: dict[str, str] = row["attributes"]
     span = pb.Span(
         trace_id=row["trace_id"],
@@ -169,7 +144,7 @@ class _Servicer:
             spans = await self.backend.get_trace(tenant, tid)
             if not spans:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"trace {tid} not found")
-            return protos().GetTraceResponse(trace_id=tid, spans=[span_message(span) for span in spans])
+            return pb.GetTraceResponse(trace_id=tid, spans=[span_message(span) for span in spans])
 
     async def SearchTraces(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         async with _errors(context, self.backend):
@@ -189,7 +164,6 @@ class _Servicer:
                 cursor=request.cursor or None,
             )
             rows, cursor = await self.backend.search_traces(tenant, query)
-            pb = protos()
             response = pb.SearchTracesResponse(next_cursor=cursor or "")
             for row in rows:
                 response.traces.add(
@@ -226,15 +200,12 @@ class _Servicer:
                 _span_filter(request.filter),
                 int(request.step_seconds) or None,
             )
-            pb = protos()
             response = pb.GetMetricsSummaryResponse(group_by=result["group_by"])
             _fill_metrics(response.total, result)
             for group in result["groups"]:
-                item = response.groups.add(key=str(group["key"]))
-                _fill_metrics(item.metrics, group)
+                _fill_metrics(response.groups.add(key=str(group["key"])).metrics, group)
             for point in result.get("series", []):
-                item = response.series.add(time_unix_nano=int(point["time_ns"]))
-                _fill_metrics(item.metrics, point)
+                _fill_metrics(response.series.add(time_unix_nano=int(point["time_ns"])).metrics, point)
             return response
 
     async def GetCostBreakdown(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -246,7 +217,6 @@ class _Servicer:
             result = await self.backend.cost_breakdown(
                 tenant, start, end, request.group_by or "model", _span_filter(request.filter)
             )
-            pb = protos()
             response = pb.GetCostBreakdownResponse(group_by=result["group_by"])
             _fill_cost(response.total, result)
             for group in result["groups"]:
@@ -265,7 +235,6 @@ class _Servicer:
                 request.end_time_unix_nano or None,
                 None if request.kind == "all" else (request.kind or "prompt"),
             )
-            pb = protos()
             response = pb.SemanticSearchResponse()
             for item in results:
                 response.results.add(
@@ -326,7 +295,8 @@ async def start_grpc_server(backend: QueryBackend, endpoint: str) -> tuple[grpc.
     from grpc_reflection.v1alpha import reflection
 
     server = grpc.aio.server()
-    services().add_QueryServiceServicer_to_server(_Servicer(backend), server)
+    # The generated registration function is untyped (grpcio-tools writes no stub for it).
+    pb_grpc.add_QueryServiceServicer_to_server(_Servicer(backend), server)  # type: ignore[no-untyped-call]
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(endpoint)
     if port == 0:

@@ -1,0 +1,392 @@
+# mypy: ignore-errors
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SpanFilter(_message.Message):
+    __slots__ = ("service", "model", "provider", "operation", "span_name", "user_id", "team_id", "conversation_id", "attributes", "text")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    SPAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEAM_ID_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    model: str
+    provider: str
+    operation: str
+    span_name: str
+    user_id: str
+    team_id: str
+    conversation_id: str
+    attributes: _containers.ScalarMap[str, str]
+    text: str
+    def __init__(self, service: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., operation: _Optional[str] = ..., span_name: _Optional[str] = ..., user_id: _Optional[str] = ..., team_id: _Optional[str] = ..., conversation_id: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("time_unix_nano", "name", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    time_unix_nano: int
+    name: str
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, time_unix_nano: _Optional[int] = ..., name: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Span(_message.Message):
+    __slots__ = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "status", "status_message", "service_name", "organization_id", "project_id", "operation", "provider", "request_model", "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "input", "output", "attributes", "resource", "events")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ResourceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    INPUT_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    kind: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    duration_ms: float
+    status: str
+    status_message: str
+    service_name: str
+    organization_id: str
+    project_id: str
+    operation: str
+    provider: str
+    request_model: str
+    response_model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    input: str
+    output: str
+    attributes: _containers.ScalarMap[str, str]
+    resource: _containers.ScalarMap[str, str]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., status: _Optional[str] = ..., status_message: _Optional[str] = ..., service_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., operation: _Optional[str] = ..., provider: _Optional[str] = ..., request_model: _Optional[str] = ..., response_model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., resource: _Optional[_Mapping[str, str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class GetTraceRequest(_message.Message):
+    __slots__ = ("trace_id", "organization_id", "project_id")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    organization_id: str
+    project_id: str
+    def __init__(self, trace_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ...) -> None: ...
+
+class GetTraceResponse(_message.Message):
+    __slots__ = ("trace_id", "spans")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPANS_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    spans: _containers.RepeatedCompositeFieldContainer[Span]
+    def __init__(self, trace_id: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ...) -> None: ...
+
+class SearchTracesRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "filter", "status", "min_duration_ms", "max_duration_ms", "min_cost_usd", "limit", "cursor")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MIN_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    MIN_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    filter: SpanFilter
+    status: str
+    min_duration_ms: float
+    max_duration_ms: float
+    min_cost_usd: float
+    limit: int
+    cursor: str
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., status: _Optional[str] = ..., min_duration_ms: _Optional[float] = ..., max_duration_ms: _Optional[float] = ..., min_cost_usd: _Optional[float] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class TraceSummary(_message.Message):
+    __slots__ = ("trace_id", "root_span_name", "service_name", "organization_id", "project_id", "start_time_unix_nano", "duration_ms", "span_count", "error_count", "status", "input_tokens", "output_tokens", "cost_usd", "models")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOT_SPAN_NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    SPAN_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    root_span_name: str
+    service_name: str
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    duration_ms: float
+    span_count: int
+    error_count: int
+    status: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, trace_id: _Optional[str] = ..., root_span_name: _Optional[str] = ..., service_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., span_count: _Optional[int] = ..., error_count: _Optional[int] = ..., status: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchTracesResponse(_message.Message):
+    __slots__ = ("traces", "next_cursor")
+    TRACES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    traces: _containers.RepeatedCompositeFieldContainer[TraceSummary]
+    next_cursor: str
+    def __init__(self, traces: _Optional[_Iterable[_Union[TraceSummary, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class Metrics(_message.Message):
+    __slots__ = ("request_count", "error_count", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd")
+    REQUEST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    request_count: int
+    error_count: int
+    error_rate: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    def __init__(self, request_count: _Optional[int] = ..., error_count: _Optional[int] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class MetricsGroup(_message.Message):
+    __slots__ = ("key", "metrics")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    metrics: Metrics
+    def __init__(self, key: _Optional[str] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+
+class MetricsPoint(_message.Message):
+    __slots__ = ("time_unix_nano", "metrics")
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    time_unix_nano: int
+    metrics: Metrics
+    def __init__(self, time_unix_nano: _Optional[int] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+
+class GetMetricsSummaryRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "group_by", "filter", "step_seconds")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    group_by: str
+    filter: SpanFilter
+    step_seconds: int
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., group_by: _Optional[str] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., step_seconds: _Optional[int] = ...) -> None: ...
+
+class GetMetricsSummaryResponse(_message.Message):
+    __slots__ = ("total", "group_by", "groups", "series")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    total: Metrics
+    group_by: str
+    groups: _containers.RepeatedCompositeFieldContainer[MetricsGroup]
+    series: _containers.RepeatedCompositeFieldContainer[MetricsPoint]
+    def __init__(self, total: _Optional[_Union[Metrics, _Mapping]] = ..., group_by: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[MetricsGroup, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[MetricsPoint, _Mapping]]] = ...) -> None: ...
+
+class Cost(_message.Message):
+    __slots__ = ("key", "request_count", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    INPUT_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    request_count: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+    input_cost_usd: float
+    output_cost_usd: float
+    cache_read_cost_usd: float
+    cache_write_cost_usd: float
+    def __init__(self, key: _Optional[str] = ..., request_count: _Optional[int] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., input_cost_usd: _Optional[float] = ..., output_cost_usd: _Optional[float] = ..., cache_read_cost_usd: _Optional[float] = ..., cache_write_cost_usd: _Optional[float] = ...) -> None: ...
+
+class GetCostBreakdownRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "group_by", "filter")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    group_by: str
+    filter: SpanFilter
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., group_by: _Optional[str] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ...) -> None: ...
+
+class GetCostBreakdownResponse(_message.Message):
+    __slots__ = ("total", "group_by", "groups")
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    total: Cost
+    group_by: str
+    groups: _containers.RepeatedCompositeFieldContainer[Cost]
+    def __init__(self, total: _Optional[_Union[Cost, _Mapping]] = ..., group_by: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[Cost, _Mapping]]] = ...) -> None: ...
+
+class SemanticSearchRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "query", "k", "model", "start_time_unix_nano", "end_time_unix_nano", "kind")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    query: str
+    k: int
+    model: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    kind: str
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., model: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class SemanticSearchResult(_message.Message):
+    __slots__ = ("trace_id", "span_id", "score", "text", "model", "fields_json")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_JSON_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    score: float
+    text: str
+    model: str
+    fields_json: str
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., model: _Optional[str] = ..., fields_json: _Optional[str] = ...) -> None: ...
+
+class SemanticSearchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SemanticSearchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SemanticSearchResult, _Mapping]]] = ...) -> None: ...
+
+class TailSpansRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "filter")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    filter: SpanFilter
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ...) -> None: ...
