@@ -3,7 +3,6 @@ running QueryService (HTTP + gRPC on ephemeral ports) whose REST ingest feeds th
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import logging
@@ -25,7 +24,6 @@ from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.service import QueryService
-from llm_observer.storage.clickhouse.reads import storage_lock
 
 KEY_A = "key-for-org-a"
 KEY_A_WEB = "key-for-org-a-web-only"
@@ -242,13 +240,7 @@ async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncItera
         ingested.append((request, meta))
         batch = decode_traces(request)
         batch.origin = f"test:ingest:{next(seq)}"
-        # chDB deadlocks on a query concurrent with an Arrow insert unless both hold one lock (see storage_lock).
-        lock = storage_lock(exporter.client)
-        await asyncio.to_thread(lock.acquire)
-        try:
-            await exporter.send(batch)
-        finally:
-            lock.release()
+        await exporter.send(batch)
 
     config = QueryConfig(
         http=HttpConfig(endpoint="127.0.0.1:0"), grpc=GrpcConfig(endpoint="127.0.0.1:0"), **query

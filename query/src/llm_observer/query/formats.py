@@ -1,12 +1,24 @@
-"""Times and span / trace documents as the REST API shows them (INTERFACES.md)."""
+"""Times, and the REST API's JSON documents of the typed rows storage returns.
+
+The documents' keys, their order and their value types are part of the public API (clients and the CLI parse
+them; ``tests/query/test_shapes.py`` pins them): presenting rows differently must not change them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from llm_observer.semconv import attributes as attrs
-from llm_observer.storage.clickhouse.reads import InvalidArgument, message_text
+from llm_observer.storage.clickhouse.reads import (
+    CallCosts,
+    CallStats,
+    CostBreakdown,
+    InvalidArgument,
+    MetricsSummary,
+    SpanRow,
+    TracePage,
+    TraceSummary,
+)
 
 
 def rfc3339(ns: int) -> str:
@@ -39,79 +51,116 @@ def parse_time(value: str | None, name: str) -> int | None:
     return int(moment.timestamp()) * 1_000_000_000 + nanos
 
 
-def trace_summary(row: dict[str, Any]) -> dict[str, Any]:
-    start, end = int(row["start_ns"]), int(row["end_ns"])
+def trace_summary(trace: TraceSummary) -> dict[str, Any]:
     return {
-        "trace_id": row["trace_id"],
-        "root_span_name": row["root_name"],
-        "service_name": row["service_name"],
-        "organization_id": row["organization_id"],
-        "project_id": row["project_id"],
-        "start_time": rfc3339(start),
-        "duration_ms": (end - start) / 1e6,
-        "span_count": int(row["span_count"]),
-        "error_count": int(row["error_count"]),
-        "status": row["status"],
-        "input_tokens": int(row["input_tokens"]),
-        "output_tokens": int(row["output_tokens"]),
-        "cost_usd": float(row["cost_usd"]),
-        "models": list(row["models"]),
+        "trace_id": trace.trace_id,
+        "root_span_name": trace.root_span_name,
+        "service_name": trace.service_name,
+        "organization_id": trace.organization_id,
+        "project_id": trace.project_id,
+        "start_time": rfc3339(trace.start_ns),
+        "duration_ms": trace.duration_ns / 1e6,
+        "span_count": trace.span_count,
+        "error_count": trace.error_count,
+        "status": trace.status,
+        "input_tokens": trace.input_tokens,
+        "output_tokens": trace.output_tokens,
+        "cost_usd": trace.cost_usd,
+        "models": list(trace.models),
     }
 
 
-def span_document(row: dict[str, Any]) -> dict[str, Any]:
-    attributes: dict[str, str] = row["attributes"]
+def trace_page(page: TracePage) -> dict[str, Any]:
+    return {"traces": [trace_summary(trace) for trace in page.traces], "next_cursor": page.next_cursor}
+
+
+def span_document(span: SpanRow) -> dict[str, Any]:
     return {
-        "trace_id": row["trace_id"],
-        "span_id": row["span_id"],
-        "parent_span_id": row["parent_span_id"] or None,
-        "name": row["name"],
-        "kind": row["kind"],
-        "start_time": rfc3339(row["start_ns"]),
-        "end_time": rfc3339(row["end_ns"]),
-        "duration_ms": int(row["duration_ns"]) / 1e6,
-        "status": row["status"],
-        "status_message": row["status_message"],
-        "service_name": row["service_name"],
-        "organization_id": row["organization_id"],
-        "project_id": row["project_id"],
-        "operation": row["operation"] or None,
-        "provider": row["provider"] or None,
-        "request_model": row["request_model"] or None,
-        "response_model": row["response_model"] or None,
-        "input_tokens": int(row["input_tokens"]),
-        "output_tokens": int(row["output_tokens"]),
-        "cache_read_tokens": int(row["cache_read_tokens"]),
-        "cache_write_tokens": int(row["cache_write_tokens"]),
-        "reasoning_tokens": int(row["reasoning_tokens"]),
-        "cost_usd": float(row["cost_usd"]),
-        "input": message_text(attributes.get(attrs.GEN_AI_INPUT_MESSAGES, "")) or None,
-        "output": message_text(attributes.get(attrs.GEN_AI_OUTPUT_MESSAGES, "")) or None,
-        "attributes": attributes,
-        "resource": row["resource"],
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id or None,
+        "name": span.name,
+        "kind": span.kind,
+        "start_time": rfc3339(span.start_ns),
+        "end_time": rfc3339(span.end_ns),
+        "duration_ms": span.duration_ns / 1e6,
+        "status": span.status,
+        "status_message": span.status_message,
+        "service_name": span.service_name,
+        "organization_id": span.organization_id,
+        "project_id": span.project_id,
+        "operation": span.operation or None,
+        "provider": span.provider or None,
+        "request_model": span.request_model or None,
+        "response_model": span.response_model or None,
+        "input_tokens": span.input_tokens,
+        "output_tokens": span.output_tokens,
+        "cache_read_tokens": span.cache_read_tokens,
+        "cache_write_tokens": span.cache_write_tokens,
+        "reasoning_tokens": span.reasoning_tokens,
+        "cost_usd": span.cost_usd,
+        "input": span.input_text or None,
+        "output": span.output_text or None,
+        "attributes": span.attributes,
+        "resource": span.resource,
         "events": [
-            {"time": rfc3339(event["time_ns"]), "name": event["name"], "attributes": event["attributes"]}
-            for event in row["events"]
+            {"time": rfc3339(event.time_ns), "name": event.name, "attributes": event.attributes}
+            for event in span.events
         ],
-        "links": row["links"],
+        "links": [{"trace_id": link.trace_id, "span_id": link.span_id} for link in span.links],
     }
 
 
-def metrics_document(row: dict[str, Any]) -> dict[str, Any]:
-    out = {
-        "request_count": int(row["request_count"]),
-        "error_count": int(row["error_count"]),
-        "error_rate": float(row["error_rate"]),
-        "latency_ms": row["latency_ms"],
-        "input_tokens": int(row.get("input_tokens") or 0),
-        "output_tokens": int(row.get("output_tokens") or 0),
-        "cache_read_tokens": int(row.get("cache_read_tokens") or 0),
-        "cache_write_tokens": int(row.get("cache_write_tokens") or 0),
-        "reasoning_tokens": int(row.get("reasoning_tokens") or 0),
-        "cost_usd": float(row["cost_usd"]),
+def stats_document(stats: CallStats) -> dict[str, Any]:
+    return {
+        "request_count": stats.request_count,
+        "error_count": stats.error_count,
+        "error_rate": stats.error_rate,
+        "latency_ms": {"p50": stats.latency_p50_ms, "p95": stats.latency_p95_ms, "p99": stats.latency_p99_ms},
+        "input_tokens": stats.input_tokens,
+        "output_tokens": stats.output_tokens,
+        "cache_read_tokens": stats.cache_read_tokens,
+        "cache_write_tokens": stats.cache_write_tokens,
+        "reasoning_tokens": stats.reasoning_tokens,
+        "cost_usd": stats.cost_usd,
     }
-    if "key" in row:
-        out = {"key": row["key"], **out}
-    if "time_ns" in row:
-        out = {"time": rfc3339(int(row["time_ns"])), **out}
-    return out
+
+
+def summary_document(summary: MetricsSummary, start_ns: int, end_ns: int) -> dict[str, Any]:
+    """The totals, then ``groups`` (a list) and ``by_<group_by>`` (the same groups by key), then the series."""
+    doc = stats_document(summary.total)
+    groups = [{"key": group.key, **stats_document(group.stats)} for group in summary.groups]
+    doc.update(
+        start_time=rfc3339(start_ns), end_time=rfc3339(end_ns), group_by=summary.group_by, groups=groups
+    )
+    doc[f"by_{summary.group_by}"] = {group["key"]: group for group in groups}
+    if summary.series is not None:
+        doc["series"] = [
+            {"time": rfc3339(point.time_ns), **stats_document(point.stats)} for point in summary.series
+        ]
+    return doc
+
+
+def costs_document(costs: CallCosts) -> dict[str, Any]:
+    return {
+        "request_count": costs.request_count,
+        "input_tokens": costs.input_tokens,
+        "output_tokens": costs.output_tokens,
+        "cache_read_tokens": costs.cache_read_tokens,
+        "cache_write_tokens": costs.cache_write_tokens,
+        "cost_usd": costs.cost_usd,
+        "input_cost_usd": costs.input_cost_usd,
+        "output_cost_usd": costs.output_cost_usd,
+        "cache_read_cost_usd": costs.cache_read_cost_usd,
+        "cache_write_cost_usd": costs.cache_write_cost_usd,
+    }
+
+
+def cost_document(breakdown: CostBreakdown, start_ns: int, end_ns: int) -> dict[str, Any]:
+    return {
+        **costs_document(breakdown.total),
+        "group_by": breakdown.group_by,
+        "groups": [{"key": group.key, **costs_document(group.costs)} for group in breakdown.groups],
+        "start_time": rfc3339(start_ns),
+        "end_time": rfc3339(end_ns),
+    }

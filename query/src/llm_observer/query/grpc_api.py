@@ -1,7 +1,8 @@
 """The gRPC API ``llm_observer.query.v1.QueryService`` (proto: ``proto/llm_observer_query_v1.proto``).
 
 The message and service modules are generated from the proto and committed under ``llm_observer.query.v1``
-(``query/scripts/generate_protos.py`` regenerates them); clients import them from there.
+(``query/scripts/generate_protos.py`` regenerates them); clients import them from there. Each RPC resolves
+its scope once (``read_scope``) and presents storage's typed rows as messages.
 """
 
 from __future__ import annotations
@@ -9,23 +10,23 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import grpc.aio
 
-from llm_observer.kernel.auth import Principal
 from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
-from llm_observer.query.backend import QueryBackend, tail_spans, tenant_for
+from llm_observer.kernel.servers import grpc_listen
+from llm_observer.query.backend import QueryBackend, ReadScope, tail_spans
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
-from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.reads import (
+    CallCosts,
+    CallStats,
     InvalidArgument,
     SpanFilter,
-    Tenant,
+    SpanRow,
     TraceQuery,
-    message_text,
     normalize_trace_id,
 )
 
@@ -33,8 +34,32 @@ logger = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["QueryService"].full_name
 
+Context = grpc.aio.ServicerContext[Any, Any]
 
-def _span_filter(message: Any) -> SpanFilter:
+
+class _ScopedRequest(Protocol):
+    @property
+    def organization_id(self) -> str: ...
+
+    @property
+    def project_id(self) -> str: ...
+
+
+def read_scope(
+    backend: QueryBackend, context: Context, request: _ScopedRequest, start_ns: int = 0, end_ns: int = 0
+) -> ReadScope:
+    """The caller's scope for an RPC: the principal from the ``authorization`` metadata, the organization and
+    project the request names, and the time window ``[start_ns, end_ns)`` (0: the default bound)."""
+    header = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            header = value if isinstance(value, str) else value.decode("utf-8", "replace")
+    principal = backend.auth.authenticate(header, "query")
+    organization, project = request.organization_id or None, request.project_id or None
+    return backend.scope(principal, organization, project, start_ns or None, end_ns or None)
+
+
+def _span_filter(message: pb.SpanFilter) -> SpanFilter:
     return SpanFilter(
         service=message.service or None,
         model=message.model or None,
@@ -49,74 +74,68 @@ def _span_filter(message: Any) -> SpanFilter:
     )
 
 
-def _fill_metrics(out: Any, row: dict[str, Any]) -> None:
-    out.request_count = int(row["request_count"])
-    out.error_count = int(row["error_count"])
-    out.error_rate = float(row["error_rate"])
-    out.latency_p50_ms = row["latency_ms"]["p50"]
-    out.latency_p95_ms = row["latency_ms"]["p95"]
-    out.latency_p99_ms = row["latency_ms"]["p99"]
-    for name in (
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-    ):
-        setattr(out, name, int(row.get(name) or 0))
-    out.cost_usd = float(row["cost_usd"])
+def _fill_metrics(out: pb.Metrics, stats: CallStats) -> None:
+    out.request_count = stats.request_count
+    out.error_count = stats.error_count
+    out.error_rate = stats.error_rate
+    out.latency_p50_ms = stats.latency_p50_ms
+    out.latency_p95_ms = stats.latency_p95_ms
+    out.latency_p99_ms = stats.latency_p99_ms
+    out.input_tokens = stats.input_tokens
+    out.output_tokens = stats.output_tokens
+    out.cache_read_tokens = stats.cache_read_tokens
+    out.cache_write_tokens = stats.cache_write_tokens
+    out.reasoning_tokens = stats.reasoning_tokens
+    out.cost_usd = stats.cost_usd
 
 
-def _fill_cost(out: Any, row: dict[str, Any]) -> None:
-    out.key = str(row.get("key", ""))
-    for name in ("request_count", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
-        setattr(out, name, int(row.get(name) or 0))
-    for name in (
-        "cost_usd",
-        "input_cost_usd",
-        "output_cost_usd",
-        "cache_read_cost_usd",
-        "cache_write_cost_usd",
-    ):
-        setattr(out, name, float(row.get(name) or 0.0))
+def _fill_cost(out: pb.Cost, costs: CallCosts, key: str = "") -> None:
+    out.key = key
+    out.request_count = costs.request_count
+    out.input_tokens = costs.input_tokens
+    out.output_tokens = costs.output_tokens
+    out.cache_read_tokens = costs.cache_read_tokens
+    out.cache_write_tokens = costs.cache_write_tokens
+    out.cost_usd = costs.cost_usd
+    out.input_cost_usd = costs.input_cost_usd
+    out.output_cost_usd = costs.output_cost_usd
+    out.cache_read_cost_usd = costs.cache_read_cost_usd
+    out.cache_write_cost_usd = costs.cache_write_cost_usd
 
 
-def span_message(row: dict[str, Any]) -> Any:
-    attributes: dict[str, str] = row["attributes"]
-    span = pb.Span(
-        trace_id=row["trace_id"],
-        span_id=row["span_id"],
-        parent_span_id=row["parent_span_id"],
-        name=row["name"],
-        kind=row["kind"],
-        start_time_unix_nano=int(row["start_ns"]),
-        end_time_unix_nano=int(row["end_ns"]),
-        duration_ms=int(row["duration_ns"]) / 1e6,
-        status=row["status"],
-        status_message=row["status_message"],
-        service_name=row["service_name"],
-        organization_id=row["organization_id"],
-        project_id=row["project_id"],
-        operation=row["operation"],
-        provider=row["provider"],
-        request_model=row["request_model"],
-        response_model=row["response_model"],
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        cache_read_tokens=int(row["cache_read_tokens"]),
-        cache_write_tokens=int(row["cache_write_tokens"]),
-        reasoning_tokens=int(row["reasoning_tokens"]),
-        cost_usd=float(row["cost_usd"]),
-        input=message_text(attributes.get(attrs.GEN_AI_INPUT_MESSAGES, "")),
-        output=message_text(attributes.get(attrs.GEN_AI_OUTPUT_MESSAGES, "")),
-        attributes=attributes,
-        resource=row["resource"],
+def span_message(span: SpanRow) -> pb.Span:
+    message = pb.Span(
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        name=span.name,
+        kind=span.kind,
+        start_time_unix_nano=span.start_ns,
+        end_time_unix_nano=span.end_ns,
+        duration_ms=span.duration_ns / 1e6,
+        status=span.status,
+        status_message=span.status_message,
+        service_name=span.service_name,
+        organization_id=span.organization_id,
+        project_id=span.project_id,
+        operation=span.operation,
+        provider=span.provider,
+        request_model=span.request_model,
+        response_model=span.response_model,
+        input_tokens=span.input_tokens,
+        output_tokens=span.output_tokens,
+        cache_read_tokens=span.cache_read_tokens,
+        cache_write_tokens=span.cache_write_tokens,
+        reasoning_tokens=span.reasoning_tokens,
+        cost_usd=span.cost_usd,
+        input=span.input_text,
+        output=span.output_text,
+        attributes=span.attributes,
+        resource=span.resource,
     )
-    for event in row["events"]:
-        span.events.add(
-            time_unix_nano=int(event["time_ns"]), name=event["name"], attributes=event["attributes"]
-        )
-    return span
+    for event in span.events:
+        message.events.add(time_unix_nano=event.time_ns, name=event.name, attributes=event.attributes)
+    return message
 
 
 class _Servicer:
@@ -125,36 +144,25 @@ class _Servicer:
     def __init__(self, backend: QueryBackend) -> None:
         self.backend = backend
 
-    def _principal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Principal:
-        header = None
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization":
-                header = value if isinstance(value, str) else value.decode("utf-8", "replace")
-        return self.backend.auth.authenticate(header, "query")
-
-    def _tenant(self, context: grpc.aio.ServicerContext[Any, Any], request: Any) -> Tenant:
-        return tenant_for(
-            self._principal(context), request.organization_id or None, request.project_id or None
-        )
-
-    async def GetTrace(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def GetTrace(self, request: pb.GetTraceRequest, context: Context) -> pb.GetTraceResponse:
         async with _errors(context, self.backend):
-            tenant = self._tenant(context, request)
+            scope = read_scope(self.backend, context, request)
             tid = normalize_trace_id(request.trace_id)
-            spans = await self.backend.get_trace(tenant, tid)
+            spans = await self.backend.get_trace(scope.tenant, tid)
             if not spans:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"trace {tid} not found")
             return pb.GetTraceResponse(trace_id=tid, spans=[span_message(span) for span in spans])
 
-    async def SearchTraces(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def SearchTraces(
+        self, request: pb.SearchTracesRequest, context: Context
+    ) -> pb.SearchTracesResponse:
         async with _errors(context, self.backend):
-            tenant = self._tenant(context, request)
-            start, end = self.backend.time_range(
-                request.start_time_unix_nano or None, request.end_time_unix_nano or None
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
             )
             query = TraceQuery(
-                start_ns=start,
-                end_ns=end,
+                start_ns=scope.start_ns,
+                end_ns=scope.end_ns,
                 spans=_span_filter(request.filter),
                 status=request.status.lower() or None,
                 min_duration_ms=request.min_duration_ms if request.HasField("min_duration_ms") else None,
@@ -163,71 +171,73 @@ class _Servicer:
                 limit=self.backend.page_size(request.limit or None),
                 cursor=request.cursor or None,
             )
-            rows, cursor = await self.backend.search_traces(tenant, query)
-            response = pb.SearchTracesResponse(next_cursor=cursor or "")
-            for row in rows:
+            page = await self.backend.search_traces(scope.tenant, query)
+            response = pb.SearchTracesResponse(next_cursor=page.next_cursor or "")
+            for trace in page.traces:
                 response.traces.add(
-                    trace_id=row["trace_id"],
-                    root_span_name=row["root_name"],
-                    service_name=row["service_name"],
-                    organization_id=row["organization_id"],
-                    project_id=row["project_id"],
-                    start_time_unix_nano=int(row["start_ns"]),
-                    duration_ms=(int(row["end_ns"]) - int(row["start_ns"])) / 1e6,
-                    span_count=int(row["span_count"]),
-                    error_count=int(row["error_count"]),
-                    status=row["status"],
-                    input_tokens=int(row["input_tokens"]),
-                    output_tokens=int(row["output_tokens"]),
-                    cost_usd=float(row["cost_usd"]),
-                    models=list(row["models"]),
+                    trace_id=trace.trace_id,
+                    root_span_name=trace.root_span_name,
+                    service_name=trace.service_name,
+                    organization_id=trace.organization_id,
+                    project_id=trace.project_id,
+                    start_time_unix_nano=trace.start_ns,
+                    duration_ms=trace.duration_ns / 1e6,
+                    span_count=trace.span_count,
+                    error_count=trace.error_count,
+                    status=trace.status,
+                    input_tokens=trace.input_tokens,
+                    output_tokens=trace.output_tokens,
+                    cost_usd=trace.cost_usd,
+                    models=trace.models,
                 )
             return response
 
-    async def GetMetricsSummary(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def GetMetricsSummary(
+        self, request: pb.GetMetricsSummaryRequest, context: Context
+    ) -> pb.GetMetricsSummaryResponse:
         async with _errors(context, self.backend):
-            tenant = self._tenant(context, request)
-            start, end = self.backend.time_range(
-                request.start_time_unix_nano or None, request.end_time_unix_nano or None
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
             )
             if request.step_seconds < 0:
                 raise InvalidArgument("step_seconds must not be negative")
-            result = await self.backend.metrics_summary(
-                tenant,
-                start,
-                end,
+            summary = await self.backend.metrics_summary(
+                scope,
                 request.group_by or "model",
                 _span_filter(request.filter),
                 int(request.step_seconds) or None,
             )
-            response = pb.GetMetricsSummaryResponse(group_by=result["group_by"])
-            _fill_metrics(response.total, result)
-            for group in result["groups"]:
-                _fill_metrics(response.groups.add(key=str(group["key"])).metrics, group)
-            for point in result.get("series", []):
-                _fill_metrics(response.series.add(time_unix_nano=int(point["time_ns"])).metrics, point)
+            response = pb.GetMetricsSummaryResponse(group_by=summary.group_by)
+            _fill_metrics(response.total, summary.total)
+            for group in summary.groups:
+                _fill_metrics(response.groups.add(key=group.key).metrics, group.stats)
+            for point in summary.series or ():
+                _fill_metrics(response.series.add(time_unix_nano=point.time_ns).metrics, point.stats)
             return response
 
-    async def GetCostBreakdown(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def GetCostBreakdown(
+        self, request: pb.GetCostBreakdownRequest, context: Context
+    ) -> pb.GetCostBreakdownResponse:
         async with _errors(context, self.backend):
-            tenant = self._tenant(context, request)
-            start, end = self.backend.time_range(
-                request.start_time_unix_nano or None, request.end_time_unix_nano or None
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
             )
-            result = await self.backend.cost_breakdown(
-                tenant, start, end, request.group_by or "model", _span_filter(request.filter)
+            breakdown = await self.backend.cost_breakdown(
+                scope, request.group_by or "model", _span_filter(request.filter)
             )
-            response = pb.GetCostBreakdownResponse(group_by=result["group_by"])
-            _fill_cost(response.total, result)
-            for group in result["groups"]:
-                _fill_cost(response.groups.add(), group)
+            response = pb.GetCostBreakdownResponse(group_by=breakdown.group_by)
+            _fill_cost(response.total, breakdown.total)
+            for group in breakdown.groups:
+                _fill_cost(response.groups.add(), group.costs, group.key)
             return response
 
-    async def SemanticSearch(self, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    async def SemanticSearch(
+        self, request: pb.SemanticSearchRequest, context: Context
+    ) -> pb.SemanticSearchResponse:
         async with _errors(context, self.backend):
-            tenant = self._tenant(context, request)
-            results = await self.backend.semantic_search(
-                tenant,
+            scope = read_scope(self.backend, context, request)
+            hits = await self.backend.semantic_search(
+                scope.tenant,
                 request.query,
                 request.k or 10,
                 request.model or None,
@@ -236,25 +246,23 @@ class _Servicer:
                 None if request.kind == "all" else (request.kind or "prompt"),
             )
             response = pb.SemanticSearchResponse()
-            for item in results:
+            for hit in hits:
                 response.results.add(
-                    trace_id=str(item.get("trace_id", "")),
-                    span_id=str(item.get("span_id", "")),
-                    score=float(item.get("score", 0.0)),
-                    text=str(item.get("text", "")),
-                    model=str(item.get("model", "") or ""),
-                    fields_json=json.dumps(item, default=str),
+                    trace_id=hit.trace_id,
+                    span_id=hit.span_id,
+                    score=hit.score,
+                    text=hit.text,
+                    model=hit.model,
+                    fields_json=json.dumps(hit.fields, default=str),
                 )
             return response
 
-    async def TailSpans(
-        self, request: Any, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[Any]:
+    async def TailSpans(self, request: pb.TailSpansRequest, context: Context) -> AsyncIterator[pb.Span]:
         async with _errors(context, self.backend):
-            tenant = self._tenant(context, request)
+            scope = read_scope(self.backend, context, request)
             # Headers now, not with the first span: the client knows at once that the live tail is open.
             await context.send_initial_metadata(())
-            async for fresh in tail_spans(self.backend, tenant, _span_filter(request.filter)):
+            async for fresh in tail_spans(self.backend, scope.tenant, _span_filter(request.filter)):
                 for span in fresh:
                     yield span_message(span)
 
@@ -262,16 +270,17 @@ class _Servicer:
 class _errors:
     """Maps the package's exceptions to gRPC status codes (as ``context.abort``), counting each."""
 
-    def __init__(self, context: grpc.aio.ServicerContext[Any, Any], backend: QueryBackend) -> None:
+    def __init__(self, context: Context, backend: QueryBackend) -> None:
         self.context = context
         self.backend = backend
 
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        # Returns None, never true: an exception is turned into an abort (which raises), never swallowed.
         if exc is None or isinstance(exc, grpc.aio.AbortError) or not isinstance(exc, Exception):
-            return False
+            return
         self.backend.count(f"grpc_error_{type(exc).__name__}")
         if isinstance(exc, AuthError):
             code = grpc.StatusCode.UNAUTHENTICATED if exc.status == 401 else grpc.StatusCode.PERMISSION_DENIED
@@ -287,19 +296,19 @@ class _errors:
             )
         logger.error("Unexpected error in a gRPC call: %s", exc, exc_info=exc)
         await self.context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        return False
 
 
-async def start_grpc_server(backend: QueryBackend, endpoint: str) -> tuple[grpc.aio.Server, int]:
-    """A started gRPC server for ``backend`` on ``endpoint`` (port 0 picks one) and its port."""
+async def start_grpc_server(backend: QueryBackend, endpoint: str, key: str) -> tuple[grpc.aio.Server, int]:
+    """A started gRPC server for ``backend`` on ``endpoint`` (port 0 picks one) and its port.
+
+    ``key`` names the endpoint's config key in the ``ConfigError`` raised when it cannot listen.
+    """
     from grpc_reflection.v1alpha import reflection
 
     server = grpc.aio.server()
     # The generated registration function is untyped (grpcio-tools writes no stub for it).
     pb_grpc.add_QueryServiceServicer_to_server(_Servicer(backend), server)  # type: ignore[no-untyped-call]
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(endpoint)
-    if port == 0:
-        raise OSError(f"cannot listen for gRPC on {endpoint}")
+    port = grpc_listen(server, endpoint, key)
     await server.start()
     return server, port

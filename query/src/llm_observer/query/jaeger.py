@@ -5,21 +5,32 @@ Legacy HTTP API (what Grafana calls): ``/api/services``, ``/api/services/{servic
 "offset", "errors"}`` envelope. Stable api_v3: ``/api/v3/services``, ``/api/v3/operations``,
 ``/api/v3/traces`` and ``/api/v3/traces/{id}`` with OTLP/JSON results. GenAI attributes become tags, typed
 (tokens as int64, cost and sampling parameters as float64).
+
+Each route resolves its scope once (the Jaeger spellings of organization and time window are read here,
+and resolved by ``QueryBackend.scope`` like every other API's), then presents storage's typed rows.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from llm_observer.query.backend import QueryBackend, tenant_for
+from llm_observer.query.backend import QueryBackend, ReadScope
+from llm_observer.query.deps import Backend, QueryPrincipal
 from llm_observer.query.formats import parse_time
-from llm_observer.query.rest import Backend, QueryPrincipal
-from llm_observer.storage.clickhouse.reads import InvalidArgument, SpanFilter, Tenant, normalize_trace_id
+from llm_observer.storage.clickhouse.reads import (
+    InvalidArgument,
+    ServiceOperation,
+    SpanFilter,
+    SpanRow,
+    TraceIdQuery,
+    normalize_trace_id,
+)
 
 _KINDS = {"Unspecified": 0, "Internal": 1, "Server": 2, "Client": 3, "Producer": 4, "Consumer": 5}
 _KIND_BY_JAEGER = {
@@ -88,61 +99,61 @@ def tag(key: str, value: str) -> dict[str, Any]:
     return {"key": key, "type": "string", "value": value}
 
 
-def _span_tags(span: dict[str, Any]) -> list[dict[str, Any]]:
-    tags = [tag(key, value) for key, value in sorted(span["attributes"].items())]
-    tags.append({"key": "span.kind", "type": "string", "value": str(span["kind"]).lower()})
-    if span["scope_name"]:
-        tags.append({"key": "otel.scope.name", "type": "string", "value": span["scope_name"]})
-    if span["status"] != "Unset":
-        tags.append({"key": "otel.status_code", "type": "string", "value": str(span["status"]).upper()})
-    if span["status"] == "Error":
+def _span_tags(span: SpanRow) -> list[dict[str, Any]]:
+    tags = [tag(key, value) for key, value in sorted(span.attributes.items())]
+    tags.append({"key": "span.kind", "type": "string", "value": span.kind.lower()})
+    if span.scope_name:
+        tags.append({"key": "otel.scope.name", "type": "string", "value": span.scope_name})
+    if span.status != "Unset":
+        tags.append({"key": "otel.status_code", "type": "string", "value": span.status.upper()})
+    if span.status == "Error":
         tags.append({"key": "error", "type": "bool", "value": True})
-        if span["status_message"]:
-            tags.append({"key": "otel.status_description", "type": "string", "value": span["status_message"]})
+        if span.status_message:
+            tags.append({"key": "otel.status_description", "type": "string", "value": span.status_message})
     return tags
 
 
-def jaeger_trace(trace_id: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+def jaeger_trace(trace_id: str, spans: Iterable[SpanRow]) -> dict[str, Any]:
     """One trace in the legacy JSON model Grafana parses."""
     processes: dict[str, dict[str, Any]] = {}
     process_ids: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
     out = []
     for span in spans:
-        resource = tuple(sorted(span["resource"].items()))
-        process_key = (span["service_name"], resource)
+        resource = tuple(sorted(span.resource.items()))
+        process_key = (span.service_name, resource)
         pid = process_ids.get(process_key)
         if pid is None:
             pid = process_ids[process_key] = f"p{len(process_ids) + 1}"
             processes[pid] = {
-                "serviceName": span["service_name"],
+                "serviceName": span.service_name,
                 "tags": [tag(k, v) for k, v in resource if k != "service.name"],
             }
         references = []
-        if span["parent_span_id"]:
-            references.append({"refType": "CHILD_OF", "traceID": trace_id, "spanID": span["parent_span_id"]})
+        if span.parent_span_id:
+            references.append({"refType": "CHILD_OF", "traceID": trace_id, "spanID": span.parent_span_id})
         references.extend(
-            {"refType": "FOLLOWS_FROM", "traceID": link["trace_id"], "spanID": link["span_id"]}
-            for link in span["links"]
+            {"refType": "FOLLOWS_FROM", "traceID": link.trace_id, "spanID": link.span_id}
+            for link in span.links
         )
         out.append(
             {
                 "traceID": trace_id,
-                "spanID": span["span_id"],
+                "spanID": span.span_id,
                 "flags": 1,
-                "operationName": span["name"],
+                "operationName": span.name,
                 "references": references,
-                "startTime": int(span["start_ns"]) // 1000,
-                "duration": int(span["duration_ns"]) // 1000,
+                "startTime": span.start_ns // 1000,
+                "duration": span.duration_ns // 1000,
                 "tags": _span_tags(span),
                 "logs": [
                     {
-                        "timestamp": int(event["time_ns"]) // 1000,
+                        "timestamp": event.time_ns // 1000,
                         "fields": [
-                            {"key": "event", "type": "string", "value": event["name"]},
-                            *(tag(k, v) for k, v in sorted(event["attributes"].items())),
+                            {"key": "event", "type": "string", "value": event.name},
+                            *(tag(k, v) for k, v in sorted(event.attributes.items())),
                         ],
                     }
-                    for event in span["events"]
+                    for event in span.events
                 ],
                 "processID": pid,
                 "warnings": None,
@@ -151,7 +162,7 @@ def jaeger_trace(trace_id: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
     return {"traceID": trace_id, "spans": out, "processes": processes, "warnings": None}
 
 
-def _otlp_attrs(attributes: dict[str, str]) -> list[dict[str, Any]]:
+def _otlp_attrs(attributes: Mapping[str, str]) -> list[dict[str, Any]]:
     out = []
     for key, value in sorted(attributes.items()):
         typed = tag(key, value)
@@ -166,33 +177,33 @@ def _otlp_attrs(attributes: dict[str, str]) -> list[dict[str, Any]]:
     return out
 
 
-def otlp_resource_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def otlp_resource_spans(spans: Iterable[SpanRow]) -> list[dict[str, Any]]:
     """Spans as OTLP/JSON ``resourceSpans`` (hex ids, nanosecond strings), grouped by resource and scope."""
     by_resource: dict[tuple[tuple[str, str], ...], dict[tuple[str, str], list[dict[str, Any]]]] = {}
     for span in spans:
-        resource = tuple(sorted(span["resource"].items()))
+        resource = tuple(sorted(span.resource.items()))
         scopes = by_resource.setdefault(resource, {})
-        scopes.setdefault((span["scope_name"], span["scope_version"]), []).append(
+        scopes.setdefault((span.scope_name, span.scope_version), []).append(
             {
-                "traceId": span["trace_id"],
-                "spanId": span["span_id"],
-                "parentSpanId": span["parent_span_id"],
-                "traceState": span["trace_state"],
-                "name": span["name"],
-                "kind": _KINDS.get(span["kind"], 0),
-                "startTimeUnixNano": str(span["start_ns"]),
-                "endTimeUnixNano": str(span["end_ns"]),
-                "attributes": _otlp_attrs(span["attributes"]),
+                "traceId": span.trace_id,
+                "spanId": span.span_id,
+                "parentSpanId": span.parent_span_id,
+                "traceState": span.trace_state,
+                "name": span.name,
+                "kind": _KINDS.get(span.kind, 0),
+                "startTimeUnixNano": str(span.start_ns),
+                "endTimeUnixNano": str(span.end_ns),
+                "attributes": _otlp_attrs(span.attributes),
                 "events": [
                     {
-                        "timeUnixNano": str(event["time_ns"]),
-                        "name": event["name"],
-                        "attributes": _otlp_attrs(event["attributes"]),
+                        "timeUnixNano": str(event.time_ns),
+                        "name": event.name,
+                        "attributes": _otlp_attrs(event.attributes),
                     }
-                    for event in span["events"]
+                    for event in span.events
                 ],
-                "links": [{"traceId": link["trace_id"], "spanId": link["span_id"]} for link in span["links"]],
-                "status": {"code": _STATUS.get(span["status"], 0), "message": span["status_message"]},
+                "links": [{"traceId": link.trace_id, "spanId": link.span_id} for link in span.links],
+                "status": {"code": _STATUS.get(span.status, 0), "message": span.status_message},
             }
         )
     return [
@@ -205,6 +216,10 @@ def otlp_resource_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for resource, scopes in by_resource.items()
     ]
+
+
+def _operations(ops: Iterable[ServiceOperation]) -> list[dict[str, str]]:
+    return [{"name": op.name, "spanKind": op.kind.lower()} for op in ops]
 
 
 def _envelope(data: Any, total: int | None = None) -> dict[str, Any]:
@@ -236,16 +251,14 @@ def _parse_tags(tags: str | None) -> tuple[tuple[str, str], ...]:
 
 async def _search(
     backend: QueryBackend,
-    tenant: Tenant,
+    scope: ReadScope,
     service: str | None,
     operation: str | None,
     tags: tuple[tuple[str, str], ...],
-    start_ns: int | None,
-    end_ns: int | None,
     min_duration: int | None,
     max_duration: int | None,
     limit: int,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, tuple[SpanRow, ...]]:
     error: bool | None = None
     span_kind: str | None = None
     attributes = []
@@ -259,11 +272,9 @@ async def _search(
             error = value.upper() == "ERROR"
         else:
             attributes.append((key, value))
-    start, end = backend.time_range(start_ns, end_ns)
-    ids = await backend.find_trace_ids(
-        tenant,
-        start_ns=start,
-        end_ns=end,
+    query = TraceIdQuery(
+        start_ns=scope.start_ns,
+        end_ns=scope.end_ns,
         spans=SpanFilter(service=service, span_name=operation, attributes=tuple(attributes)),
         min_duration_ns=min_duration,
         max_duration_ns=max_duration,
@@ -271,73 +282,103 @@ async def _search(
         error=error,
         span_kind=span_kind,
     )
-    if not ids:
-        return {}
-    traces = await backend.get_traces(tenant, ids)
-    return {tid: traces[tid] for tid in ids if tid in traces}
+    return await backend.find_traces(scope.tenant, query)
 
 
-def build_jaeger_router() -> APIRouter:
+# --- scopes: Jaeger names only the organization (no project) and spells times its own ways --------------
+
+
+def _tenant_scope(
+    principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
+) -> ReadScope:
+    return backend.scope(principal, organization_id, None)
+
+
+def _search_scope(
+    principal: QueryPrincipal,
+    backend: Backend,
+    start: Annotated[int | None, Query(description="µs since the epoch")] = None,
+    end: Annotated[int | None, Query(description="µs since the epoch")] = None,
+    lookback: Annotated[str | None, Query(description="a duration before end, e.g. 1h")] = None,
+    organization_id: str | None = None,
+) -> ReadScope:
+    end_ns = end * 1000 if end is not None else None
+    start_ns = start * 1000 if start is not None else None
+    if start_ns is None and lookback and lookback != "custom":
+        span = parse_duration(lookback, "lookback")
+        if span is not None:
+            start_ns = (end_ns if end_ns is not None else backend.clock()) - span
+    return backend.scope(principal, organization_id, None, start_ns, end_ns)
+
+
+def _v3_search_scope(
+    principal: QueryPrincipal,
+    backend: Backend,
+    start_min: Annotated[str | None, Query(alias="query.start_time_min", description="RFC 3339")] = None,
+    start_max: Annotated[str | None, Query(alias="query.start_time_max", description="RFC 3339")] = None,
+    organization_id: str | None = None,
+) -> ReadScope:
+    start_ns = parse_time(start_min, "query.start_time_min")
+    end_ns = parse_time(start_max, "query.start_time_max")
+    return backend.scope(principal, organization_id, None, start_ns, end_ns)
+
+
+TenantScope = Annotated[ReadScope, Depends(_tenant_scope)]
+SearchScope = Annotated[ReadScope, Depends(_search_scope)]
+V3SearchScope = Annotated[ReadScope, Depends(_v3_search_scope)]
+
+
+def _not_found() -> JSONResponse:
+    return JSONResponse(
+        {
+            "data": None,
+            "total": 0,
+            "limit": 0,
+            "offset": 0,
+            "errors": [{"code": 404, "msg": "trace not found"}],
+        },
+        status_code=404,
+    )
+
+
+def build_router() -> APIRouter:
     router = APIRouter(tags=["jaeger"])
 
     # --- legacy API ----------------------------------------------------------------------------
 
     @router.get("/api/services")
-    async def services(
-        principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
-    ) -> Any:
-        names = await backend.services(tenant_for(principal, organization_id, None))
-        return _envelope(names)
+    async def services(scope: TenantScope, backend: Backend) -> Any:
+        return _envelope(list(await backend.services(scope.tenant)))
 
     @router.get("/api/services/{service}/operations")
-    async def service_operations(
-        service: str, principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
-    ) -> Any:
-        ops = await backend.operations(tenant_for(principal, organization_id, None), service)
-        return _envelope(sorted({op["name"] for op in ops}))
+    async def service_operations(service: str, scope: TenantScope, backend: Backend) -> Any:
+        ops = await backend.operations(scope.tenant, service)
+        return _envelope(sorted({op.name for op in ops}))
 
     @router.get("/api/operations")
     async def operations(
-        principal: QueryPrincipal,
-        backend: Backend,
-        service: str,
-        spanKind: str | None = None,
-        organization_id: str | None = None,
+        scope: TenantScope, backend: Backend, service: str, spanKind: str | None = None
     ) -> Any:
         kind = _KIND_BY_JAEGER.get(spanKind.lower(), spanKind) if spanKind else None
-        ops = await backend.operations(tenant_for(principal, organization_id, None), service, kind)
-        return _envelope([{"name": op["name"], "spanKind": str(op["kind"]).lower()} for op in ops])
+        return _envelope(_operations(await backend.operations(scope.tenant, service, kind)))
 
     @router.get("/api/traces")
     async def find_traces(
-        principal: QueryPrincipal,
+        scope: SearchScope,
         backend: Backend,
         service: str | None = None,
         operation: str | None = None,
         tags: str | None = None,
-        start: Annotated[int | None, Query(description="µs since the epoch")] = None,
-        end: Annotated[int | None, Query(description="µs since the epoch")] = None,
-        lookback: str | None = None,
         limit: int = 20,
         minDuration: str | None = None,
         maxDuration: str | None = None,
-        organization_id: str | None = None,
     ) -> Any:
-        tenant = tenant_for(principal, organization_id, None)
-        end_ns = end * 1000 if end is not None else None
-        start_ns = start * 1000 if start is not None else None
-        if start_ns is None and lookback and lookback != "custom":
-            span = parse_duration(lookback, "lookback")
-            if span is not None:
-                start_ns = (end_ns if end_ns is not None else backend.clock()) - span
         found = await _search(
             backend,
-            tenant,
+            scope,
             service,
             operation or None,
             _parse_tags(tags),
-            start_ns,
-            end_ns,
             parse_duration(minDuration, "minDuration"),
             parse_duration(maxDuration, "maxDuration"),
             limit,
@@ -345,49 +386,29 @@ def build_jaeger_router() -> APIRouter:
         return _envelope([jaeger_trace(tid, spans) for tid, spans in found.items()])
 
     @router.get("/api/traces/{trace_id}")
-    async def get_trace(
-        trace_id: str, principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
-    ) -> Any:
-        tenant = tenant_for(principal, organization_id, None)
+    async def get_trace(trace_id: str, scope: TenantScope, backend: Backend) -> Any:
         tid = normalize_trace_id(trace_id)
-        spans = await backend.get_trace(tenant, tid)
+        spans = await backend.get_trace(scope.tenant, tid)
         if not spans:
-            return JSONResponse(
-                {
-                    "data": None,
-                    "total": 0,
-                    "limit": 0,
-                    "offset": 0,
-                    "errors": [{"code": 404, "msg": "trace not found"}],
-                },
-                status_code=404,
-            )
+            return _not_found()
         return _envelope([jaeger_trace(tid, spans)])
 
     # --- api_v3 ----------------------------------------------------------------------------------
 
     @router.get("/api/v3/services")
-    async def v3_services(
-        principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
-    ) -> Any:
-        return {"services": await backend.services(tenant_for(principal, organization_id, None))}
+    async def v3_services(scope: TenantScope, backend: Backend) -> Any:
+        return {"services": list(await backend.services(scope.tenant))}
 
     @router.get("/api/v3/operations")
     async def v3_operations(
-        principal: QueryPrincipal,
-        backend: Backend,
-        service: str,
-        span_kind: str | None = None,
-        organization_id: str | None = None,
+        scope: TenantScope, backend: Backend, service: str, span_kind: str | None = None
     ) -> Any:
         kind = _KIND_BY_JAEGER.get(span_kind.lower(), span_kind) if span_kind else None
-        ops = await backend.operations(tenant_for(principal, organization_id, None), service, kind)
-        return {"operations": [{"name": op["name"], "spanKind": str(op["kind"]).lower()} for op in ops]}
+        return {"operations": _operations(await backend.operations(scope.tenant, service, kind))}
 
     @router.get("/api/v3/traces")
-    async def v3_find_traces(request: Request, principal: QueryPrincipal, backend: Backend) -> Any:
+    async def v3_find_traces(request: Request, scope: V3SearchScope, backend: Backend) -> Any:
         params = request.query_params
-        tenant = tenant_for(principal, params.get("organization_id"), None)
         attributes: tuple[tuple[str, str], ...] = ()
         raw_attributes = params.get("query.attributes")
         if raw_attributes:
@@ -404,26 +425,22 @@ def build_jaeger_router() -> APIRouter:
             raise InvalidArgument("query.search_depth must be an integer") from exc
         found = await _search(
             backend,
-            tenant,
+            scope,
             params.get("query.service_name") or None,
             params.get("query.operation_name") or None,
             attributes,
-            parse_time(params.get("query.start_time_min"), "query.start_time_min"),
-            parse_time(params.get("query.start_time_max"), "query.start_time_max"),
             parse_duration(params.get("query.duration_min"), "query.duration_min"),
             parse_duration(params.get("query.duration_max"), "query.duration_max"),
             depth,
         )
-        spans = [span for trace in found.values() for span in trace]
-        return {"result": {"resourceSpans": otlp_resource_spans(spans)}}
+        return {
+            "result": {"resourceSpans": otlp_resource_spans(s for trace in found.values() for s in trace)}
+        }
 
     @router.get("/api/v3/traces/{trace_id}")
-    async def v3_get_trace(
-        trace_id: str, principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
-    ) -> Any:
-        tenant = tenant_for(principal, organization_id, None)
+    async def v3_get_trace(trace_id: str, scope: TenantScope, backend: Backend) -> Any:
         tid = normalize_trace_id(trace_id)
-        spans = await backend.get_trace(tenant, tid)
+        spans = await backend.get_trace(scope.tenant, tid)
         if not spans:
             return JSONResponse({"error": {"httpCode": 404, "message": "trace not found"}}, status_code=404)
         return {"result": {"resourceSpans": otlp_resource_spans(spans)}}

@@ -14,9 +14,10 @@ from llm_observer.kernel.auth import AuthConfig, Authenticator
 from llm_observer.kernel.component import Ingest
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.backend import QueryBackend
-from llm_observer.query.config import QueryConfig
+from llm_observer.query.config import QueryConfig, VectorsConfig
 from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
 from llm_observer.storage.clickhouse.reads import TraceStore
+from llm_observer.storage.vectors.settings import VectorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ def _bind(endpoint: str) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def _vector_settings(config: VectorsConfig) -> VectorSettings | None:
+    """The vector store semantic search reads (None: disabled); unset fields keep the store's defaults."""
+    if not config.enabled:
+        return None
+    given = {"collection": config.collection, "model": config.model, "api_key": config.api_key}
+    return VectorSettings(url=config.url, **{key: value for key, value in given.items() if value is not None})
 
 
 class QueryService:
@@ -96,6 +105,7 @@ class QueryService:
                     Authenticator(self.auth_config),
                     self.ingest,
                     self.data_dir,
+                    vectors=_vector_settings(self.config.vectors),
                     telemetry=self.telemetry,
                 )
                 await self._start_http(backend)
@@ -113,7 +123,7 @@ class QueryService:
             )
 
     async def _start_http(self, backend: QueryBackend) -> None:
-        from llm_observer.query.rest import create_app
+        from llm_observer.query.app import create_app
 
         app = create_app(backend)
         sock = _bind(self.config.http.endpoint)
@@ -135,7 +145,9 @@ class QueryService:
     async def _start_grpc(self, backend: QueryBackend) -> None:
         from llm_observer.query.grpc_api import start_grpc_server
 
-        self._grpc, self.grpc_port = await start_grpc_server(backend, self.config.grpc.endpoint)
+        self._grpc, self.grpc_port = await start_grpc_server(
+            backend, self.config.grpc.endpoint, "query.grpc.endpoint"
+        )
 
     async def _stop(self) -> None:
         grpc_server, self._grpc = self._grpc, None

@@ -1,27 +1,74 @@
 """Every read the query APIs make, as parameterised SQL over ``otel_traces`` and its trace-id lookup table.
 
-Each public method takes a ``Tenant`` first and confines its SQL to it; user input only ever reaches
-ClickHouse as a ``{name:Type}`` parameter (identifiers come from fixed tables in this module). Results are
-plain dicts with times in Unix nanoseconds; the REST, gRPC and Jaeger layers format them.
+Each public method of ``TraceStore`` takes a ``Tenant`` first and confines its SQL to it; user input only
+ever reaches ClickHouse as a ``{name:Type}`` parameter (identifiers come from fixed tables in this module).
+Results are the typed rows of ``rows`` (times in Unix nanoseconds); the REST, gRPC and Jaeger layers present
+them. This module is storage's read API: the request and row types are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
-import re
-import threading
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from llm_observer.kernel.errors import PermanentError
 from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.client import ClickHouseClient
+from llm_observer.storage.clickhouse.queries import (
+    InvalidArgument,
+    SpanFilter,
+    Tenant,
+    TraceIdQuery,
+    TraceQuery,
+    decode_cursor,
+    encode_cursor,
+    normalize_trace_id,
+)
+from llm_observer.storage.clickhouse.rows import (
+    CallCosts,
+    CallStats,
+    CostBreakdown,
+    GroupCosts,
+    GroupStats,
+    MetricsSummary,
+    SeriesPoint,
+    ServiceOperation,
+    SpanEvent,
+    SpanLink,
+    SpanRow,
+    TracePage,
+    TraceSummary,
+    message_text,
+)
 from llm_observer.storage.clickhouse.schema import TRACE_ID_TS_TABLE, TRACES_TABLE
+
+__all__ = [
+    "GROUP_BY_COLUMNS",
+    "CallCosts",
+    "CallStats",
+    "CostBreakdown",
+    "GroupCosts",
+    "GroupStats",
+    "InvalidArgument",
+    "MetricsSummary",
+    "SeriesPoint",
+    "ServiceOperation",
+    "SpanEvent",
+    "SpanFilter",
+    "SpanLink",
+    "SpanRow",
+    "Tenant",
+    "TraceIdQuery",
+    "TracePage",
+    "TraceQuery",
+    "TraceStore",
+    "TraceSummary",
+    "decode_cursor",
+    "encode_cursor",
+    "message_text",
+    "normalize_trace_id",
+]
 
 # What a "request" is for metrics: one model call, i.e. a span naming the model it asked for.
 MODEL_CALL = "GenAiRequestModel != ''"
@@ -36,92 +83,6 @@ GROUP_BY_COLUMNS: Mapping[str, str] = {
     "service": "ServiceName",
     "organization": "OrganizationId",
 }
-
-STATUSES: Mapping[str, str] = {"ok": "Ok", "error": "Error", "unset": "Unset"}
-
-_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
-_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
-
-
-class InvalidArgument(ValueError):
-    """A request parameter is malformed (400 / INVALID_ARGUMENT)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    """The data a request may see: one organization (None: all, auth off) and some projects (None: all)."""
-
-    organization_id: str | None
-    project_ids: frozenset[str] | None
-
-
-@dataclass(frozen=True, slots=True)
-class SpanFilter:
-    """Conditions on spans; a trace matches when, for each condition, some span of it matches."""
-
-    service: str | None = None
-    model: str | None = None
-    provider: str | None = None
-    operation: str | None = None
-    span_name: str | None = None
-    user_id: str | None = None
-    team_id: str | None = None
-    conversation_id: str | None = None
-    attributes: tuple[tuple[str, str], ...] = ()
-    text: str | None = None
-
-    def key(self) -> tuple[Any, ...]:
-        return (
-            self.service,
-            self.model,
-            self.provider,
-            self.operation,
-            self.span_name,
-            self.user_id,
-            self.team_id,
-            self.conversation_id,
-            self.attributes,
-            self.text,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class TraceQuery:
-    start_ns: int
-    end_ns: int
-    spans: SpanFilter = field(default_factory=SpanFilter)
-    status: str | None = None  # ok | error | unset (for a trace: error = any span failed)
-    min_duration_ms: float | None = None
-    max_duration_ms: float | None = None
-    min_cost_usd: float | None = None
-    limit: int = 50
-    cursor: str | None = None
-
-
-def normalize_trace_id(value: str) -> str:
-    """Lower-case 32-hex trace id; accepts 16-hex (64-bit Jaeger ids, left-padded)."""
-    tid = value.strip().lower()
-    if len(tid) == 16 and _SPAN_ID.match(tid):
-        tid = tid.rjust(32, "0")
-    if not _TRACE_ID.match(tid):
-        raise InvalidArgument("trace_id must be 32 hex characters")
-    return tid
-
-
-def encode_cursor(start_ns: int, trace_id: str) -> str:
-    raw = json.dumps([start_ns, trace_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        start_ns, trace_id = json.loads(raw)
-        if not isinstance(start_ns, int) or not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id):
-            raise ValueError("bad cursor contents")
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise InvalidArgument("cursor is not one this API returned") from exc
-    return start_ns, trace_id
 
 
 class _Sql:
@@ -219,54 +180,117 @@ _SPAN_COLUMNS = """
 """
 
 
-def _span(row: dict[str, Any]) -> dict[str, Any]:
-    row["events"] = [
-        {"time_ns": int(t), "name": n, "attributes": a}
-        for t, n, a in zip(
-            row.pop("event_times"), row.pop("event_names"), row.pop("event_attributes"), strict=False
-        )
-    ]
-    row["links"] = [
-        {"trace_id": t, "span_id": s}
-        for t, s in zip(row.pop("link_trace_ids"), row.pop("link_span_ids"), strict=False)
-    ]
-    row["end_ns"] = int(row["start_ns"]) + int(row["duration_ns"])
-    row["cost_usd"] = _num(row["cost_usd"])
-    return row
+def _span(row: Mapping[str, Any]) -> SpanRow:
+    return SpanRow(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        parent_span_id=row["parent_span_id"],
+        trace_state=row["trace_state"],
+        name=row["name"],
+        kind=row["kind"],
+        service_name=row["service_name"],
+        start_ns=int(row["start_ns"]),
+        duration_ns=int(row["duration_ns"]),
+        status=row["status"],
+        status_message=row["status_message"],
+        organization_id=row["organization_id"],
+        project_id=row["project_id"],
+        operation=row["operation"],
+        provider=row["provider"],
+        request_model=row["request_model"],
+        response_model=row["response_model"],
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cache_read_tokens=int(row["cache_read_tokens"]),
+        cache_write_tokens=int(row["cache_write_tokens"]),
+        reasoning_tokens=int(row["reasoning_tokens"]),
+        cost_usd=_num(row["cost_usd"]),
+        scope_name=row["scope_name"],
+        scope_version=row["scope_version"],
+        attributes=row["attributes"],
+        resource=row["resource"],
+        events=tuple(
+            SpanEvent(int(t), n, a)
+            for t, n, a in zip(row["event_times"], row["event_names"], row["event_attributes"], strict=False)
+        ),
+        links=tuple(
+            SpanLink(t, s) for t, s in zip(row["link_trace_ids"], row["link_span_ids"], strict=False)
+        ),
+    )
 
 
-_locks_guard = threading.Lock()
-_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+def _summary(row: Mapping[str, Any]) -> TraceSummary:
+    return TraceSummary(
+        trace_id=row["trace_id"],
+        root_span_name=row["root_name"],
+        service_name=row["service_name"],
+        organization_id=row["organization_id"],
+        project_id=row["project_id"],
+        start_ns=int(row["start_ns"]),
+        end_ns=int(row["end_ns"]),
+        span_count=int(row["span_count"]),
+        error_count=int(row["error_count"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cost_usd=_num(row["cost_usd"]),
+        models=tuple(row["models"]),
+    )
 
 
-def storage_lock(client: ClickHouseClient) -> threading.Lock:
-    """The lock this module holds around every call on ``client``.
+def _stats(row: Mapping[str, Any]) -> CallStats:
+    p50, p95, p99 = (_num(v) / 1e6 for v in row["latency_ns"] or (0, 0, 0))
+    return CallStats(
+        request_count=int(row["request_count"]),
+        error_count=int(row["error_count"]),
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        latency_p99_ms=p99,
+        input_tokens=int(row["input_tokens"] or 0),
+        output_tokens=int(row["output_tokens"] or 0),
+        cache_read_tokens=int(row["cache_read_tokens"] or 0),
+        cache_write_tokens=int(row["cache_write_tokens"] or 0),
+        reasoning_tokens=int(row["reasoning_tokens"] or 0),
+        cost_usd=_num(row["cost_usd"]),
+    )
 
-    chDB deadlocks when one thread queries while another inserts from Arrow through the ``Python()`` table
-    function (the query waits for chDB's mutex holding the GIL; the insert holds the mutex and waits for the
-    GIL). Taking a Python lock first releases the GIL while waiting. Writers sharing the client in this
-    process should hold the same lock around inserts until the client serialises its own calls.
-    """
-    with _locks_guard:
-        lock = _locks.get(client)
-        if lock is None:
-            lock = _locks[client] = threading.Lock()
-        return lock
+
+def _costs(row: Mapping[str, Any]) -> CallCosts:
+    return CallCosts(
+        request_count=int(row["request_count"] or 0),
+        input_tokens=int(row["input_tokens"] or 0),
+        output_tokens=int(row["output_tokens"] or 0),
+        cache_read_tokens=int(row["cache_read_tokens"] or 0),
+        cache_write_tokens=int(row["cache_write_tokens"] or 0),
+        cost_usd=_num(row["cost_usd"]),
+        input_cost_usd=_num(row["input_cost_usd"]),
+        output_cost_usd=_num(row["output_cost_usd"]),
+        cache_read_cost_usd=_num(row["cache_read_cost_usd"]),
+        cache_write_cost_usd=_num(row["cache_write_cost_usd"]),
+    )
+
+
+def _group_column(group_by: str) -> str:
+    column = GROUP_BY_COLUMNS.get(group_by)
+    if column is None:
+        raise InvalidArgument(f"group_by must be one of {', '.join(GROUP_BY_COLUMNS)}")
+    return column
 
 
 class TraceStore:
-    """Reads over one ClickHouse database. Thread-safe; every call blocks: run it in a thread."""
+    """Reads over one ClickHouse database. Thread-safe; every call blocks: run it in a thread.
+
+    It takes no lock of its own: a ClickHouse server serves concurrent queries, and the chDB client
+    serialises every call into the engine itself (queries and the exporter's inserts alike).
+    """
 
     def __init__(self, client: ClickHouseClient, database: str) -> None:
         self.client = client
         self.traces = f"`{database}`.{TRACES_TABLE}"
         self.trace_ids = f"`{database}`.{TRACE_ID_TS_TABLE}"
-        self._lock = storage_lock(client)
 
     def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
         try:
-            with self._lock:
-                return self.client.rows(sql, params)
+            return self.client.rows(sql, params)
         except PermanentError as exc:
             # A store nobody has written to yet has no tables: that is an empty result, not an error.
             if "UNKNOWN_TABLE" in str(exc) or "UNKNOWN_DATABASE" in str(exc):
@@ -275,7 +299,7 @@ class TraceStore:
 
     # --- traces ----------------------------------------------------------------------------------
 
-    def search_traces(self, tenant: Tenant, query: TraceQuery) -> tuple[list[dict[str, Any]], str | None]:
+    def search_traces(self, tenant: Tenant, query: TraceQuery) -> TracePage:
         """Trace summaries, newest first, and the cursor of the next page (None on the last page).
 
         Two passes: the first groups the range by trace with only the aggregates the filters need and keeps
@@ -323,7 +347,7 @@ LIMIT {sql.param(limit + 1, "UInt32")}
             sql.params,
         )
         if not page:
-            return [], None
+            return TracePage((), None)
         ids = [row["trace_id"] for row in page]
         full = _Sql()
         where = [
@@ -355,32 +379,14 @@ GROUP BY TraceId
                 full.params,
             )
         }
-        rows = [summaries[tid] for tid in ids if tid in summaries]
-        for row in rows:
-            row["cost_usd"] = _num(row["cost_usd"])
-            row["status"] = "Error" if row["error_count"] else "Ok"
+        traces = [_summary(summaries[tid]) for tid in ids if tid in summaries]
         next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(int(rows[-1]["start_ns"]), rows[-1]["trace_id"])
-        return rows, next_cursor
+        if len(traces) > limit:
+            traces = traces[:limit]
+            next_cursor = encode_cursor(traces[-1].start_ns, traces[-1].trace_id)
+        return TracePage(tuple(traces), next_cursor)
 
-    def trace_bounds(self, trace_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-        """First and last span start per trace id, from the lookup table."""
-        if not trace_ids:
-            return {}
-        sql = _Sql()
-        rows = self._rows(
-            f"""
-SELECT TraceId AS trace_id, toUnixTimestamp64Nano(min(Start)) AS start_ns,
-    toUnixTimestamp64Nano(max(End)) AS end_ns
-FROM {self.trace_ids} WHERE TraceId IN {sql.values(trace_ids, "String")} GROUP BY TraceId
-""",
-            sql.params,
-        )
-        return {row["trace_id"]: (int(row["start_ns"]), int(row["end_ns"])) for row in rows}
-
-    def get_traces(self, tenant: Tenant, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    def get_traces(self, tenant: Tenant, trace_ids: Sequence[str]) -> dict[str, tuple[SpanRow, ...]]:
         """The spans of each trace (ordered by start), for the ids that exist in the tenant's data.
 
         One round trip: scalar subqueries over the lookup table bound ``Timestamp``, which ClickHouse
@@ -400,14 +406,15 @@ FROM {self.trace_ids} WHERE TraceId IN {sql.values(trace_ids, "String")} GROUP B
             f"SELECT {_SPAN_COLUMNS} FROM {self.traces} WHERE {_where(where)} ORDER BY Timestamp, SpanId",
             sql.params,
         )
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, list[SpanRow]] = {}
         for row in rows:
             out.setdefault(row["trace_id"], []).append(_span(row))
-        return out
+        return {trace_id: tuple(spans) for trace_id, spans in out.items()}
 
-    def get_trace(self, tenant: Tenant, trace_id: str) -> list[dict[str, Any]]:
+    def get_trace(self, tenant: Tenant, trace_id: str) -> tuple[SpanRow, ...]:
         """The spans of one trace, ordered by start; empty when it does not exist for this tenant."""
-        return self.get_traces(tenant, [normalize_trace_id(trace_id)]).get(normalize_trace_id(trace_id), [])
+        tid = normalize_trace_id(trace_id)
+        return self.get_traces(tenant, [tid]).get(tid, ())
 
     # --- metrics ---------------------------------------------------------------------------------
 
@@ -423,15 +430,6 @@ FROM {self.trace_ids} WHERE TraceId IN {sql.values(trace_ids, "String")} GROUP B
     sum(CostUsd) AS cost_usd
 """
 
-    @staticmethod
-    def _metrics(row: dict[str, Any]) -> dict[str, Any]:
-        p50, p95, p99 = (_num(v) / 1e6 for v in row.pop("latency_ns") or (0, 0, 0))
-        count = int(row["request_count"])
-        row["error_rate"] = int(row["error_count"]) / count if count else 0.0
-        row["latency_ms"] = {"p50": p50, "p95": p95, "p99": p99}
-        row["cost_usd"] = _num(row["cost_usd"])
-        return row
-
     def metrics_summary(
         self,
         tenant: Tenant,
@@ -440,11 +438,9 @@ FROM {self.trace_ids} WHERE TraceId IN {sql.values(trace_ids, "String")} GROUP B
         group_by: str = "model",
         spans: SpanFilter | None = None,
         step_seconds: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> MetricsSummary:
         """Totals, per-group figures and (with a step) a time series, over model-call spans."""
-        column = GROUP_BY_COLUMNS.get(group_by)
-        if column is None:
-            raise InvalidArgument(f"group_by must be one of {', '.join(GROUP_BY_COLUMNS)}")
+        column = _group_column(group_by)
         if step_seconds is not None and step_seconds < 1:
             raise InvalidArgument("step must be at least one second")
         sql = _Sql()
@@ -468,32 +464,24 @@ GROUP BY GROUPING SETS ({sets})
 """,
             sql.params,
         )
-        empty = {"request_count": 0, "error_count": 0, "latency_ns": None, "cost_usd": 0}
-        total = next((row for row in rows if row["all_keys"] and row["all_times"]), empty)
+        total = next((_stats(row) for row in rows if row["all_keys"] and row["all_times"]), CallStats())
         groups = sorted(
             (row for row in rows if not row["all_keys"]),
             key=lambda row: (-float(row["cost_usd"] or 0), -int(row["request_count"]), row["key"]),
         )
-        result: dict[str, Any] = {
-            **self._metrics(self._strip(total)),
-            "group_by": group_by,
-            "groups": [self._metrics(self._strip(row, keep_key=True)) for row in groups],
-        }
+        series = None
         if step_seconds:
-            series = sorted(
-                (row for row in rows if row["all_keys"] and not row["all_times"]), key=lambda r: r["time_ns"]
+            points = sorted(
+                (row for row in rows if row["all_keys"] and not row["all_times"]),
+                key=lambda row: int(row["time_ns"]),
             )
-            result["series"] = [self._metrics(self._strip(row, keep_time=True)) for row in series]
-        return result
-
-    @staticmethod
-    def _strip(row: dict[str, Any], keep_key: bool = False, keep_time: bool = False) -> dict[str, Any]:
-        out = {k: v for k, v in row.items() if k not in ("key", "time_ns", "all_keys", "all_times")}
-        if keep_key:
-            out["key"] = row["key"]
-        if keep_time:
-            out["time_ns"] = row["time_ns"]
-        return out
+            series = tuple(SeriesPoint(int(row["time_ns"]), _stats(row)) for row in points)
+        return MetricsSummary(
+            group_by=group_by,
+            total=total,
+            groups=tuple(GroupStats(str(row["key"]), _stats(row)) for row in groups),
+            series=series,
+        )
 
     def cost_breakdown(
         self,
@@ -502,11 +490,9 @@ GROUP BY GROUPING SETS ({sets})
         end_ns: int,
         group_by: str = "model",
         spans: SpanFilter | None = None,
-    ) -> dict[str, Any]:
+    ) -> CostBreakdown:
         """Cost split into input / output / cache parts, per group and in total, over model-call spans."""
-        column = GROUP_BY_COLUMNS.get(group_by)
-        if column is None:
-            raise InvalidArgument(f"group_by must be one of {', '.join(GROUP_BY_COLUMNS)}")
+        column = _group_column(group_by)
         sql = _Sql()
         where = _where(
             [*sql.tenant(tenant), *sql.time(start_ns, end_ns), MODEL_CALL, *sql.spans(spans or SpanFilter())]
@@ -525,53 +511,37 @@ GROUP BY GROUPING SETS ({sets})
             f"sum(CacheReadTokens) AS cache_read_tokens, sum(CacheWriteTokens) AS cache_write_tokens, "
             f"sum(CostUsd) AS cost_usd, {parts}"
         )
-        base = f"FROM {self.traces} WHERE {where}"
-
-        def clean(row: dict[str, Any]) -> dict[str, Any]:
-            for key in (
-                "cost_usd",
-                "input_cost_usd",
-                "output_cost_usd",
-                "cache_read_cost_usd",
-                "cache_write_cost_usd",
-            ):
-                row[key] = _num(row.get(key))
-            return row
-
         rows = self._rows(
-            f"SELECT {column} AS key, grouping(key) AS all_keys, {metrics} {base} GROUP BY GROUPING SETS ((key), ())",
+            f"SELECT {column} AS key, grouping(key) AS all_keys, {metrics} "
+            f"FROM {self.traces} WHERE {where} GROUP BY GROUPING SETS ((key), ())",
             sql.params,
         )
-        empty = {
-            "request_count": 0,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cache_read_tokens": 0,
-            "cache_write_tokens": 0,
-        }
-        total = next((row for row in rows if row["all_keys"]), empty)
-        total = {k: v for k, v in total.items() if k not in ("key", "all_keys")}
+        total = next((_costs(row) for row in rows if row["all_keys"]), CallCosts())
         groups = sorted(
             (row for row in rows if not row["all_keys"]),
             key=lambda row: (-float(row["cost_usd"] or 0), row["key"]),
         )
-        for row in groups:
-            del row["all_keys"]
-        return {**clean(total), "group_by": group_by, "groups": [clean(g) for g in groups]}
+        return CostBreakdown(
+            group_by=group_by,
+            total=total,
+            groups=tuple(GroupCosts(str(row["key"]), _costs(row)) for row in groups),
+        )
 
     # --- services and operations (Jaeger) --------------------------------------------------------
 
-    def services(self, tenant: Tenant) -> list[str]:
+    def services(self, tenant: Tenant) -> tuple[str, ...]:
+        """The service names in the tenant's data, sorted."""
         sql = _Sql()
         rows = self._rows(
             f"SELECT DISTINCT ServiceName AS s FROM {self.traces} WHERE {_where(sql.tenant(tenant))} ORDER BY s",
             sql.params,
         )
-        return [row["s"] for row in rows]
+        return tuple(row["s"] for row in rows)
 
     def operations(
         self, tenant: Tenant, service: str | None, kind: str | None = None
-    ) -> list[dict[str, str]]:
+    ) -> tuple[ServiceOperation, ...]:
+        """The span names (with their kinds) of ``service``, or of every service, sorted."""
         sql = _Sql()
         where = sql.tenant(tenant)
         if service:
@@ -583,43 +553,32 @@ GROUP BY GROUPING SETS ({sets})
             "ORDER BY name, kind",
             sql.params,
         )
-        return rows
+        return tuple(ServiceOperation(row["name"], row["kind"]) for row in rows)
 
-    def find_trace_ids(
-        self,
-        tenant: Tenant,
-        start_ns: int,
-        end_ns: int,
-        spans: SpanFilter,
-        min_duration_ns: int | None,
-        max_duration_ns: int | None,
-        limit: int,
-        error: bool | None = None,
-        span_kind: str | None = None,
-    ) -> list[str]:
-        """Jaeger search: ids of the newest traces having one span that meets every condition."""
+    def find_trace_ids(self, tenant: Tenant, query: TraceIdQuery) -> tuple[str, ...]:
+        """Ids of the newest traces having one span that meets every condition of ``query``."""
         sql = _Sql()
-        where = [*sql.tenant(tenant), *sql.time(start_ns, end_ns), *sql.spans(spans)]
-        if min_duration_ns is not None:
-            where.append(f"Duration >= {sql.param(min_duration_ns, 'UInt64')}")
-        if max_duration_ns is not None:
-            where.append(f"Duration <= {sql.param(max_duration_ns, 'UInt64')}")
-        if error is not None:
-            where.append("StatusCode = 'Error'" if error else "StatusCode != 'Error'")
-        if span_kind:
-            where.append(f"SpanKind = {sql.param(span_kind, 'String')}")
+        where = [*sql.tenant(tenant), *sql.time(query.start_ns, query.end_ns), *sql.spans(query.spans)]
+        if query.min_duration_ns is not None:
+            where.append(f"Duration >= {sql.param(query.min_duration_ns, 'UInt64')}")
+        if query.max_duration_ns is not None:
+            where.append(f"Duration <= {sql.param(query.max_duration_ns, 'UInt64')}")
+        if query.error is not None:
+            where.append("StatusCode = 'Error'" if query.error else "StatusCode != 'Error'")
+        if query.span_kind:
+            where.append(f"SpanKind = {sql.param(query.span_kind, 'String')}")
         rows = self._rows(
             f"SELECT TraceId AS trace_id, max(Timestamp) AS last FROM {self.traces} WHERE {_where(where)} "
-            f"GROUP BY TraceId ORDER BY last DESC, trace_id LIMIT {sql.param(max(1, limit), 'UInt32')}",
+            f"GROUP BY TraceId ORDER BY last DESC, trace_id LIMIT {sql.param(max(1, query.limit), 'UInt32')}",
             sql.params,
         )
-        return [row["trace_id"] for row in rows]
+        return tuple(row["trace_id"] for row in rows)
 
     # --- live tail -------------------------------------------------------------------------------
 
     def spans_since(
         self, tenant: Tenant, since_ns: int, spans: SpanFilter, limit: int = 1000
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[SpanRow, ...]:
         """Spans starting at or after ``since_ns`` (oldest first), for the live tail."""
         sql = _Sql()
         where = [
@@ -632,41 +591,4 @@ GROUP BY GROUPING SETS ({sets})
             f"LIMIT {sql.param(limit, 'UInt32')}",
             sql.params,
         )
-        return [_span(row) for row in rows]
-
-
-def message_text(raw: str) -> str:
-    """Readable text of a ``gen_ai.*.messages`` JSON value (roles and text parts); the raw value otherwise."""
-    if not raw:
-        return ""
-    try:
-        messages = json.loads(raw)
-    except ValueError:
-        return raw
-    if not isinstance(messages, list):
-        return raw
-    lines = []
-    for message in messages:
-        if not isinstance(message, dict):
-            lines.append(str(message))
-            continue
-        role = message.get("role", "")
-        texts: list[str] = []
-        parts = message.get("parts")
-        if isinstance(parts, list):
-            for part in parts:
-                if isinstance(part, dict):
-                    content = part.get("content")
-                    if isinstance(content, str):
-                        texts.append(content)
-                    elif part.get("type") == "tool_call":
-                        texts.append(
-                            f"[tool call {part.get('name', '')}({json.dumps(part.get('arguments'))})]"
-                        )
-                    elif content is not None:
-                        texts.append(json.dumps(content))
-        elif isinstance(message.get("content"), str):
-            texts.append(message["content"])
-        text = "\n".join(texts)
-        lines.append(f"{role}: {text}" if role else text)
-    return "\n".join(lines)
+        return tuple(_span(row) for row in rows)

@@ -1,0 +1,131 @@
+"""The query service's HTTP application: the REST, JSON ingest and Jaeger routers, and the JSON error format.
+
+Errors are always ``{"error": {"code": …, "message": …}}``: ``invalid_argument`` 400, ``unauthenticated``
+401, ``permission_denied`` 403, ``not_found`` 404, ``resource_exhausted`` 429 and ``unavailable`` 503 (both
+with ``Retry-After``), ``internal`` 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
+from llm_observer.query import jaeger, json_ingest, rest
+from llm_observer.query.backend import QueryBackend
+from llm_observer.storage.clickhouse.reads import InvalidArgument
+
+logger = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "invalid_argument",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    422: "invalid_argument",
+    429: "resource_exhausted",
+    503: "unavailable",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _retry_after(seconds: float | None) -> dict[str, str]:
+    return {"Retry-After": str(max(1, round(seconds or 1)))}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every failure to the JSON error format, counting each response by status."""
+
+    async def auth_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return error_response(exc.status, exc.code, str(exc), headers)
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RequestValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+                for err in exc.errors()
+            )
+            return error_response(400, "invalid_argument", problems or "invalid request")
+        return error_response(400, "invalid_argument", str(exc))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = _STATUS_CODES.get(exc.status_code, "error")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    async def backpressure(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Backpressure)
+        return error_response(429, "resource_exhausted", str(exc), _retry_after(exc.retry_after))
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RetryableError)
+        return error_response(503, "unavailable", str(exc), _retry_after(exc.retry_after))
+
+    async def permanent(request: Request, exc: Exception) -> JSONResponse:
+        logger.error("A query failed: %s", exc)
+        return error_response(500, "internal", "the query failed; see the query service's log")
+
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("Unexpected error serving %s", request.url.path)
+        return error_response(500, "internal", "internal error")
+
+    def counted(
+        handler: Callable[[Request, Exception], Awaitable[JSONResponse]],
+    ) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+        async def wrapper(request: Request, exc: Exception) -> JSONResponse:
+            response = await handler(request, exc)
+            backend = getattr(request.app.state, "backend", None)
+            if backend is not None:
+                backend.count(f"http_{response.status_code}")
+            return response
+
+        return wrapper
+
+    app.add_exception_handler(AuthError, counted(auth_error))
+    app.add_exception_handler(InvalidArgument, counted(invalid))
+    app.add_exception_handler(RequestValidationError, counted(invalid))
+    app.add_exception_handler(StarletteHTTPException, counted(http_error))
+    app.add_exception_handler(Backpressure, counted(backpressure))
+    app.add_exception_handler(RetryableError, counted(unavailable))
+    app.add_exception_handler(PermanentError, counted(permanent))
+    app.add_exception_handler(Exception, counted(internal))
+
+
+def create_app(backend: QueryBackend) -> FastAPI:
+    """The whole HTTP application: REST, JSON ingest, Jaeger-compatible API, OpenAPI document and docs."""
+    app = FastAPI(
+        title="llm-observer query API",
+        version="1",
+        description="Traces, metrics, costs and semantic search over LLM telemetry; Jaeger-compatible under /jaeger.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.backend = backend
+    install_error_handlers(app)
+    if backend.config.http.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(backend.config.http.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(rest.build_router())
+    app.include_router(json_ingest.build_router())
+    app.include_router(jaeger.build_router(), prefix="/jaeger")
+    return app

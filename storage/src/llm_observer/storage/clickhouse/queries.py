@@ -1,0 +1,100 @@
+"""What a read asks for: the tenant it is confined to, span conditions, trace searches, and their cursors.
+
+Every type here is frozen and hashable, so a whole request can key a result cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+_SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+class InvalidArgument(ValueError):
+    """A request parameter is malformed (400 / INVALID_ARGUMENT)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """The data a request may see: one organization (None: all, auth off) and some projects (None: all)."""
+
+    organization_id: str | None
+    project_ids: frozenset[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpanFilter:
+    """Conditions on spans; a trace matches when, for each condition, some span of it matches."""
+
+    service: str | None = None
+    model: str | None = None  # the requested or the responding model
+    provider: str | None = None
+    operation: str | None = None
+    span_name: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    conversation_id: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # equality on a span or resource attribute
+    text: str | None = None  # contained in a prompt, answer, span name or error message
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """A trace search over ``[start_ns, end_ns)``, newest first, ``limit`` per page."""
+
+    start_ns: int
+    end_ns: int
+    spans: SpanFilter = field(default_factory=SpanFilter)
+    status: str | None = None  # ok | error | unset (for a trace: error = any span failed)
+    min_duration_ms: float | None = None
+    max_duration_ms: float | None = None
+    min_cost_usd: float | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceIdQuery:
+    """The newest traces having one span that meets every condition (Jaeger's search)."""
+
+    start_ns: int
+    end_ns: int
+    spans: SpanFilter = field(default_factory=SpanFilter)
+    min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    limit: int = 20
+    error: bool | None = None  # True: the span failed; False: it did not
+    span_kind: str | None = None  # Internal | Server | Client | Producer | Consumer
+
+
+def normalize_trace_id(value: str) -> str:
+    """Lower-case 32-hex trace id; accepts 16-hex (64-bit Jaeger ids, left-padded)."""
+    tid = value.strip().lower()
+    if len(tid) == 16 and _SPAN_ID.match(tid):
+        tid = tid.rjust(32, "0")
+    if not _TRACE_ID.match(tid):
+        raise InvalidArgument("trace_id must be 32 hex characters")
+    return tid
+
+
+def encode_cursor(start_ns: int, trace_id: str) -> str:
+    """The cursor of the page after the trace ``trace_id`` starting at ``start_ns``."""
+    raw = json.dumps([start_ns, trace_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """``(start_ns, trace_id)`` of a cursor made by ``encode_cursor``; ``InvalidArgument`` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        start_ns, trace_id = json.loads(raw)
+        if not isinstance(start_ns, int) or not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id):
+            raise ValueError("bad cursor contents")
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidArgument("cursor is not one this API returned") from exc
+    return start_ns, trace_id
