@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import logging
 import random
 import shutil
 import statistics
@@ -34,13 +35,15 @@ from typing import Any
 
 import httpx
 
-from llm_observer.kernel.auth import AuthConfig
-from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
-from llm_observer.query.service import QueryService
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.query.component import factory
+from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig, VectorsConfig
 from llm_observer.storage.clickhouse.client import open_client
 from llm_observer.storage.clickhouse.migrate import ensure_schema
 from llm_observer.storage.clickhouse.reads import SpanFilter, Tenant, TraceQuery, TraceStore
 from llm_observer.storage.clickhouse.schema import TRACES_TABLE
+from llm_observer.storage.clickhouse.settings import ClickHouseSettings
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "gemini-2.0-flash", "llama-3.1-70b")
 PROVIDERS = ("openai", "openai", "anthropic", "gcp.gemini", "groq")
@@ -174,8 +177,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             http=HttpConfig(endpoint="127.0.0.1:0"),
             grpc=GrpcConfig(endpoint="127.0.0.1:0"),
             cache_ttl_seconds=0,
+            vectors=VectorsConfig(enabled=False),
         )
-        service = QueryService(config, AuthConfig(), data_dir)
+        # As the collector's runtime makes it: the query extension reads the store the exporter names.
+        ctx = CreateContext(
+            "query",
+            data_dir,
+            Telemetry(),
+            logging.getLogger("bench.query"),
+            configs={"exporters": {"clickhouse": ClickHouseSettings(endpoint="chdb://clickhouse")}},
+        )
+        service = factory.create(ctx, config)
         await service.start()
         try:
             store = TraceStore(client, "otel")

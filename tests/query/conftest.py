@@ -1,5 +1,8 @@
 """Fixtures for the query service tests: a real chDB store filled through the real ClickHouse exporter, and a
-running QueryService (HTTP + gRPC on ephemeral ports) whose REST ingest feeds the same exporter."""
+running QueryService (HTTP + gRPC on ephemeral ports) whose REST ingest feeds the same exporter.
+
+Services are made as the collector's runtime makes them: by the extension factory, from a ``CreateContext``
+holding the configs of the exporters whose stores they read."""
 
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.clickhouse import create as create_exporter
+from llm_observer.exporters.qdrant import QdrantExporterConfig
 from llm_observer.kernel.auth import ApiKeyConfig, AuthConfig, UserConfig, hash_api_key, hash_password
 from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, Event, SpanBatch
-from llm_observer.kernel.component import CreateContext, IngestMeta
+from llm_observer.kernel.component import CreateContext, Ingest, IngestMeta
 from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.query.component import factory
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
 from llm_observer.query.service import QueryService
 
@@ -209,6 +214,40 @@ def auth_config() -> AuthConfig:
     )
 
 
+def exporter_configs() -> dict[str, dict[str, Any]]:
+    """What ``ctx.configs`` holds for the default pipeline: the exporters whose stores the service reads."""
+    return {"exporters": {"clickhouse": ClickHouseExporterConfig(), "qdrant": QdrantExporterConfig()}}
+
+
+def make_service(
+    data_dir: Path,
+    config: QueryConfig | None = None,
+    auth: AuthConfig | None = None,
+    ingest: Ingest | None = None,
+    telemetry: Telemetry | None = None,
+) -> QueryService:
+    """A QueryService listening on ephemeral ports (unless ``config`` says otherwise), made by the factory."""
+    if config is None:
+        config = local_config()
+    ctx = CreateContext(
+        "query",
+        data_dir,
+        telemetry if telemetry is not None else Telemetry(),
+        logging.getLogger("test.query"),
+        ingest=ingest,
+        auth=auth,
+        configs=exporter_configs(),
+    )
+    return factory.create(ctx, config)
+
+
+def local_config(**query: Any) -> QueryConfig:
+    """A query config on ephemeral loopback ports."""
+    return QueryConfig(
+        http=HttpConfig(endpoint="127.0.0.1:0"), grpc=GrpcConfig(endpoint="127.0.0.1:0"), **query
+    )
+
+
 @dataclass
 class Running:
     service: QueryService
@@ -242,10 +281,7 @@ async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncItera
         batch.origin = f"test:ingest:{next(seq)}"
         await exporter.send(batch)
 
-    config = QueryConfig(
-        http=HttpConfig(endpoint="127.0.0.1:0"), grpc=GrpcConfig(endpoint="127.0.0.1:0"), **query
-    )
-    service = QueryService(config, auth, tmp_path, ingest, telemetry)
+    service = make_service(tmp_path, local_config(**query), auth, ingest, telemetry)
     await service.start()
     client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}", timeout=30)
     try:
@@ -254,6 +290,12 @@ async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncItera
         await client.aclose()
         await service.shutdown()
         await exporter.shutdown()
+
+
+@pytest.fixture
+def new_service() -> Any:
+    """``make_service``: a QueryService made by the extension factory (not started)."""
+    return make_service
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import pytest
 
 from llm_observer.kernel.batch import STATUS_ERROR
 from llm_observer.kernel.errors import Backpressure
-from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
-from llm_observer.query.service import QueryService
 
 KEY_A = "key-for-org-a"
 KEY_A_WEB = "key-for-org-a-web-only"
@@ -442,13 +440,14 @@ async def test_rest_json_ingest_cannot_cross_tenants(running: Any) -> None:
     assert response.status_code == 400
 
 
-async def test_rest_ingest_standalone_is_503_and_backpressure_is_429(running: Any, tmp_path: Any) -> None:
+async def test_rest_ingest_standalone_is_503_and_backpressure_is_429(
+    running: Any, tmp_path: Any, new_service: Any
+) -> None:
     async def refuse(signal: int, payload: bytes, meta: Any = None) -> None:
         raise Backpressure("memory", retry_after=3.0)
 
-    config = QueryConfig(http=HttpConfig(endpoint="127.0.0.1:0"), grpc=GrpcConfig(endpoint="127.0.0.1:0"))
     for ingest, status in ((None, 503), (refuse, 429)):
-        service = QueryService(config, running.service.auth_config, tmp_path, ingest)
+        service = new_service(tmp_path, auth=running.service.auth_config, ingest=ingest)
         await service.start()
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}") as http:

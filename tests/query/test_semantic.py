@@ -116,19 +116,17 @@ async def test_semantic_search_finds_planted_near_duplicates_first(running: Any,
         await exporter.shutdown()
 
 
-async def test_semantic_search_disabled_is_503(tmp_path: Any) -> None:
+async def test_semantic_search_disabled_is_503(tmp_path: Any, new_service: Any) -> None:
     import httpx
 
-    from llm_observer.kernel.auth import AuthConfig
     from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig, VectorsConfig
-    from llm_observer.query.service import QueryService
 
     config = QueryConfig(
         http=HttpConfig(endpoint="127.0.0.1:0"),
         grpc=GrpcConfig(endpoint="127.0.0.1:0"),
         vectors=VectorsConfig(enabled=False),
     )
-    service = QueryService(config, AuthConfig(), tmp_path)
+    service = new_service(tmp_path, config)
     await service.start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}") as http:

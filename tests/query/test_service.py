@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
 import pytest
 
-from llm_observer.kernel.auth import AuthConfig
+from llm_observer.kernel.errors import ConfigError
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig
-from llm_observer.query.service import QueryService
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 
@@ -25,8 +25,8 @@ def _config(http: str = "127.0.0.1:0", grpc_endpoint: str = "127.0.0.1:0") -> Qu
     )
 
 
-async def test_service_lifecycle_is_idempotent(tmp_path: Path) -> None:
-    service = QueryService(_config(), AuthConfig(), tmp_path)
+async def test_service_lifecycle_is_idempotent(tmp_path: Path, new_service: Any) -> None:
+    service = new_service(tmp_path, _config())
     await service.shutdown()  # before start
     await service.start()
     port = service.http_port
@@ -41,8 +41,8 @@ async def test_service_lifecycle_is_idempotent(tmp_path: Path) -> None:
             await http.get(f"http://127.0.0.1:{port}/health")
 
 
-async def test_service_shuts_down_with_live_tails_open(tmp_path: Path) -> None:
-    service = QueryService(_config(), AuthConfig(), tmp_path)
+async def test_service_shuts_down_with_live_tails_open(tmp_path: Path, new_service: Any) -> None:
+    service = new_service(tmp_path, _config())
     await service.start()
     http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}", timeout=30)
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.grpc_port}")
@@ -67,26 +67,31 @@ async def test_service_shuts_down_with_live_tails_open(tmp_path: Path) -> None:
         await service.shutdown()
 
 
-async def test_service_port_in_use_fails_start_and_releases_everything(tmp_path: Path) -> None:
+async def test_service_port_in_use_fails_start_and_releases_everything(
+    tmp_path: Path, new_service: Any
+) -> None:
     holder = socket.socket()
     holder.bind(("127.0.0.1", 0))
     holder.listen()
     busy = f"127.0.0.1:{holder.getsockname()[1]}"
     try:
-        service = QueryService(_config(http=busy), AuthConfig(), tmp_path)
-        with pytest.raises(OSError):
+        service = new_service(tmp_path, _config(http=busy))
+        with pytest.raises(ConfigError) as info:
             await service.start()
+        assert [path for path, _ in info.value.problems] == ["query.http.endpoint"]
         assert service.backend is None
         # The store was released: another service can open it.
-        other = QueryService(_config(), AuthConfig(), tmp_path)
+        other = new_service(tmp_path, _config())
         await other.start()
         await other.shutdown()
     finally:
         holder.close()
 
 
-async def test_service_alone_on_a_fresh_store_creates_the_schema_and_answers_empty(tmp_path: Path) -> None:
-    service = QueryService(_config(), AuthConfig(), tmp_path)
+async def test_service_alone_on_a_fresh_store_creates_the_schema_and_answers_empty(
+    tmp_path: Path, new_service: Any
+) -> None:
+    service = new_service(tmp_path, _config())
     await service.start()
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http_port}") as http:

@@ -1,6 +1,7 @@
 """The query service: REST (``/api/v1``), Jaeger-compatible (``/jaeger``) and gRPC APIs over stored spans.
 
-``QueryService(config, auth, data_dir, ingest, telemetry)`` serves them in the running event loop;
-``QueryConfig`` is its configuration (``query:`` in the YAML). See ``rest``, ``jaeger`` and ``grpc_api`` for
-the front ends, ``store`` for the SQL and ``cli_commands`` for ``llm-observer traces``.
+It is an extension the collector's runtime starts (``component.factory``, entry point ``query`` in
+``llm_observer.extensions``), configured by ``QueryConfig`` (``query:`` in the YAML). ``rest``, ``jaeger`` and
+``grpc_api`` present storage's typed rows, ``app`` assembles the HTTP application, ``deps`` holds what its
+routes share, ``json_ingest`` the REST JSON ingest and ``cli_commands`` ``llm-observer traces``.
 """

@@ -1,53 +1,42 @@
-"""``query:`` — the query service's configuration (HTTP and gRPC listeners, storage, cache, vectors)."""
+"""``query:`` — the query service's configuration.
+
+The service reads the stores that exporters write, so it names them instead of repeating their settings:
+``storage`` is the id of an exporter whose config is a ``ClickHouseSettings`` (the ClickHouse exporter's),
+``vectors.exporter`` the id of one whose config is a ``VectorSettings`` (the Qdrant exporter's)::
+
+    query:
+      http: {endpoint: 127.0.0.1:8080}
+      grpc: {endpoint: 127.0.0.1:8081}
+      storage: clickhouse
+      vectors: {enabled: true, exporter: qdrant}
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from llm_observer.kernel.component import ComponentConfig
-
-
-def _check_endpoint(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
-    return value
+from llm_observer.kernel.endpoints import Endpoint
 
 
 class HttpConfig(ComponentConfig):
     """REST, Jaeger-compatible API, ``/health``, ``/openapi.json`` and the docs."""
 
-    endpoint: str = "127.0.0.1:8080"
+    endpoint: Endpoint = "127.0.0.1:8080"
     cors_origins: list[str] = Field(default_factory=list)
-
-    _endpoint = field_validator("endpoint")(_check_endpoint)
 
 
 class GrpcConfig(ComponentConfig):
     """``llm_observer.query.v1.QueryService`` with server reflection."""
 
-    endpoint: str = "127.0.0.1:8081"
-
-    _endpoint = field_validator("endpoint")(_check_endpoint)
-
-
-class StorageConfig(ComponentConfig):
-    """Where spans are read: ``chdb://PATH`` (relative to the data dir) or ``http(s)://HOST:PORT``."""
-
-    endpoint: str = "chdb://clickhouse"
-    database: str = Field(default="otel", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    username: str | None = None
-    password: str | None = None
+    endpoint: Endpoint = "127.0.0.1:8081"
 
 
 class VectorsConfig(ComponentConfig):
-    """Semantic search over the embeddings the qdrant exporter wrote (needs the ``vectors`` extra)."""
+    """Semantic search over the embeddings that the named exporter writes (same store, collection, model)."""
 
     enabled: bool = True
-    url: str = "qdrant"
-    collection: str | None = None  # default: the qdrant exporter's default collection
-    model: str | None = None  # default: the bundled embedding model (must match the exporter's)
-    api_key: str | None = None
+    exporter: str = Field(default="qdrant", min_length=1)
 
 
 class QueryConfig(ComponentConfig):
@@ -55,11 +44,11 @@ class QueryConfig(ComponentConfig):
 
     http: HttpConfig = Field(default_factory=HttpConfig)
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
+    storage: str = Field(default="clickhouse", min_length=1)
+    vectors: VectorsConfig = Field(default_factory=VectorsConfig)
     cache_ttl_seconds: float = Field(default=5.0, ge=0)
     cache_max_entries: int = Field(default=1024, ge=0)
     max_page_size: int = Field(default=1000, gt=0)
     default_lookback_hours: float = Field(default=24.0, gt=0)
     tail_poll_interval_seconds: float = Field(default=1.0, gt=0)
     tail_lag_seconds: float = Field(default=30.0, ge=0)
-    vectors: VectorsConfig = Field(default_factory=VectorsConfig)

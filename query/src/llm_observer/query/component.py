@@ -1,0 +1,64 @@
+"""The query service as an extension the collector's runtime starts (entry point ``llm_observer.extensions``
+``query``), as Jaeger v2 runs its query service as a Collector extension.
+
+Its config names the stores it reads (``query.storage``, ``query.vectors.exporter``): the loader checks that
+those components exist, and ``create`` that their configs are storage settings it can read with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from llm_observer.kernel.component import CreateContext, Factory, Reference
+from llm_observer.kernel.errors import ConfigError
+from llm_observer.query.config import QueryConfig
+from llm_observer.query.service import QueryService
+from llm_observer.storage.clickhouse.settings import ClickHouseSettings
+from llm_observer.storage.vectors.settings import VectorSettings
+
+EXPORTERS = "exporters"
+
+T = TypeVar("T")
+
+
+def references(config: QueryConfig) -> Sequence[Reference]:
+    """The exporters whose stores the service reads."""
+    refs = [Reference("storage", EXPORTERS, config.storage)]
+    if config.vectors.enabled:
+        refs.append(Reference("vectors.exporter", EXPORTERS, config.vectors.exporter))
+    return refs
+
+
+def _settings(ctx: CreateContext, key: str, exporter_id: str, settings: type[T], what: str) -> T:
+    config = ctx.configs.get(EXPORTERS, {}).get(exporter_id)
+    if config is None:
+        raise ConfigError([(key, f"exporter {exporter_id!r} is not defined under exporters")])
+    if not isinstance(config, settings):
+        raise ConfigError(
+            [(key, f"exporter {exporter_id!r} does not write {what} the query service can read")]
+        )
+    return config
+
+
+def create(ctx: CreateContext, config: QueryConfig) -> QueryService:
+    """A ``QueryService`` over the named stores; ``ConfigError`` when one is not a store it can read."""
+    storage = _settings(ctx, "query.storage", config.storage, ClickHouseSettings, "a ClickHouse store")
+    vectors = None
+    if config.vectors.enabled:
+        vectors = _settings(
+            ctx, "query.vectors.exporter", config.vectors.exporter, VectorSettings, "a vector store"
+        )
+    return QueryService(
+        config,
+        storage,
+        vectors,
+        data_dir=ctx.data_dir,
+        auth=ctx.auth,
+        ingest=ctx.ingest,
+        telemetry=ctx.telemetry,
+        component_id=ctx.component_id,
+    )
+
+
+factory: Factory[QueryConfig, QueryService] = Factory("query", QueryConfig, create, references=references)
