@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from llm_observer.collector.testing import local_config, running
 from llm_observer.kernel.batch import SpanBatch
-from llm_observer.kernel.component import ComponentConfig, CreateContext, Factory
+from llm_observer.kernel.component import ComponentConfig, CreateContext, Factory, Reference
 from llm_observer.kernel.errors import ConfigError
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -152,3 +152,28 @@ def test_what_runs_unknown_top_level_keys_are_refused(tmp_path: Path) -> None:
         local_config(tmp_path, {"extensions": {"query": {}}, "connectorz": {}})
     assert ("extensions", "unknown key") in error.value.problems
     assert ("connectorz", "unknown key") in error.value.problems
+
+
+class _ReadsConfig(ComponentConfig):
+    store: str = "debug"
+
+
+class _StoreSettings(ComponentConfig):
+    pass
+
+
+def _reads_refs(config: _ReadsConfig) -> list[Reference]:
+    return [Reference("store", "exporters", config.store, _StoreSettings)]
+
+
+def test_what_runs_a_reference_must_name_a_component_of_the_expected_kind(tmp_path: Path) -> None:
+    reader = Factory("reader", _ReadsConfig, lambda ctx, config: None, references=_reads_refs)
+    factories = {"extensions": {"reader": reader}}
+    for store, message in (
+        ("nowhere", "'nowhere' is not defined under exporters"),
+        ("debug", "exporter 'debug' has no _StoreSettings"),
+    ):
+        overrides = {**_only_debug([]), "reader": {"store": store}}
+        with pytest.raises(ConfigError) as error:
+            local_config(tmp_path, overrides, extra_factories=factories)
+        assert ("reader.store", message) in error.value.problems

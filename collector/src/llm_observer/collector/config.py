@@ -501,9 +501,17 @@ def _check_references(
                 continue
             prefix = component_id if kind == EXTENSIONS else f"{kind}.{component_id}"
             for ref in spec.factory.references(spec.config):
-                if ref.component_id not in everything.get(ref.kind, {}):
+                target = everything.get(ref.kind, {}).get(ref.component_id)
+                if target is None:
                     problems.append(
                         (f"{prefix}.{ref.field}", f"{ref.component_id!r} is not defined under {ref.kind}")
+                    )
+                elif ref.expects is not None and not isinstance(target.config, ref.expects):
+                    problems.append(
+                        (
+                            f"{prefix}.{ref.field}",
+                            f"{ref.kind[:-1]} {ref.component_id!r} has no {ref.expects.__name__}",
+                        )
                     )
 
 

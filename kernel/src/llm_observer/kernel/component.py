@@ -114,6 +114,8 @@ class Reference:
     field: str  # the field's path inside the component's config, e.g. ``storage``
     kind: str  # receivers | processors | exporters | connectors | extensions
     component_id: str
+    # The config type the named component must have (e.g. storage settings the referrer reads with).
+    expects: type[Any] | None = None
 
 
 @dataclass(slots=True)

@@ -24,9 +24,9 @@ T = TypeVar("T")
 
 def references(config: QueryConfig) -> Sequence[Reference]:
     """The exporters whose stores the service reads."""
-    refs = [Reference("storage", EXPORTERS, config.storage)]
+    refs = [Reference("storage", EXPORTERS, config.storage, ClickHouseSettings)]
     if config.vectors.enabled:
-        refs.append(Reference("vectors.exporter", EXPORTERS, config.vectors.exporter))
+        refs.append(Reference("vectors.exporter", EXPORTERS, config.vectors.exporter, VectorSettings))
     return refs
 
 

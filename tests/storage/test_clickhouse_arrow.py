@@ -38,7 +38,7 @@ class Color(enum.IntEnum):
         (None, ""),
     ],
 )
-def test_clickhouse_stringify_writes_each_value_type_as_map_text(value: Any, text: str) -> None:
+def test_clickhouse_arrow_stringify_writes_each_value_type_as_map_text(value: Any, text: str) -> None:
     assert stringify(value) == text
 
 
@@ -118,7 +118,7 @@ def test_clickhouse_arrow_empty_batch_has_the_schema() -> None:
     assert tuple(table.column_names) == schema.INSERT_COLUMNS
 
 
-def test_clickhouse_stringify_keeps_equal_arrays_of_other_types_apart() -> None:
+def test_clickhouse_arrow_stringify_keeps_equal_arrays_of_other_types_apart() -> None:
     # 1 == 1.0 == True: a cache keyed on the values alone would hand one of them the others' text.
     assert [stringify([1]), stringify([True]), stringify([1.0]), stringify([1])] == [
         "[1]",

@@ -33,7 +33,7 @@ def _messages(*pairs: tuple[str, str]) -> str:
     return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}]} for role, text in pairs])
 
 
-def test_prompt_text_reads_current_parts_format() -> None:
+def test_embed_prompt_text_reads_current_parts_format() -> None:
     attrs = {
         "gen_ai.input.messages": _messages(
             ("system", "You are a support agent."),
@@ -49,7 +49,7 @@ def test_prompt_text_reads_current_parts_format() -> None:
     )
 
 
-def test_prompt_text_skips_non_text_parts() -> None:
+def test_embed_prompt_text_skips_non_text_parts() -> None:
     attrs = {
         "gen_ai.input.messages": json.dumps(
             [
@@ -67,7 +67,7 @@ def test_prompt_text_skips_non_text_parts() -> None:
     assert prompt_text(attrs) == "What is in this picture?"
 
 
-def test_prompt_text_system_instructions_count_when_system_is_a_role() -> None:
+def test_embed_prompt_text_system_instructions_count_when_system_is_a_role() -> None:
     attrs = {
         "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "Answer in French."}]),
         "gen_ai.input.messages": _messages(("user", "What time is it?")),
@@ -76,7 +76,7 @@ def test_prompt_text_system_instructions_count_when_system_is_a_role() -> None:
     assert prompt_text(attrs, roles=("system", "user"), scope="all") == "Answer in French.\nWhat time is it?"
 
 
-def test_prompt_text_falls_back_when_normalize_did_not_run() -> None:
+def test_embed_prompt_text_falls_back_when_normalize_did_not_run() -> None:
     # Semantic conventions v1.26 and earlier: gen_ai.prompt as a JSON list of {role, content}.
     old = {"gen_ai.prompt": json.dumps([{"role": "user", "content": "Summarise this article."}])}
     assert prompt_text(old) == "Summarise this article."
@@ -103,7 +103,7 @@ def test_prompt_text_falls_back_when_normalize_did_not_run() -> None:
     assert prompt_text({"input.value": "{not json"}) == "{not json"
 
 
-def test_output_text_joins_choices_and_falls_back() -> None:
+def test_embed_output_text_joins_choices_and_falls_back() -> None:
     attrs = {
         "gen_ai.output.messages": json.dumps(
             [
@@ -117,7 +117,7 @@ def test_output_text_joins_choices_and_falls_back() -> None:
     assert output_text({"gen_ai.completion": json.dumps([{"role": "assistant", "content": "ok"}])}) == "ok"
 
 
-def test_normalize_text_and_hash_treat_whitespace_variants_as_one_text() -> None:
+def test_embed_normalize_text_and_hash_treat_whitespace_variants_as_one_text() -> None:
     a = normalize_text("  How do I\n reset   my password?\t", 100)
     b = normalize_text("How do I reset my password?", 100)
     assert a == b == "How do I reset my password?"
@@ -127,7 +127,7 @@ def test_normalize_text_and_hash_treat_whitespace_variants_as_one_text() -> None
     assert len(content_hash(a)) == 32
 
 
-def test_span_texts_one_prompt_and_optional_output_per_span() -> None:
+def test_embed_span_texts_one_prompt_and_optional_output_per_span() -> None:
     batch = SpanBatch(
         attributes=[
             {
@@ -154,7 +154,7 @@ def test_span_texts_one_prompt_and_optional_output_per_span() -> None:
     assert all(i.hash == content_hash(i.text) for i in items)
 
 
-def test_embedder_bundled_model_ranks_paraphrases_nearest(models_dir: Path) -> None:
+def test_embed_embedder_bundled_model_ranks_paraphrases_nearest(models_dir: Path) -> None:
     embedder = Embedder(BUNDLED_MODEL, models_dir)
     assert embedder.dim == BUNDLED_MODEL_DIM
     texts = [
@@ -174,7 +174,7 @@ def test_embedder_bundled_model_ranks_paraphrases_nearest(models_dir: Path) -> N
     assert sims[4] > max(sims[2], sims[3]) + 0.3
 
 
-def test_embedder_embeds_identical_texts_once(models_dir: Path) -> None:
+def test_embed_embedder_embeds_identical_texts_once(models_dir: Path) -> None:
     embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=100)
     system = "You are a helpful assistant. Answer briefly and politely."
     counts = EmbedCounts()
@@ -188,7 +188,7 @@ def test_embedder_embeds_identical_texts_once(models_dir: Path) -> None:
     assert embedder.totals.embedded == 3
 
 
-def test_embedder_lru_is_bounded(models_dir: Path) -> None:
+def test_embed_embedder_lru_is_bounded(models_dir: Path) -> None:
     embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=2)
     embedder.embed(["one", "two", "three"])
     counts = EmbedCounts()
@@ -214,7 +214,7 @@ class DictCache:
         self.vectors.update({(model, h): v for h, v in vectors.items()})
 
 
-def test_embedder_persistent_cache_counts_as_cached(models_dir: Path) -> None:
+def test_embed_embedder_persistent_cache_counts_as_cached(models_dir: Path) -> None:
     store = DictCache()
     first = Embedder(BUNDLED_MODEL, models_dir)
     texts = ["Reset my password please", "Cancel my subscription"]
@@ -227,14 +227,14 @@ def test_embedder_persistent_cache_counts_as_cached(models_dir: Path) -> None:
     assert counts.store_hits == 2 and counts.embedded == 0 and counts.model_calls == 0
 
 
-def test_embedder_batches_model_calls(models_dir: Path) -> None:
+def test_embed_embedder_batches_model_calls(models_dir: Path) -> None:
     embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=0)
     counts = EmbedCounts()
     embedder.embed([f"distinct prompt number {i}" for i in range(10)], batch_size=4, counts=counts)
     assert counts.model_calls == 3 and counts.embedded == 10
 
 
-def test_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
+def test_embed_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
     from llm_observer.kernel.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
@@ -242,7 +242,7 @@ def test_embedder_unknown_model_is_a_config_error(models_dir: Path) -> None:
     assert info.value.problems[0][0] == "model"
 
 
-def test_prepare_bundled_model_assembles_five_files_once(tmp_path: Path) -> None:
+def test_embed_prepare_bundled_model_assembles_five_files_once(tmp_path: Path) -> None:
     from llm_observer.storage.vectors.embed import prepare_bundled_model
 
     folder = prepare_bundled_model(tmp_path)

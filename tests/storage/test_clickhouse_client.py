@@ -63,7 +63,7 @@ def _settings(batch: SpanBatch) -> dict[str, object]:
     }
 
 
-def test_clickhouse_server_client_migrates_inserts_and_deduplicates(server: ServerClient) -> None:
+def test_clickhouse_client_server_client_migrates_inserts_and_deduplicates(server: ServerClient) -> None:
     assert ensure_schema(server, "otel", 90) == [m.version for m in schema.migrations("otel", 90)]
     assert ensure_schema(server, "otel", 30) == []
     assert current_ttl_days(server, "otel") == 30
@@ -83,21 +83,21 @@ def test_clickhouse_server_client_migrates_inserts_and_deduplicates(server: Serv
     assert arrow.column("SpanId").to_pylist() == [n.to_bytes(8, "big").hex() for n in range(10)]
 
 
-def test_clickhouse_server_client_maps_errors(server: ServerClient) -> None:
+def test_clickhouse_client_server_client_maps_errors(server: ServerClient) -> None:
     with pytest.raises(PermanentError):
         server.command("SELECT * FROM otel.no_such_table")
     with pytest.raises(PermanentError):
         server.rows("SELEKT 1")
 
 
-def test_clickhouse_error_codes_split_permanent_from_retryable() -> None:
+def test_clickhouse_client_error_codes_split_permanent_from_retryable() -> None:
     assert isinstance(classify("Code: 252. DB::Exception: Too many parts (300).", "insert"), RetryableError)
     assert isinstance(classify("Code: 241. DB::Exception: Memory limit exceeded", "insert"), RetryableError)
     assert isinstance(classify("Code: 60. DB::Exception: Unknown table", "insert"), PermanentError)
     assert isinstance(classify("Code: 27. DB::Exception: Cannot parse input", "insert"), PermanentError)
 
 
-def test_clickhouse_server_insert_request_carries_statement_and_token() -> None:
+def test_clickhouse_client_server_insert_request_carries_statement_and_token() -> None:
     batch = _batch("traces:8-9", spans=3)
     names, body = arrow_buffer(to_arrow(batch))
     plan = plan_raw_insert_request(
@@ -116,13 +116,13 @@ def test_clickhouse_server_insert_request_carries_statement_and_token() -> None:
     assert dedup_token(batch) == f"traces:8-9/3/{'00' * 16}{'00' * 8}/{'02' * 16}0000000000000002"
 
 
-def test_clickhouse_open_client_refuses_unknown_scheme(tmp_path: Path) -> None:
+def test_clickhouse_client_open_refuses_unknown_scheme(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         open_client("tcp://localhost:9000", tmp_path)
     assert [path for path, _ in info.value.problems] == ["endpoint"]
 
 
-def test_clickhouse_unreachable_server_is_retryable(tmp_path: Path) -> None:
+def test_clickhouse_client_unreachable_server_is_retryable(tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as sock:  # a port that was free a moment ago: nothing listens there
