@@ -21,6 +21,7 @@ from llm_observer.query.component import factory
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig, VectorsConfig
 from llm_observer.query.service import QueryService
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings
+from llm_observer.storage.vectors.settings import VectorSettings
 
 
 def _config(**fields: Any) -> QueryConfig:
@@ -51,11 +52,13 @@ def test_component_config_names_the_stores_it_reads() -> None:
     )
     assert factory.references is not None
     assert list(factory.references(config)) == [
-        Reference("storage", "exporters", "clickhouse/server"),
-        Reference("vectors.exporter", "exporters", "qdrant/prompts"),
+        Reference("storage", "exporters", "clickhouse/server", ClickHouseSettings),
+        Reference("vectors.exporter", "exporters", "qdrant/prompts", VectorSettings),
     ]
     without_vectors = QueryConfig(vectors=VectorsConfig(enabled=False))
-    assert list(factory.references(without_vectors)) == [Reference("storage", "exporters", "clickhouse")]
+    assert list(factory.references(without_vectors)) == [
+        Reference("storage", "exporters", "clickhouse", ClickHouseSettings)
+    ]
     # The settings live with the exporter: the old inline shape is refused, as are bad endpoints.
     for bad in (
         {"storage": {"endpoint": "chdb://clickhouse"}},
