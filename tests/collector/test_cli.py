@@ -169,7 +169,7 @@ def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
     assert protocols["grpc"]["endpoint"] == "127.0.0.1:4317"  # the default beside it
     assert protocols["grpc"]["max_recv_msg_size_mib"] == 16  # defaults filled in
     assert shown["service"]["pipelines"]["traces"] == {
-        "receivers": ["otlp"],
+        "receivers": ["otlp", "rest"],
         "processors": ["tenant", "logjoin", "normalize", "attribute", "cost"],
         "exporters": ["clickhouse", "spanmetrics", "qdrant"],
     }

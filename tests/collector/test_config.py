@@ -32,7 +32,7 @@ def test_config_default_validates(tmp_path: Path) -> None:
     assert config.data_dir == tmp_path
     assert config.source == "<default>"
     pipeline = config.service.pipelines["traces"]
-    assert pipeline.receivers == ["otlp"]
+    assert pipeline.receivers == ["otlp", "rest"]
     assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost"]
     assert pipeline.exporters == ["clickhouse", "spanmetrics", "qdrant"]
     assert config.service.pipelines["metrics/genai"].exporters == ["prometheus"]

@@ -1,5 +1,6 @@
 """Fixtures for the query service tests: a real chDB store filled through the real ClickHouse exporter, and a
-running QueryService (HTTP + gRPC on ephemeral ports) whose REST ingest feeds the same exporter.
+running QueryService (HTTP + gRPC on ephemeral ports) serving the JSON ingest routes of a real ``rest``
+receiver, whose ingest feeds the same exporter (as ``llm-observer up`` composes them).
 
 Services are made as the collector's runtime makes them: by the extension factory, from a ``CreateContext``
 holding the configs of the exporters whose stores they read."""
@@ -18,12 +19,15 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llm_observer.collector.receivers.rest import RestReceiverConfig
+from llm_observer.collector.receivers.rest import factory as rest_factory
+from llm_observer.collector.service import make_authenticate
 from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.clickhouse import create as create_exporter
 from llm_observer.exporters.qdrant import QdrantExporterConfig
 from llm_observer.kernel.auth import ApiKeyConfig, AuthConfig, UserConfig, hash_api_key, hash_password
 from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, Event, SpanBatch
-from llm_observer.kernel.component import CreateContext, Ingest, IngestMeta
+from llm_observer.kernel.component import CreateContext, HttpRoutes, Ingest, IngestMeta
 from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.component import factory
@@ -226,19 +230,40 @@ def make_service(
     ingest: Ingest | None = None,
     telemetry: Telemetry | None = None,
 ) -> QueryService:
-    """A QueryService listening on ephemeral ports (unless ``config`` says otherwise), made by the factory."""
+    """A QueryService listening on ephemeral ports (unless ``config`` says otherwise), made by the factory;
+    with ``ingest``, it serves the JSON ingest routes of a ``rest`` receiver handing to it."""
     if config is None:
         config = local_config()
+    telemetry = telemetry if telemetry is not None else Telemetry()
+    routes = () if ingest is None else (rest_receiver(data_dir, ingest, auth, telemetry),)
     ctx = CreateContext(
         "query",
         data_dir,
-        telemetry if telemetry is not None else Telemetry(),
+        telemetry,
         logging.getLogger("test.query"),
-        ingest=ingest,
         auth=auth,
         configs=exporter_configs(),
+        http_routes=routes,
     )
     return factory.create(ctx, config)
+
+
+def rest_receiver(
+    data_dir: Path, ingest: Ingest, auth: AuthConfig | None, telemetry: Telemetry
+) -> HttpRoutes:
+    """A ``rest`` receiver that hands what it accepts to ``ingest``."""
+    authenticate = make_authenticate(auth if auth is not None else AuthConfig())
+    ctx = CreateContext(
+        "rest",
+        data_dir,
+        telemetry,
+        logging.getLogger("test.rest"),
+        ingest=ingest,
+        extras={"authenticate": authenticate},
+    )
+    receiver = rest_factory.create(ctx, RestReceiverConfig())
+    assert isinstance(receiver, HttpRoutes)
+    return receiver
 
 
 def local_config(**query: Any) -> QueryConfig:

@@ -41,6 +41,7 @@ receivers:
         endpoint: 127.0.0.1:4317
       http:
         endpoint: 127.0.0.1:4318
+  rest: {}
 processors:
   tenant: {}
   logjoin: {}
@@ -65,7 +66,7 @@ service:
     mode: disk
   pipelines:
     traces:
-      receivers: [otlp]
+      receivers: [otlp, rest]
       processors: [tenant, logjoin, normalize, attribute, cost]
       exporters: [clickhouse, spanmetrics, qdrant]
     metrics/genai:

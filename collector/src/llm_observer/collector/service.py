@@ -32,6 +32,7 @@ from llm_observer.kernel.component import (
     CreateContext,
     Exporter,
     Extension,
+    HttpRoutes,
     IngestMeta,
     MetricsExporter,
     Processor,
@@ -319,10 +320,12 @@ class Service:
 
     async def _start_extensions(self) -> None:
         cfg = self.config
+        routes = tuple(r for r in self._running.receivers.values() if isinstance(r, HttpRoutes))
         for extension_id in cfg.service.extensions:
             spec = cfg.extensions[extension_id]
             ingest = self.ingest if self.run_collector else None
-            extension = spec.factory.create(self._ctx(extension_id, ingest=ingest), spec.config)
+            ctx = self._ctx(extension_id, ingest=ingest, http_routes=routes)
+            extension = spec.factory.create(ctx, spec.config)
             await extension.start()
             self._running.extensions[extension_id] = extension
 

@@ -82,6 +82,24 @@ class Receiver(Component, Protocol):
     pass
 
 
+AsgiApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]],
+    Awaitable[None],
+]
+
+
+@runtime_checkable
+class HttpRoutes(Protocol):
+    """A receiver whose HTTP routes other listeners of the same process also serve: the query service
+    serves the ``rest`` receiver's JSON ingest on its own port."""
+
+    def http_routes(self) -> Mapping[str, AsgiApp]: ...
+
+    def openapi(self) -> Mapping[str, Any]:
+        """The routes' OpenAPI document: ``{"paths": {...}, "components": {"schemas": {...}}}``."""
+        ...
+
+
 class MetricsSource(Protocol):
     """Metrics to expose, in prometheus_client's collector shape (a ``CollectorRegistry`` is one)."""
 
@@ -128,6 +146,8 @@ class CreateContext:
     logger: logging.Logger
     ingest: Ingest | None = None  # receivers and extensions that accept data
     auth: AuthConfig | None = None  # the top-level ``auth:`` section
+    # Extensions: the running receivers that offer HTTP routes to be served on their listeners.
+    http_routes: Sequence[HttpRoutes] = ()
     # The validated config of every component the file defines, by ``kind`` then id: how a component reads
     # the settings of one it names (the query service reads its storage's settings from the exporter).
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

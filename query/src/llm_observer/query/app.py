@@ -1,4 +1,5 @@
-"""The query service's HTTP application: the REST, JSON ingest and Jaeger routers, and the JSON error format.
+"""The query service's HTTP application: the REST and Jaeger routers, the JSON ingest routes the ``rest``
+receiver offers when it runs in the same process, and the JSON error format.
 
 Errors are always ``{"error": {"code": …, "message": …}}``: ``invalid_argument`` 400, ``unauthenticated``
 401, ``permission_denied`` 403, ``not_found`` 404, ``resource_exhausted`` 429 and ``unavailable`` 503 (both
@@ -8,16 +9,20 @@ with ``Retry-After``), ``internal`` 500.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
+from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
-from llm_observer.query import jaeger, json_ingest, rest
+from llm_observer.query import jaeger, rest
 from llm_observer.query.backend import QueryBackend
 from llm_observer.storage.clickhouse.reads import InvalidArgument
 
@@ -107,7 +112,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(backend: QueryBackend) -> FastAPI:
-    """The whole HTTP application: REST, JSON ingest, Jaeger-compatible API, OpenAPI document and docs."""
+    """The whole HTTP application: REST, JSON ingest, Jaeger-compatible API, OpenAPI document and docs.
+
+    The JSON ingest is the ``rest`` receiver's: its routes come in ``backend.ingest_routes``, served here as
+    they are. Without them (the query service alone), those paths answer 503."""
     app = FastAPI(
         title="llm-observer query API",
         version="1",
@@ -126,6 +134,51 @@ def create_app(backend: QueryBackend) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(rest.build_router())
-    app.include_router(json_ingest.build_router())
+    if backend.ingest_routes:
+        _serve_offered_routes(app, backend.ingest_routes)
+    else:
+        app.include_router(_no_ingest_router())
     app.include_router(jaeger.build_router(), prefix="/jaeger")
     return app
+
+
+_JSON_INGEST_PATHS = ("/api/v1/traces", "/api/v1/traces/batch")
+
+
+def _serve_offered_routes(app: FastAPI, offers: Sequence[HttpRoutes]) -> None:
+    """Serve each offered route as it is, and merge the offers' OpenAPI documents into ours."""
+    for offer in offers:
+        for path, route_app in offer.http_routes().items():
+            app.router.routes.append(Route(path, route_app, methods=["POST"], include_in_schema=False))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            for offer in offers:
+                extra = offer.openapi()
+                document.setdefault("paths", {}).update(extra.get("paths", {}))
+                schemas = extra.get("components", {}).get("schemas", {})
+                document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _no_ingest_router() -> APIRouter:
+    router = APIRouter(tags=["ingest"])
+
+    async def unavailable() -> JSONResponse:
+        return error_response(
+            503,
+            "unavailable",
+            "this query service runs without a collector (standalone query mode): send traces to the "
+            "collector's OTLP endpoints or run 'llm-observer up'",
+            _retry_after(None),
+        )
+
+    for path in _JSON_INGEST_PATHS:
+        router.add_api_route(path, unavailable, methods=["POST"], include_in_schema=False)
+    return router

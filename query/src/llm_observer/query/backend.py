@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from llm_observer.kernel.auth import Authenticator, Principal
-from llm_observer.kernel.component import Ingest
+from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import RetryableError
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.cache import ResultCache
@@ -82,7 +82,7 @@ class QueryBackend:
         config: QueryConfig,
         store: TraceStore,
         authenticator: Authenticator,
-        ingest: Ingest | None,
+        ingest_routes: Sequence[HttpRoutes],
         data_dir: Path,
         vectors: VectorSettings | None = None,
         clock: Callable[[], int] = time.time_ns,
@@ -92,7 +92,7 @@ class QueryBackend:
         self.config = config
         self.store = store
         self.auth = authenticator
-        self.ingest = ingest
+        self.ingest_routes = ingest_routes
         self.data_dir = data_dir
         self.vectors = vectors
         self.clock = clock

@@ -55,7 +55,7 @@ def create(ctx: CreateContext, config: QueryConfig) -> QueryService:
         vectors,
         data_dir=ctx.data_dir,
         auth=ctx.auth,
-        ingest=ctx.ingest,
+        ingest_routes=ctx.http_routes,
         telemetry=ctx.telemetry,
         component_id=ctx.component_id,
     )

@@ -40,7 +40,7 @@ class VectorsConfig(ComponentConfig):
 
 
 class QueryConfig(ComponentConfig):
-    """The query service: every read API over the stored spans, and the REST JSON ingest."""
+    """The query service: every read API over the stored spans."""
 
     http: HttpConfig = Field(default_factory=HttpConfig)
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)

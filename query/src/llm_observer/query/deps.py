@@ -33,7 +33,6 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
 
 
 QueryPrincipal = Annotated[Principal, Depends(require("query"))]
-IngestPrincipal = Annotated[Principal, Depends(require("ingest"))]
 Backend = Annotated[QueryBackend, Depends(backend_of)]
 
 

@@ -40,7 +40,7 @@ def build_router() -> APIRouter:
         return {
             "status": "ok",
             "storage": backend.store.client.endpoint,
-            "ingest": backend.ingest is not None,
+            "ingest": bool(backend.ingest_routes),
         }
 
     @router.get("/api/v1/traces", tags=["traces"])

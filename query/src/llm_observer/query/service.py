@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import grpc.aio
 
 from llm_observer.kernel.auth import AuthConfig, Authenticator
-from llm_observer.kernel.component import Ingest
+from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.servers import AsgiServer, serve_asgi
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.app import create_app
@@ -25,8 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 class QueryService:
-    """Serves every read API over the store ``storage`` names (and the REST JSON ingest when ``ingest`` is
-    given); ``vectors`` None disables semantic search.
+    """Serves every read API over the store ``storage`` names (and the routes of the JSON ingest receiver,
+    ``ingest_routes``, when it runs in the same process); ``vectors`` None disables semantic search.
 
     ``start`` opens the (shared) ClickHouse client and starts both listeners in the running loop; ``shutdown``
     stops them and closes the client. Both are idempotent and ``shutdown`` is safe before ``start``. A port
@@ -41,7 +42,7 @@ class QueryService:
         *,
         data_dir: Path,
         auth: AuthConfig | None = None,
-        ingest: Ingest | None = None,
+        ingest_routes: Sequence[HttpRoutes] = (),
         telemetry: Telemetry | None = None,
         component_id: str = "query",
     ) -> None:
@@ -50,7 +51,7 @@ class QueryService:
         self.vectors = vectors
         self.auth_config = auth if auth is not None else AuthConfig()
         self.data_dir = data_dir
-        self.ingest = ingest
+        self.ingest_routes = tuple(ingest_routes)
         self.telemetry = telemetry
         self.component_id = component_id
         self.backend: QueryBackend | None = None
@@ -80,7 +81,7 @@ class QueryService:
                     self.config,
                     TraceStore(client, storage.database),
                     Authenticator(self.auth_config),
-                    self.ingest,
+                    self.ingest_routes,
                     self.data_dir,
                     vectors=self.vectors,
                     telemetry=self.telemetry,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import zlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -20,6 +19,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from pydantic import Field, field_validator
 
+from llm_observer.collector.receivers.asgi import Receive, Send, read_body, respond
 from llm_observer.collector.receivers.ingest_core import (
     IngestCore,
     Parsed,
@@ -158,10 +158,6 @@ def _str(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-
 class HttpApp:
     """OTLP/HTTP as a bare ASGI app: no framework on the hot path."""
 
@@ -174,7 +170,7 @@ class HttpApp:
             return
         path = scope["path"].rstrip("/") or "/"
         if path == "/health" and scope["method"] in ("GET", "HEAD"):
-            await _respond(send, 200, b'{"status":"ok"}', "application/json")
+            await respond(send, 200, b'{"status":"ok"}', "application/json")
             return
         signal = _HTTP_PATHS.get(path)
         if signal is None:
@@ -202,7 +198,7 @@ class HttpApp:
                 send, 413, f"body of {declared} bytes is over the {self.max_body}-byte limit", is_json
             )
             return
-        body = await _read_body(receive, self.max_body)
+        body = await read_body(receive, self.max_body)
         if body is None:
             await _error(send, 413, f"body is over the {self.max_body}-byte limit", is_json)
             return
@@ -239,36 +235,13 @@ class HttpApp:
             retry_after = str(max(1, math.ceil(exc.retry_after or 1.0)))
             await _error(send, 429, str(exc), is_json, {"retry-after": retry_after}, code=8)
             return
-        await _respond(send, 200, *_encode(response, is_json))
+        await respond(send, 200, *_encode(response, is_json))
 
 
 def _encode(message: Message, is_json: bool) -> tuple[bytes, str]:
     if is_json:
         return json_format.MessageToJson(message, indent=None).encode(), "application/json"
     return message.SerializeToString(), "application/x-protobuf"
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None
-) -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
-    headers += [(k.encode(), v.encode()) for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 async def _error(
@@ -278,7 +251,7 @@ async def _error(
     if status >= 500 or status == 429:
         code = code if code != 3 else 14
     body, content_type = _encode(status_pb2.Status(code=code, message=message), is_json)
-    await _respond(send, status, body, content_type, extra)
+    await respond(send, status, body, content_type, extra)
 
 
 class OtlpReceiver:

@@ -1,8 +1,4 @@
-"""The REST JSON ingest: ``POST /api/v1/traces`` and ``/api/v1/traces/batch``, turned into OTLP requests.
-
-Everything about it lives here (the format, its conversion, the routes), apart from the query APIs, so that
-it can move into a receiver of its own. It hands each request to the collector's ingest (the WAL), the same
-way the OTLP receivers do.
+"""The JSON format of the ``rest`` receiver, and its conversion into the OTLP request the WAL stores.
 
 A trace::
 
@@ -29,19 +25,13 @@ import time
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from llm_observer.kernel.auth import Principal
-from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, STATUS_UNSET, SpanBatch
-from llm_observer.kernel.component import SIGNAL_TRACES, Ingest, IngestMeta
-from llm_observer.kernel.errors import PermanentError, PermissionDenied
+from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, STATUS_UNSET, IngestMeta, SpanBatch
+from llm_observer.kernel.errors import PermissionDenied
 from llm_observer.kernel.otlp_codec import encode_traces
-from llm_observer.query.backend import Unavailable
-from llm_observer.query.deps import Backend, IngestPrincipal
 from llm_observer.semconv import attributes as attrs
-from llm_observer.storage.clickhouse.reads import InvalidArgument
 
 _OPERATIONS = {
     "chat": "chat",
@@ -254,61 +244,22 @@ def to_otlp(
     return request.SerializeToString(), list(dict.fromkeys(tid.hex() for tid in batch.trace_id))
 
 
-async def ingest_json(
-    ingest: Ingest | None, principal: Principal, traces: list[JsonTrace]
-) -> tuple[int, list[str]]:
-    """Hand JSON traces to the collector's WAL; returns the number of spans accepted and the trace ids.
-
-    The principal's organization wins over the payload's; a project outside its projects is refused.
-    Raises ``Unavailable`` in standalone query mode, ``Backpressure`` when the collector is over a limit.
-    """
-    if ingest is None:
-        raise Unavailable(
-            "this query service runs without a collector (standalone query mode): send traces to the "
-            "collector's OTLP endpoints or run 'llm-observer up'"
-        )
-    groups: dict[tuple[str, str], list[JsonTrace]] = {}
-    for trace in traces:
-        org = principal.check_organization(trace.organization_id) or attrs.DEFAULT_ORGANIZATION
-        project = trace.project_id or attrs.DEFAULT_PROJECT
-        if principal.project_ids is not None and project not in principal.project_ids:
-            if trace.project_id is None and len(principal.project_ids) == 1:
-                project = next(iter(principal.project_ids))
-            else:
-                raise PermissionDenied(f"{principal.subject} may not write to project {project!r}")
-        groups.setdefault((org, project), []).append(trace)
-    count = 0
-    trace_ids: list[str] = []
-    for (org, project), group in groups.items():
-        payload, ids = to_otlp(group, org, project)
-        try:
-            await ingest(SIGNAL_TRACES, payload, IngestMeta(organization_id=org, project_id=project))
-        except PermanentError as exc:
-            raise InvalidArgument(str(exc)) from exc
-        count += sum(len(trace.spans) for trace in group)
-        trace_ids.extend(ids)
-    return count, trace_ids
-
-
-def build_router() -> APIRouter:
-    """``POST /api/v1/traces`` and ``POST /api/v1/traces/batch`` (202 once the WAL holds the spans)."""
-    router = APIRouter(tags=["ingest"])
-
-    @router.post("/api/v1/traces", status_code=202)
-    async def ingest_trace(trace: JsonTrace, principal: IngestPrincipal, backend: Backend) -> dict[str, Any]:
-        """Ingest one trace in the JSON format; it takes the same WAL and pipeline as OTLP."""
-        accepted, trace_ids = await ingest_json(backend.ingest, principal, [trace])
-        backend.count("rest_ingested_spans", accepted)
-        return {"accepted_spans": accepted, "trace_id": trace_ids[0]}
-
-    @router.post("/api/v1/traces/batch", status_code=202)
-    async def ingest_batch(
-        body: JsonTraceBatch | list[JsonTrace], principal: IngestPrincipal, backend: Backend
-    ) -> dict[str, Any]:
-        """Ingest many traces: ``{"traces": [...]}`` or a bare list."""
-        traces = body.traces if isinstance(body, JsonTraceBatch) else body
-        accepted, trace_ids = await ingest_json(backend.ingest, principal, traces)
-        backend.count("rest_ingested_spans", accepted)
-        return {"accepted_spans": accepted, "accepted_traces": len(traces), "trace_ids": trace_ids}
-
-    return router
+def tenant_of(trace: JsonTrace, meta: IngestMeta | None) -> tuple[str, str]:
+    """The organization and project ``trace`` goes to. With an ingest key (``meta``), the key's organization
+    wins and a project outside the key's is refused (``PermissionDenied``); a trace naming no project takes
+    the key's only one."""
+    org = trace.organization_id or attrs.DEFAULT_ORGANIZATION
+    project = trace.project_id or attrs.DEFAULT_PROJECT
+    if meta is None:
+        return org, project
+    if meta.organization_id:
+        if trace.organization_id not in (None, meta.organization_id):
+            raise PermissionDenied(f"this key may not write to organization {trace.organization_id!r}")
+        org = meta.organization_id
+    allowed = (meta.project_id,) if meta.project_id else meta.allowed_projects
+    if allowed is not None and project not in allowed:
+        if trace.project_id is None and len(allowed) == 1:
+            project = allowed[0]
+        else:
+            raise PermissionDenied(f"this key may not write to project {project!r}")
+    return org, project
