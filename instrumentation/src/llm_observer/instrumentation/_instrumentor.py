@@ -1,8 +1,8 @@
 """The base of every provider instrumentor: a table of SDK methods, wrapped on ``instrument()`` and restored
 on ``uninstrument()``.
 
-A provider module names the packages it instruments, lists the methods it wraps, and says how to wrap one
-of them::
+A provider module names the packages it instruments, lists the methods it wraps, and says, per kind of
+method, how a call reads::
 
     _instruments = ("acme >= 1.2, < 3",)
     _TARGETS = (
@@ -14,13 +14,18 @@ of them::
     class AcmeInstrumentor(ProviderInstrumentor):
         instruments = _instruments
         targets = _TARGETS
+        operations = {
+            "chat": Operation(_chat_request, _chat_response, stream_states(_ChatStreamState)),
+            "embeddings": Operation(_embed_request, _embed_response),
+        }
+        error_type = staticmethod(_error_type)
 
-        def _wrapper_factory(self, handler, kwargs):
-            def make(target, is_async):
-                request, response, stream = _CALLS[target.kind]
-                wrap = async_wrapper if is_async else sync_wrapper
-                return wrap(handler, request(handler), response, stream(handler), _error_type)
-            return make
+An :class:`Operation` holds ``request(handler) -> request function`` (made once per ``instrument()``), the
+response function and, for methods that may answer with a stream, a :data:`StreamFactory`. The base wraps
+every target with :func:`~llm_observer.instrumentation._wrappers.sync_wrapper` or
+:func:`~llm_observer.instrumentation._wrappers.async_wrapper` around the operation of its kind; a provider
+whose table depends on the ``instrument()`` arguments overrides :meth:`ProviderInstrumentor._operations`, and
+one with a method that is no plain call overrides ``_wrapper_factory`` for that kind alone.
 
 ``request(instance, args, kwargs) -> LLMCall | None`` reads the SDK call's arguments (None leaves the call
 alone; set only the attributes the caller gave, and content only when ``handler.capture_content``);
@@ -37,7 +42,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-from abc import abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from importlib import import_module
@@ -48,10 +52,19 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from llm_observer.instrumentation import __version__
-from llm_observer.instrumentation._wrappers import WraptWrapper
+from llm_observer.instrumentation._streams import StreamState, state_streamer
+from llm_observer.instrumentation._wrappers import (
+    ErrorTypeFn,
+    RequestFn,
+    ResponseFn,
+    StreamFn,
+    WraptWrapper,
+    async_wrapper,
+    sync_wrapper,
+)
 from llm_observer.instrumentation.handler import GenAIHandler
 
-__all__ = ["ProviderInstrumentor", "Target", "WrapperFactory"]
+__all__ = ["Operation", "ProviderInstrumentor", "StreamFactory", "Target", "WrapperFactory", "stream_states"]
 
 _log = logging.getLogger(__name__)
 
@@ -89,6 +102,35 @@ class Target:
 #: method is a coroutine function (looked at through decorators that keep ``__wrapped__``).
 WrapperFactory = Callable[[Target, bool], WraptWrapper]
 
+#: ``(handler, is_async, error_type) -> stream function | None``: how an operation's streamed results are
+#: wrapped, made once per target.
+StreamFactory = Callable[[GenAIHandler, bool, ErrorTypeFn | None], StreamFn | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """How the targets of one ``kind`` read a call: ``request(handler)`` makes the request function (once
+    per ``instrument()``), ``response`` reads a plain answer, ``stream`` (None: never a stream) wraps a
+    streamed one."""
+
+    request: Callable[[GenAIHandler], RequestFn]
+    response: ResponseFn
+    stream: StreamFactory | None = None
+
+
+def stream_states(
+    make_state: Callable[[bool], StreamState], *, streaming_only: bool = False, iterables: bool = False
+) -> StreamFactory:
+    """A :data:`StreamFactory` that feeds each stream's chunks to a fresh ``make_state(capture_content)``
+    (see :func:`~llm_observer.instrumentation._streams.state_streamer` for the options)."""
+
+    def factory(handler: GenAIHandler, is_async: bool, error_type: ErrorTypeFn | None) -> StreamFn:
+        return state_streamer(
+            handler, make_state, error_type, streaming_only=streaming_only, iterables=iterables
+        )
+
+    return factory
+
 
 class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instruments the methods of ``targets`` once the packages of ``instruments`` are found.
@@ -103,13 +145,36 @@ class ProviderInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     #: Requirement strings of the instrumented packages, as ``instrumentation_dependencies()`` returns them.
     instruments: ClassVar[tuple[str, ...]] = ()
     targets: ClassVar[tuple[Target, ...]] = ()
+    #: Each target kind's :class:`Operation`.
+    operations: ClassVar[Mapping[str, Operation]] = {}
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return self.instruments
 
-    @abstractmethod
+    @staticmethod
+    def error_type(exc: BaseException) -> str | None:
+        """The provider's ``error.type`` for an exception (a provider sets its own as a ``staticmethod``);
+        None: the exception's class name."""
+        return None
+
+    def _operations(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> Mapping[str, Operation]:
+        """The operations for this ``instrument(**kwargs)`` call: :attr:`operations` unless overridden."""
+        return self.operations
+
     def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        """How to wrap one target, for this ``instrument(**kwargs)`` call."""
+        """How to wrap one target, for this ``instrument(**kwargs)`` call: the sync or async wrapper around
+        the operation of its kind."""
+        operations = self._operations(handler, kwargs)
+        error_type = self.error_type
+
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            operation = operations[target.kind]
+            factory = operation.stream
+            stream = None if factory is None else factory(handler, is_async, error_type)
+            wrap = async_wrapper if is_async else sync_wrapper
+            return wrap(handler, operation.request(handler), operation.response, stream, error_type)
+
+        return make
 
     def _instrument(self, **kwargs: Any) -> None:
         handler = GenAIHandler.from_kwargs(kwargs, type(self).__module__, __version__)

@@ -63,6 +63,15 @@ def put_number(attributes: dict[str, AttributeValue], key: str, value: Any) -> N
         attributes[key] = checked
 
 
+def status_code(exc: BaseException) -> str | None:
+    """An exception's ``status_code`` (a positive int) as text: the ``error.type`` of SDKs that raise one
+    class for every HTTP failure; None when it has none."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status > 0:
+        return str(status)
+    return None
+
+
 def env_flag(name: str, default: bool = False) -> bool:
     """A boolean environment variable: true/1/yes/on (case-insensitive) are true."""
     raw = os.environ.get(name)

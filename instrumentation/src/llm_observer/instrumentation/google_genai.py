@@ -16,16 +16,16 @@ reports the usage of the final answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import merge_text_parts
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
-from llm_observer.instrumentation._streams import state_streamer
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
+from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -51,29 +51,6 @@ _TARGETS = (
     Target(_MODULE, "AsyncModels.generate_content_stream", "generate_stream"),
     Target(_MODULE, "AsyncModels.embed_content", "embed"),
 )
-
-
-class GoogleGenAIInstrumentor(ProviderInstrumentor):
-    """Instruments ``google-genai``: generate_content (plain and streamed) and embed_content, sync and aio."""
-
-    instruments = _instruments
-    targets = _TARGETS
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            wrap = async_wrapper if is_async else sync_wrapper
-            if target.kind == "embed":
-                return wrap(handler, _request_embed, _response_embed, None, _error_type)
-            streaming = target.kind == "generate_stream"
-            return wrap(
-                handler,
-                _request_generate(handler, streaming),
-                _response_generate,
-                state_streamer(handler, _StreamState, _error_type) if streaming else None,
-                _error_type,
-            )
-
-        return make
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -267,9 +244,7 @@ _CONFIG_PARAMS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _request_generate(
-    handler: GenAIHandler, streaming: bool
-) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _request_generate(handler: GenAIHandler, streaming: bool = False) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         model = kwargs.get("model")
         call = LLMCall(gv.OP_GENERATE_CONTENT, gv.PROVIDER_GCP_GEN_AI, str(model) if model else None)
@@ -380,7 +355,11 @@ class _StreamState:
 # --- embed_content -------------------------------------------------------------------------------------
 
 
-def _request_embed(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+def _request_embed(handler: GenAIHandler) -> RequestFn:
+    return _read_embed
+
+
+def _read_embed(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
     model = kwargs.get("model")
     call = LLMCall(gv.OP_EMBEDDINGS, gv.PROVIDER_GCP_GEN_AI, str(model) if model else None)
     _provider_and_server(call, instance)
@@ -408,3 +387,18 @@ def _response_embed(call: LLMCall, result: Any) -> None:
             call.input_tokens = int(sum(counts))
     if response:
         call.response_attributes = response
+
+
+class GoogleGenAIInstrumentor(ProviderInstrumentor):
+    """Instruments ``google-genai``: generate_content (plain and streamed) and embed_content, sync and aio."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    operations = {
+        "generate": Operation(_request_generate, _response_generate),
+        "generate_stream": Operation(
+            partial(_request_generate, streaming=True), _response_generate, stream_states(_StreamState)
+        ),
+        "embed": Operation(_request_embed, _response_embed),
+    }
+    error_type = staticmethod(_error_type)

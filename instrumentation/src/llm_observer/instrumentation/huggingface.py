@@ -15,15 +15,13 @@ sends it (TGI does with ``stream_options={"include_usage": True}``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
 from llm_observer.instrumentation._content import image_url_part, tool_call_parts
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
-from llm_observer.instrumentation._streams import StreamState, state_streamer
+from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -48,30 +46,6 @@ _TARGETS = (
     Target(_ASYNC, "AsyncInferenceClient.chat_completion", "chat"),
     Target(_ASYNC, "AsyncInferenceClient.text_generation", "generation"),
 )
-
-
-class HuggingFaceInstrumentor(ProviderInstrumentor):
-    """Instruments ``huggingface_hub`` inference clients: chat_completion and text_generation."""
-
-    instruments = _instruments
-    targets = _TARGETS
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            wrap = async_wrapper if is_async else sync_wrapper
-            if target.kind == "chat":
-                return wrap(
-                    handler, _chat_request(handler), _chat_response, _streamer(handler, True), _error_type
-                )
-            return wrap(
-                handler,
-                _generation_request(handler),
-                _generation_response,
-                _streamer(handler, False),
-                _error_type,
-            )
-
-        return make
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -109,7 +83,7 @@ _CHAT_PARAMS = (
 )
 
 
-def _chat_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _chat_request(handler: GenAIHandler) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         call = LLMCall(gv.OP_CHAT, gv.PROVIDER_HUGGING_FACE)
         _target(call, instance, kwargs.get("model"))
@@ -260,7 +234,7 @@ _GENERATION_PARAMS = (
 )
 
 
-def _generation_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _generation_request(handler: GenAIHandler) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         call = LLMCall(gv.OP_TEXT_COMPLETION, gv.PROVIDER_HUGGING_FACE)
         _target(call, instance, kwargs.get("model"))
@@ -332,9 +306,24 @@ class _GenerationStreamState:
             call.output_messages = [message("assistant", [text_part("".join(self.texts))], **extra)]
 
 
-# --- stream wrappers -----------------------------------------------------------------------------------
+# --- instrumentor --------------------------------------------------------------------------------------
 
 
-def _streamer(handler: GenAIHandler, chat: bool) -> Callable[[LLMCall, Any], Any]:
-    make_state: Callable[[bool], StreamState] = _ChatStreamState if chat else _GenerationStreamState
-    return state_streamer(handler, make_state, _error_type, streaming_only=True, iterables=True)
+class HuggingFaceInstrumentor(ProviderInstrumentor):
+    """Instruments ``huggingface_hub`` inference clients: chat_completion and text_generation."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    operations = {
+        "chat": Operation(
+            _chat_request,
+            _chat_response,
+            stream_states(_ChatStreamState, streaming_only=True, iterables=True),
+        ),
+        "generation": Operation(
+            _generation_request,
+            _generation_response,
+            stream_states(_GenerationStreamState, streaming_only=True, iterables=True),
+        ),
+    }
+    error_type = staticmethod(_error_type)

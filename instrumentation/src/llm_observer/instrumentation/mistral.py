@@ -11,15 +11,22 @@ turns it on; with both on, each call is reported twice, once by each.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
 from llm_observer.instrumentation._content import image_url_part, merge_text_parts
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
-from llm_observer.instrumentation._streams import state_streamer
-from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
+from llm_observer.instrumentation._util import (
+    get,
+    given,
+    host_port,
+    integer,
+    put_number,
+    status_code,
+    strings,
+)
+from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -47,37 +54,6 @@ _TARGETS = (
     Target(_EMBEDDINGS, "Embeddings.create", "embed", _EMBEDDINGS_1X),
     Target(_EMBEDDINGS, "Embeddings.create_async", "embed", _EMBEDDINGS_1X),
 )
-
-
-class MistralInstrumentor(ProviderInstrumentor):
-    """Instruments ``mistralai``: chat complete / stream and embeddings, sync and async."""
-
-    instruments = _instruments
-    targets = _TARGETS
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            wrap = async_wrapper if is_async else sync_wrapper
-            if target.kind == "embed":
-                return wrap(handler, _embed_request, _embed_response, None, _error_type)
-            streaming = target.kind == "chat_stream"
-            return wrap(
-                handler,
-                _chat_request(handler, streaming),
-                _chat_response,
-                state_streamer(handler, _ChatStreamState, _error_type) if streaming else None,
-                _error_type,
-            )
-
-        return make
-
-
-def _error_type(exc: BaseException) -> str | None:
-    # SDKError is one class for every HTTP failure: the status code tells them apart.
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and status > 0:
-        return str(status)
-    return None
 
 
 def _server(call: LLMCall, instance: Any, kwargs: dict[str, Any]) -> None:
@@ -109,9 +85,7 @@ _CHAT_PARAMS = (
 )
 
 
-def _chat_request(
-    handler: GenAIHandler, streaming: bool
-) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _chat_request(handler: GenAIHandler, streaming: bool = False) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         call = LLMCall(gv.OP_CHAT, gv.PROVIDER_MISTRAL_AI, _model(kwargs))
         call.streaming = streaming
@@ -296,7 +270,11 @@ class _ChatStreamState(ChatChunkState):
 # --- embeddings ----------------------------------------------------------------------------------------
 
 
-def _embed_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
+def _embed_request(handler: GenAIHandler) -> RequestFn:
+    return _read_embed
+
+
+def _read_embed(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
     call = LLMCall(gv.OP_EMBEDDINGS, gv.PROVIDER_MISTRAL_AI, _model(kwargs))
     _server(call, instance, kwargs)
     dimension = kwargs.get("output_dimension")
@@ -318,3 +296,19 @@ def _embed_response(call: LLMCall, result: Any) -> None:
     vector = get(data[0], "embedding") if data else None
     if vector:
         call.response_attributes = {gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)}
+
+
+class MistralInstrumentor(ProviderInstrumentor):
+    """Instruments ``mistralai``: chat complete / stream and embeddings, sync and async."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    operations = {
+        "chat": Operation(_chat_request, _chat_response),
+        "chat_stream": Operation(
+            partial(_chat_request, streaming=True), _chat_response, stream_states(_ChatStreamState)
+        ),
+        "embed": Operation(_embed_request, _embed_response),
+    }
+    # SDKError is one class for every HTTP failure: the status code tells them apart.
+    error_type = staticmethod(status_code)

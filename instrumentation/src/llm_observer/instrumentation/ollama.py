@@ -12,15 +12,14 @@ endpoint is covered by the OpenAI instrumentor instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from functools import partial
 from importlib import import_module
 from typing import Any, ClassVar
 
 from llm_observer.instrumentation._content import tool_call_parts
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
-from llm_observer.instrumentation._streams import state_streamer
-from llm_observer.instrumentation._util import get, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
+from llm_observer.instrumentation._util import get, host_port, integer, put_number, status_code, strings
+from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -49,56 +48,6 @@ _TARGETS = (
     Target(_MODULE, "AsyncClient.embeddings", "embeddings"),
 )
 _SHORTCUTS = ("chat", "generate", "embed", "embeddings")
-
-
-class OllamaInstrumentor(ProviderInstrumentor):
-    """Instruments the ``ollama`` client: chat, generate, embed, sync and async, with streams."""
-
-    instruments = _instruments
-    targets = _TARGETS
-    # The module-level shortcuts replaced by instrument(), to put back on uninstrument().
-    _shortcuts: ClassVar[dict[str, Any]] = {}
-
-    def _instrument(self, **kwargs: Any) -> None:
-        super()._instrument(**kwargs)
-        self._rebind_shortcuts()
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        super()._uninstrument(**kwargs)
-        package = import_module("ollama")
-        for name, original in self._shortcuts.items():
-            setattr(package, name, original)
-        self._shortcuts.clear()
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            wrap = async_wrapper if is_async else sync_wrapper
-            request, response = _TRANSLATORS[target.kind]
-            streamer = _streamer(handler, target.kind) if target.kind in ("chat", "generate") else None
-            return wrap(handler, request(handler), response, streamer, _error_type)
-
-        return make
-
-    def _rebind_shortcuts(self) -> None:
-        """Point ``ollama.chat`` & co. (bound to the default client before we wrapped the class) at the
-        wrapped methods."""
-        package = import_module("ollama")
-        client_class = import_module(_MODULE).Client
-        default = getattr(package, "_client", None)
-        if not isinstance(default, client_class):
-            return
-        for name in _SHORTCUTS:
-            current = getattr(package, name, None)
-            if getattr(current, "__self__", None) is default:
-                self._shortcuts[name] = current
-                setattr(package, name, getattr(default, name))
-
-
-def _error_type(exc: BaseException) -> str | None:
-    status = getattr(exc, "status_code", None)
-    if isinstance(status, int) and status > 0:
-        return str(status)
-    return None
 
 
 def _argument(args: tuple[Any, ...], kwargs: dict[str, Any], position: int, name: str) -> Any:
@@ -169,7 +118,7 @@ def _plain(value: Any) -> Any:
 # --- chat ----------------------------------------------------------------------------------------------
 
 
-def _chat_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _chat_request(handler: GenAIHandler) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         call = _start(gv.OP_CHAT, instance, args, kwargs)
         if handler.capture_content:
@@ -244,7 +193,7 @@ def _chat_response(call: LLMCall, result: Any) -> None:
 # --- generate ------------------------------------------------------------------------------------------
 
 
-def _generate_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _generate_request(handler: GenAIHandler) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         call = _start(gv.OP_TEXT_COMPLETION, instance, args, kwargs)
         if handler.capture_content:
@@ -272,7 +221,7 @@ def _generate_response(call: LLMCall, result: Any) -> None:
 # --- embed ---------------------------------------------------------------------------------------------
 
 
-def _embed_request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]:
+def _embed_request(handler: GenAIHandler) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
         call = _start(gv.OP_EMBEDDINGS, instance, args, kwargs)
         dimensions = integer(kwargs.get("dimensions"))
@@ -294,20 +243,6 @@ def _embed_response(call: LLMCall, result: Any) -> None:
     first = vectors[0] if vectors else get(result, "embedding")
     if first:
         call.response_attributes = {gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(first)}
-
-
-_TRANSLATORS: dict[
-    str,
-    tuple[
-        Callable[[GenAIHandler], Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall]],
-        Callable[[LLMCall, Any], None],
-    ],
-] = {
-    "chat": (_chat_request, _chat_response),
-    "generate": (_generate_request, _generate_response),
-    "embed": (_embed_request, _embed_response),
-    "embeddings": (_embed_request, _embed_response),
-}
 
 
 # --- streams -------------------------------------------------------------------------------------------
@@ -358,8 +293,48 @@ class _StreamState:
             call.output_messages = [message("assistant", parts, **extra)]
 
 
-def _streamer(handler: GenAIHandler, method: str) -> Callable[[LLMCall, Any], Any]:
-    chat = method == "chat"
-    return state_streamer(
-        handler, lambda capture: _StreamState(chat, capture), _error_type, streaming_only=True
-    )
+class OllamaInstrumentor(ProviderInstrumentor):
+    """Instruments the ``ollama`` client: chat, generate, embed, sync and async, with streams."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    # The module-level shortcuts replaced by instrument(), to put back on uninstrument().
+    _shortcuts: ClassVar[dict[str, Any]] = {}
+    operations = {
+        "chat": Operation(
+            _chat_request, _chat_response, stream_states(partial(_StreamState, True), streaming_only=True)
+        ),
+        "generate": Operation(
+            _generate_request,
+            _generate_response,
+            stream_states(partial(_StreamState, False), streaming_only=True),
+        ),
+        "embed": Operation(_embed_request, _embed_response),
+        "embeddings": Operation(_embed_request, _embed_response),
+    }
+    error_type = staticmethod(status_code)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        super()._instrument(**kwargs)
+        self._rebind_shortcuts()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        super()._uninstrument(**kwargs)
+        package = import_module("ollama")
+        for name, original in self._shortcuts.items():
+            setattr(package, name, original)
+        self._shortcuts.clear()
+
+    def _rebind_shortcuts(self) -> None:
+        """Point ``ollama.chat`` & co. (bound to the default client before we wrapped the class) at the
+        wrapped methods."""
+        package = import_module("ollama")
+        client_class = import_module(_MODULE).Client
+        default = getattr(package, "_client", None)
+        if not isinstance(default, client_class):
+            return
+        for name in _SHORTCUTS:
+            current = getattr(package, name, None)
+            if getattr(current, "__self__", None) is default:
+                self._shortcuts[name] = current
+                setattr(package, name, getattr(default, name))
