@@ -105,6 +105,21 @@ def tool_response_part(call_id: str | None, response: Any) -> Part:
     return {"type": "tool_call_response", "id": call_id, "response": response}
 
 
+def json_able(value: Any) -> Any:
+    """An SDK value as JSON-able data for content (tool arguments and results): scalars stay, mappings and
+    sequences are converted item by item, pydantic models are dumped, anything else becomes its text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): json_able(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_able(item) for item in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        return dump(mode="json", exclude_none=True)
+    return str(value)
+
+
 def message(role: str, parts: list[Part], **extra: Any) -> Message:
     """A message ``{"role", "parts", …extra}`` (output messages pass ``finish_reason``)."""
     result: Message = {"role": role, "parts": parts}

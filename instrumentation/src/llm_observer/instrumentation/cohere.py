@@ -21,14 +21,14 @@ reporting once :meth:`~CohereInstrumentor.uninstrument` ran.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, ClassVar
 
 from opentelemetry.util.types import AttributeValue
 
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
-from llm_observer.instrumentation._streams import StreamState, state_streamer
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._content import json_able
+from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
+from llm_observer.instrumentation._util import host_port
+from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -51,18 +51,18 @@ _V2 = "cohere.v2.client"
 _V1 = "cohere.base_client"
 _TARGETS = (
     Target(_V2, "V2Client.chat", "chat_v2"),
-    Target(_V2, "V2Client.chat_stream", "chat_v2"),
+    Target(_V2, "V2Client.chat_stream", "chat_v2_stream"),
     Target(_V2, "V2Client.embed", "embed"),
     Target(_V2, "V2Client.rerank", "rerank"),
     Target(_V2, "AsyncV2Client.chat", "chat_v2"),
-    Target(_V2, "AsyncV2Client.chat_stream", "chat_v2"),
+    Target(_V2, "AsyncV2Client.chat_stream", "chat_v2_stream"),
     Target(_V2, "AsyncV2Client.embed", "embed"),
     Target(_V2, "AsyncV2Client.rerank", "rerank"),
     Target(_V1, "BaseCohere.chat", "chat_v1"),
-    Target(_V1, "BaseCohere.chat_stream", "chat_v1"),
+    Target(_V1, "BaseCohere.chat_stream", "chat_v1_stream"),
     Target(_V1, "BaseCohere.rerank", "rerank"),
     Target(_V1, "AsyncBaseCohere.chat", "chat_v1"),
-    Target(_V1, "AsyncBaseCohere.chat_stream", "chat_v1"),
+    Target(_V1, "AsyncBaseCohere.chat_stream", "chat_v1_stream"),
     Target(_V1, "AsyncBaseCohere.rerank", "rerank"),
     # Client.embed batches texts over a thread pool and calls BaseCohere.embed per batch: wrapping the
     # public override gives one span per user call, in the caller's context.
@@ -70,55 +70,26 @@ _TARGETS = (
     Target("cohere.client", "AsyncClient.embed", "embed"),
 )
 
-_STREAM_METHODS = frozenset({"chat_stream"})
 
+def _request(
+    translate: Callable[[GenAIHandler, Mapping[str, Any]], LLMCall], streaming: bool = False
+) -> Callable[[GenAIHandler], RequestFn]:
+    """The request builder of one kind: ``translate`` the arguments, then the client's server."""
 
-class CohereInstrumentor(ProviderInstrumentor):
-    """Instruments the ``cohere`` SDK: chat (v1, v2), embed and rerank, sync and async, with streams."""
+    def build(handler: GenAIHandler) -> RequestFn:
+        def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
+            # Clients made while instrumented keep the wrapper bound on the instance: stay quiet once
+            # uninstrumented.
+            if not CohereInstrumentor._active:
+                return None
+            call = translate(handler, kwargs)
+            call.streaming = streaming
+            _set_server(call, instance)
+            return call
 
-    instruments = _instruments
-    targets = _TARGETS
-    _active = False
+        return request
 
-    def _instrument(self, **kwargs: Any) -> None:
-        self._active = True
-        super()._instrument(**kwargs)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        self._active = False
-        super()._uninstrument(**kwargs)
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            streaming = target.method in _STREAM_METHODS
-            return _make_wrapper(self, handler, target.kind, streaming, is_async)
-
-        return make
-
-
-def _make_wrapper(
-    owner: CohereInstrumentor, handler: GenAIHandler, kind: str, streaming: bool, is_async: bool
-) -> WraptWrapper:
-    translate = _REQUESTS[kind]
-
-    def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
-        # Clients made while instrumented keep the wrapper bound on the instance: stay quiet once
-        # uninstrumented.
-        if not owner._active:
-            return None
-        call = translate(handler, kwargs)
-        call.streaming = streaming
-        _set_server(call, instance)
-        return call
-
-    response = _RESPONSES[kind]
-    make_state = _STREAMS.get(kind)
-    stream = state_streamer(handler, make_state) if make_state is not None else None
-
-    if is_async:
-        return async_wrapper(handler, request, response, stream)
-    # chat_stream is a (sync or async) generator function: calling it returns the stream at once.
-    return sync_wrapper(handler, request, response, stream)
+    return build
 
 
 # --- shared helpers ------------------------------------------------------------------------------------
@@ -161,9 +132,7 @@ def _set_server(call: LLMCall, instance: Any) -> None:
     get_base_url = getattr(wrapper, "get_base_url", None)
     if get_base_url is None:
         return
-    url = urlsplit(str(get_base_url()))
-    call.server_address = url.hostname
-    call.server_port = url.port or (443 if url.scheme == "https" else 80)
+    call.server_address, call.server_port = host_port(str(get_base_url()))
 
 
 def _usage(call: LLMCall, usage: Any) -> None:
@@ -268,7 +237,7 @@ def _request_chat_v2(handler: GenAIHandler, kwargs: Mapping[str, Any]) -> LLMCal
 def _input_message_v2(item: Any) -> Message:
     role = str(_get(item, "role") or "user")
     if role == "tool":
-        parts: list[Part] = [tool_response_part(_get(item, "tool_call_id"), _plain(_get(item, "content")))]
+        parts: list[Part] = [tool_response_part(_get(item, "tool_call_id"), json_able(_get(item, "content")))]
         return message(role, parts)
     parts = []
     plan = _get(item, "tool_plan")
@@ -281,20 +250,6 @@ def _input_message_v2(item: Any) -> Message:
             tool_call_part(_get(tool_call, "id"), _get(function, "name"), _get(function, "arguments"))
         )
     return message(role, parts)
-
-
-def _plain(value: Any) -> Any:
-    """Tool results as JSON-able data (strings stay strings, models become dicts)."""
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json", exclude_none=True)
-    return str(value)
 
 
 def _response_chat_v2(call: LLMCall, result: Any) -> None:
@@ -395,7 +350,7 @@ def _request_chat_v1(handler: GenAIHandler, kwargs: Mapping[str, Any]) -> LLMCal
             tool_call = _get(result, "call")
             messages.append(
                 message(
-                    "tool", [tool_response_part(_get(tool_call, "name"), _plain(_get(result, "outputs")))]
+                    "tool", [tool_response_part(_get(tool_call, "name"), json_able(_get(result, "outputs")))]
                 )
             )
         text = _given(kwargs, "message")
@@ -412,7 +367,7 @@ def _request_chat_v1(handler: GenAIHandler, kwargs: Mapping[str, Any]) -> LLMCal
                     "type": "function",
                     "name": _get(tool, "name"),
                     "description": _get(tool, "description"),
-                    "parameters": _plain(_get(tool, "parameter_definitions")),
+                    "parameters": json_able(_get(tool, "parameter_definitions")),
                 }
                 for tool in tools
             ]
@@ -429,9 +384,11 @@ def _history_message_v1(turn: Any) -> Message:
     if text:
         parts.append(text_part(str(text)))
     for tool_call in _get(turn, "tool_calls") or ():
-        parts.append(tool_call_part(None, _get(tool_call, "name"), _plain(_get(tool_call, "parameters"))))
+        parts.append(tool_call_part(None, _get(tool_call, "name"), json_able(_get(tool_call, "parameters"))))
     for result in _get(turn, "tool_results") or ():
-        parts.append(tool_response_part(_get(_get(result, "call"), "name"), _plain(_get(result, "outputs"))))
+        parts.append(
+            tool_response_part(_get(_get(result, "call"), "name"), json_able(_get(result, "outputs")))
+        )
     return message(role, parts)
 
 
@@ -447,7 +404,9 @@ def _response_chat_v1(call: LLMCall, result: Any) -> None:
         if text:
             parts.append(text_part(str(text)))
         for tool_call in _get(result, "tool_calls") or ():
-            parts.append(tool_call_part(None, _get(tool_call, "name"), _plain(_get(tool_call, "parameters"))))
+            parts.append(
+                tool_call_part(None, _get(tool_call, "name"), json_able(_get(tool_call, "parameters")))
+            )
         extra = {"finish_reason": _finish_reason(reason)} if reason is not None else {}
         call.output_messages = [message("assistant", parts, **extra)]
 
@@ -518,21 +477,33 @@ def _response_rerank(call: LLMCall, result: Any) -> None:
     _usage(call, _get(result, "meta"))
 
 
-_REQUESTS: dict[str, Callable[[GenAIHandler, Mapping[str, Any]], LLMCall]] = {
-    "chat_v2": _request_chat_v2,
-    "chat_v1": _request_chat_v1,
-    "embed": _request_embed,
-    "rerank": _request_rerank,
-}
-_RESPONSES: dict[str, Callable[[LLMCall, Any], None]] = {
-    "chat_v2": _response_chat_v2,
-    "chat_v1": _response_chat_v1,
-    "embed": _response_embed,
-    "rerank": _response_rerank,
-}
-# The state each streamed kind keeps, made per stream from whether content is captured.
-_STREAMS: dict[str, Callable[[bool], StreamState]] = {
-    "chat_v2": _StreamStateV2,
-    # stream-end carries the whole response, content or not: nothing here depends on capture.
-    "chat_v1": lambda _capture: _StreamStateV1(),
-}
+class CohereInstrumentor(ProviderInstrumentor):
+    """Instruments the ``cohere`` SDK: chat (v1, v2), embed and rerank, sync and async, with streams."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    # Whether instrumented: read by the wrappers that clients made while instrumented keep.
+    _active: ClassVar[bool] = False
+    operations = {
+        "chat_v2": Operation(_request(_request_chat_v2), _response_chat_v2),
+        "chat_v2_stream": Operation(
+            _request(_request_chat_v2, streaming=True), _response_chat_v2, stream_states(_StreamStateV2)
+        ),
+        "chat_v1": Operation(_request(_request_chat_v1), _response_chat_v1),
+        # stream-end carries the whole response, content or not: nothing here depends on capture.
+        "chat_v1_stream": Operation(
+            _request(_request_chat_v1, streaming=True),
+            _response_chat_v1,
+            stream_states(lambda _capture: _StreamStateV1()),
+        ),
+        "embed": Operation(_request(_request_embed), _response_embed),
+        "rerank": Operation(_request(_request_rerank), _response_rerank),
+    }
+
+    def _instrument(self, **kwargs: Any) -> None:
+        type(self)._active = True
+        super()._instrument(**kwargs)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        type(self)._active = False
+        super()._uninstrument(**kwargs)

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
-from llm_observer.instrumentation._content import merge_text_parts
+from llm_observer.instrumentation._content import json_able, merge_text_parts
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
+from llm_observer.instrumentation._util import host_port
 from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
@@ -79,9 +79,7 @@ def _provider_and_server(call: LLMCall, instance: Any) -> None:
     options = getattr(api_client, "_http_options", None)
     base_url = _get(options, "base_url")
     if base_url:
-        url = urlsplit(str(base_url))
-        call.server_address = url.hostname
-        call.server_port = url.port or (443 if url.scheme == "https" else 80)
+        call.server_address, call.server_port = host_port(str(base_url))
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -103,19 +101,6 @@ def _finish_reason(reason: str) -> str:
     }.get(reason, reason.lower())
 
 
-def _json_able(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(key): _json_able(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_able(item) for item in value]
-    dump = getattr(value, "model_dump", None)
-    if callable(dump):
-        return dump(mode="json", exclude_none=True)
-    return str(value)
-
-
 # --- content -------------------------------------------------------------------------------------------
 
 
@@ -130,12 +115,12 @@ def _part(part: Any) -> Part | None:
     function_call = _get(part, "function_call")
     if function_call is not None:
         return tool_call_part(
-            _get(function_call, "id"), _get(function_call, "name"), _json_able(_get(function_call, "args"))
+            _get(function_call, "id"), _get(function_call, "name"), json_able(_get(function_call, "args"))
         )
     function_response = _get(part, "function_response")
     if function_response is not None:
         return tool_response_part(
-            _get(function_response, "id"), _json_able(_get(function_response, "response"))
+            _get(function_response, "id"), json_able(_get(function_response, "response"))
         )
     inline = _get(part, "inline_data")
     if inline is not None:
@@ -221,7 +206,7 @@ def _tool_definitions(tools: Any) -> list[dict[str, Any]]:
                     "type": "function",
                     "name": _get(declaration, "name"),
                     "description": _get(declaration, "description"),
-                    "parameters": _json_able(parameters),
+                    "parameters": json_able(parameters),
                 }
             )
         for kind in ("google_search", "code_execution", "retrieval", "url_context"):
