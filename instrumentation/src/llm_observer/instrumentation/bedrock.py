@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
+from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target
 from llm_observer.instrumentation._streams import SyncStreamWrapper
 from llm_observer.instrumentation._util import host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import WraptWrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import ErrorTypeFn, RequestFn, StreamFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -51,19 +51,6 @@ _TARGETS = (Target("botocore.client", "BaseClient._make_api_call", "api_call"),)
 _SERVICE = "bedrock-runtime"
 _OPERATIONS = frozenset({"Converse", "ConverseStream", "InvokeModel"})
 AWS_REQUEST_ID = "aws.request_id"
-
-
-class BedrockInstrumentor(ProviderInstrumentor):
-    """Instruments ``bedrock-runtime`` Converse, ConverseStream and InvokeModel calls made with boto3."""
-
-    instruments = _instruments
-    targets = _TARGETS
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            return sync_wrapper(handler, _request(handler), _response, _streamer(handler), _error_type)
-
-        return make
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -108,7 +95,7 @@ def _finish_reason(reason: Any) -> str:
 # --- request -------------------------------------------------------------------------------------------
 
 
-def _request(handler: GenAIHandler) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall | None]:
+def _request(handler: GenAIHandler) -> RequestFn:
     def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
         operation = args[0] if args else kwargs.get("operation_name")
         if operation not in _OPERATIONS:
@@ -311,16 +298,23 @@ def _anthropic_parts(content: Any) -> list[Part]:
 
 
 def _converse_usage(call: LLMCall, usage: Any) -> None:
-    if not isinstance(usage, Mapping):
-        return
-    uncached = integer(usage.get("inputTokens"))
-    cache_read = integer(usage.get("cacheReadInputTokens"))
-    cache_write = integer(usage.get("cacheWriteInputTokens"))
-    if uncached is not None:
-        call.input_tokens = uncached + (cache_read or 0) + (cache_write or 0)
-    output = integer(usage.get("outputTokens"))
-    if output is not None:
-        call.output_tokens = output
+    if isinstance(usage, Mapping):
+        _usage(call, usage, "inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+
+
+def _usage(
+    call: LLMCall, usage: Mapping[str, Any], uncached: str, output: str, read: str, write: str
+) -> None:
+    """Token counts from a usage block whose input count leaves out cache reads and writes (Converse and
+    Anthropic both count them apart), under its own key names."""
+    fresh = integer(usage.get(uncached))
+    cache_read = integer(usage.get(read))
+    cache_write = integer(usage.get(write))
+    if fresh is not None:
+        call.input_tokens = fresh + (cache_read or 0) + (cache_write or 0)
+    produced = integer(usage.get(output))
+    if produced is not None:
+        call.output_tokens = produced
     if cache_read is not None:
         call.cache_read_tokens = cache_read
     if cache_write is not None:
@@ -373,18 +367,14 @@ def _invoke_response(call: LLMCall, result: dict[str, Any]) -> None:
         call.response_model = body.get("model")
         reason = body.get("stop_reason")
         usage = body.get("usage") or {}
-        cache_read = integer(usage.get("cache_read_input_tokens"))
-        cache_write = integer(usage.get("cache_creation_input_tokens"))
-        uncached = integer(usage.get("input_tokens"))
-        if uncached is not None:
-            call.input_tokens = uncached + (cache_read or 0) + (cache_write or 0)
-        output = integer(usage.get("output_tokens"))
-        if output is not None:
-            call.output_tokens = output
-        if cache_read is not None:
-            call.cache_read_tokens = cache_read
-        if cache_write is not None:
-            call.cache_creation_tokens = cache_write
+        _usage(
+            call,
+            usage,
+            "input_tokens",
+            "output_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+        )
         parts = _anthropic_parts(body.get("content")) if capture else []
     elif family == "titan-embed":
         tokens = integer(body.get("inputTextTokenCount"))
@@ -492,7 +482,7 @@ class _ConverseStream(SyncStreamWrapper):
         return _error_type(exc)
 
 
-def _streamer(handler: GenAIHandler) -> Callable[[LLMCall, Any], Any]:
+def _streams(handler: GenAIHandler, is_async: bool, error_type: ErrorTypeFn | None) -> StreamFn:
     def stream(call: LLMCall, result: Any) -> Any:
         if not call.streaming or not isinstance(result, dict) or "stream" not in result:
             return None
@@ -502,3 +492,12 @@ def _streamer(handler: GenAIHandler) -> Callable[[LLMCall, Any], Any]:
         return result
 
     return stream
+
+
+class BedrockInstrumentor(ProviderInstrumentor):
+    """Instruments ``bedrock-runtime`` Converse, ConverseStream and InvokeModel calls made with boto3."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    operations = {"api_call": Operation(_request, _response, _streams)}
+    error_type = staticmethod(_error_type)
