@@ -84,9 +84,10 @@ def bench_isolated(calls: int, rounds: int) -> dict[str, Any]:
         for event in stream_events
         if event != "data: [DONE]"
     ]
-    adapter = openai_instr._Adapter(handler, False, {})
+    chat_op = openai_instr._Adapter(handler, False, {}).operations()["chat"]
+    assert chat_op.stream is not None
     chat_wrapper = sync_wrapper(
-        handler, adapter.chat_request, adapter.chat_response, adapter.stream_fn("chat", False)
+        handler, chat_op.request(handler), chat_op.response, chat_op.stream(handler, False, None)
     )
 
     def sdk_chat(**kwargs: Any) -> Any:
@@ -136,8 +137,11 @@ def bench_isolated(calls: int, rounds: int) -> dict[str, Any]:
 
     # The SDK's own tracing off, as AnthropicInstrumentor arranges (else the instrumentation stands aside).
     a_instance = anthropic.Anthropic(api_key="k", open_telemetry=False).messages
-    a_adapter = anthropic_instr._Adapter(handler)
-    a_wrapper = sync_wrapper(handler, a_adapter.request, a_adapter.response, a_adapter.sync_stream)
+    a_create = anthropic_instr.AnthropicInstrumentor.operations["create"]
+    assert a_create.stream is not None
+    a_wrapper = sync_wrapper(
+        handler, a_create.request(handler), a_create.response, a_create.stream(handler, False, None)
+    )
 
     def a_sdk(**kwargs: Any) -> Any:
         return message
@@ -169,8 +173,8 @@ def bench_isolated(calls: int, rounds: int) -> dict[str, Any]:
     from opentelemetry.trace import NoOpTracerProvider
 
     noop = GenAIHandler("bench", tracer_provider=NoOpTracerProvider(), meter_provider=NoOpMeterProvider())
-    noop_adapter = openai_instr._Adapter(noop, False, {})
-    noop_wrapper = sync_wrapper(noop, noop_adapter.chat_request, noop_adapter.chat_response)
+    noop_chat_op = openai_instr._Adapter(noop, False, {}).operations()["chat"]
+    noop_wrapper = sync_wrapper(noop, noop_chat_op.request(noop), noop_chat_op.response)
 
     def noop_chat() -> Any:
         return noop_wrapper(

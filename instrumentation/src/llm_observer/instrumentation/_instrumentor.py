@@ -52,7 +52,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 
 from llm_observer.instrumentation import __version__
-from llm_observer.instrumentation._streams import StreamState, state_streamer
+from llm_observer.instrumentation._streams import (
+    AsyncStreamWrapper,
+    StreamState,
+    SyncStreamWrapper,
+    state_streamer,
+)
 from llm_observer.instrumentation._wrappers import (
     ErrorTypeFn,
     RequestFn,
@@ -62,9 +67,17 @@ from llm_observer.instrumentation._wrappers import (
     async_wrapper,
     sync_wrapper,
 )
-from llm_observer.instrumentation.handler import GenAIHandler
+from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
 
-__all__ = ["Operation", "ProviderInstrumentor", "StreamFactory", "Target", "WrapperFactory", "stream_states"]
+__all__ = [
+    "Operation",
+    "ProviderInstrumentor",
+    "StreamFactory",
+    "Target",
+    "WrapperFactory",
+    "stream_states",
+    "stream_wrappers",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -128,6 +141,24 @@ def stream_states(
         return state_streamer(
             handler, make_state, error_type, streaming_only=streaming_only, iterables=iterables
         )
+
+    return factory
+
+
+def stream_wrappers(sync_cls: type[SyncStreamWrapper], async_cls: type[AsyncStreamWrapper]) -> StreamFactory:
+    """A :data:`StreamFactory` that wraps the result of a call marked ``streaming`` in ``sync_cls`` (or
+    ``async_cls`` for async methods) when it is an iterator (an async one)."""
+
+    def factory(handler: GenAIHandler, is_async: bool, error_type: ErrorTypeFn | None) -> StreamFn:
+        cls: type[Any] = async_cls if is_async else sync_cls
+        marker = "__anext__" if is_async else "__next__"
+
+        def stream(call: LLMCall, result: Any) -> Any:
+            if not call.streaming or not hasattr(result, marker):
+                return None
+            return cls(result, handler, call)
+
+        return stream
 
     return factory
 

@@ -23,10 +23,16 @@ from typing import Any
 
 import wrapt
 
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
+from llm_observer.instrumentation._instrumentor import (
+    Operation,
+    ProviderInstrumentor,
+    Target,
+    WrapperFactory,
+    stream_wrappers,
+)
 from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import RequestFn, WraptWrapper
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -64,41 +70,6 @@ _PROVIDERS_BY_CLASS = {
 }
 
 
-class AnthropicInstrumentor(ProviderInstrumentor):
-    """Instruments the ``anthropic`` SDK. ``instrument()`` also accepts ``prefer_native`` (see module
-    docstring)."""
-
-    instruments = _instruments
-    targets = _TARGETS
-    _set_switch = False
-
-    def _instrument(self, **kwargs: Any) -> None:
-        if not kwargs.get("prefer_native") and _NATIVE_SWITCH not in os.environ:
-            os.environ[_NATIVE_SWITCH] = "false"
-            self._set_switch = True
-        super()._instrument(**kwargs)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        super()._uninstrument(**kwargs)
-        if self._set_switch:
-            os.environ.pop(_NATIVE_SWITCH, None)
-            self._set_switch = False
-
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
-        adapter = _Adapter(handler)
-
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            if target.kind != "create":
-                return adapter.stream_helper(is_async=target.kind == "async_stream")
-            if is_async:
-                return async_wrapper(
-                    handler, adapter.request, adapter.response, adapter.async_stream, _error_type
-                )
-            return sync_wrapper(handler, adapter.request, adapter.response, adapter.sync_stream, _error_type)
-
-        return make
-
-
 def _error_type(exc: BaseException) -> str | None:
     kind = getattr(exc, "type", None)
     if isinstance(kind, str) and kind:
@@ -119,11 +90,8 @@ def _native_tracing(client: Any) -> bool:
         return False
 
 
-class _Adapter:
-    def __init__(self, handler: GenAIHandler) -> None:
-        self.handler = handler
-
-    def request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
+def _request(handler: GenAIHandler) -> RequestFn:
+    def request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall | None:
         client = getattr(instance, "_client", None)
         if _native_tracing(client):
             return None
@@ -144,7 +112,7 @@ class _Adapter:
         stop = strings(kwargs.get("stop_sequences"))
         if stop:
             attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
-        if self.handler.capture_content:
+        if handler.capture_content:
             call.input_messages = [_input_message(item) for item in kwargs.get("messages") or ()]
             system = kwargs.get("system")
             if isinstance(system, str):
@@ -154,41 +122,36 @@ class _Adapter:
             call.tool_definitions = _tool_definitions(kwargs.get("tools"))
         return call
 
-    def response(self, call: LLMCall, result: Any) -> None:
-        _fill_from_message(call, result, self.handler.capture_content)
+    return request
 
-    def sync_stream(self, call: LLMCall, result: Any) -> Any:
-        if call.streaming and hasattr(result, "__next__"):
-            return _SyncEvents(result, self.handler, call)
-        return None
 
-    def async_stream(self, call: LLMCall, result: Any) -> Any:
-        if call.streaming and hasattr(result, "__anext__"):
-            return _AsyncEvents(result, self.handler, call)
-        return None
+def _response(call: LLMCall, result: Any) -> None:
+    # The request kept the input messages exactly when content is captured.
+    _fill_from_message(call, result, call.input_messages is not None)
 
-    def stream_helper(self, is_async: bool) -> WraptWrapper:
-        """Wrapper of ``messages.stream()``: the request is sent when its manager is entered."""
-        handler = self.handler
-        manager_cls = _AsyncManager if is_async else _SyncManager
 
-        def wrapper(
-            wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-        ) -> Any:
-            manager = wrapped(*args, **kwargs)
-            if llm_spans_suppressed():
-                return manager
-            try:
-                call = self.request(instance, args, kwargs)
-            except Exception:
-                _log.debug("Could not read an Anthropic request.", exc_info=True)
-                return manager
-            if call is None:
-                return manager
-            call.streaming = True
-            return manager_cls(manager, handler, call)
+def _stream_helper(handler: GenAIHandler, is_async: bool) -> WraptWrapper:
+    """Wrapper of ``messages.stream()``: the request is sent when its manager is entered."""
+    request = _request(handler)
+    manager_cls = _AsyncManager if is_async else _SyncManager
 
-        return wrapper
+    def wrapper(
+        wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if llm_spans_suppressed():
+            return manager
+        try:
+            call = request(instance, args, kwargs)
+        except Exception:
+            _log.debug("Could not read an Anthropic request.", exc_info=True)
+            return manager
+        if call is None:
+            return manager
+        call.streaming = True
+        return manager_cls(manager, handler, call)
+
+    return wrapper
 
 
 def _fill_from_message(call: LLMCall, result: Any, capture: bool) -> None:
@@ -437,3 +400,36 @@ def _end_if_open(handler: GenAIHandler, call: LLMCall, exc: BaseException | None
         handler.fail(call, exc, _error_type(exc))
     else:
         handler.finish(call)
+
+
+class AnthropicInstrumentor(ProviderInstrumentor):
+    """Instruments the ``anthropic`` SDK. ``instrument()`` also accepts ``prefer_native`` (see module
+    docstring)."""
+
+    instruments = _instruments
+    targets = _TARGETS
+    operations = {"create": Operation(_request, _response, stream_wrappers(_SyncEvents, _AsyncEvents))}
+    error_type = staticmethod(_error_type)
+    _set_switch = False
+
+    def _instrument(self, **kwargs: Any) -> None:
+        if not kwargs.get("prefer_native") and _NATIVE_SWITCH not in os.environ:
+            os.environ[_NATIVE_SWITCH] = "false"
+            self._set_switch = True
+        super()._instrument(**kwargs)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        super()._uninstrument(**kwargs)
+        if self._set_switch:
+            os.environ.pop(_NATIVE_SWITCH, None)
+            self._set_switch = False
+
+    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+        make_call = super()._wrapper_factory(handler, kwargs)
+
+        def make(target: Target, is_async: bool) -> WraptWrapper:
+            if target.kind == "create":
+                return make_call(target, is_async)
+            return _stream_helper(handler, is_async=target.kind == "async_stream")
+
+        return make

@@ -20,13 +20,18 @@ sends one last chunk with an empty ``choices`` list, which code indexing ``chunk
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import image_url_part, tool_call_parts
-from llm_observer.instrumentation._instrumentor import ProviderInstrumentor, Target, WrapperFactory
+from llm_observer.instrumentation._instrumentor import (
+    Operation,
+    ProviderInstrumentor,
+    Target,
+    stream_wrappers,
+)
 from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import (
     env_flag,
@@ -37,7 +42,7 @@ from llm_observer.instrumentation._util import (
     put_number,
     strings,
 )
-from llm_observer.instrumentation._wrappers import WraptWrapper, async_wrapper, sync_wrapper
+from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -117,6 +122,13 @@ def provider_for_url(url: str, azure_client: bool = False, overrides: Mapping[st
     return gv.PROVIDER_OPENAI
 
 
+def _error_type(exc: BaseException) -> str | None:
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        return code
+    return None
+
+
 class OpenAIInstrumentor(ProviderInstrumentor):
     """Instruments the ``openai`` SDK. ``instrument()`` also accepts ``stream_usage`` (bool, default from
     ``LLM_OBSERVER_OPENAI_STREAM_USAGE``) and ``providers`` (host[:port] → provider)."""
@@ -124,26 +136,15 @@ class OpenAIInstrumentor(ProviderInstrumentor):
     instruments = _instruments
     targets = _TARGETS
 
-    def _wrapper_factory(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> WrapperFactory:
+    error_type = staticmethod(_error_type)
+
+    def _operations(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> Mapping[str, Operation]:
+        # The requests depend on this instrument() call's options, so the table is made here.
         stream_usage = kwargs.get("stream_usage")
         if stream_usage is None:
             stream_usage = env_flag(STREAM_USAGE_ENV)
         adapter = _Adapter(handler, bool(stream_usage), dict(kwargs.get("providers") or {}))
-
-        def make(target: Target, is_async: bool) -> WraptWrapper:
-            kind = target.kind
-            wrap = async_wrapper if is_async else sync_wrapper
-            stream = adapter.stream_fn(kind, is_async)
-            return wrap(handler, adapter.requests[kind], adapter.responses[kind], stream, _error_type)
-
-        return make
-
-
-def _error_type(exc: BaseException) -> str | None:
-    code = getattr(exc, "code", None)
-    if isinstance(code, str) and code:
-        return code
-    return None
+        return adapter.operations()
 
 
 class _Adapter:
@@ -154,17 +155,21 @@ class _Adapter:
         self.stream_usage = stream_usage
         self.providers = providers
         self._endpoints: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
-        self.requests = {
-            "chat": self.chat_request,
-            "responses": self.responses_request,
-            "completions": self.completions_request,
-            "embeddings": self.embeddings_request,
-        }
-        self.responses = {
-            "chat": self.chat_response,
-            "responses": self.responses_response,
-            "completions": self.completions_response,
-            "embeddings": self.embeddings_response,
+
+    def operations(self) -> dict[str, Operation]:
+        """The instrumentor's operations, reading requests and responses with this adapter."""
+        chat_streams = stream_wrappers(_SyncChatStream, _AsyncChatStream)
+        return {
+            "chat": Operation(_bound(self.chat_request), self.chat_response, chat_streams),
+            "responses": Operation(
+                _bound(self.responses_request),
+                self.responses_response,
+                stream_wrappers(_SyncResponsesStream, _AsyncResponsesStream),
+            ),
+            "completions": Operation(
+                _bound(self.completions_request), self.completions_response, chat_streams
+            ),
+            "embeddings": Operation(_bound(self.embeddings_request), self.embeddings_response),
         }
 
     # --- common -------------------------------------------------------------------------------------
@@ -357,25 +362,10 @@ class _Adapter:
             if isinstance(vector, list):
                 call.response_attributes = {gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)}
 
-    # --- streams ------------------------------------------------------------------------------------
 
-    def stream_fn(self, kind: str, is_async: bool) -> Any:
-        """The stream function for one API: wraps ``Stream``/``AsyncStream`` results of streamed calls."""
-        if kind == "embeddings":
-            return None
-        if kind == "responses":
-            cls: type[Any] = _AsyncResponsesStream if is_async else _SyncResponsesStream
-        else:
-            cls = _AsyncChatStream if is_async else _SyncChatStream
-        marker = "__anext__" if is_async else "__next__"
-        handler = self.handler
-
-        def stream(call: LLMCall, result: Any) -> Any:
-            if not call.streaming or not hasattr(result, marker):
-                return None
-            return cls(result, handler, call)
-
-        return stream
+def _bound(request: RequestFn) -> Callable[[GenAIHandler], RequestFn]:
+    """A request builder for a request function already bound to the handler (the adapter's)."""
+    return lambda _handler: request
 
 
 # --- content: chat messages -------------------------------------------------------------------------
