@@ -199,16 +199,7 @@ class GenAIHandler:
         if llm_spans_suppressed():
             call.ended = True
             return call
-        attributes: dict[str, AttributeValue] = {
-            attr.GEN_AI_OPERATION_NAME: call.operation,
-            attr.GEN_AI_PROVIDER_NAME: call.provider,
-        }
-        if call.request_model:
-            attributes[attr.GEN_AI_REQUEST_MODEL] = call.request_model
-        if call.server_address:
-            attributes[gv.SERVER_ADDRESS] = call.server_address
-            if call.server_port:
-                attributes[gv.SERVER_PORT] = call.server_port
+        attributes = _naming_attributes(call, response_model=False, server=True)
         if call.streaming:
             attributes[attr.GEN_AI_REQUEST_STREAM] = True
         attributes.update(call.attributes)
@@ -292,30 +283,10 @@ class GenAIHandler:
         return attributes
 
     def _content_attributes(self, call: LLMCall) -> dict[str, AttributeValue]:
-        attributes: dict[str, AttributeValue] = {}
-        if call.input_messages is not None:
-            attributes[attr.GEN_AI_INPUT_MESSAGES] = to_json(call.input_messages)
-        if call.output_messages is not None:
-            attributes[attr.GEN_AI_OUTPUT_MESSAGES] = to_json(call.output_messages)
-        if call.system_instructions:
-            attributes[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = to_json(call.system_instructions)
-        if call.tool_definitions:
-            attributes[attr.GEN_AI_TOOL_DEFINITIONS] = to_json(call.tool_definitions)
-        return attributes
+        return {key: to_json(value) for key, value in _content(call).items()}
 
     def _record_metrics(self, call: LLMCall, duration_s: float, error_type: str | None) -> None:
-        labels: dict[str, AttributeValue] = {
-            attr.GEN_AI_OPERATION_NAME: call.operation,
-            attr.GEN_AI_PROVIDER_NAME: call.provider,
-        }
-        if call.request_model:
-            labels[attr.GEN_AI_REQUEST_MODEL] = call.request_model
-        if call.response_model:
-            labels[attr.GEN_AI_RESPONSE_MODEL] = call.response_model
-        if call.server_address:
-            labels[gv.SERVER_ADDRESS] = call.server_address
-            if call.server_port:
-                labels[gv.SERVER_PORT] = call.server_port
+        labels = _naming_attributes(call, response_model=True, server=True)
         if call.first_chunk_ns is not None:
             self._ttfc.record((call.first_chunk_ns - call.start_ns) / 1e9, labels)
         if error_type is not None:
@@ -333,27 +304,45 @@ class GenAIHandler:
 
     def _emit_event(self, call: LLMCall, span: Span) -> None:
         assert self._logger is not None
-        attributes: dict[str, Any] = {
-            attr.GEN_AI_OPERATION_NAME: call.operation,
-            attr.GEN_AI_PROVIDER_NAME: call.provider,
-        }
-        if call.request_model:
-            attributes[attr.GEN_AI_REQUEST_MODEL] = call.request_model
-        if call.response_model:
-            attributes[attr.GEN_AI_RESPONSE_MODEL] = call.response_model
-        if call.input_messages is not None:
-            attributes[attr.GEN_AI_INPUT_MESSAGES] = call.input_messages
-        if call.output_messages is not None:
-            attributes[attr.GEN_AI_OUTPUT_MESSAGES] = call.output_messages
-        if call.system_instructions:
-            attributes[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = call.system_instructions
-        if call.tool_definitions:
-            attributes[attr.GEN_AI_TOOL_DEFINITIONS] = call.tool_definitions
+        attributes: dict[str, Any] = _naming_attributes(call, response_model=True, server=False)
+        attributes.update(_content(call))
         self._logger.emit(
             event_name=gv.EVENT_INFERENCE_OPERATION_DETAILS,
             attributes=attributes,
             context=trace.set_span_in_context(span),
         )
+
+
+def _naming_attributes(call: LLMCall, *, response_model: bool, server: bool) -> dict[str, AttributeValue]:
+    """What names a call on its span, metrics and event: operation, provider, request model, and as asked
+    the response model and the server."""
+    attributes: dict[str, AttributeValue] = {
+        attr.GEN_AI_OPERATION_NAME: call.operation,
+        attr.GEN_AI_PROVIDER_NAME: call.provider,
+    }
+    if call.request_model:
+        attributes[attr.GEN_AI_REQUEST_MODEL] = call.request_model
+    if response_model and call.response_model:
+        attributes[attr.GEN_AI_RESPONSE_MODEL] = call.response_model
+    if server and call.server_address:
+        attributes[gv.SERVER_ADDRESS] = call.server_address
+        if call.server_port:
+            attributes[gv.SERVER_PORT] = call.server_port
+    return attributes
+
+
+def _content(call: LLMCall) -> dict[str, Any]:
+    """The captured content of a call by attribute name, as gathered (not yet encoded)."""
+    content: dict[str, Any] = {}
+    if call.input_messages is not None:
+        content[attr.GEN_AI_INPUT_MESSAGES] = call.input_messages
+    if call.output_messages is not None:
+        content[attr.GEN_AI_OUTPUT_MESSAGES] = call.output_messages
+    if call.system_instructions:
+        content[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = call.system_instructions
+    if call.tool_definitions:
+        content[attr.GEN_AI_TOOL_DEFINITIONS] = call.tool_definitions
+    return content
 
 
 def _qualified_name(exc: BaseException) -> str:
