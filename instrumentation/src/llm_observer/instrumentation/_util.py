@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,6 +60,22 @@ def put_number(attributes: dict[str, AttributeValue], key: str, value: Any) -> N
     """Set ``key`` when ``value`` is a real number."""
     checked = number(value)
     if checked is not None:
+        attributes[key] = checked
+
+
+def put_numbers(
+    attributes: dict[str, AttributeValue], source: Any, fields: Iterable[tuple[str, str]]
+) -> None:
+    """For each ``(field, key)``, set ``key`` when ``source``'s field (a mapping key or an attribute, see
+    :func:`get`) is a real number: the request parameters an SDK call gives as numbers."""
+    for field, key in fields:
+        put_number(attributes, key, get(source, field))
+
+
+def put_strings(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
+    """Set ``key`` when ``value`` is a str or a non-empty sequence of str (see :func:`strings`)."""
+    checked = strings(value)
+    if checked:
         attributes[key] = checked
 
 

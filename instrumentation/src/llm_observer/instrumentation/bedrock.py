@@ -29,11 +29,12 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target
 from llm_observer.instrumentation._streams import SyncStreamWrapper
-from llm_observer.instrumentation._util import host_port, integer, put_number, strings
+from llm_observer.instrumentation._util import host_port, integer, put_number, put_numbers, put_strings
 from llm_observer.instrumentation._wrappers import ErrorTypeFn, RequestFn, StreamFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
+    Message,
     Part,
     message,
     text_part,
@@ -123,21 +124,14 @@ def _request(handler: GenAIHandler) -> RequestFn:
 
 def _converse_request(call: LLMCall, params: Mapping[str, Any], capture: bool) -> None:
     config = params.get("inferenceConfig") or {}
-    put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, config.get("maxTokens"))
-    put_number(call.attributes, attr.GEN_AI_REQUEST_TEMPERATURE, config.get("temperature"))
-    put_number(call.attributes, attr.GEN_AI_REQUEST_TOP_P, config.get("topP"))
-    stop = strings(config.get("stopSequences"))
-    if stop:
-        call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+    put_numbers(call.attributes, config, _CONVERSE_PARAMS)
+    put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, config.get("stopSequences"))
     extra = params.get("additionalModelRequestFields")
     if isinstance(extra, Mapping):
         put_number(call.attributes, attr.GEN_AI_REQUEST_TOP_K, extra.get("top_k"))
     if not capture:
         return
-    call.input_messages = [
-        message(str(item.get("role", "user")), _converse_parts(item.get("content")))
-        for item in params.get("messages") or ()
-    ]
+    call.input_messages = _converse_messages(params.get("messages"))
     system = [text_part(str(block["text"])) for block in params.get("system") or () if "text" in block]
     call.system_instructions = system or None
     tools = (params.get("toolConfig") or {}).get("tools") or ()
@@ -154,6 +148,13 @@ def _converse_request(call: LLMCall, params: Mapping[str, Any], capture: bool) -
                 }
             )
     call.tool_definitions = definitions or None
+
+
+def _converse_messages(items: Any) -> list[Message]:
+    """Converse-shaped messages (also Nova's InvokeModel body)."""
+    return [
+        message(str(item.get("role", "user")), _converse_parts(item.get("content"))) for item in items or ()
+    ]
 
 
 def _converse_parts(content: Any) -> list[Part]:
@@ -208,16 +209,8 @@ def _invoke_request(call: LLMCall, params: Mapping[str, Any], capture: bool) -> 
     if not isinstance(body, Mapping):
         body = {}
     if family == "anthropic":
-        for key, name in (
-            ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS),
-            ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
-            ("top_p", attr.GEN_AI_REQUEST_TOP_P),
-            ("top_k", attr.GEN_AI_REQUEST_TOP_K),
-        ):
-            put_number(call.attributes, name, body.get(key))
-        stop = strings(body.get("stop_sequences"))
-        if stop:
-            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        put_numbers(call.attributes, body, _ANTHROPIC_PARAMS)
+        put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, body.get("stop_sequences"))
         if capture:
             call.input_messages = [
                 message(str(item.get("role", "user")), _anthropic_parts(item.get("content")))
@@ -245,34 +238,40 @@ def _invoke_request(call: LLMCall, params: Mapping[str, Any], capture: bool) -> 
     elif family == "titan":
         call.operation = gv.OP_TEXT_COMPLETION
         config = body.get("textGenerationConfig") or {}
-        put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, config.get("maxTokenCount"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TEMPERATURE, config.get("temperature"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TOP_P, config.get("topP"))
-        stop = strings(config.get("stopSequences"))
-        if stop:
-            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        put_numbers(call.attributes, config, _TITAN_PARAMS)
+        put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, config.get("stopSequences"))
         if capture and body.get("inputText") is not None:
             call.input_messages = [message("user", [text_part(str(body["inputText"]))])]
     elif family == "llama":
         call.operation = gv.OP_TEXT_COMPLETION
-        put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, body.get("max_gen_len"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TEMPERATURE, body.get("temperature"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TOP_P, body.get("top_p"))
+        put_numbers(call.attributes, body, _LLAMA_PARAMS)
         if capture and body.get("prompt") is not None:
             call.input_messages = [message("user", [text_part(str(body["prompt"]))])]
     elif family == "nova":
-        config = body.get("inferenceConfig") or {}
-        put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, config.get("max_new_tokens"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TEMPERATURE, config.get("temperature"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TOP_P, config.get("topP"))
-        put_number(call.attributes, attr.GEN_AI_REQUEST_TOP_K, config.get("topK"))
+        put_numbers(call.attributes, body.get("inferenceConfig") or {}, _NOVA_PARAMS)
         if capture:
-            call.input_messages = [
-                message(str(item.get("role", "user")), _converse_parts(item.get("content")))
-                for item in body.get("messages") or ()
-            ]
+            call.input_messages = _converse_messages(body.get("messages"))
     elif "messages" not in body:
         call.operation = gv.OP_TEXT_COMPLETION
+
+
+# Request parameters by model family: (field, attribute).
+_MAX, _TEMPERATURE, _TOP_P, _TOP_K = (
+    attr.GEN_AI_REQUEST_MAX_TOKENS,
+    attr.GEN_AI_REQUEST_TEMPERATURE,
+    attr.GEN_AI_REQUEST_TOP_P,
+    attr.GEN_AI_REQUEST_TOP_K,
+)
+_CONVERSE_PARAMS = (("maxTokens", _MAX), ("temperature", _TEMPERATURE), ("topP", _TOP_P))
+_ANTHROPIC_PARAMS = (
+    ("max_tokens", _MAX),
+    ("temperature", _TEMPERATURE),
+    ("top_p", _TOP_P),
+    ("top_k", _TOP_K),
+)
+_TITAN_PARAMS = (("maxTokenCount", _MAX), ("temperature", _TEMPERATURE), ("topP", _TOP_P))
+_LLAMA_PARAMS = (("max_gen_len", _MAX), ("temperature", _TEMPERATURE), ("top_p", _TOP_P))
+_NOVA_PARAMS = (("max_new_tokens", _MAX), ("temperature", _TEMPERATURE), ("topP", _TOP_P), ("topK", _TOP_K))
 
 
 def _anthropic_parts(content: Any) -> list[Part]:

@@ -27,7 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import json_able
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
-from llm_observer.instrumentation._util import host_port
+from llm_observer.instrumentation._util import host_port, put_numbers
 from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
@@ -108,20 +108,19 @@ def _given(kwargs: Mapping[str, Any], key: str) -> Any:
     return None if value is Ellipsis else value
 
 
+_PARAMS = (
+    ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
+    ("p", attr.GEN_AI_REQUEST_TOP_P),
+    ("k", attr.GEN_AI_REQUEST_TOP_K),
+    ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS),
+    ("frequency_penalty", attr.GEN_AI_REQUEST_FREQUENCY_PENALTY),
+    ("presence_penalty", attr.GEN_AI_REQUEST_PRESENCE_PENALTY),
+    ("seed", attr.GEN_AI_REQUEST_SEED),
+)
+
+
 def _set_params(call: LLMCall, kwargs: Mapping[str, Any]) -> None:
-    params: tuple[tuple[str, str], ...] = (
-        ("temperature", attr.GEN_AI_REQUEST_TEMPERATURE),
-        ("p", attr.GEN_AI_REQUEST_TOP_P),
-        ("k", attr.GEN_AI_REQUEST_TOP_K),
-        ("max_tokens", attr.GEN_AI_REQUEST_MAX_TOKENS),
-        ("frequency_penalty", attr.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-        ("presence_penalty", attr.GEN_AI_REQUEST_PRESENCE_PENALTY),
-        ("seed", attr.GEN_AI_REQUEST_SEED),
-    )
-    for key, name in params:
-        value = _given(kwargs, key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            call.attributes[name] = value
+    put_numbers(call.attributes, kwargs, _PARAMS)
     stop = _given(kwargs, "stop_sequences")
     if stop:
         call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(item) for item in stop]

@@ -24,7 +24,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import json_able, merge_text_parts
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
-from llm_observer.instrumentation._util import host_port
+from llm_observer.instrumentation._util import host_port, put_numbers
 from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
@@ -237,10 +237,7 @@ def _request_generate(handler: GenAIHandler, streaming: bool = False) -> Request
         _provider_and_server(call, instance)
         config = kwargs.get("config")
         if config is not None:
-            for key, name in _CONFIG_PARAMS:
-                value = _get(config, key)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    call.attributes[name] = value
+            put_numbers(call.attributes, config, _CONFIG_PARAMS)
             stop = _get(config, "stop_sequences")
             if stop:
                 call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = [str(item) for item in stop]

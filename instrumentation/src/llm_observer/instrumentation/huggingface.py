@@ -20,7 +20,7 @@ from typing import Any
 from llm_observer.instrumentation._chat_completions import ChatChunkState, chat_usage
 from llm_observer.instrumentation._content import image_url_part, tool_call_parts
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
-from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
+from llm_observer.instrumentation._util import get, given, host_port, integer, put_numbers, put_strings
 from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
@@ -88,11 +88,8 @@ def _chat_request(handler: GenAIHandler) -> RequestFn:
         call = LLMCall(gv.OP_CHAT, gv.PROVIDER_HUGGING_FACE)
         _target(call, instance, kwargs.get("model"))
         call.streaming = bool(kwargs.get("stream"))
-        for key, name in _CHAT_PARAMS:
-            put_number(call.attributes, name, kwargs.get(key))
-        stop = strings(kwargs.get("stop"))
-        if stop:
-            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        put_numbers(call.attributes, kwargs, _CHAT_PARAMS)
+        put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, kwargs.get("stop"))
         if handler.capture_content:
             messages = args[0] if args else kwargs.get("messages")
             call.input_messages = [_chat_message(item) for item in messages or ()]
@@ -239,11 +236,9 @@ def _generation_request(handler: GenAIHandler) -> RequestFn:
         call = LLMCall(gv.OP_TEXT_COMPLETION, gv.PROVIDER_HUGGING_FACE)
         _target(call, instance, kwargs.get("model"))
         call.streaming = bool(kwargs.get("stream"))
-        for key, name in _GENERATION_PARAMS:
-            put_number(call.attributes, name, kwargs.get(key))
-        stop = strings(kwargs.get("stop") or kwargs.get("stop_sequences"))
-        if stop:
-            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        put_numbers(call.attributes, kwargs, _GENERATION_PARAMS)
+        stop = kwargs.get("stop") or kwargs.get("stop_sequences")
+        put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, stop)
         if handler.capture_content:
             prompt = args[0] if args else kwargs.get("prompt")
             call.input_messages = [message("user", [text_part(str(prompt))])]

@@ -22,9 +22,9 @@ from llm_observer.instrumentation._util import (
     given,
     host_port,
     integer,
-    put_number,
+    put_numbers,
+    put_strings,
     status_code,
-    strings,
 )
 from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
@@ -90,14 +90,8 @@ def _chat_request(handler: GenAIHandler, streaming: bool = False) -> RequestFn:
         call = LLMCall(gv.OP_CHAT, gv.PROVIDER_MISTRAL_AI, _model(kwargs))
         call.streaming = streaming
         _server(call, instance, kwargs)
-        for key, name in _CHAT_PARAMS:
-            value = kwargs.get(key)
-            if given(value):
-                put_number(call.attributes, name, value)
-        stop = kwargs.get("stop")
-        stops = strings(stop) if given(stop) else None
-        if stops:
-            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stops
+        put_numbers(call.attributes, kwargs, _CHAT_PARAMS)
+        put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, kwargs.get("stop"))
         response_format = kwargs.get("response_format")
         kind = get(response_format, "type") if given(response_format) else None
         if kind in ("json_object", "json_schema"):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from llm_observer.instrumentation._content import tool_call_parts
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target, stream_states
-from llm_observer.instrumentation._util import get, host_port, integer, put_number, status_code, strings
+from llm_observer.instrumentation._util import get, host_port, integer, put_numbers, put_strings, status_code
 from llm_observer.instrumentation._wrappers import RequestFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
@@ -65,11 +65,8 @@ def _start(operation: str, instance: Any, args: tuple[Any, ...], kwargs: dict[st
     call.streaming = bool(kwargs.get("stream"))
     options = kwargs.get("options")
     if options is not None:
-        for key, name in _OPTIONS:
-            put_number(call.attributes, name, get(options, key))
-        stop = strings(get(options, "stop"))
-        if stop:
-            call.attributes[attr.GEN_AI_REQUEST_STOP_SEQUENCES] = stop
+        put_numbers(call.attributes, options, _OPTIONS)
+        put_strings(call.attributes, attr.GEN_AI_REQUEST_STOP_SEQUENCES, get(options, "stop"))
     fmt = kwargs.get("format")
     if fmt:
         call.attributes[gv.GEN_AI_OUTPUT_TYPE] = gv.OUTPUT_TYPE_JSON
