@@ -58,8 +58,8 @@ from llm_observer.instrumentation._streams import (
     SyncStreamWrapper,
     state_streamer,
 )
+from llm_observer.instrumentation._util import ErrorTypeFn
 from llm_observer.instrumentation._wrappers import (
-    ErrorTypeFn,
     RequestFn,
     ResponseFn,
     StreamFn,
@@ -147,7 +147,7 @@ def stream_states(
 
 def stream_wrappers(sync_cls: type[SyncStreamWrapper], async_cls: type[AsyncStreamWrapper]) -> StreamFactory:
     """A :data:`StreamFactory` that wraps the result of a call marked ``streaming`` in ``sync_cls`` (or
-    ``async_cls`` for async methods) when it is an iterator (an async one)."""
+    ``async_cls`` for async methods) when it is an iterator (an async one), errors typed by ``error_type``."""
 
     def factory(handler: GenAIHandler, is_async: bool, error_type: ErrorTypeFn | None) -> StreamFn:
         cls: type[Any] = async_cls if is_async else sync_cls
@@ -156,7 +156,7 @@ def stream_wrappers(sync_cls: type[SyncStreamWrapper], async_cls: type[AsyncStre
         def stream(call: LLMCall, result: Any) -> Any:
             if not call.streaming or not hasattr(result, marker):
                 return None
-            return cls(result, handler, call)
+            return cls(result, handler, call, error_type)
 
         return stream
 

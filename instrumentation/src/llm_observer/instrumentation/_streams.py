@@ -12,8 +12,6 @@ logged at DEBUG and ignored):
   wrapper allocates nothing per chunk beyond the chunk itself. Accumulate text only when
   ``self._self_handler.capture_content`` is true.
 - ``_llmo_on_end()`` once, before the span ends: copy what was kept into ``self._self_call``.
-- optionally ``_llmo_error_type(exc) -> str | None``: the ``error.type`` for an error raised mid-stream
-  (a provider error code); None falls back to the exception's class name.
 
 Instance state of subclasses must use attribute names starting with ``_self_`` (wrapt's rule for state
 kept on the proxy rather than the wrapped object); set it before users
@@ -21,7 +19,9 @@ iterate, i.e. in the ``_llmo_init()`` hook (run at the end of the base ``__init_
 already set) or in ``__init__`` after ``super().__init__(wrapped, handler, call)``.
 
 A subclass that takes no arguments of its own may skip ``__init__``; the constructor is
-``Wrapper(sdk_stream, handler, call)``.
+``Wrapper(sdk_stream, handler, call, error_type=None)``, where ``error_type(exc) -> str | None`` gives the
+``error.type`` of an error raised mid-stream (a provider error code; None falls back to the exception's class
+name).
 
 Where all a wrapper does is forward chunks to a per-stream state object (a :class:`StreamState`),
 :func:`state_streamer` makes the ``stream`` function that wraps sync and async SDK streams around such a
@@ -37,16 +37,20 @@ from typing import Any, Protocol
 
 import wrapt
 
+from llm_observer.instrumentation._util import ErrorTypeFn, error_type_of
 from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
 
 _log = logging.getLogger(__name__)
 
 
 class _StreamBase(wrapt.ObjectProxy[Any]):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
+    def __init__(
+        self, wrapped: Any, handler: GenAIHandler, call: LLMCall, error_type: ErrorTypeFn | None = None
+    ) -> None:
         super().__init__(wrapped)
         self._self_handler = handler
         self._self_call = call
+        self._self_error_type = error_type
         self._self_iterator: Any = None
         self._llmo_init()
 
@@ -80,7 +84,7 @@ class _StreamBase(wrapt.ObjectProxy[Any]):
         if exc is None or isinstance(exc, GeneratorExit):
             handler.finish(call)
         else:
-            handler.fail(call, exc, _stream_error_type(self, exc))
+            handler.fail(call, exc, error_type_of(self._self_error_type, exc))
 
     def __del__(self) -> None:
         try:
@@ -89,18 +93,6 @@ class _StreamBase(wrapt.ObjectProxy[Any]):
             return
         if not call.ended:
             self._llmo_end(None)
-
-
-def _stream_error_type(stream: Any, exc: BaseException) -> str | None:
-    """The error type a stream wrapper reports: its ``_llmo_error_type`` hook if it has one."""
-    hook = getattr(type(stream), "_llmo_error_type", None)
-    if hook is None:
-        return None
-    try:
-        result: str | None = hook(stream, exc)
-        return result
-    except Exception:
-        return None
 
 
 class SyncStreamWrapper(_StreamBase):
@@ -232,20 +224,16 @@ class _StateStream(_StreamBase):
         handler: GenAIHandler,
         call: LLMCall,
         state: StreamState,
-        error_type: Callable[[BaseException], str | None] | None,
+        error_type: ErrorTypeFn | None,
     ) -> None:
-        super().__init__(wrapped, handler, call)
+        super().__init__(wrapped, handler, call, error_type)
         self._self_state = state
-        self._self_error_type = error_type
 
     def _llmo_on_chunk(self, chunk: Any) -> None:
         self._self_state.on_chunk(chunk)
 
     def _llmo_on_end(self) -> None:
         self._self_state.finish(self._self_call)
-
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return None if self._self_error_type is None else self._self_error_type(exc)
 
 
 class _SyncStateStream(_StateStream, SyncStreamWrapper):
@@ -259,7 +247,7 @@ class _AsyncStateStream(_StateStream, AsyncStreamWrapper):
 def state_streamer(
     handler: GenAIHandler,
     make_state: Callable[[bool], StreamState],
-    error_type: Callable[[BaseException], str | None] | None = None,
+    error_type: ErrorTypeFn | None = None,
     *,
     streaming_only: bool = False,
     iterables: bool = False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,6 +77,20 @@ def put_strings(attributes: dict[str, AttributeValue], key: str, value: Any) -> 
     checked = strings(value)
     if checked:
         attributes[key] = checked
+
+
+#: ``(exception) -> error.type | None``: a provider error code; None falls back to the class name.
+ErrorTypeFn = Callable[[BaseException], str | None]
+
+
+def error_type_of(error_type: ErrorTypeFn | None, exc: BaseException) -> str | None:
+    """What a provider's ``error_type`` function says of ``exc``; None when there is none or it fails."""
+    if error_type is None:
+        return None
+    try:
+        return error_type(exc)
+    except Exception:
+        return None
 
 
 def status_code(exc: BaseException) -> str | None:

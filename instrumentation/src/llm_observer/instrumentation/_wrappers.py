@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from llm_observer.instrumentation._util import ErrorTypeFn, error_type_of
 from llm_observer.instrumentation.handler import GenAIHandler, LLMCall, llm_spans_suppressed
 
 _log = logging.getLogger(__name__)
@@ -17,37 +18,32 @@ RequestFn = Callable[[Any, tuple[Any, ...], dict[str, Any]], LLMCall | None]
 ResponseFn = Callable[[LLMCall, Any], None]
 #: ``(call, result) -> wrapped stream | None``: None when ``result`` is not a stream.
 StreamFn = Callable[[LLMCall, Any], Any]
-#: ``(exception) -> error.type | None``: a provider error code; None falls back to the class name.
-ErrorTypeFn = Callable[[BaseException], str | None]
 
 WraptWrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def read_request(request: RequestFn, instance: Any, args: Any, kwargs: Any) -> LLMCall | None:
+    """The call ``request`` reads from an SDK call's arguments; None when LLM spans are suppressed here,
+    when it leaves the call alone, or when it fails (logged at DEBUG)."""
+    if llm_spans_suppressed():
+        return None
+    try:
+        return request(instance, args, kwargs)
+    except Exception:
+        _log.debug("Could not read a GenAI request.", exc_info=True)
+        return None
 
 
 def _begin(
     handler: GenAIHandler, request: RequestFn, instance: Any, args: Any, kwargs: Any
 ) -> LLMCall | None:
-    if llm_spans_suppressed():
-        return None
-    try:
-        call = request(instance, args, kwargs)
-    except Exception:
-        _log.debug("Could not read a GenAI request.", exc_info=True)
-        return None
+    call = read_request(request, instance, args, kwargs)
     if call is None:
         return None
     try:
         return handler.start(call)
     except Exception:
         _log.debug("Could not start a GenAI span.", exc_info=True)
-        return None
-
-
-def _error_type(error_type: ErrorTypeFn | None, exc: BaseException) -> str | None:
-    if error_type is None:
-        return None
-    try:
-        return error_type(exc)
-    except Exception:
         return None
 
 
@@ -85,7 +81,7 @@ def sync_wrapper(
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
             handler.detach(call)
-            handler.fail(call, exc, _error_type(error_type, exc))
+            handler.fail(call, exc, error_type_of(error_type, exc))
             raise
         handler.detach(call)
         return _complete(handler, call, result, response, stream)
@@ -112,7 +108,7 @@ def async_wrapper(
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
             handler.detach(call)
-            handler.fail(call, exc, _error_type(error_type, exc))
+            handler.fail(call, exc, error_type_of(error_type, exc))
             raise
         handler.detach(call)
         return _complete(handler, call, result, response, stream)

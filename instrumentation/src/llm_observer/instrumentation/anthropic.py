@@ -32,13 +32,12 @@ from llm_observer.instrumentation._instrumentor import (
 )
 from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
-from llm_observer.instrumentation._wrappers import RequestFn, WraptWrapper
+from llm_observer.instrumentation._wrappers import RequestFn, WraptWrapper, read_request
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
     Message,
     Part,
-    llm_spans_suppressed,
     message,
     text_part,
     tool_call_part,
@@ -139,13 +138,7 @@ def _stream_helper(handler: GenAIHandler, is_async: bool) -> WraptWrapper:
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         manager = wrapped(*args, **kwargs)
-        if llm_spans_suppressed():
-            return manager
-        try:
-            call = request(instance, args, kwargs)
-        except Exception:
-            _log.debug("Could not read an Anthropic request.", exc_info=True)
-            return manager
+        call = read_request(request, instance, args, kwargs)
         if call is None:
             return manager
         call.streaming = True
@@ -310,9 +303,6 @@ class _EventsState:
                     parts.append({"type": str(kind)})
             call.output_messages = [message("assistant", parts, finish_reason=stop_reason or "")]
 
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
 
 class _SyncEvents(_EventsState, SyncStreamWrapper):
     pass
@@ -388,7 +378,7 @@ def _wrap_raw(stream: Any, cls: type[Any], handler: GenAIHandler, call: LLMCall)
     if raw is None:
         return  # an SDK without the attribute: the span ends when the manager exits, without usage
     try:
-        stream._raw_stream = cls(raw, handler, call)
+        stream._raw_stream = cls(raw, handler, call, _error_type)
     except Exception:
         _log.debug("Could not wrap the Anthropic message stream.", exc_info=True)
 

@@ -29,8 +29,15 @@ from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._instrumentor import Operation, ProviderInstrumentor, Target
 from llm_observer.instrumentation._streams import SyncStreamWrapper
-from llm_observer.instrumentation._util import host_port, integer, put_number, put_numbers, put_strings
-from llm_observer.instrumentation._wrappers import ErrorTypeFn, RequestFn, StreamFn
+from llm_observer.instrumentation._util import (
+    ErrorTypeFn,
+    host_port,
+    integer,
+    put_number,
+    put_numbers,
+    put_strings,
+)
+from llm_observer.instrumentation._wrappers import RequestFn, StreamFn
 from llm_observer.instrumentation.handler import (
     GenAIHandler,
     LLMCall,
@@ -424,11 +431,10 @@ class _ConverseStream(SyncStreamWrapper):
     """Wraps the ``stream`` of a ConverseStream response: keeps the stop reason and the final metadata
     event; text and tool-use input pieces only when content is captured."""
 
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
+    def _llmo_init(self) -> None:
         self._self_reason: Any = None
         self._self_metadata: Any = None
-        self._self_blocks: dict[int, list[Any]] | None = {} if handler.capture_content else None
+        self._self_blocks: dict[int, list[Any]] | None = {} if self._self_handler.capture_content else None
 
     def _llmo_on_chunk(self, chunk: Any) -> None:
         if "metadata" in chunk:
@@ -477,16 +483,13 @@ class _ConverseStream(SyncStreamWrapper):
             extra = {"finish_reason": _finish_reason(self._self_reason)} if self._self_reason else {}
             call.output_messages = [message("assistant", parts, **extra)]
 
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
 
 def _streams(handler: GenAIHandler, is_async: bool, error_type: ErrorTypeFn | None) -> StreamFn:
     def stream(call: LLMCall, result: Any) -> Any:
         if not call.streaming or not isinstance(result, dict) or "stream" not in result:
             return None
         _set_request_id(call, result)
-        result["stream"] = _ConverseStream(result["stream"], handler, call)
+        result["stream"] = _ConverseStream(result["stream"], handler, call, error_type)
         # The response dict goes back to the caller with its stream wrapped; the span ends with the stream.
         return result
 

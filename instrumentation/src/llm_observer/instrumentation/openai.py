@@ -571,9 +571,6 @@ class _ChatStreamState:
                 outputs.append(message("assistant", parts, finish_reason=reasons.get(index, "")))
             call.output_messages = outputs
 
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
 
 class _SyncChatStream(_ChatStreamState, SyncStreamWrapper):
     pass
@@ -593,6 +590,9 @@ class _ResponsesStreamState:
     _self_handler: GenAIHandler
     _self_call: LLMCall
 
+    def _llmo_init(self) -> None:
+        self._self_response = None
+
     def _llmo_on_chunk(self, chunk: Any) -> None:
         kind = chunk.type
         if kind in _TERMINAL_RESPONSE_EVENTS or kind == "response.created":
@@ -604,17 +604,10 @@ class _ResponsesStreamState:
             adapter = _Adapter(self._self_handler, False, {})
             adapter.responses_response(self._self_call, response)
 
-    def _llmo_error_type(self, exc: BaseException) -> str | None:
-        return _error_type(exc)
-
 
 class _SyncResponsesStream(_ResponsesStreamState, SyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_response = None
+    pass
 
 
 class _AsyncResponsesStream(_ResponsesStreamState, AsyncStreamWrapper):
-    def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
-        super().__init__(wrapped, handler, call)
-        self._self_response = None
+    pass
