@@ -34,19 +34,6 @@ def read_request(request: RequestFn, instance: Any, args: Any, kwargs: Any) -> L
         return None
 
 
-def _begin(
-    handler: GenAIHandler, request: RequestFn, instance: Any, args: Any, kwargs: Any
-) -> LLMCall | None:
-    call = read_request(request, instance, args, kwargs)
-    if call is None:
-        return None
-    try:
-        return handler.start(call)
-    except Exception:
-        _log.debug("Could not start a GenAI span.", exc_info=True)
-        return None
-
-
 def _complete(
     handler: GenAIHandler, call: LLMCall, result: Any, response: ResponseFn, stream: StreamFn | None
 ) -> Any:
@@ -74,8 +61,13 @@ def sync_wrapper(
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        call = _begin(handler, request, instance, args, kwargs)
+        call = read_request(request, instance, args, kwargs)
         if call is None:
+            return wrapped(*args, **kwargs)
+        try:  # inline, not a helper: one Python frame less on every call
+            handler.start(call)
+        except Exception:
+            _log.debug("Could not start a GenAI span.", exc_info=True)
             return wrapped(*args, **kwargs)
         try:
             result = wrapped(*args, **kwargs)
@@ -101,8 +93,13 @@ def async_wrapper(
     async def wrapper(
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        call = _begin(handler, request, instance, args, kwargs)
+        call = read_request(request, instance, args, kwargs)
         if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            handler.start(call)
+        except Exception:
+            _log.debug("Could not start a GenAI span.", exc_info=True)
             return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)

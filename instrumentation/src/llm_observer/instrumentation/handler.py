@@ -199,7 +199,7 @@ class GenAIHandler:
         if llm_spans_suppressed():
             call.ended = True
             return call
-        attributes = _naming_attributes(call, response_model=False, server=True)
+        attributes = _naming_attributes(call, False, True)
         if call.streaming:
             attributes[attr.GEN_AI_REQUEST_STREAM] = True
         attributes.update(call.attributes)
@@ -286,7 +286,7 @@ class GenAIHandler:
         return {key: to_json(value) for key, value in _content(call).items()}
 
     def _record_metrics(self, call: LLMCall, duration_s: float, error_type: str | None) -> None:
-        labels = _naming_attributes(call, response_model=True, server=True)
+        labels = _naming_attributes(call, True, True)
         if call.first_chunk_ns is not None:
             self._ttfc.record((call.first_chunk_ns - call.start_ns) / 1e9, labels)
         if error_type is not None:
@@ -304,7 +304,7 @@ class GenAIHandler:
 
     def _emit_event(self, call: LLMCall, span: Span) -> None:
         assert self._logger is not None
-        attributes: dict[str, Any] = _naming_attributes(call, response_model=True, server=False)
+        attributes: dict[str, Any] = _naming_attributes(call, True, False)
         attributes.update(_content(call))
         self._logger.emit(
             event_name=gv.EVENT_INFERENCE_OPERATION_DETAILS,
@@ -313,9 +313,9 @@ class GenAIHandler:
         )
 
 
-def _naming_attributes(call: LLMCall, *, response_model: bool, server: bool) -> dict[str, AttributeValue]:
+def _naming_attributes(call: LLMCall, response_model: bool, server: bool) -> dict[str, AttributeValue]:
     """What names a call on its span, metrics and event: operation, provider, request model, and as asked
-    the response model and the server."""
+    the response model and the server (positional: it runs twice on every call)."""
     attributes: dict[str, AttributeValue] = {
         attr.GEN_AI_OPERATION_NAME: call.operation,
         attr.GEN_AI_PROVIDER_NAME: call.provider,
