@@ -8,11 +8,9 @@ the virtualenv is cached under the system temp dir, keyed by the two distributio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,10 +19,10 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.wheels import ROOT, build_wheels, fresh_venv, sources_key
+
 DISTRIBUTIONS = ("semconv", "instrumentation")
 SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
-BUILD_LEFTOVERS = ("__pycache__", "*.egg-info", "build")
 
 SERVER_ONLY = (
     "chdb",
@@ -59,43 +57,14 @@ print(json.dumps({
 """
 
 
-def _sources_key() -> str:
-    digest = hashlib.sha256()
-    for folder in DISTRIBUTIONS:
-        base = ROOT / folder
-        files = [base / "pyproject.toml", *(base / "src").rglob("*")]
-        for path in sorted(files):
-            if path.is_file() and "__pycache__" not in path.parts and ".egg-info" not in str(path):
-                digest.update(str(path.relative_to(ROOT)).encode())
-                digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
 def _fresh_venv() -> Path:
     """A virtualenv holding the two wheels and what PyPI gives for their dependencies (cached)."""
-    venv = Path(tempfile.gettempdir()) / f"llmo-dist-{_sources_key()}"
-    python = venv / "bin" / "python"
-    if (venv / ".complete").exists():
-        return python
-    shutil.rmtree(venv, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        # Built from copies, so the build leaves nothing in the source folders.
-        sources = []
-        for folder in DISTRIBUTIONS:
-            copy = Path(scratch) / folder
-            shutil.copytree(ROOT / folder, copy, ignore=shutil.ignore_patterns(*BUILD_LEFTOVERS))
-            sources.append(str(copy))
-        wheels = Path(scratch) / "wheels"
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), *sources])
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        _run([str(python), "-m", "pip", "install", "-q", *map(str, sorted(wheels.glob("*.whl")))])
-    (venv / ".complete").touch()
-    return python
-
-
-def _run(command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    key = sources_key(DISTRIBUTIONS)
+    wheels = Path(tempfile.gettempdir()) / f"llmo-app-wheels-{key}"
+    if not (wheels / ".complete").exists():
+        build_wheels(DISTRIBUTIONS, wheels)
+        (wheels / ".complete").touch()
+    return fresh_venv("dist", key, [str(w) for w in sorted(wheels.glob("*.whl"))])
 
 
 def _probe(python: Path | str, cwd: Path) -> dict[str, Any]:

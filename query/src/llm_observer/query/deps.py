@@ -3,6 +3,8 @@ and the span filter parameters.
 
 A route declares what it needs as a parameter (``scope: Scope``); the scope is resolved once per request by
 ``QueryBackend.scope`` from the parameters the API spells (the Jaeger routes spell theirs in ``jaeger``).
+Every dependency is ``async``: they do no I/O, and FastAPI would run a plain ``def`` in its thread pool, a
+thread hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from llm_observer.query.formats import parse_time
 from llm_observer.storage.clickhouse.reads import InvalidArgument, SpanFilter
 
 
-def backend_of(request: Request) -> QueryBackend:
+async def backend_of(request: Request) -> QueryBackend:
     backend: QueryBackend = request.app.state.backend
     return backend
 
@@ -27,7 +29,8 @@ def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency authenticating the caller for ``scope`` (raises 401 / 403)."""
 
     async def dependency(request: Request) -> Principal:
-        return backend_of(request).auth.authenticate(request.headers.get("authorization"), scope)
+        backend: QueryBackend = request.app.state.backend
+        return backend.auth.authenticate(request.headers.get("authorization"), scope)
 
     return dependency
 
@@ -36,7 +39,7 @@ QueryPrincipal = Annotated[Principal, Depends(require("query"))]
 Backend = Annotated[QueryBackend, Depends(backend_of)]
 
 
-def read_scope(
+async def read_scope(
     principal: QueryPrincipal,
     backend: Backend,
     organization_id: str | None = None,
@@ -49,7 +52,7 @@ def read_scope(
     return backend.scope(principal, organization_id, project_id, start, end)
 
 
-def tenant_scope(
+async def tenant_scope(
     principal: QueryPrincipal,
     backend: Backend,
     organization_id: str | None = None,
@@ -63,7 +66,7 @@ Scope = Annotated[ReadScope, Depends(read_scope)]
 TenantScope = Annotated[ReadScope, Depends(tenant_scope)]
 
 
-def span_filter(
+async def span_filter(
     service: Annotated[str | None, Query(description="service.name")] = None,
     model: Annotated[str | None, Query(description="request or response model")] = None,
     provider: Annotated[str | None, Query(description="gen_ai.provider.name")] = None,

@@ -288,13 +288,13 @@ async def _search(
 # --- scopes: Jaeger names only the organization (no project) and spells times its own ways --------------
 
 
-def _tenant_scope(
+async def _tenant_scope(
     principal: QueryPrincipal, backend: Backend, organization_id: str | None = None
 ) -> ReadScope:
     return backend.scope(principal, organization_id, None)
 
 
-def _search_scope(
+async def _search_scope(
     principal: QueryPrincipal,
     backend: Backend,
     start: Annotated[int | None, Query(description="µs since the epoch")] = None,
@@ -311,7 +311,7 @@ def _search_scope(
     return backend.scope(principal, organization_id, None, start_ns, end_ns)
 
 
-def _v3_search_scope(
+async def _v3_search_scope(
     principal: QueryPrincipal,
     backend: Backend,
     start_min: Annotated[str | None, Query(alias="query.start_time_min", description="RFC 3339")] = None,
