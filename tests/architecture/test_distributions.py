@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.support.wheels import ROOT, build_wheels, fresh_venv, run, sources_key
+from tests.support.wheels import ROOT, cached_wheels, fresh_venv, run, sources_key
 
 SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
 FOLDERS = ("semconv", "kernel", "instrumentation", "collector", "processors", "storage", "exporters", "query")
@@ -49,11 +48,7 @@ def _ours(folder: str) -> set[str]:
 
 @pytest.fixture(scope="module")
 def wheels() -> Path:
-    into = Path(tempfile.gettempdir()) / f"llmo-wheels-{sources_key(FOLDERS)}"
-    if not (into / ".complete").exists():
-        build_wheels(FOLDERS, into)
-        (into / ".complete").touch()
-    return into
+    return cached_wheels("alone", FOLDERS)
 
 
 @pytest.mark.slow

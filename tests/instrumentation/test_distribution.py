@@ -13,13 +13,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.wheels import ROOT, build_wheels, fresh_venv, sources_key
+from tests.support.wheels import ROOT, cached_wheels, fresh_venv, sources_key
 
 DISTRIBUTIONS = ("semconv", "instrumentation")
 SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
@@ -59,12 +58,8 @@ print(json.dumps({
 
 def _fresh_venv() -> Path:
     """A virtualenv holding the two wheels and what PyPI gives for their dependencies (cached)."""
-    key = sources_key(DISTRIBUTIONS)
-    wheels = Path(tempfile.gettempdir()) / f"llmo-app-wheels-{key}"
-    if not (wheels / ".complete").exists():
-        build_wheels(DISTRIBUTIONS, wheels)
-        (wheels / ".complete").touch()
-    return fresh_venv("dist", key, [str(w) for w in sorted(wheels.glob("*.whl"))])
+    wheels = cached_wheels("app", DISTRIBUTIONS)
+    return fresh_venv("dist", sources_key(DISTRIBUTIONS), [str(w) for w in sorted(wheels.glob("*.whl"))])
 
 
 def _probe(python: Path | str, cwd: Path) -> dict[str, Any]:

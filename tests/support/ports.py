@@ -1,12 +1,9 @@
-"""Loopback ports for tests that must name a port before the server behind it starts."""
+"""Loopback ports for tests that must name a port before the server behind it starts: the collector's own
+test helper, which the benchmarks use too (the instrumentation's test collector keeps a private copy, since
+that distribution may not import the collector)."""
 
 from __future__ import annotations
 
-import socket
+from llm_observer.collector.testing import free_port
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = ["free_port"]

@@ -34,6 +34,16 @@ def run(command: list[str], timeout: float = 900) -> str:
     return done.stdout
 
 
+def cached_wheels(name: str, folders: tuple[str, ...]) -> Path:
+    """A folder holding one wheel per folder, built once per state of their sources."""
+    into = Path(tempfile.gettempdir()) / f"llmo-{name}-wheels-{sources_key(folders)}"
+    if not (into / ".complete").exists():
+        shutil.rmtree(into, ignore_errors=True)
+        build_wheels(folders, into)
+        (into / ".complete").touch()
+    return into
+
+
 def build_wheels(folders: Iterable[str], into: Path) -> list[Path]:
     """One wheel per folder, built from copies so the build leaves nothing in the source folders."""
     into.mkdir(parents=True, exist_ok=True)

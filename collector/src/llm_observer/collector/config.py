@@ -303,14 +303,15 @@ def load_config(
     extra_factories: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None,
 ) -> Config:
     """Read, merge over the default, expand, and validate; raises ``ConfigError`` naming each bad key."""
-    raw = default_raw(discover_factories(extra_factories))
+    factories = discover_factories(extra_factories)
+    raw = default_raw(factories)
     if path is not None:
         raw = deep_merge(raw, read_yaml(Path(path)))
     if overrides:
         raw = deep_merge(raw, overrides)
     if data_dir is not None:
         raw["data_dir"] = str(data_dir)
-    config = validate(raw, extra_factories)
+    config = validate(raw, factories)
     config.source = str(path) if path is not None else "<default>"
     return config
 
@@ -333,12 +334,10 @@ def _model(prefix: str, model: type[BaseModel], data: Any, problems: list[tuple[
         return None
 
 
-def validate(
-    raw: dict[str, Any], extra_factories: Mapping[str, Mapping[str, Factory[Any, Any]]] | None = None
-) -> Config:
+def validate(raw: dict[str, Any], factories: Mapping[str, Mapping[str, Any]]) -> Config:
+    """Validate a whole raw config against the factories ``discover_factories`` found."""
     problems: list[tuple[str, str]] = []
     raw = _expand(raw, "", problems)
-    factories = discover_factories(extra_factories)
     fixed = set(_Root.model_fields)
     extension_types = set(factories[EXTENSIONS])
     problems.extend(

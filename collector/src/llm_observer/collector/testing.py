@@ -191,6 +191,7 @@ def _now_ns() -> int:
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close)."""
     import socket
 
     with socket.socket() as sock:

@@ -82,8 +82,8 @@ class SpanBatch:
     # range yields the same spans, so exporters may use it as an idempotency key.
     origin: str = ""
     # Not columns either: what the pipeline's decoder knows of the WAL range, for the processors that need it
-    # (``tenant`` reads the provenance, ``logjoin`` the OTLP log requests). Exporters never see them filled in
-    # a way they should rely on; ``take`` and ``concat`` do not carry them.
+    # (``tenant`` reads the provenance, ``logjoin`` the OTLP log requests). Exporters must not rely on them;
+    # ``take`` and ``concat`` do not carry them.
     provenance: list[Provenance] = field(default_factory=list)
     logs: list[tuple[int, bytes]] = field(default_factory=list)  # (WAL lsn, ExportLogsServiceRequest bytes)
 

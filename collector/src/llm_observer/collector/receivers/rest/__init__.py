@@ -87,12 +87,16 @@ class JsonIngestApp:
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        extra: dict[str, str] | None = None
         try:
             status, document = 202, await self._handle(scope, receive)
-            extra = None
         except _Refused as refused:
             status, extra = refused.status, refused.headers
             document = {"error": {"code": refused.code, "message": str(refused)}}
+        except AuthError as exc:  # the key itself, or a tenant it may not write to
+            status = exc.status
+            extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            document = {"error": {"code": exc.code, "message": str(exc)}}
         await respond(send, status, json.dumps(document).encode(), "application/json", extra)
 
     async def _handle(self, scope: dict[str, Any], receive: Receive) -> dict[str, Any]:
@@ -101,7 +105,8 @@ class JsonIngestApp:
             raise _Refused(404, "not_found", f"no JSON ingest at {path}")
         if scope["method"] != "POST":
             raise _Refused(405, "method_not_allowed", "use POST", {"Allow": "POST"})
-        meta = self._meta(header(scope, b"authorization"))
+        authorization = header(scope, b"authorization")
+        meta = self.authenticate(authorization) if self.authenticate is not None else None
         body = await read_body(receive, self.max_body)
         if body is None:
             raise _Refused(413, "payload_too_large", f"the body is over {self.max_body} bytes")
@@ -122,22 +127,10 @@ class JsonIngestApp:
             return {"accepted_spans": accepted, "trace_id": trace_ids[0]}
         return {"accepted_spans": accepted, "accepted_traces": len(traces), "trace_ids": trace_ids}
 
-    def _meta(self, authorization: str | None) -> IngestMeta | None:
-        if self.authenticate is None:
-            return None
-        try:
-            return self.authenticate(authorization)
-        except AuthError as exc:
-            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            raise _Refused(exc.status, exc.code, str(exc), headers) from exc
-
     async def _ingest(self, traces: list[JsonTrace], meta: IngestMeta | None) -> tuple[int, list[str]]:
         groups: dict[tuple[str, str], list[JsonTrace]] = {}
-        try:
-            for trace in traces:
-                groups.setdefault(tenant_of(trace, meta), []).append(trace)
-        except AuthError as exc:
-            raise _Refused(exc.status, exc.code, str(exc)) from exc
+        for trace in traces:
+            groups.setdefault(tenant_of(trace, meta), []).append(trace)
         t = self.telemetry
         spans = sum(len(trace.spans) for trace in traces)
         t.received.labels(self.component_id).inc(spans)
