@@ -1,7 +1,8 @@
 """Bad input against a running collector: clear OTLP errors, the server keeps serving, nothing else is lost.
 
-Every case runs against a real ``Service`` (OTLP receiver on loopback ports, the ``debug`` exporter as sink);
-after the bad request, a good one must still be accepted and stored.
+Every case runs against a real ``Service`` (OTLP receiver on loopback ports, the ``debug`` exporter as sink,
+or the ``clickhouse`` exporter on chDB where what the store holds matters); after the bad request, a good
+one must still be accepted and stored.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import logging
 import os
 import zlib
 from collections.abc import Awaitable, Callable
@@ -20,6 +22,10 @@ import httpx
 import pytest
 from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -27,7 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from llm_observer.collector.service import Service
 from tests.support import trace_request, wait_for
-from tests.support.collector import sink
+from tests.support.collector import sink, stored
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -382,3 +388,176 @@ async def _assert_still_serving_after(service: Service, before: set[bytes]) -> N
     debug = sink(service)
     wanted = before | {span.span_id for span in good.resource_spans[0].scope_spans[0].spans}
     await wait_for(lambda: {s["span_id"] for s in debug.spans} == wanted, what="every valid span stored")
+
+
+# --- times storage cannot hold, or no longer keeps ----------------------------------------------------
+
+DAY_NS = 86_400 * 1_000_000_000
+TTL_DAYS = 30
+
+
+def _hexed(request: ExportTraceServiceRequest) -> bytes:
+    """``request`` as OTLP/JSON: ids in hex, as OTLP/JSON carries them."""
+    data = json_format.MessageToDict(request)
+    for rs in data["resourceSpans"]:
+        for ss in rs["scopeSpans"]:
+            for span in ss["spans"]:
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if key in span:
+                        span[key] = base64.b64decode(span[key]).hex()
+    return json.dumps(data).encode()
+
+
+def _request_with_bad_times() -> tuple[ExportTraceServiceRequest, set[bytes], int]:
+    """Eight spans of one request: two valid ones, and six whose times the ClickHouse store cannot hold or
+    would drop on arrival (start, end and event times from 2^63 ns, year 2200, older than the retention)."""
+    request = trace_request(8)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    good = {spans[0].span_id, spans[7].span_id}
+    spans[1].start_time_unix_nano, spans[1].end_time_unix_nano = 1 << 63, (1 << 63) + 5
+    spans[2].end_time_unix_nano = (1 << 64) - 1
+    spans[3].events.add(time_unix_nano=1 << 63, name="late")
+    spans[4].start_time_unix_nano = 7_258_118_400 * 1_000_000_000  # 2200-01-01
+    spans[4].end_time_unix_nano = spans[4].start_time_unix_nano + 1
+    old = spans[5].start_time_unix_nano - (TTL_DAYS + 1) * DAY_NS
+    spans[5].start_time_unix_nano, spans[5].end_time_unix_nano = old, old + 1
+    spans[6].start_time_unix_nano = spans[6].end_time_unix_nano = 4_294_967_296 * 1_000_000_000  # 2106
+    return request, good, 1
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http-protobuf", "http-json"])
+async def test_bad_input_times_storage_cannot_hold_are_rejected_and_the_rest_stored(
+    start_collector: Callable[..., Awaitable[Service]], transport: str
+) -> None:
+    service = await start_collector(exporters={"clickhouse": {"ttl_days": TTL_DAYS}})
+    request, good, expired = _request_with_bad_times()
+    if transport == "grpc":
+        async with grpc.aio.insecure_channel(_target(service)) as channel:
+            response = await _grpc_export(channel, request)
+    else:
+        is_json = transport == "http-json"
+        body = _hexed(request) if is_json else request.SerializeToString()
+        async with httpx.AsyncClient() as client:
+            http = await client.post(
+                _url(service), content=body, headers={"content-type": JSON if is_json else PROTOBUF}
+            )
+        assert http.status_code == 200, http.content
+        response = (
+            json_format.Parse(http.text, ExportTraceServiceResponse())
+            if is_json
+            else ExportTraceServiceResponse.FromString(http.content)
+        )
+    assert response.partial_success.rejected_spans == 6
+    assert "the latest time storage can hold" in response.partial_success.error_message
+
+    def stored_ids() -> set[bytes]:
+        rows = stored(service, "SELECT SpanId FROM otel.otel_traces")
+        return {bytes.fromhex(row["SpanId"]) for row in rows}
+
+    await wait_for(lambda: stored_ids() == good, what="the two valid spans in ClickHouse")
+    registry = service.telemetry.registry
+    refused = {
+        reason: registry.get_sample_value(
+            "llm_observer_spans_refused_total", {"component": "otlp", "reason": reason}
+        )
+        for reason in ("invalid_span", "expired")
+    }
+    assert refused == {"invalid_span": 6 - expired, "expired": expired}
+    assert registry.get_sample_value("llm_observer_spans_failed_total", {"exporter": "clickhouse"}) is None
+
+
+async def test_bad_input_span_older_than_the_retention_names_it(
+    start_collector: Callable[..., Awaitable[Service]],
+) -> None:
+    service = await start_collector(exporters={"clickhouse": {"ttl_days": TTL_DAYS}})
+    request = trace_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    span.start_time_unix_nano -= (TTL_DAYS + 2) * DAY_NS
+    span.end_time_unix_nano -= (TTL_DAYS + 2) * DAY_NS
+    async with grpc.aio.insecure_channel(_target(service)) as channel:
+        response = await _grpc_export(channel, request)
+    assert response.partial_success.rejected_spans == 1
+    message = response.partial_success.error_message
+    assert "start_time_unix_nano" in message and f"retention of {TTL_DAYS} days" in message
+
+
+async def test_bad_input_without_a_declared_retention_old_spans_are_kept(collector: Service) -> None:
+    """The ``debug`` exporter declares no limits: only times past int64 nanoseconds are refused."""
+    request = trace_request(2)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    spans[0].start_time_unix_nano, spans[0].end_time_unix_nano = 1_000_000_000, 2_000_000_000  # 1970
+    spans[1].end_time_unix_nano = 1 << 63
+    async with grpc.aio.insecure_channel(_target(collector)) as channel:
+        response = await _grpc_export(channel, request)
+    assert response.partial_success.rejected_spans == 1
+    assert "end_time_unix_nano" in response.partial_success.error_message
+    await wait_for(lambda: len(sink(collector).spans) == 1, what="the 1970 span in the sink")
+    assert sink(collector).spans[0]["span_id"] == spans[0].span_id
+
+
+async def test_bad_input_log_record_times_storage_cannot_hold_are_rejected(
+    start_collector: Callable[..., Awaitable[Service]],
+) -> None:
+    service = await start_collector(
+        exporters={"clickhouse": {"ttl_days": TTL_DAYS}}, processors=["logjoin", "normalize"]
+    )
+    request = trace_request(1)
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    logs = ExportLogsServiceRequest()
+    records = logs.resource_logs.add().scope_logs.add().log_records
+    for time_field, value in (
+        ("time_unix_nano", 1 << 63),
+        ("observed_time_unix_nano", (1 << 64) - 1),
+        ("time_unix_nano", span.start_time_unix_nano),
+    ):
+        record = records.add(trace_id=span.trace_id, span_id=span.span_id, event_name="gen_ai.user.message")
+        setattr(record, time_field, value)
+        record.body.string_value = "hello"
+    async with httpx.AsyncClient() as client:
+        http = await client.post(
+            _url(service, "/v1/logs"), content=logs.SerializeToString(), headers={"content-type": PROTOBUF}
+        )
+        assert http.status_code == 200, http.content
+        response = ExportLogsServiceResponse.FromString(http.content)
+        assert response.partial_success.rejected_log_records == 2
+        assert "time_unix_nano" in response.partial_success.error_message
+        http = await client.post(
+            _url(service), content=request.SerializeToString(), headers={"content-type": PROTOBUF}
+        )
+    assert http.status_code == 200
+    assert not ExportTraceServiceResponse.FromString(http.content).HasField("partial_success")
+    rows = await wait_for(
+        lambda: stored(service, "SELECT length(Events.Timestamp) AS events FROM otel.otel_traces"),
+        what="the span in ClickHouse",
+    )
+    assert rows == [{"events": 1}]
+
+
+# --- JSON nested deeper than any OTLP message -----------------------------------------------------------
+
+
+def _nested_attribute(depth: int) -> bytes:
+    """A resource attribute whose value is a key-value list nested ``depth`` deep: valid OTLP/JSON."""
+    value = '{"kvlistValue":{"values":[{"key":"k","value":' * depth + "{}" + "}]}}" * depth
+    return ('{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":' + value + "}]}}]}").encode()
+
+
+NESTED_BODIES = {
+    "kvlist-200": lambda: _nested_attribute(200),
+    "arrays-1000": lambda: b'{"resourceSpans":' + b"[" * 1_000 + b"]" * 1_000 + b"}",
+    "arrays-100000": lambda: b'{"resourceSpans":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+}
+
+
+@pytest.mark.parametrize("body", list(NESTED_BODIES.values()), ids=list(NESTED_BODIES))
+async def test_bad_input_deeply_nested_otlp_json_is_400_without_a_traceback(
+    collector: Service, body: Callable[[], bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(_url(collector), content=body(), headers={"content-type": JSON})
+    assert response.status_code == 400, response.text[:300]
+    status = _status(response)
+    assert status.code == code_pb2.INVALID_ARGUMENT
+    assert "deeper than" in status.message
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    await _assert_still_serving(collector)

@@ -32,6 +32,7 @@ from prometheus_client.metrics_core import Metric
 from llm_observer.kernel.batch import IngestMeta as IngestMeta
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.config import ComponentConfig as ComponentConfig
+from llm_observer.kernel.limits import UNLIMITED, TimeLimits
 
 if TYPE_CHECKING:
     from llm_observer.kernel.auth import AuthConfig
@@ -152,6 +153,9 @@ class CreateContext:
     # the settings of one it names (the query service reads its storage's settings from the exporter).
     configs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Receivers: the times the stores their pipelines feed can hold (the strictest of the exporters'
+    # ``Factory.time_limits``); a receiver refuses a span, event or log record outside them.
+    time_limits: TimeLimits = UNLIMITED
 
 
 C = TypeVar("C", bound=ComponentConfig)
@@ -173,6 +177,10 @@ class Factory(Generic[C, T]):
     # A processor that also reads the OTLP log records of its pipeline's WAL range (``batch.logs``): the
     # receivers' logs are then written to the WAL.
     reads_logs: bool = False
+    # An exporter that stores spans: the times its store can hold and keeps, given its config (a retention
+    # of ``ttl_days``, say). The receivers of the pipelines it is in refuse spans outside them, with a reason,
+    # rather than acknowledge what the store would drop.
+    time_limits: Callable[[C], TimeLimits] | None = None
 
 
 ReceiverFactory = Factory[Any, Receiver]

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from llm_observer.kernel.batch import Attributes, AttrValue, Event, Link, SpanBatch
+from llm_observer.kernel.limits import MAX_JSON_DEPTH, UNLIMITED, TimeLimits
 
 
 def any_value(value: AnyValue) -> AttrValue:
@@ -181,8 +186,16 @@ _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 
 
-def span_problem(span: Span) -> str | None:
-    """Why this span cannot be stored, or None when it is valid."""
+INVALID_SPAN = "invalid_span"
+EXPIRED = "expired"
+"""Why a span is refused at ingest: ``EXPIRED`` when it starts before its storage's retention began."""
+
+
+def span_problem(span: Span, limits: TimeLimits = UNLIMITED, now_unix_nano: int = 0) -> str | None:
+    """Why this span cannot be stored, or None when it is valid.
+
+    Times are checked against ``limits``; the start time also against its retention at ``now_unix_nano``.
+    """
     tid = span.trace_id
     if len(tid) != 16 or tid == _ZERO_TRACE:
         return "trace_id must be 16 bytes and not all zero"
@@ -192,35 +205,97 @@ def span_problem(span: Span) -> str | None:
     parent = span.parent_span_id
     if parent and len(parent) != 8:
         return "parent_span_id must be empty or 8 bytes"
-    if span.end_time_unix_nano < span.start_time_unix_nano:
-        return "end_time_unix_nano is before start_time_unix_nano"
-    if span.start_time_unix_nano == 0:
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if start == 0:
         return "start_time_unix_nano is missing"
+    if end < start:
+        return "end_time_unix_nano is before start_time_unix_nano"
+    problem = limits.start_problem("start_time_unix_nano", start, now_unix_nano) or limits.time_problem(
+        "end_time_unix_nano", end
+    )
+    if problem is not None:
+        return problem
+    for index, event in enumerate(span.events):
+        problem = limits.time_problem(f"events[{index}].time_unix_nano", event.time_unix_nano)
+        if problem is not None:
+            return problem
     return None
 
 
-def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
-    """Remove invalid spans from ``request`` in place.
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """What ``drop_invalid_spans`` removed: how many spans were kept, how many were refused per reason
+    (``INVALID_SPAN``, ``EXPIRED``), and a message naming the first problem."""
 
-    Returns (spans kept, spans rejected, message naming the first problem).
-    """
-    kept = rejected = 0
+    kept: int
+    refused: dict[str, int]
+    first: str
+
+    @property
+    def count(self) -> int:
+        return sum(self.refused.values())
+
+
+def drop_invalid_spans(
+    request: ExportTraceServiceRequest, limits: TimeLimits = UNLIMITED, now_unix_nano: int | None = None
+) -> Rejected:
+    """Remove invalid spans from ``request`` in place (times checked against ``limits`` at
+    ``now_unix_nano``, default the current time)."""
+    now = time.time_ns() if now_unix_nano is None else now_unix_nano
+    earliest = limits.earliest_start(now)
+    kept = 0
+    refused: dict[str, int] = {}
     first = ""
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
             bad: list[int] = []
             for index, span in enumerate(ss.spans):
-                problem = span_problem(span)
+                problem = span_problem(span, limits, now)
+                if problem is None:
+                    kept += 1
+                    continue
+                bad.append(index)
+                start = span.start_time_unix_nano
+                reason = EXPIRED if 0 < start < earliest and problem.startswith("start_") else INVALID_SPAN
+                refused[reason] = refused.get(reason, 0) + 1
+                if not first:
+                    first = f"span {span.span_id.hex() or '?'}: {problem}"
+            for index in reversed(bad):
+                del ss.spans[index]
+    return Rejected(kept, refused, first)
+
+
+def log_record_problem(record: LogRecord, limits: TimeLimits = UNLIMITED) -> str | None:
+    """Why this log record's times cannot be stored (with the span its content may join), or None."""
+    return limits.time_problem("time_unix_nano", record.time_unix_nano) or limits.time_problem(
+        "observed_time_unix_nano", record.observed_time_unix_nano
+    )
+
+
+def drop_invalid_log_records(
+    request: ExportLogsServiceRequest, limits: TimeLimits = UNLIMITED
+) -> tuple[int, int, str]:
+    """Remove log records whose times cannot be stored from ``request`` in place.
+
+    Returns (records kept, records rejected, message naming the first problem).
+    """
+    kept = rejected = 0
+    first = ""
+    for rl in request.resource_logs:
+        for sl in rl.scope_logs:
+            bad: list[int] = []
+            for index, record in enumerate(sl.log_records):
+                problem = log_record_problem(record, limits)
                 if problem is None:
                     kept += 1
                 else:
                     bad.append(index)
                     if not first:
-                        first = f"span {span.span_id.hex() or '?'}: {problem}"
+                        first = f"log record {index} of span {record.span_id.hex() or '-'}: {problem}"
             if bad:
                 rejected += len(bad)
                 for index in reversed(bad):
-                    del ss.spans[index]
+                    del sl.log_records[index]
     return kept, rejected, first
 
 
@@ -229,32 +304,64 @@ def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, st
 _ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 
 
-def hex_ids_to_base64(node: Any) -> Any:
-    """OTLP/JSON carries ids as hex; protobuf's JSON mapping wants base64. Convert in place."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
-                except ValueError as exc:
-                    raise ValueError(f"{key} {value!r} is not hex") from exc
-            else:
-                hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            hex_ids_to_base64(item)
+def hex_ids_to_base64(node: Any, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """OTLP/JSON carries ids as hex; protobuf's JSON mapping wants base64. Convert in place.
+
+    Raises ValueError for an id that is not hex, and for objects and arrays nested deeper than
+    ``max_depth`` (no recursion: a deep body cannot exhaust the stack here).
+    """
+    stack: list[tuple[Any, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > max_depth:
+            raise ValueError(f"body nests objects and arrays deeper than {max_depth} levels")
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key in _ID_FIELDS and isinstance(value, str):
+                    try:
+                        current[key] = base64.b64encode(bytes.fromhex(value)).decode("ascii")
+                    except ValueError as exc:
+                        raise ValueError(f"{key} {value!r} is not hex") from exc
+                elif isinstance(value, dict | list):
+                    stack.append((value, depth + 1))
+        elif isinstance(current, list):
+            stack.extend((item, depth + 1) for item in current if isinstance(item, dict | list))
     return node
 
 
-def json_body_to_dict(body: bytes) -> Any:
-    """Parse an OTLP/JSON body; raises ValueError with a readable message."""
+def json_depth_problem(node: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """A message when objects and arrays in ``node`` nest deeper than ``max_depth``, else None."""
+    if not isinstance(node, dict | list):
+        return None
+    stack: list[tuple[Any, int]] = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        children = current.values() if isinstance(current, dict) else current
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > max_depth:
+                    return f"body nests objects and arrays deeper than {max_depth} levels"
+                stack.append((child, depth + 1))
+    return None
+
+
+def loads(body: bytes | str) -> Any:
+    """``json.loads`` that raises ValueError, with a readable message, for every body it cannot read:
+    invalid UTF-8, invalid JSON, and nesting too deep for the parser."""
     try:
-        text = body.decode("utf-8")
+        text = body.decode("utf-8") if isinstance(body, bytes) else body
     except UnicodeDecodeError as exc:
         raise ValueError(f"body is not valid UTF-8 at byte {exc.start}") from exc
     try:
-        return hex_ids_to_base64(json.loads(text))
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError as exc:
+        raise ValueError(f"body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels") from exc
+
+
+def json_body_to_dict(body: bytes) -> Any:
+    """Parse an OTLP/JSON body; raises ValueError with a readable message."""
+    return hex_ids_to_base64(loads(body))

@@ -1,12 +1,15 @@
 """What both OTLP transports share: authenticate, parse, validate, make durable, answer.
 
-Spans that are invalid on their own are removed from the request and reported through
+Spans that are invalid on their own (bad ids, or a time the storage behind the receiver cannot hold or no
+longer keeps), and log records with such times, are removed from the request and reported through
 ``partial_success``; the rest are kept. The (possibly filtered) request bytes go to the WAL unchanged
 otherwise, so the collector never re-encodes what it does not have to.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +38,12 @@ from llm_observer.kernel.component import (
     IngestMeta,
 )
 from llm_observer.kernel.errors import Backpressure, PermanentError
-from llm_observer.kernel.otlp_codec import drop_invalid_spans, json_body_to_dict
+from llm_observer.kernel.limits import UNLIMITED, TimeLimits
+from llm_observer.kernel.otlp_codec import (
+    drop_invalid_log_records,
+    drop_invalid_spans,
+    json_body_to_dict,
+)
 from llm_observer.kernel.telemetry import Telemetry
 
 REQUEST_TYPES: dict[int, type[Message]] = {
@@ -72,6 +80,17 @@ def parse_json(signal: int, body: bytes) -> Parsed:
         message = json_format.ParseDict(data, REQUEST_TYPES[signal](), ignore_unknown_fields=True)
     except (ValueError, TypeError, json_format.ParseError) as exc:
         raise PermanentError(f"malformed JSON {SIGNAL_NAMES[signal]} request: {exc}") from exc
+    except RecursionError as exc:
+        raise PermanentError(f"malformed JSON {SIGNAL_NAMES[signal]} request: nested too deeply") from exc
+    except SystemError as exc:
+        # upb reports a string it cannot encode (an unpaired UTF-16 surrogate such as "\ud800", which JSON
+        # allows) as a SystemError wrapping the UnicodeEncodeError; anything else is not the input's fault.
+        if not isinstance(exc.__cause__ or exc.__context__, UnicodeError):
+            raise
+        raise PermanentError(
+            f"malformed JSON {SIGNAL_NAMES[signal]} request: a string is not valid Unicode "
+            f"(an unpaired surrogate escape)"
+        ) from exc
     return Parsed(message, None)
 
 
@@ -92,12 +111,20 @@ class IngestCore:
     """The transport-independent part of an OTLP receiver."""
 
     def __init__(
-        self, component_id: str, ingest: Ingest, telemetry: Telemetry, authenticate: Authenticate | None
+        self,
+        component_id: str,
+        ingest: Ingest,
+        telemetry: Telemetry,
+        authenticate: Authenticate | None,
+        limits: TimeLimits = UNLIMITED,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.component_id = component_id
         self.ingest = ingest
         self.telemetry = telemetry
         self.authenticate = authenticate
+        self.limits = limits
+        self.clock = clock  # the current time in Unix nanoseconds: retention is measured from it
 
     def meta_for(self, authorization: str | None) -> IngestMeta | None:
         """Raises ``AuthError`` when auth is on and the header is missing or wrong."""
@@ -108,21 +135,35 @@ class IngestCore:
         t = self.telemetry
         response = RESPONSE_TYPES[signal]()
         if signal != SIGNAL_TRACES:
-            t.items_received.labels(self.component_id, SIGNAL_NAMES[signal]).inc(
-                _count_items(signal, parsed.message)
-            )
-            payload = parsed.raw if parsed.raw is not None else parsed.message.SerializeToString()
-            await self._append(signal, payload, meta, 0)
+            message = parsed.message
+            items = _count_items(signal, message)
+            t.items_received.labels(self.component_id, SIGNAL_NAMES[signal]).inc(items)
+            refused = 0
+            if signal == SIGNAL_LOGS:
+                assert isinstance(message, ExportLogsServiceRequest)
+                _, refused, problem = drop_invalid_log_records(message, self.limits)
+                if refused:
+                    t.events.labels(self.component_id, "log_records_refused").inc(refused)
+                    response.partial_success.rejected_log_records = refused  # type: ignore[attr-defined]
+                    response.partial_success.error_message = (  # type: ignore[attr-defined]
+                        f"{refused} invalid log record(s) rejected; first: {problem}"
+                    )
+            if refused and refused == items:
+                return response
+            raw = parsed.raw if not refused else None
+            await self._append(signal, raw if raw is not None else message.SerializeToString(), meta, 0)
             return response
         request = parsed.message
         assert isinstance(request, ExportTraceServiceRequest)
-        kept, rejected, problem = drop_invalid_spans(request)
+        dropped = drop_invalid_spans(request, self.limits, self.clock())
+        kept, rejected = dropped.kept, dropped.count
         t.received.labels(self.component_id).inc(kept + rejected)
         if rejected:
-            t.refused.labels(self.component_id, "invalid_span").inc(rejected)
+            for reason, count in dropped.refused.items():
+                t.refused.labels(self.component_id, reason).inc(count)
             response.partial_success.rejected_spans = rejected  # type: ignore[attr-defined]
             response.partial_success.error_message = (  # type: ignore[attr-defined]
-                f"{rejected} invalid span(s) rejected; first: {problem}"
+                f"{rejected} invalid span(s) rejected; first: {dropped.first}"
             )
         if kept:
             payload = parsed.raw if parsed.raw is not None and not rejected else request.SerializeToString()

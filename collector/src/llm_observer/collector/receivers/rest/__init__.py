@@ -6,19 +6,32 @@ Each trace becomes OTel GenAI spans (``format.py``) and takes the same WAL and p
 query service's HTTP port when both run in one process (``llm-observer up``), and on ``endpoint`` when that
 is set. With ingest keys on, the key decides the tenant (the ``tenant`` processor applies it). Errors use the
 query API's shape, ``{"error": {"code", "message"}}``.
+
+A request is taken whole or not at all: any field that cannot be stored (a time outside what the storage
+behind the receiver holds or keeps, a number too large, JSON nested too deeply) is a 400 naming the field,
+and nothing of the request is kept.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
 from llm_observer.collector.receivers.asgi import Receive, Send, header, read_body, respond
-from llm_observer.collector.receivers.rest.format import JsonTrace, JsonTraceBatch, tenant_of, to_otlp
+from llm_observer.collector.receivers.rest.format import (
+    JsonTrace,
+    JsonTraceBatch,
+    tenant_of,
+    time_problem,
+    to_batch,
+    to_otlp,
+)
+from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import (
     SIGNAL_TRACES,
     AsgiApp,
@@ -32,6 +45,8 @@ from llm_observer.kernel.component import (
 )
 from llm_observer.kernel.endpoints import Endpoint
 from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
+from llm_observer.kernel.limits import UNLIMITED, TimeLimits
+from llm_observer.kernel.otlp_codec import json_depth_problem, loads
 from llm_observer.kernel.servers import AsgiServer, serve_asgi
 from llm_observer.kernel.telemetry import Telemetry
 
@@ -77,12 +92,16 @@ class JsonIngestApp:
         telemetry: Telemetry,
         authenticate: Authenticate | None,
         max_body: int,
+        limits: TimeLimits = UNLIMITED,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.component_id = component_id
         self.ingest = ingest
         self.telemetry = telemetry
         self.authenticate = authenticate
         self.max_body = max_body
+        self.limits = limits
+        self.clock = clock  # the current time in Unix nanoseconds: retention is measured from it
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,39 +126,74 @@ class JsonIngestApp:
             raise _Refused(405, "method_not_allowed", "use POST", {"Allow": "POST"})
         authorization = header(scope, b"authorization")
         meta = self.authenticate(authorization) if self.authenticate is not None else None
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _Refused(413, "payload_too_large", f"the body of {declared} bytes is over {self.max_body}")
         body = await read_body(receive, self.max_body)
         if body is None:
             raise _Refused(413, "payload_too_large", f"the body is over {self.max_body} bytes")
         try:
-            data = json.loads(body)
+            data = loads(body)
         except ValueError as exc:
-            raise _Refused(400, "invalid_argument", f"the body is not JSON: {exc}") from exc
+            raise _Refused(400, "invalid_argument", str(exc)) from exc
+        too_deep = json_depth_problem(data)
+        if too_deep is not None:
+            raise _Refused(400, "invalid_argument", too_deep)
         try:
             if path == TRACE_PATH:
                 traces = [JsonTrace.model_validate(data)]
+                paths = ["body"]
             else:
                 parsed = _BATCH.validate_python(data)
                 traces = parsed.traces if isinstance(parsed, JsonTraceBatch) else parsed
+                where = "body.traces" if isinstance(parsed, JsonTraceBatch) else "body"
+                paths = [f"{where}.{index}" for index in range(len(traces))]
         except ValidationError as exc:
             raise _Refused(400, "invalid_argument", _problems(exc) or "invalid request") from exc
-        accepted, trace_ids = await self._ingest(traces, meta)
+        accepted, trace_ids = await self._ingest(traces, paths, meta)
         if path == TRACE_PATH:
             return {"accepted_spans": accepted, "trace_id": trace_ids[0]}
         return {"accepted_spans": accepted, "accepted_traces": len(traces), "trace_ids": trace_ids}
 
-    async def _ingest(self, traces: list[JsonTrace], meta: IngestMeta | None) -> tuple[int, list[str]]:
-        groups: dict[tuple[str, str], list[JsonTrace]] = {}
-        for trace in traces:
-            groups.setdefault(tenant_of(trace, meta), []).append(trace)
+    def _batches(
+        self, traces: list[JsonTrace], paths: list[str], meta: IngestMeta | None
+    ) -> list[tuple[IngestMeta, SpanBatch]]:
+        """One batch per tenant; refuses the whole request when any span cannot be stored."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, trace in enumerate(traces):
+            groups.setdefault(tenant_of(trace, meta), []).append(index)
+        now = self.clock()
+        out: list[tuple[IngestMeta, SpanBatch]] = []
+        for (org, project), indexes in groups.items():
+            group = [traces[i] for i in indexes]
+            batch = to_batch(group, org, project, now)
+            problem = time_problem(group, batch, [paths[i] for i in indexes], self.limits, now)
+            if problem is not None:
+                reason, message = problem
+                spans = sum(len(trace.spans) for trace in traces)
+                self.telemetry.received.labels(self.component_id).inc(spans)
+                self.telemetry.refused.labels(self.component_id, reason).inc(spans)
+                raise _Refused(400, "invalid_argument", message)
+            out.append((IngestMeta(organization_id=org, project_id=project), batch))
+        return out
+
+    async def _ingest(
+        self, traces: list[JsonTrace], paths: list[str], meta: IngestMeta | None
+    ) -> tuple[int, list[str]]:
+        batches = self._batches(traces, paths, meta)
         t = self.telemetry
         spans = sum(len(trace.spans) for trace in traces)
         t.received.labels(self.component_id).inc(spans)
         count = 0
         trace_ids: list[str] = []
-        for (org, project), group in groups.items():
-            payload, ids = to_otlp(group, org, project)
+        for tenant, batch in batches:
             try:
-                await self.ingest(SIGNAL_TRACES, payload, IngestMeta(organization_id=org, project_id=project))
+                payload, ids = to_otlp(batch)
+            except (ValueError, OverflowError) as exc:  # e.g. a string with a lone surrogate
+                t.refused.labels(self.component_id, "invalid_span").inc(spans - count)
+                raise _Refused(400, "invalid_argument", f"body: cannot encode the spans: {exc}") from exc
+            try:
+                await self.ingest(SIGNAL_TRACES, payload, tenant)
             except Backpressure as exc:
                 t.refused.labels(self.component_id, exc.reason).inc(spans - count)
                 raise _Refused(429, "resource_exhausted", str(exc), _retry_after(exc.retry_after)) from exc
@@ -149,7 +203,7 @@ class JsonIngestApp:
             except PermanentError as exc:
                 t.refused.labels(self.component_id, "invalid").inc(spans - count)
                 raise _Refused(400, "invalid_argument", str(exc)) from exc
-            accepted = sum(len(trace.spans) for trace in group)
+            accepted = len(batch)
             t.accepted.labels(self.component_id).inc(accepted)
             count += accepted
             trace_ids.extend(ids)
@@ -193,6 +247,7 @@ def _create(ctx: CreateContext, config: RestReceiverConfig) -> Receiver:
         ctx.telemetry,
         authenticate,
         int(config.max_request_body_size_mib * _MIB),
+        ctx.time_limits,
     )
     return RestReceiver(app, config)
 

@@ -14,6 +14,7 @@ Spans become OTel GenAI spans (``gen_ai.*`` attributes, content as ``gen_ai.inpu
 ``gen_ai.output.messages``) so they take the same pipeline as OTLP. Span ids that are not 16 hex characters
 are hashed into ids, so clients may name spans freely and refer to them in ``parent_span_id``. A span without
 ``start_time`` starts with its parent (or at the trace's start, which defaults to now minus the longest span).
+Times without an offset are UTC. Numbers must fit what the spans carry: integers in 64 bits, finite floats.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import hashlib
 import json
 import secrets
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -30,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, STATUS_UNSET, IngestMeta, SpanBatch
 from llm_observer.kernel.errors import PermissionDenied
-from llm_observer.kernel.otlp_codec import encode_traces
+from llm_observer.kernel.limits import INT64_MAX, INT64_MIN, TimeLimits
+from llm_observer.kernel.otlp_codec import EXPIRED, INVALID_SPAN, encode_traces
 from llm_observer.semconv import attributes as attrs
 
 _OPERATIONS = {
@@ -46,6 +48,18 @@ _OK = {"ok", "success", "succeeded", "completed", "complete"}
 _ERROR = {"error", "failed", "failure", "err"}
 _SPAN_KIND_CLIENT = 3
 _SPAN_KIND_INTERNAL = 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+MAX_DURATION_MS = INT64_MAX // 1_000_000
+"""The longest ``duration_ms``: a span's length in nanoseconds is a 64-bit integer."""
+
+
+def _int64_values(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Metadata values become span attributes as they are: an integer must fit in 64 bits."""
+    for key, value in metadata.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"metadata[{key!r}]: integer {value} does not fit in 64 bits")
+    return metadata
 
 
 class JsonSpan(BaseModel):
@@ -59,14 +73,16 @@ class JsonSpan(BaseModel):
     operation: str | None = None
     input: Any = None
     output: Any = None
-    prompt_tokens: int | None = Field(default=None, ge=0)
-    completion_tokens: int | None = Field(default=None, ge=0)
-    duration_ms: float = Field(default=0.0, ge=0)
+    prompt_tokens: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    completion_tokens: int | None = Field(default=None, ge=0, le=INT64_MAX)
+    duration_ms: float = Field(default=0.0, ge=0, le=MAX_DURATION_MS, allow_inf_nan=False)
     status: str | None = None
     error: str | None = None
     start_time: datetime | None = None
-    cost_usd: float | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _metadata_fits = field_validator("metadata")(_int64_values)
 
 
 class JsonTrace(BaseModel):
@@ -84,6 +100,8 @@ class JsonTrace(BaseModel):
     start_time: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     spans: list[JsonSpan] = Field(min_length=1, max_length=10_000)
+
+    _metadata_fits = field_validator("metadata")(_int64_values)
 
     @field_validator("trace_id")
     @classmethod
@@ -121,7 +139,13 @@ def _messages(role: str, value: Any) -> str:
 
 
 def _ns(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000) * 1000
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND * 1000
+
+
+def _end(start: int, span: JsonSpan) -> int:
+    return start + int(span.duration_ms * 1_000_000)
 
 
 def _metadata(prefix: str, metadata: dict[str, Any], into: dict[str, Any]) -> None:
@@ -144,7 +168,7 @@ def to_batch(
             attrs.ORGANIZATION_ID: org,
             attrs.PROJECT_ID: project,
         }
-        longest = max(int(span.duration_ms * 1e6) for span in trace.spans)
+        longest = max(int(span.duration_ms * 1_000_000) for span in trace.spans)
         trace_start = _ns(trace.start_time) if trace.start_time else now - longest
         ids = [_span_id(trace_id, span.span_id or f"#{index}") for index, span in enumerate(trace.spans)]
         by_name = {span.span_id: ids[i] for i, span in enumerate(trace.spans) if span.span_id}
@@ -223,7 +247,7 @@ def to_batch(
             batch.name.append(span.name)
             batch.kind.append(_SPAN_KIND_CLIENT if model else _SPAN_KIND_INTERNAL)
             batch.start_time_unix_nano.append(start)
-            batch.end_time_unix_nano.append(start + int(span.duration_ms * 1e6))
+            batch.end_time_unix_nano.append(_end(start, span))
             batch.status_code.append(code)
             batch.status_message.append(span.error or "")
             batch.attributes.append(attributes)
@@ -235,11 +259,36 @@ def to_batch(
     return batch
 
 
-def to_otlp(
-    traces: list[JsonTrace], organization_id: str | None, project_id: str | None
-) -> tuple[bytes, list[str]]:
-    """Serialized ``ExportTraceServiceRequest`` for ``traces`` (what the WAL stores) and the trace ids (hex)."""
-    batch = to_batch(traces, organization_id, project_id)
+def time_problem(
+    traces: list[JsonTrace], batch: SpanBatch, paths: list[str], limits: TimeLimits, now_ns: int
+) -> tuple[str, str] | None:
+    """The first span of ``batch`` (``to_batch(traces, ...)``) with a time outside ``limits`` at ``now_ns``:
+    (``EXPIRED`` or ``INVALID_SPAN``, a message naming the field), or None. ``paths[i]`` is how the request
+    names ``traces[i]`` (``body``, ``body.traces.0``)."""
+    earliest = limits.earliest_start(now_ns)
+    row = 0
+    for path, trace in zip(paths, traces, strict=True):
+        longest = max(range(len(trace.spans)), key=lambda i: trace.spans[i].duration_ms)
+        for index, span in enumerate(trace.spans):
+            start, end = batch.start_time_unix_nano[row], batch.end_time_unix_nano[row]
+            row += 1
+            if span.start_time is not None:
+                field = f"{path}.spans.{index}.start_time"
+            elif trace.start_time is not None:
+                field = f"{path}.start_time"
+            else:  # the trace starts at now minus its longest span
+                field = f"{path}.spans.{longest}.duration_ms (the trace's start)"
+            problem = limits.start_problem(field, start, now_ns)
+            if problem is not None:
+                return (EXPIRED if 0 <= start < earliest else INVALID_SPAN), problem
+            problem = limits.time_problem(f"{path}.spans.{index}.duration_ms (the span's end)", end)
+            if problem is not None:
+                return INVALID_SPAN, problem
+    return None
+
+
+def to_otlp(batch: SpanBatch) -> tuple[bytes, list[str]]:
+    """Serialized ``ExportTraceServiceRequest`` for ``batch`` (what the WAL stores) and its trace ids (hex)."""
     request: ExportTraceServiceRequest = encode_traces(batch)
     return request.SerializeToString(), list(dict.fromkeys(tid.hex() for tid in batch.trace_id))
 
