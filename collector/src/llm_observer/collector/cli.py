@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from pathlib import Path
+from typing import Any
 
 from llm_observer.collector.config import Config, effective_yaml, load_config
 from llm_observer.kernel.errors import ConfigError
@@ -72,6 +73,70 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deadletter_store(args: argparse.Namespace) -> Any:
+    from llm_observer.collector.deadletter import DeadLetterStore
+    from llm_observer.collector.service import DEADLETTER_DIR
+
+    data_dir = args.data_dir
+    if data_dir is None:
+        data_dir = load_config(args.config).data_dir
+    return DeadLetterStore(Path(data_dir).resolve() / DEADLETTER_DIR)
+
+
+def _deadletter_ids(store: Any, args: argparse.Namespace) -> list[str]:
+    if args.all:
+        return [entry.id for entry in store.entries()]
+    if not args.ids:
+        raise ConfigError([("deadletter", "name entries by id, or pass --all")])
+    return list(args.ids)
+
+
+def _deadletter(args: argparse.Namespace) -> int:
+    """``llm-observer deadletter list|show|replay|drop``: the spans exporters could not deliver."""
+    store = _deadletter_store(args)
+    action = args.deadletter_command
+    if action == "list":
+        entries = store.entries()
+        if args.json:
+            print(json.dumps([entry.summary() for entry in entries], indent=2))
+            return 0
+        if not entries:
+            print(f"no dead-letter entries in {store.directory}")
+            return 0
+        for entry in entries:
+            orgs = ",".join(f"{org}={n}" for org, n in sorted(entry.organizations.items()))
+            state = "replay requested" if entry.replay_requested else "quarantined"
+            print(
+                f"{entry.id}  {entry.consumer}  {entry.spans} spans  {entry.reason}  [{orgs}]  {state}\n"
+                f"    {entry.message}"
+            )
+        return 0
+    failed = 0
+    for entry_id in _deadletter_ids(store, args):
+        try:
+            if action == "show":
+                entry, batch = store.load(entry_id)
+                print(json.dumps(entry.summary(), indent=2))
+                for row in range(len(batch)):
+                    print(
+                        f"  {batch.trace_id[row].hex()} {batch.span_id[row].hex()} {batch.name[row]!r} "
+                        f"start={batch.start_time_unix_nano[row]}"
+                    )
+            elif action == "replay":
+                store.request_replay(entry_id)
+                print(
+                    f"{entry_id}: replay requested; a running collector delivers it within seconds, "
+                    "otherwise the next start does"
+                )
+            else:
+                store.remove(entry_id)
+                print(f"{entry_id}: dropped")
+        except KeyError:
+            print(f"no dead-letter entry {entry_id!r} in {store.directory}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
 def _version() -> str:
     try:
         return version("llm-observer")
@@ -109,6 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
     show = config_sub.add_parser("show", help="print the effective config")
     with_config(show, required=False)
     show.set_defaults(func=_show)
+    deadletter = sub.add_parser(
+        "deadletter", help="spans an exporter could not deliver: list, show, replay or drop them"
+    )
+    dl_sub = deadletter.add_subparsers(dest="deadletter_command", required=True)
+    for name, text in (
+        ("list", "list the quarantined sets"),
+        ("show", "print entries and their spans"),
+        ("replay", "deliver entries again to the exporter they came from (running or at next start)"),
+        ("drop", "delete entries for good"),
+    ):
+        action = dl_sub.add_parser(name, help=text)
+        with_config(action, required=False)
+        if name == "list":
+            action.add_argument("--json", action="store_true", help="print JSON")
+        else:
+            action.add_argument("ids", nargs="*", help="entry ids (see list)")
+            action.add_argument("--all", action="store_true", help="every entry")
+        action.set_defaults(func=_deadletter)
     # Other distributions add their subcommands (the query service's ``traces``) through entry points.
     for ep in entry_points(group="llm_observer.commands"):
         ep.load()(sub)

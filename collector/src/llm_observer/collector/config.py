@@ -57,6 +57,9 @@ exporters:
     endpoint: 127.0.0.1:9464
   qdrant:
     url: qdrant
+    # Semantic search is optional: it must never hold the WAL, and so ingest, hostage.
+    sending_queue:
+      on_overflow: drop
 service:
   extensions: [query]
   telemetry:
@@ -102,7 +105,47 @@ class DeliveryConfig(ComponentConfig):
     timeout_seconds: float = Field(30, gt=0)
     initial_backoff_seconds: float = Field(0.1, gt=0)
     max_backoff_seconds: float = Field(10, gt=0)
+    max_elapsed_seconds: float = Field(
+        300,
+        ge=0,
+        description="retry a failing batch this long, then quarantine it in the dead-letter store (0: for ever)",
+    )
+    stall_seconds: float = Field(
+        60, gt=0, description="/health reports an exporter with data waiting and no progress for this long"
+    )
     drain_timeout_seconds: float = Field(30, ge=0)
+
+
+class RetryOnFailureConfig(ComponentConfig):
+    """An exporter's ``retry_on_failure``; unset keys take ``service.delivery``'s values."""
+
+    initial_interval_seconds: float | None = Field(None, gt=0)
+    max_interval_seconds: float | None = Field(None, gt=0)
+    max_elapsed_seconds: float | None = Field(None, ge=0)
+
+
+class SendingQueueConfig(ComponentConfig):
+    """An exporter's ``sending_queue``: how far it may fall behind the WAL head."""
+
+    on_overflow: Literal["block", "drop"] = Field(
+        "block",
+        description="block: keep the backlog (a full WAL refuses ingest); drop: skip ahead, counted",
+    )
+    max_lag_mib: float = Field(
+        256, ge=0, description="drop: bound on the WAL bytes not yet delivered (0: none)"
+    )
+    max_lag_seconds: float = Field(900, ge=0, description="drop: bound on the age of the oldest (0: none)")
+
+
+class ExporterDeliveryConfig(ComponentConfig):
+    """The delivery keys every exporter and connector accepts beside its own (as the Collector's
+    exporterhelper adds them): the pipeline applies them, the component never sees them."""
+
+    retry_on_failure: RetryOnFailureConfig = RetryOnFailureConfig()
+    sending_queue: SendingQueueConfig = SendingQueueConfig()
+
+
+DELIVERY_KEYS = tuple(ExporterDeliveryConfig.model_fields)
 
 
 class PipelineConfig(ComponentConfig):
@@ -172,6 +215,8 @@ class Config:
     auth: AuthConfig
     source: str = "<default>"
     factories: dict[str, dict[str, Factory[Any, Any]]] = field(default_factory=dict)
+    # Exporters' and connectors' ``retry_on_failure`` / ``sending_queue``, by id (defaults when absent).
+    delivery: dict[str, ExporterDeliveryConfig] = field(default_factory=dict)
 
 
 # --- factories -------------------------------------------------------------------------------------
@@ -347,8 +392,15 @@ def validate(raw: dict[str, Any], factories: Mapping[str, Mapping[str, Any]]) ->
     if root is None:
         raise ConfigError(problems)
     specs: dict[str, dict[str, ComponentSpec]] = {kind: {} for kind in KINDS}
+    delivery: dict[str, ExporterDeliveryConfig] = {}
     for kind in KINDS:
         for component_id, body in (getattr(root, kind) or {}).items():
+            if kind in ("exporters", "connectors") and isinstance(body, dict):
+                keys = {key: body[key] for key in DELIVERY_KEYS if key in body}
+                body = {key: value for key, value in body.items() if key not in DELIVERY_KEYS}
+                policy = _model(f"{kind}.{component_id}", ExporterDeliveryConfig, keys, problems)
+                if policy is not None:
+                    delivery[str(component_id)] = policy
             spec = _spec(kind, f"{kind}.{component_id}", str(component_id), body, factories[kind], problems)
             if spec is not None:
                 specs[kind][spec.id] = spec
@@ -385,6 +437,7 @@ def validate(raw: dict[str, Any], factories: Mapping[str, Mapping[str, Any]]) ->
         service=service,
         auth=auth,
         factories={kind: dict(f) for kind, f in factories.items()},
+        delivery=delivery,
     )
 
 
@@ -534,6 +587,9 @@ def effective_yaml(config: Config) -> str:
     out: dict[str, Any] = {"data_dir": str(config.data_dir)}
     for kind in KINDS:
         out[kind] = {cid: spec.config.model_dump(mode="json") for cid, spec in getattr(config, kind).items()}
+        if kind in ("exporters", "connectors"):
+            for cid, body in out[kind].items():
+                body.update(config.delivery.get(cid, ExporterDeliveryConfig()).model_dump(mode="json"))
     out["service"] = config.service.model_dump(mode="json")
     for type_name, spec in config.extensions.items():
         out[type_name] = spec.config.model_dump(mode="json")

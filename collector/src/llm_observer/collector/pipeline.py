@@ -6,49 +6,54 @@ keeps up takes chunks from the ring; one that fell behind (slow or failing expor
 WAL range it needs itself, so it never blocks the others and they never receive duplicates. Before a send
 the worker records the range as in flight; after a restart it replays exactly that range first, with the same
 ``origin``, so storage can drop the replay (idempotent writes).
+
+The workers, and what keeps a refused batch, a failing exporter or a full disk from stopping one for good,
+are in ``delivery.py``. Each pipeline reports to ``/health`` (``Telemetry.health``) when its stage or a
+worker is down or not making progress.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llm_observer.collector.deadletter import DeadLetterStore
+from llm_observer.collector.delivery import (
+    Chunk,
+    DeliverySettings,
+    ExporterPolicy,
+    ExporterWorker,
+    QueueSettings,
+    RetrySettings,
+    Supervisor,
+)
 from llm_observer.collector.notify import Notifier
-from llm_observer.collector.wal import Cursor, Log, Record
+from llm_observer.collector.wal import Log, Record
 from llm_observer.kernel.batch import Provenance, SpanBatch
 from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_TRACES, Exporter, Processor
-from llm_observer.kernel.errors import PermanentError
 from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.kernel.tenancy import enforce_tenancy
+
+__all__ = [
+    "Chunk",
+    "Decoder",
+    "DeliverySettings",
+    "ExporterPolicy",
+    "Pipeline",
+    "QueueSettings",
+    "RetrySettings",
+]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class DeliverySettings:
-    max_batch_bytes: int = 4 << 20
-    min_batch_bytes: int = 1 << 20
-    linger_seconds: float = 0.2
-    timeout_seconds: float = 30.0
-    initial_backoff_seconds: float = 0.1
-    max_backoff_seconds: float = 10.0
-    ring_size: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    start: int
-    end: int
-    batch: SpanBatch
 
 
 class Decoder:
@@ -77,11 +82,25 @@ class Decoder:
         for record in records:
             if record.signal == SIGNAL_TRACES:
                 before = len(batch)
-                decode_traces(ExportTraceServiceRequest.FromString(record.payload), batch)
+                try:
+                    request = ExportTraceServiceRequest.FromString(record.payload)
+                except DecodeError:
+                    # Ingest parsed every record before writing it, so this is a damaged log: skipping the
+                    # record costs its spans, keeping it would stop the pipeline for good.
+                    self.telemetry.component(self.name).event("undecodable_record")
+                    if "undecodable" not in self._failed_once:
+                        self._failed_once.add("undecodable")
+                        logger.error(
+                            "pipeline %s skipped WAL record %d: it does not decode", self.name, record.lsn
+                        )
+                    continue
+                decode_traces(request, batch)
                 if record.meta is not None and len(batch) > before:
                     batch.provenance.append(Provenance(before, len(batch), record.meta))
             elif record.signal == SIGNAL_LOGS and self.read_logs:
                 batch.logs.append((record.lsn, record.payload))
+                if record.meta is not None:
+                    batch.log_meta[record.lsn] = record.meta
         for component_id, processor in self.processors:
             try:
                 batch = processor(batch)
@@ -91,85 +110,9 @@ class Decoder:
                 if component_id not in self._failed_once:
                     self._failed_once.add(component_id)
                     logger.exception("processor %s failed; batches pass it unprocessed", component_id)
+        enforce_tenancy(batch, self.telemetry.component(self.name))
         batch.origin = f"{self.name}:{start}-{end}"
         return batch
-
-
-class ExporterWorker:
-    """Delivers a pipeline's chunks to one exporter, behind its own cursor."""
-
-    def __init__(self, pipeline: Pipeline, exporter_id: str, exporter: Exporter) -> None:
-        self.pipeline = pipeline
-        self.exporter_id = exporter_id
-        self.exporter = exporter
-        self.consumer = f"{pipeline.name}/{exporter_id}"
-        self.cursor = Cursor(pipeline.log.first)
-        self.task: asyncio.Task[None] | None = None
-        self._last_warning = -1e9
-
-    def load(self) -> None:
-        self.cursor = self.pipeline.log.load_cursor(self.consumer)
-        if self.cursor.next < self.pipeline.log.first:
-            self.cursor = Cursor(self.pipeline.log.first, None)
-
-    async def run(self) -> None:
-        p = self.pipeline
-        if self.cursor.inflight is not None:
-            start, end = self.cursor.inflight
-            records = p.log.read(start, end, 1 << 62)
-            await self._deliver(Chunk(start, end, await p.decode(records, start, end)))
-        while True:
-            chunk = p.ring_chunk(self.cursor.next)
-            if chunk is None:
-                chunk = await p.catch_up(self.cursor.next)
-            if chunk is None:
-                await p.wait_for_chunks(partial(p.has_work_at, self.cursor.next))
-                continue
-            await self._deliver(chunk)
-
-    async def _deliver(self, chunk: Chunk) -> None:
-        p = self.pipeline
-        if len(chunk.batch):
-            await self._save(Cursor(self.cursor.next, (chunk.start, chunk.end)))
-            await self._send_with_retry(chunk.batch)
-        await self._save(Cursor(chunk.end, None))
-        p.committed()
-
-    async def _save(self, cursor: Cursor) -> None:
-        # Cursor files are synced: keep that off the event loop, which is answering clients.
-        await asyncio.to_thread(self.pipeline.log.save_cursor, self.consumer, cursor)
-        self.cursor = cursor
-
-    async def _send_with_retry(self, batch: SpanBatch) -> None:
-        p = self.pipeline
-        t = p.telemetry
-        settings = p.settings
-        backoff = settings.initial_backoff_seconds
-        while True:
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(settings.timeout_seconds):
-                    await self.exporter.send(batch)
-            except PermanentError as exc:
-                t.failed.labels(self.exporter_id, "permanent").inc(len(batch))
-                logger.error("exporter %s refused %d spans for good: %s", self.exporter_id, len(batch), exc)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                t.export_retries.labels(self.exporter_id).inc()
-                now = time.monotonic()
-                if now - self._last_warning >= 60.0:
-                    self._last_warning = now
-                    logger.warning(
-                        "exporter %s failing, will retry (data stays in the WAL): %s", self.exporter_id, exc
-                    )
-                await asyncio.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, settings.max_backoff_seconds)
-                continue
-            t.export_seconds.labels(self.exporter_id).observe(time.perf_counter() - started)
-            t.exported.labels(self.exporter_id).inc(len(batch))
-            return
 
 
 class Pipeline:
@@ -184,6 +127,8 @@ class Pipeline:
         telemetry: Telemetry,
         settings: DeliverySettings,
         on_commit: Callable[[], None],
+        policies: Mapping[str, ExporterPolicy] | None = None,
+        deadletter: DeadLetterStore | None = None,
     ) -> None:
         self.name = name
         self.log = log
@@ -191,13 +136,23 @@ class Pipeline:
         self.telemetry = telemetry
         self.settings = settings
         self.on_commit = on_commit
-        self.workers = [ExporterWorker(self, exporter_id, exporter) for exporter_id, exporter in exporters]
+        self.deadletter = deadletter
+        default = ExporterPolicy(settings.retry, QueueSettings())
+        self.workers = [
+            ExporterWorker(self, exporter_id, exporter, (policies or {}).get(exporter_id, default))
+            for exporter_id, exporter in exporters
+        ]
         self._ring: deque[Chunk] = deque()
         self._stage_pos = 0
         self._changed = Notifier()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llm-observer-{name}")
         self._stage_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
+        self._stage_supervisor = Supervisor(
+            f"{name}/stage", f"processing of pipeline {name}", settings.retry, telemetry
+        )
+        # (head, when it was seen): how old the oldest record a worker has not delivered is, roughly.
+        self._marks: deque[tuple[int, float]] = deque()
 
     # --- shared by workers ---------------------------------------------------------------------------
 
@@ -216,6 +171,20 @@ class Pipeline:
             if chunk.start == start:
                 return chunk
         return None
+
+    def live_edge(self) -> int:
+        """Where a worker that drops its backlog resumes: the oldest chunk still in the ring (processed
+        already), else the stage's position."""
+        return self._ring[0].start if self._ring else self._stage_pos
+
+    def lag_age(self, cursor: int) -> float:
+        """Seconds since the oldest record at or after ``cursor`` was appended (roughly, and 0 when none)."""
+        if cursor >= self.log.head:
+            return 0.0
+        for head, seen in self._marks:
+            if head > cursor:
+                return time.monotonic() - seen
+        return 0.0
 
     async def catch_up(self, cursor: int) -> Chunk | None:
         """Read and process ``[cursor, next ring boundary)`` from the WAL for a worker off the ring."""
@@ -271,6 +240,7 @@ class Pipeline:
             batch = await self.decode(records, pos, end)
             self._ring.append(Chunk(pos, end, batch))
             self._stage_pos = end
+            self._stage_supervisor.moving()
             self._notify()
 
     def _report_lag(self) -> None:
@@ -280,10 +250,52 @@ class Pipeline:
             self.telemetry.wal_lag_records.labels(label).set(max(0, head - worker.cursor.next))
             self.telemetry.wal_lag_bytes.labels(label).set(self.log.bytes_between(worker.cursor.next, head))
 
+    def _mark(self) -> None:
+        head = self.log.head
+        if not self._marks or self._marks[-1][0] != head:
+            self._marks.append((head, time.monotonic()))
+        oldest = min((w.cursor.next for w in self.workers), default=head)
+        while len(self._marks) > 1 and self._marks[1][0] <= oldest:
+            self._marks.popleft()
+
+    def _pick_up_replays(self) -> None:
+        if self.deadletter is None:
+            return
+        wanted = self.deadletter.replay_requested()
+        if not wanted:
+            return
+        by_consumer = {w.consumer: w for w in self.workers}
+        for entry_id in wanted:
+            try:
+                entry = self.deadletter.get(entry_id)
+            except KeyError:
+                continue
+            worker = by_consumer.get(entry.consumer)
+            if worker is not None and entry_id not in worker.replays:
+                worker.replays.append(entry_id)
+                self._notify()
+
     async def _lag_loop(self) -> None:
         while True:
-            self._report_lag()
+            try:
+                self._report_lag()
+                self._mark()
+                self._pick_up_replays()
+            except OSError as exc:
+                logger.warning("pipeline %s: cannot read the dead-letter store: %s", self.name, exc)
             await asyncio.sleep(1.0)
+
+    def problem(self) -> str | None:
+        """What /health reports for this pipeline (None when data is moving)."""
+        problems = []
+        stage = self._stage_supervisor.problem()
+        if stage is not None:
+            problems.append(stage)
+        for worker in self.workers:
+            problem = worker.problem(self.settings.stall_seconds)
+            if problem:
+                problems.append(problem)
+        return "; ".join(problems) or None
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -293,15 +305,21 @@ class Pipeline:
         self._changed.bind()
         for worker in self.workers:
             worker.load()
+            worker.progress_at = time.monotonic()
         # The stage starts where the furthest-behind worker will be once it has replayed its in-flight range.
         self._stage_pos = min(
             (w.cursor.inflight[1] if w.cursor.inflight else w.cursor.next for w in self.workers),
             default=self.log.head,
         )
-        self._stage_task = asyncio.create_task(self._stage(), name=f"pipeline-{self.name}-stage")
+        self._mark()
+        self._stage_task = asyncio.create_task(
+            self._stage_supervisor.run(self._stage), name=f"pipeline-{self.name}-stage"
+        )
         for worker in self.workers:
-            worker.task = asyncio.create_task(worker.run(), name=f"pipeline-{worker.consumer}")
+            worker.task = asyncio.create_task(worker.supervise(), name=f"pipeline-{worker.consumer}")
+        self._pick_up_replays()
         self._lag_task = asyncio.create_task(self._lag_loop(), name=f"pipeline-{self.name}-lag")
+        self.telemetry.health.register(f"pipeline/{self.name}", self.problem)
 
     def caught_up(self) -> bool:
         head = self.log.head
@@ -323,6 +341,7 @@ class Pipeline:
         return True
 
     async def shutdown(self) -> None:
+        self.telemetry.health.unregister(f"pipeline/{self.name}")
         tasks = [
             t for t in (self._stage_task, self._lag_task, *(w.task for w in self.workers)) if t is not None
         ]

@@ -18,8 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_observer.collector.config import Config
-from llm_observer.collector.pipeline import Decoder, DeliverySettings, Pipeline
+from llm_observer.collector.config import Config, ExporterDeliveryConfig
+from llm_observer.collector.deadletter import DeadLetterStore
+from llm_observer.collector.pipeline import (
+    Decoder,
+    DeliverySettings,
+    ExporterPolicy,
+    Pipeline,
+    QueueSettings,
+    RetrySettings,
+)
 from llm_observer.collector.wal import Log, MemoryLog, WriteAheadLog
 from llm_observer.kernel.auth import AuthConfig, Authenticator
 from llm_observer.kernel.component import (
@@ -39,11 +47,28 @@ from llm_observer.kernel.component import (
     Receiver,
 )
 from llm_observer.kernel.errors import ConfigError
+from llm_observer.kernel.limits import UNLIMITED, TimeLimits
 from llm_observer.kernel.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
 
 _MIB = 1 << 20
+DEADLETTER_DIR = "deadletter"
+"""Where quarantined spans are kept, under the data dir (see ``deadletter.py``)."""
+
+
+def _policy(config: ExporterDeliveryConfig | None, default: RetrySettings) -> ExporterPolicy:
+    """An exporter's ``retry_on_failure`` / ``sending_queue`` over ``service.delivery``'s retry."""
+    if config is None:
+        return ExporterPolicy(default, QueueSettings())
+    r, q = config.retry_on_failure, config.sending_queue
+    retry = RetrySettings(
+        r.initial_interval_seconds if r.initial_interval_seconds is not None else default.initial_interval,
+        r.max_interval_seconds if r.max_interval_seconds is not None else default.max_interval,
+        r.max_elapsed_seconds if r.max_elapsed_seconds is not None else default.max_elapsed,
+    )
+    queue = QueueSettings(q.on_overflow, int(q.max_lag_mib * _MIB), q.max_lag_seconds)
+    return ExporterPolicy(retry, queue)
 
 
 def make_authenticate(auth_config: AuthConfig) -> Authenticate | None:
@@ -240,13 +265,19 @@ class Service:
         cfg = self.config
         svc = cfg.service
         d = svc.delivery
+        retry = RetrySettings(d.initial_backoff_seconds, d.max_backoff_seconds, d.max_elapsed_seconds)
         settings = DeliverySettings(
             max_batch_bytes=int(d.max_batch_mib * _MIB),
             min_batch_bytes=int(d.min_batch_mib * _MIB),
             linger_seconds=d.linger_seconds,
             timeout_seconds=d.timeout_seconds,
-            initial_backoff_seconds=d.initial_backoff_seconds,
-            max_backoff_seconds=d.max_backoff_seconds,
+            retry=retry,
+            stall_seconds=d.stall_seconds,
+        )
+        deadletter = (
+            DeadLetterStore(self.data_dir / DEADLETTER_DIR, sync=svc.wal.sync, telemetry=self.telemetry)
+            if svc.wal.mode == "disk"
+            else None
         )
         assert self.log is not None
         consumed: set[int] = set()
@@ -267,9 +298,11 @@ class Service:
             if read_logs:
                 consumed.add(SIGNAL_LOGS)
             exporters = []
+            policies: dict[str, ExporterPolicy] = {}
             for index, exporter_id in enumerate(pipeline_cfg.exporters):
                 path = f"service.pipelines.{name}.exporters[{index}]"
                 exporters.append((exporter_id, self._typed(path, exporter_id, Exporter, "a span exporter")))
+                policies[exporter_id] = _policy(cfg.delivery.get(exporter_id), retry)
             pipeline = Pipeline(
                 name,
                 self.log,
@@ -278,6 +311,8 @@ class Service:
                 self.telemetry,
                 settings,
                 self._release_wal,
+                policies,
+                deadletter,
             )
             await pipeline.start()
             self._running.pipelines.append(pipeline)
@@ -313,10 +348,28 @@ class Service:
         }
         for receiver_id in sorted(used):
             spec = cfg.receivers[receiver_id]
-            ctx = self._ctx(receiver_id, ingest=self.ingest, extras={"authenticate": authenticate})
+            ctx = self._ctx(
+                receiver_id,
+                ingest=self.ingest,
+                extras={"authenticate": authenticate},
+                time_limits=self._time_limits(receiver_id),
+            )
             receiver = spec.factory.create(ctx, spec.config)
             await receiver.start()
             self._running.receivers[receiver_id] = receiver
+
+    def _time_limits(self, receiver_id: str) -> TimeLimits:
+        """The strictest time limits the exporters of ``receiver_id``'s traces pipelines declare."""
+        cfg = self.config
+        limits = UNLIMITED
+        for name, pipeline in cfg.service.pipelines.items():
+            if not name.startswith("traces") or receiver_id not in pipeline.receivers:
+                continue
+            for exporter_id in pipeline.exporters:
+                spec = cfg.connectors.get(exporter_id) or cfg.exporters[exporter_id]
+                if spec.factory.time_limits is not None:
+                    limits = limits.narrow(spec.factory.time_limits(spec.config))
+        return limits
 
     async def _start_extensions(self) -> None:
         cfg = self.config

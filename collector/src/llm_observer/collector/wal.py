@@ -53,6 +53,29 @@ class Cursor:
     inflight: tuple[int, int] | None = None
 
 
+def write_atomically(path: Path, data: bytes, sync: bool, sync_directory: bool = False) -> None:
+    """Replace ``path`` with ``data`` so that a reader (or a crash) sees the old file or the new one, never
+    part of either: write a temporary file beside it (synced when ``sync``), then rename it over ``path``.
+    A failed write (a full disk) leaves ``path`` as it was and no temporary file behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if sync:
+                fh.flush()
+                os.fdatasync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync and sync_directory:
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def encode_meta(meta: IngestMeta | None) -> bytes:
     if meta is None:
         return b""
@@ -140,17 +163,10 @@ class _CursorFiles:
 
     def save(self, consumer: str, cursor: Cursor) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(consumer)
-        tmp = path.with_suffix(".tmp")
         body = json.dumps(
             {"next": cursor.next, "inflight": list(cursor.inflight) if cursor.inflight else None}
         )
-        with open(tmp, "w") as fh:
-            fh.write(body)
-            if self.sync:
-                fh.flush()
-                os.fdatasync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomically(self._path(consumer), body.encode(), self.sync)
 
 
 class WriteAheadLog:
@@ -186,6 +202,7 @@ class WriteAheadLog:
         self._waiters = Notifier()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._cursors = _CursorFiles(directory / "cursors", sync)
+        self._write_error: str | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -198,6 +215,19 @@ class WriteAheadLog:
         await asyncio.to_thread(self._recover)
         self._writer = threading.Thread(target=self._write_loop, name="llm-observer-wal", daemon=True)
         self._writer.start()
+        if self._telemetry is not None:
+            self._telemetry.health.register("wal", self.problem)
+
+    def problem(self) -> str | None:
+        """What /health reports: the WAL refusing writes (full, or the disk failing), else None."""
+        if self._write_error is not None:
+            return f"the WAL cannot write, ingest is refused: {self._write_error}"
+        if self._size >= self.max_bytes:
+            return (
+                f"the WAL is full ({self._size} of {self.max_bytes} bytes), ingest is refused until "
+                "exporters catch up"
+            )
+        return None
 
     async def close(self) -> None:
         """Write and sync what is pending, then stop the writer. Idempotent."""
@@ -209,6 +239,8 @@ class WriteAheadLog:
             self._wake.notify()
         await asyncio.to_thread(writer.join)
         self._writer = None
+        if self._telemetry is not None:
+            self._telemetry.health.unregister("wal")
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -312,20 +344,33 @@ class WriteAheadLog:
             try:
                 lsns = self._write(batch)
             except OSError as exc:
-                logger.error("WAL write failed; %d requests refused: %s", len(batch), exc)
-                self._discard_partial_write()
+                if self._write_error is None:
+                    logger.error("WAL write failed; requests are refused until it succeeds: %s", exc)
+                self._write_error = str(exc)
+                try:
+                    self._discard_partial_write()
+                except OSError as cut:
+                    logger.error("cannot repair the WAL after a failed write: %s", cut)
                 self._finish(batch, None, exc)
                 continue
+            if self._write_error is not None:
+                logger.info("WAL writes succeed again")
+                self._write_error = None
             self._finish(batch, lsns, None)
 
     def _write(self, batch: list[tuple[bytes, asyncio.Future[int]]]) -> list[int]:
         started = time.perf_counter()
         segment = self._segments[-1]
+        if self._fd < 0:
+            # A failed write (a full disk) left no segment open: reopen the last one, as recovery would.
+            self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.ftruncate(self._fd, segment.size)
         total = sum(len(record) for record, _ in batch)
         if segment.size > 0 and segment.size + total > self.segment_bytes:
             if self.sync:
                 os.fdatasync(self._fd)
             os.close(self._fd)
+            self._fd = -1
             segment = self._new_segment(self._head)
             self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         data = b"".join(record for record, _ in batch)
@@ -352,6 +397,8 @@ class WriteAheadLog:
         """Cut whatever a failed write left past the last durable record, so that nothing refused is ever
         read back (as part of a later record) and nothing acknowledged is later mistaken for a torn tail."""
         segment = self._segments[-1]
+        if self._fd < 0:
+            return  # nothing open to repair: the next write reopens the segment and cuts it
         try:
             os.ftruncate(self._fd, segment.size)
         except OSError as exc:
@@ -360,6 +407,7 @@ class WriteAheadLog:
                 "cannot cut a failed WAL write off %s (%s); starting a new segment", segment.path.name, exc
             )
             os.close(self._fd)
+            self._fd = -1
             segment = self._new_segment(self._head)
             self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 

@@ -16,7 +16,33 @@ class ConfigError(LLMObserverError):
 
 
 class PermanentError(LLMObserverError):
-    """The data can never be accepted as it is (INVALID_ARGUMENT / 400); retrying will not help."""
+    """The data can never be accepted as it is (INVALID_ARGUMENT / 400); retrying will not help.
+
+    From an exporter's ``send`` it means nothing of the batch was stored (or what was is stored under
+    idempotent keys, so sending it again stores nothing twice). ``reason`` is a short, bounded label for
+    the self-metrics (``invalid_data``, ``too_many_partitions``...)."""
+
+    def __init__(self, message: str, reason: str = "permanent") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PartialFailure(PermanentError):
+    """An exporter stored every row of the batch except ``rows`` (row indices of the batch it was given),
+    which it can never store as they are; ``problems`` may name, by row, what is wrong with each.
+
+    The delivery helper quarantines (or narrows down) just those rows and counts the rest as delivered."""
+
+    def __init__(
+        self,
+        message: str,
+        rows: list[int],
+        reason: str = "invalid_data",
+        problems: dict[int, str] | None = None,
+    ) -> None:
+        super().__init__(message, reason)
+        self.rows = rows
+        self.problems = problems or {}
 
 
 class RetryableError(LLMObserverError):

@@ -7,12 +7,16 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from llm_observer.kernel.health import Health
+
 
 class Telemetry:
-    """Owns one Prometheus registry; components get a ``ComponentMetrics`` view of it."""
+    """Owns one Prometheus registry; components get a ``ComponentMetrics`` view of it. ``health`` holds the
+    checks every ``/health`` endpoint of the process answers from."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.health = Health()
         r = self.registry
         self.received = Counter(
             "llm_observer_spans_received", "Spans received by a receiver.", ["component"], registry=r
@@ -30,6 +34,43 @@ class Telemetry:
             "llm_observer_spans_failed",
             "Spans an exporter gave up on (permanent errors), by reason.",
             ["exporter", "reason"],
+            registry=r,
+        )
+        self.quarantined = Counter(
+            "llm_observer_spans_quarantined",
+            "Spans an exporter can never store as they are, kept in the dead-letter store for an operator "
+            "(llm-observer deadletter), by reason and organization.",
+            ["exporter", "reason", "organization"],
+            registry=r,
+        )
+        self.replayed = Counter(
+            "llm_observer_spans_replayed",
+            "Spans replayed from the dead-letter store and delivered.",
+            ["exporter"],
+            registry=r,
+        )
+        self.deadletter_entries = Gauge(
+            "llm_observer_deadletter_entries",
+            "Quarantined sets waiting in the dead-letter store.",
+            registry=r,
+        )
+        self.lag_dropped_records = Counter(
+            "llm_observer_wal_records_dropped",
+            "WAL records an exporter skipped because its lag went over its sending_queue bound "
+            "(on_overflow: drop).",
+            ["exporter", "reason"],
+            registry=r,
+        )
+        self.lag_dropped_bytes = Counter(
+            "llm_observer_wal_bytes_dropped",
+            "WAL bytes an exporter skipped because its lag went over its sending_queue bound.",
+            ["exporter", "reason"],
+            registry=r,
+        )
+        self.worker_failures = Counter(
+            "llm_observer_worker_failures",
+            "Unexpected errors in a pipeline's delivery worker or stage (each restarts it after a backoff).",
+            ["worker", "error"],
             registry=r,
         )
         self.export_retries = Counter(

@@ -8,6 +8,7 @@ INVALID_ARGUMENT / 400, which they do not.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import zlib
@@ -170,7 +171,10 @@ class HttpApp:
             return
         path = scope["path"].rstrip("/") or "/"
         if path == "/health" and scope["method"] in ("GET", "HEAD"):
-            await respond(send, 200, b'{"status":"ok"}', "application/json")
+            # The same checks as the query service's /health: 503 with the reasons while data is not moving.
+            report = self.core.telemetry.health.report()
+            document = json.dumps(report.document()).encode()
+            await respond(send, 200 if report.healthy else 503, document, "application/json")
             return
         signal = _HTTP_PATHS.get(path)
         if signal is None:
@@ -261,7 +265,7 @@ class OtlpReceiver:
         if ctx.ingest is None:
             raise ValueError("the OTLP receiver needs an ingest")
         authenticate: Authenticate | None = ctx.extras.get("authenticate")
-        self.core = IngestCore(ctx.component_id, ctx.ingest, ctx.telemetry, authenticate)
+        self.core = IngestCore(ctx.component_id, ctx.ingest, ctx.telemetry, authenticate, ctx.time_limits)
         self.config = config
         self.grpc: GrpcServer | None = None
         self.http_port = 0

@@ -13,9 +13,9 @@ import pyarrow as pa
 from llm_observer.exporters.clickhouse.config import ClickHouseExporterConfig
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
-from llm_observer.kernel.errors import PermanentError, RetryableError
+from llm_observer.kernel.errors import PartialFailure, PermanentError, RetryableError
 from llm_observer.storage.clickhouse import schema
-from llm_observer.storage.clickhouse.arrow import to_arrow
+from llm_observer.storage.clickhouse.arrow import to_arrow, unstorable_rows
 from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
 from llm_observer.storage.clickhouse.migrate import ensure_schema
 
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # Exporters in one process that share a store must not migrate it at the same time.
 _schema_lock = threading.Lock()
 
-# Raised by Arrow for values no column can hold (e.g. times past 2262): the batch can never be stored.
+# Raised by Arrow for values no column can hold (e.g. strings that are not UTF-8): those rows can never be stored.
 _BAD_DATA = (pa.ArrowException, OverflowError, ValueError, TypeError, UnicodeError)
 
 
@@ -110,27 +110,21 @@ class ClickHouseExporter:
     async def send(self, batch: SpanBatch) -> None:
         """Insert every span of ``batch``, once: a batch replayed with the same ``origin`` is not stored again.
 
-        Raises ``PermanentError`` for data or SQL ClickHouse refuses, ``RetryableError`` while the store is
-        unavailable (or this exporter is not started).
+        Rows no column can hold (see ``unstorable_rows``) and rows ClickHouse refuses cost only themselves:
+        the rest is stored and ``PartialFailure`` names the rows left out. Raises ``RetryableError`` while
+        the store is unavailable (or this exporter is not started); sending the same batch again then stores
+        only what is missing, as every insert carries a deduplication token derived from the batch.
         """
         client = self._client
         if client is None:
             raise RetryableError(f"exporter {self._ctx.component_id} is not started")
         if not len(batch):
             return
-        settings: dict[str, Any] = {}
-        token = dedup_token(batch)
-        if token:
-            # The token also reaches the trace-id lookup table through its materialized view.
-            settings = {
-                "insert_deduplication_token": token,
-                "deduplicate_blocks_in_dependent_materialized_views": 1,
-            }
         # Conversion and insert both off the event loop: the loop stays responsive while Python converts, and
         # chDB releases the GIL while it inserts. The worker cannot be stopped once it runs, so a cancelled
         # send leaves it to finish (a retry of the batch is then deduplicated), and shutdown waits for it
         # before it closes the client.
-        work = asyncio.ensure_future(asyncio.to_thread(self._insert, client, batch, settings))
+        work = asyncio.ensure_future(asyncio.to_thread(self._insert, client, batch))
         self._inflight.add(work)
         work.add_done_callback(self._done)
         await asyncio.shield(work)
@@ -140,12 +134,116 @@ class ClickHouseExporter:
         if not work.cancelled():
             work.exception()  # retrieved here too: nobody awaits the work of a cancelled send
 
-    def _insert(self, client: ClickHouseClient, batch: SpanBatch, settings: dict[str, Any]) -> None:
+    def _insert(self, client: ClickHouseClient, batch: SpanBatch) -> None:
+        problems = unstorable_rows(batch)
+        rows = [row for row in range(len(batch)) if row not in problems] if problems else None
+        converted = _convert(batch, rows, problems)
+        refused: list[int] = []
+        reason = "invalid_data"
+        token = dedup_token(batch)
+        groups = _day_groups(batch, converted.rows)
+        refusal = ""
+        for index, (group_rows, table) in enumerate(_tables(converted, groups)):
+            settings: dict[str, Any] = {}
+            if token:
+                # One token per group, derived from the whole batch: a replay of the batch makes the same
+                # groups, so each is dropped once stored. It also reaches the trace-id lookup table through
+                # its materialized view.
+                settings = {
+                    "insert_deduplication_token": token if groups is None else f"{token}/g{index}",
+                    "deduplicate_blocks_in_dependent_materialized_views": 1,
+                }
+            try:
+                client.insert_arrow(self._table, schema.INSERT_COLUMNS, table, settings)
+            except PermanentError as exc:
+                # ClickHouse refused this group: the other groups still go in; the delivery helper narrows
+                # the refusal down to the rows that cause it.
+                refused.extend(group_rows)
+                reason = exc.reason
+                refusal = str(exc)
+        if problems or refused:
+            bad = sorted([*problems, *refused])
+            message = f"{len(bad)} of {len(batch)} spans not stored"
+            if problems:
+                first = min(problems)
+                message += f"; row {first}: {problems[first]}"
+            if refused:
+                message += f"; ClickHouse refused {len(refused)}: {refusal}"
+                reason = reason if not problems else "invalid_data"
+            raise PartialFailure(message, bad, reason, problems)
+
+
+# ``toDate(Timestamp)`` partitions the tables by the store's local day. A UTC day overlaps at most two
+# local days, so inserts of at most this many UTC days stay within ClickHouse's default
+# ``max_partitions_per_insert_block`` (100), whatever the store's time zone.
+MAX_DAYS_PER_INSERT = 49
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+class _Converted:
+    """The Arrow table of the storable rows (``rows``: their indices in the batch; None means all)."""
+
+    __slots__ = ("rows", "table")
+
+    def __init__(self, rows: list[int] | None, table: pa.Table | None) -> None:
+        self.rows = rows
+        self.table = table
+
+
+def _convert(batch: SpanBatch, rows: list[int] | None, problems: dict[int, str]) -> _Converted:
+    """Convert the rows (all when ``rows`` is None); a row that fails conversion for a reason
+    ``unstorable_rows`` does not know is found by halving and added to ``problems``."""
+    if rows is not None and not rows:
+        return _Converted([], None)
+    try:
+        return _Converted(rows, to_arrow(batch if rows is None else batch.take(rows)))
+    except _BAD_DATA:
+        pass
+    candidates = list(range(len(batch))) if rows is None else rows
+    stack = [candidates]
+    while stack:
+        part = stack.pop()
         try:
-            table = to_arrow(batch)
+            to_arrow(batch.take(part))
         except _BAD_DATA as exc:
-            raise PermanentError(f"cannot convert {len(batch)} spans for ClickHouse: {exc}") from exc
-        client.insert_arrow(self._table, schema.INSERT_COLUMNS, table, settings)
+            if len(part) == 1:
+                problems[part[0]] = f"cannot convert for ClickHouse: {exc}"
+            else:
+                half = len(part) // 2
+                stack.extend((part[half:], part[:half]))
+    good = [row for row in candidates if row not in problems]
+    return _Converted(good, to_arrow(batch.take(good)) if good else None)
+
+
+def _day_groups(batch: SpanBatch, rows: list[int] | None) -> list[list[int]] | None:
+    """Rows in groups of at most ``MAX_DAYS_PER_INSERT`` days, in day order; None when one insert will do."""
+    starts = batch.start_time_unix_nano
+    picked = starts if rows is None else [starts[row] for row in rows]
+    days = {start // _DAY_NS for start in picked}
+    if len(days) <= MAX_DAYS_PER_INSERT:
+        return None
+    ordered = sorted(days)
+    group_of = {day: n // MAX_DAYS_PER_INSERT for n, day in enumerate(ordered)}
+    groups: list[list[int]] = [[] for _ in range(group_of[ordered[-1]] + 1)]
+    for row in range(len(batch)) if rows is None else rows:
+        groups[group_of[starts[row] // _DAY_NS]].append(row)
+    return groups
+
+
+def _tables(converted: _Converted, groups: list[list[int]] | None) -> list[tuple[list[int], pa.Table]]:
+    table = converted.table
+    if table is None:
+        return []
+    rows = converted.rows
+    if groups is None:
+        return [(rows if rows is not None else list(range(table.num_rows)), table)]
+    # Positions in the converted table of each group's rows.
+    position = {row: n for n, row in enumerate(rows)} if rows is not None else None
+    out = []
+    for group in groups:
+        indices = group if position is None else [position[row] for row in group]
+        out.append((group, table.take(pa.array(indices, pa.int64()))))
+    return out
 
 
 def create(ctx: CreateContext, config: ClickHouseExporterConfig) -> ClickHouseExporter:

@@ -223,6 +223,37 @@ def _links(links: list[list[Any]]) -> list[pa.Array]:
     ]
 
 
+_MAX_NS = (1 << 63) - 1  # a DateTime64(9) is an Int64 of nanoseconds: 2262-04-11T23:47:16.854775807Z
+
+
+def unstorable_rows(batch: SpanBatch) -> dict[int, str]:
+    """Rows that no ``otel_traces`` column can hold, each with what is wrong (naming the field).
+
+    Checks the time fields, the one thing valid OTLP can carry that the table cannot (``fixed64`` times
+    past 2262). Cheap when all is well: one ``max`` per column, rows looked at only when that fails."""
+    problems: dict[int, str] = {}
+    for field, column in (
+        ("start_time_unix_nano", batch.start_time_unix_nano),
+        ("end_time_unix_nano", batch.end_time_unix_nano),
+    ):
+        if column and (max(column) > _MAX_NS or min(column) < 0):
+            for row, value in enumerate(column):
+                if not 0 <= value <= _MAX_NS:
+                    problems.setdefault(
+                        row, f"{field} {value} is outside what storage can hold (0..{_MAX_NS})"
+                    )
+    for row, events in enumerate(batch.events):
+        for index, event in enumerate(events):
+            if not 0 <= event.time_unix_nano <= _MAX_NS:
+                problems.setdefault(
+                    row,
+                    f"events[{index}].time_unix_nano {event.time_unix_nano} is outside what storage can hold "
+                    f"(0..{_MAX_NS})",
+                )
+                break
+    return problems
+
+
 def to_arrow(batch: SpanBatch) -> pa.Table:
     """The batch as an Arrow table with ``ARROW_SCHEMA``, one row per span, in batch order.
 
