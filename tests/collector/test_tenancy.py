@@ -1,5 +1,6 @@
-"""The authenticated ingest key decides the tenant, whatever the client's resource attributes claim: the
-request's provenance survives the WAL and the decoder, and the ``tenant`` processor applies it."""
+"""The authenticated ingest key decides the tenant, whatever the client's attributes claim: the request's
+provenance survives the WAL and the decoder, the ``tenant`` processor applies it to resources early, and the
+decoder enforces it on resource and span attributes whatever the pipeline holds."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llm_observer.collector.pipeline import Decoder
 from llm_observer.collector.testing import genai_request, local_config
 from llm_observer.collector.wal import Record, decode_meta, encode_meta
+from llm_observer.kernel.batch import Provenance, SpanBatch
 from llm_observer.kernel.component import SIGNAL_TRACES, IngestMeta
 from llm_observer.kernel.errors import ConfigError
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.kernel.tenancy import enforce_tenancy
 from llm_observer.processors.tenant import stamp_tenant
 from llm_observer.semconv.attributes import ORGANIZATION_ID, PROJECT_ID
+from tests.support import add_span
 
 
 def _request(project: str | None) -> bytes:
@@ -59,11 +63,58 @@ def test_tenancy_meta_survives_the_wal_encoding() -> None:
         assert decode_meta(encode_meta(meta)) == meta
 
 
-def test_tenancy_without_the_tenant_processor_the_key_does_not_decide() -> None:
-    decoder = Decoder("traces", [], Telemetry())
-    batch = decoder([Record(1, SIGNAL_TRACES, IngestMeta("acme", "support"), _request("billing"))], 1, 2)
-    assert {(r.get(ORGANIZATION_ID), r.get(PROJECT_ID)) for r in batch.resource} == {("evil-corp", "billing")}
-    assert [(p.start, p.end, p.meta) for p in batch.provenance] == [(0, 10, IngestMeta("acme", "support"))]
+def _claiming(batch: SpanBatch) -> SpanBatch:
+    """A processor that writes the tenant the client claimed onto the span attributes (as ``attribute``
+    would from an unstamped resource)."""
+    for attrs in batch.attributes:
+        attrs[ORGANIZATION_ID], attrs[PROJECT_ID] = "evil-corp", "billing"
+    return batch
+
+
+def test_tenancy_the_kernel_enforces_the_key_without_any_processor() -> None:
+    for processors in ([], [("claiming", _claiming)]):
+        telemetry = Telemetry()
+        decoder = Decoder("traces", processors, telemetry)
+        record = Record(1, SIGNAL_TRACES, IngestMeta("acme", "support"), _request("billing"))
+        batch = decoder([record], 1, 2)
+        assert {(r.get(ORGANIZATION_ID), r.get(PROJECT_ID)) for r in batch.resource} == {("acme", "support")}
+        assert {(a.get(ORGANIZATION_ID), a.get(PROJECT_ID)) for a in batch.attributes} == {
+            ("acme", "support")
+        }
+        assert [(p.start, p.end, p.meta) for p in batch.provenance] == [
+            (0, 10, IngestMeta("acme", "support"))
+        ]
+    enforced = telemetry.registry.get_sample_value(
+        "llm_observer_component_events_total", {"component": "traces", "event": "tenant_enforced"}
+    )
+    assert enforced == 10
+
+
+def test_tenancy_enforcement_keeps_an_allowed_span_project_and_moves_a_foreign_one() -> None:
+    batch = SpanBatch()
+    resource = {ORGANIZATION_ID: "evil-corp", PROJECT_ID: "support"}
+    add_span(batch, {PROJECT_ID: "billing"}, resource=resource)
+    add_span(batch, {ORGANIZATION_ID: "evil-corp", PROJECT_ID: "elsewhere"}, resource=resource)
+    add_span(batch, {}, resource=resource)
+    add_span(batch, {ORGANIZATION_ID: "someone", PROJECT_ID: "theirs"}, resource={})  # not authenticated
+    batch.provenance.append(Provenance(0, 3, IngestMeta("acme", None, ("billing", "support"))))
+    assert enforce_tenancy(batch) == 1
+    assert [(a.get(ORGANIZATION_ID), a.get(PROJECT_ID)) for a in batch.attributes] == [
+        ("acme", "billing"),
+        ("acme", "support"),
+        ("acme", "support"),
+        ("someone", "theirs"),
+    ]
+    assert resource == {ORGANIZATION_ID: "acme", PROJECT_ID: "support"}
+
+
+def test_tenancy_enforcement_leaves_the_project_to_a_key_for_every_project() -> None:
+    batch = SpanBatch()
+    add_span(batch, {ORGANIZATION_ID: "evil-corp", PROJECT_ID: "p2"}, resource={PROJECT_ID: "p1"})
+    batch.provenance.append(Provenance(0, 1, IngestMeta("acme")))
+    enforce_tenancy(batch)
+    assert batch.attributes[0] == {ORGANIZATION_ID: "acme", PROJECT_ID: "p2"}
+    assert batch.resource[0] == {ORGANIZATION_ID: "acme", PROJECT_ID: "p1"}
 
 
 def test_tenancy_auth_on_refuses_a_pipeline_without_the_tenant_processor(tmp_path: Path) -> None:

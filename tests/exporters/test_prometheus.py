@@ -1,5 +1,6 @@
 """The ``prometheus`` exporter behind a running collector: the GenAI metrics the ``spanmetrics`` connector
-derives from spans sent by the OpenTelemetry SDK, the collector's own counters, and bounded cardinality."""
+derives from spans sent by the OpenTelemetry SDK, the collector's own counters, bounded cardinality per
+organization, and ``/metrics`` behind the keys when auth is on."""
 
 from __future__ import annotations
 
@@ -16,10 +17,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from prometheus_client.parser import text_string_to_metric_families
 
 from llm_observer.collector.service import Service
-from tests.support import wait_for
-from tests.support.collector import Samples, metrics_port, scrape, sink
+from llm_observer.kernel.auth import hash_api_key
+from tests.support import trace_request, wait_for
+from tests.support.collector import Sample, Samples, metrics_port, scrape, sink
 
 # The GenAI client histograms' advisory boundaries: powers of 4 for token counts, doubling from 10 ms for
 # durations.
@@ -204,7 +207,13 @@ async def test_prometheus_folds_label_sets_beyond_max_series_into_other(
     }
     assert counts == {"gpt-4o": 2, "gpt-4o-mini": 1, "_other": 2}
     other = samples.named("gen_ai_client_token_usage_count", gen_ai_request_model="_other")
-    assert all(value == "_other" for s in other for key, value in s.labels.items() if key in LABELS)
+    # Folded into the organization's own _other series: every label _other but the organization.
+    assert other and all(
+        value == ("acme" if key == "organization" else "_other")
+        for s in other
+        for key, value in s.labels.items()
+        if key in LABELS
+    )
     assert {s.labels["gen_ai_request_model"] for s in samples.named("llm_observer_cost_usd_total")} <= {
         "gpt-4o",
         "gpt-4o-mini",
@@ -248,3 +257,108 @@ async def test_prometheus_endpoint_serves_only_metrics(
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "# TYPE llm_observer_spans_received_total counter" in metrics.text
     assert other.status_code == 404
+
+
+async def test_prometheus_one_organizations_cardinality_folds_only_its_own_series(
+    start_collector: Callable[..., Awaitable[Service]],
+) -> None:
+    service = await start_collector(
+        exporters={"spanmetrics": {"max_series": 4, "max_series_per_organization": 2}}
+    )
+    port = metrics_port(service)
+    noisy = {**TENANT, "llm_observer.organization.id": "noisy"}
+    for model in ["m1", "m2", "m3", "m4", "m5", "m6"]:
+        await _export(service, _sdk_spans([(_chat(model=model), 0.1, False)], resource=noisy))
+    await _export(service, _sdk_spans([(_chat(model="gpt-4o"), 0.1, False)]))  # acme, after the flood
+    await wait_for(lambda: _at_least(port, "spanmetrics", 7), what="7 spans through spanmetrics")
+    samples = await scrape(port)
+    counts = {
+        (s.labels["organization"], s.labels["gen_ai_request_model"]): s.value
+        for s in samples.named("gen_ai_client_token_usage_count", gen_ai_token_type="input")
+    }
+    assert counts == {("noisy", "m1"): 1, ("noisy", "m2"): 1, ("noisy", "_other"): 4, ("acme", "gpt-4o"): 1}
+
+
+_KEYS = {"operator": "op-key", "acme": "acme-query-key", "globex": "globex-key", "ingest": "ingest-only-key"}
+
+
+def _auth() -> dict[str, Any]:
+    def key(key_id: str, org: str, scopes: list[str]) -> dict[str, Any]:
+        return {
+            "id": key_id,
+            "key_sha256": hash_api_key(_KEYS[key_id]),
+            "organization_id": org,
+            "scopes": scopes,
+        }
+
+    return {
+        "enabled": True,
+        "api_keys": [
+            key("operator", "ops", ["metrics"]),
+            key("acme", "acme", ["ingest", "query"]),
+            key("globex", "globex", ["ingest", "query"]),
+            key("ingest", "acme", ["ingest"]),
+        ],
+    }
+
+
+async def _get_metrics(port: int, key: str | None) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if key is not None else {}
+    async with httpx.AsyncClient() as client:
+        return await client.get(f"http://127.0.0.1:{port}/metrics", headers=headers, timeout=10)
+
+
+def _parse(text: str) -> Samples:
+    out = Samples()
+    for family in text_string_to_metric_families(text):
+        out.extend(Sample(s.name, dict(s.labels), float(s.value)) for s in family.samples)
+    return out
+
+
+async def test_prometheus_metrics_need_a_key_and_a_tenant_key_sees_only_its_organization(
+    start_collector: Callable[..., Awaitable[Service]],
+) -> None:
+    service = await start_collector(
+        exporters=["spanmetrics"], processors=["tenant"], overrides={"auth": _auth()}
+    )
+    port = metrics_port(service)
+    url = f"http://127.0.0.1:{service.endpoints()['otlp.http']}/v1/traces"
+    async with httpx.AsyncClient() as client:
+        for key_id, model in (("acme", "acme-model"), ("globex", "globex-model")):
+            # Each claims the other organization in its attributes: the key decides.
+            body = trace_request(
+                2,
+                attributes={**_chat(model=model), "llm_observer.organization.id": "someone-else"},
+                resource={"service.name": "svc", "llm_observer.organization.id": "someone-else"},
+            ).SerializeToString()
+            headers = {"content-type": "application/x-protobuf", "authorization": f"Bearer {_KEYS[key_id]}"}
+            assert (await client.post(url, content=body, headers=headers)).status_code == 200
+
+    async def exported() -> bool:
+        response = await _get_metrics(port, _KEYS["operator"])
+        spans = _parse(response.text).value("llm_observer_spans_exported_total", exporter="spanmetrics")
+        return spans == 4
+
+    await wait_for(exported, what="4 spans through spanmetrics")
+
+    anonymous = await _get_metrics(port, None)
+    assert anonymous.status_code == 401 and anonymous.headers["www-authenticate"] == "Bearer"
+    assert "acme-model" not in anonymous.text
+    assert (await _get_metrics(port, "not-a-key")).status_code == 401
+    ingest_only = await _get_metrics(port, _KEYS["ingest"])
+    assert ingest_only.status_code == 403 and "metrics" in ingest_only.text
+
+    everything = _parse((await _get_metrics(port, _KEYS["operator"])).text)
+    models = {
+        (s.labels["organization"], s.labels["gen_ai_request_model"])
+        for s in everything.named("gen_ai_client_token_usage_count")
+    }
+    assert models == {("acme", "acme-model"), ("globex", "globex-model")}
+
+    acme = await _get_metrics(port, _KEYS["acme"])
+    assert acme.status_code == 200
+    samples = _parse(acme.text)
+    assert {s.labels.get("organization") for s in samples} == {"acme"}
+    assert samples.value("gen_ai_client_token_usage_count", gen_ai_token_type="input") == 2
+    assert samples.value("llm_observer_spans_exported_total") is None  # the operator's, not a tenant's
+    assert "globex" not in acme.text

@@ -4,8 +4,12 @@ name it (the ``prometheus`` exporter exposes them).
 Metrics follow the GenAI conventions' names and bucket boundaries: ``gen_ai_client_token_usage``
 (label ``gen_ai_token_type``), ``gen_ai_client_operation_duration_seconds`` and ``llm_observer_cost_usd_total``,
 labelled by provider, model, operation, organization and project — never by user or trace. Label sets are
-capped (``max_series``); past the cap new combinations are folded into ``_other`` so cardinality stays bounded.
-Observations are aggregated per batch in plain Python: one dict lookup and one bisect per span.
+capped per organization (``max_series_per_organization``) and overall (``max_series``): past either cap an
+organization's new combinations fold into its own ``_other`` series (every label ``_other`` but
+``organization``), so one tenant's cardinality never folds another's series. Those per-organization
+``_other`` series are capped by ``max_series`` too, past which they fold into the all-``_other`` series: at
+most ``2 * max_series + 1`` label sets in all. Observations are aggregated per batch in plain Python: one dict
+lookup and one bisect per span.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ TOKEN_BUCKETS = tuple(float(4**i) for i in range(14))  # 1, 4, 16, … 67108864
 DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))  # 0.01, 0.02, … 81.92
 LABELS = ("gen_ai_provider_name", "gen_ai_request_model", "gen_ai_operation_name", "organization", "project")
 OTHER = "_other"
+_ORGANIZATION = LABELS.index("organization")
+_ALL_OTHER = (OTHER,) * len(LABELS)
 
 
 class SpanMetricsConfig(ComponentConfig):
     max_series: int = Field(5000, gt=0, description="label combinations kept before folding into _other")
+    max_series_per_organization: int = Field(
+        1000, gt=0, description="label combinations one organization may add before its own fold into _other"
+    )
 
 
 class _Histogram:
@@ -44,21 +53,31 @@ class _Histogram:
 class GenAIMetrics:
     """Aggregates GenAI metrics from span batches; a prometheus_client custom collector."""
 
-    def __init__(self, max_series: int) -> None:
+    def __init__(self, max_series: int, max_series_per_organization: int | None = None) -> None:
         self.max_series = max_series
+        self.max_series_per_organization = min(max_series_per_organization or max_series, max_series)
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, ...], _Histogram] = {}
         self._durations: dict[tuple[str, ...], _Histogram] = {}
         self._cost: dict[tuple[str, ...], float] = {}
         self._series: set[tuple[str, ...]] = set()
+        self._per_organization: dict[str, int] = {}
+        self._folded: set[tuple[str, ...]] = set()  # the per-organization _other series
 
     def _key(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         if labels in self._series:
             return labels
-        if len(self._series) < self.max_series:
+        organization = labels[_ORGANIZATION]
+        count = self._per_organization.get(organization, 0)
+        if count < self.max_series_per_organization and len(self._series) < self.max_series:
             self._series.add(labels)
+            self._per_organization[organization] = count + 1
             return labels
-        return (OTHER,) * len(LABELS)
+        folded = (*_ALL_OTHER[:_ORGANIZATION], organization, *_ALL_OTHER[_ORGANIZATION + 1 :])
+        if folded in self._folded or len(self._folded) < self.max_series:
+            self._folded.add(folded)
+            return folded
+        return _ALL_OTHER
 
     def observe(self, batch: SpanBatch) -> None:
         with self._lock:
@@ -156,7 +175,7 @@ class SpanMetrics:
     """A connector: ``send`` folds a batch into the GenAI metrics; ``metrics`` is what they expose."""
 
     def __init__(self, config: SpanMetricsConfig) -> None:
-        self.aggregate = GenAIMetrics(config.max_series)
+        self.aggregate = GenAIMetrics(config.max_series, config.max_series_per_organization)
 
     async def start(self) -> None:
         return None

@@ -86,6 +86,8 @@ class SpanBatch:
     # ``take`` and ``concat`` do not carry them.
     provenance: list[Provenance] = field(default_factory=list)
     logs: list[tuple[int, bytes]] = field(default_factory=list)  # (WAL lsn, ExportLogsServiceRequest bytes)
+    # The ``IngestMeta`` of each log request in ``logs`` that had one, by WAL lsn: whose content it is.
+    log_meta: dict[int, IngestMeta] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.span_id)
@@ -121,5 +123,5 @@ class SpanBatch:
 
 
 COLUMNS: tuple[str, ...] = tuple(
-    f.name for f in fields(SpanBatch) if f.name not in ("origin", "provenance", "logs")
+    f.name for f in fields(SpanBatch) if f.name not in ("origin", "provenance", "logs", "log_meta")
 )

@@ -3,10 +3,10 @@
 Writes onto every span's attributes:
 
 * ``llm_observer.organization.id`` and ``llm_observer.project.id`` — taken **only** from the resource
-  (where the collector stamps the tenant of the authenticated ingest key before any processor runs), else
-  from the configured mapping ``rules`` over resource attributes (e.g. project from ``service.name``), else
-  the configured defaults. A span attribute that says otherwise is overwritten, so a client cannot move
-  its spans into another tenant.
+  (where the ``tenant`` processor stamps the tenant of the authenticated ingest key), else from the
+  configured mapping ``rules`` over resource attributes (e.g. project from ``service.name``), else the
+  configured defaults. A span attribute that says otherwise is overwritten. (With ingest keys, isolation
+  does not rest on this processor: the pipeline enforces the key's tenant after every processor.)
 * ``llm_observer.team.id`` — from the resource, else the span, else the rules, else ``default_team``
   (not written when that is empty).
 * ``user.id`` and ``gen_ai.conversation.id`` — normalised to trimmed strings, taken from the first of the

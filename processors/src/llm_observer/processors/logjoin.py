@@ -13,38 +13,49 @@ waits in a bounded, expiring buffer. Entries are keyed by span and by the WAL re
 processing the same range twice (the pipeline's stage and an exporter catching up) neither loses nor
 duplicates them. After a restart the buffer starts empty: a span replayed then gets only the content of its
 own range.
+
+Content joins spans of its own organization only: ids are no secret (a ``traceparent`` header carries them),
+so a log record of one tenant naming another tenant's span is never attached to it. A log record's
+organization is its ingest key's (the WAL record's ``IngestMeta``), else (auth off) the one its resource
+names; a span's is decided the same way.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from pydantic import Field
 
-from llm_observer.kernel.batch import Event, SpanBatch
+from llm_observer.kernel.batch import Event, IngestMeta, SpanBatch
 from llm_observer.kernel.component import ComponentConfig, CreateContext, Factory
 from llm_observer.kernel.otlp_codec import any_value, attributes_of
+from llm_observer.kernel.tenancy import organization_of
 from llm_observer.processors.normalize.messages import dumps
 from llm_observer.semconv import mappings as M
+from llm_observer.semconv.attributes import ORGANIZATION_ID
 
-__all__ = ["LogJoin", "PendingEvents", "attach_events", "content_events_by_span", "factory"]
+__all__ = [
+    "LogJoin",
+    "PendingEvents",
+    "attach_events",
+    "content_events_by_span",
+    "content_events_by_tenant",
+    "factory",
+    "span_organizations",
+]
 
 _EVENT_NAME_ATTRIBUTE = "event.name"
 
 
-def content_events_by_span(request: ExportLogsServiceRequest) -> dict[tuple[bytes, bytes], list[Event]]:
-    """GenAI content log records of ``request`` as span ``Event``s, keyed by (trace_id, span_id).
-
-    The record's attributes (minus ``event.name``) become the event's attributes, and its body, when
-    present, is kept as JSON under ``gen_ai.event.content``. Records without a span id, and records that
-    are not GenAI content events, are left out. Order within a span is the records' order.
-    """
-    out: dict[tuple[bytes, bytes], list[Event]] = {}
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
+def _content_events(
+    resource_logs: Iterable[ResourceLogs],
+) -> Iterator[tuple[ResourceLogs, tuple[bytes, bytes], Event]]:
+    for resource_log in resource_logs:
+        for scope_logs in resource_log.scope_logs:
             for record in scope_logs.log_records:
                 name = record.event_name
                 if not name:
@@ -60,7 +71,62 @@ def content_events_by_span(request: ExportLogsServiceRequest) -> dict[tuple[byte
                     if body is not None and body != "":
                         attributes[M.EVENT_BODY] = body if isinstance(body, str) else dumps(body)
                 time = record.time_unix_nano or record.observed_time_unix_nano
-                out.setdefault((record.trace_id, record.span_id), []).append(Event(time, name, attributes))
+                yield resource_log, (record.trace_id, record.span_id), Event(time, name, attributes)
+
+
+def content_events_by_span(request: ExportLogsServiceRequest) -> dict[tuple[bytes, bytes], list[Event]]:
+    """GenAI content log records of ``request`` as span ``Event``s, keyed by (trace_id, span_id).
+
+    The record's attributes (minus ``event.name``) become the event's attributes, and its body, when
+    present, is kept as JSON under ``gen_ai.event.content``. Records without a span id, and records that
+    are not GenAI content events, are left out. Order within a span is the records' order.
+    """
+    out: dict[tuple[bytes, bytes], list[Event]] = {}
+    for _, key, event in _content_events(request.resource_logs):
+        out.setdefault(key, []).append(event)
+    return out
+
+
+def content_events_by_tenant(
+    request: ExportLogsServiceRequest, meta: IngestMeta | None
+) -> dict[TenantSpanKey, list[Event]]:
+    """Like ``content_events_by_span``, keyed by (organization, trace_id, span_id): the organization is the
+    authenticated key's (``meta``), else the one the record's resource names, else the default."""
+    out: dict[TenantSpanKey, list[Event]] = {}
+    authenticated = meta.organization_id if meta is not None else None
+    organizations: dict[int, str] = {}
+    for resource_log, (trace_id, span_id), event in _content_events(request.resource_logs):
+        organization = authenticated
+        if organization is None:
+            organization = organizations.get(id(resource_log))
+            if organization is None:
+                organization = organizations[id(resource_log)] = _resource_organization(resource_log)
+        out.setdefault((organization, trace_id, span_id), []).append(event)
+    return out
+
+
+def _resource_organization(resource_log: ResourceLogs) -> str:
+    for kv in resource_log.resource.attributes:
+        if kv.key == ORGANIZATION_ID:
+            return organization_of(any_value(kv.value))
+    return organization_of(None)
+
+
+def span_organizations(batch: SpanBatch) -> list[str]:
+    """The organization of each span of ``batch``, as ``content_events_by_tenant`` decides it for logs: the
+    authenticated key's (``batch.provenance``), else the one its resource names, else the default."""
+    resources = batch.resource
+    by_resource: dict[int, str] = {}
+    out: list[str] = []
+    for resource in resources:
+        organization = by_resource.get(id(resource))
+        if organization is None:
+            organization = by_resource[id(resource)] = organization_of(resource.get(ORGANIZATION_ID))
+        out.append(organization)
+    for provenance in batch.provenance:
+        organization = provenance.meta.organization_id
+        if organization:
+            out[provenance.start : provenance.end] = [organization] * (provenance.end - provenance.start)
     return out
 
 
@@ -81,45 +147,68 @@ def attach_events(batch: SpanBatch, events: dict[tuple[bytes, bytes], list[Event
     return attached
 
 
-SpanKey = tuple[bytes, bytes]
+TenantSpanKey = tuple[str, bytes, bytes]  # (organization, trace_id, span_id)
 
 
 class PendingEvents:
-    """Content events waiting for their span, oldest first; bounded by ``max_spans`` and ``max_age_seconds``."""
+    """Content events waiting for their span, oldest first, kept apart per organization.
+
+    Bounded by ``max_spans`` over every organization and by ``max_age_seconds``; when over the bound, the
+    organization with the most waiting spans loses its oldest, so one tenant's flood of content cannot push
+    out another's.
+    """
 
     def __init__(self, max_spans: int = 100_000, max_age_seconds: float = 300.0) -> None:
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds
-        self._entries: OrderedDict[SpanKey, tuple[float, dict[int, list[Event]]]] = OrderedDict()
+        self._orgs: dict[str, OrderedDict[tuple[bytes, bytes], tuple[float, dict[int, list[Event]]]]] = {}
+        self._size = 0
 
-    def add(self, lsn: int, found: dict[SpanKey, list[Event]], now: float) -> None:
-        for key, events in found.items():
-            entry = self._entries.get(key)
+    def add(self, lsn: int, found: dict[TenantSpanKey, list[Event]], now: float) -> None:
+        for (organization, trace_id, span_id), events in found.items():
+            entries = self._orgs.get(organization)
+            if entries is None:
+                entries = self._orgs[organization] = OrderedDict()
+            key = (trace_id, span_id)
+            entry = entries.get(key)
             if entry is None:
-                self._entries[key] = (now, {lsn: list(events)})
+                entries[key] = (now, {lsn: list(events)})
+                self._size += 1
             else:
                 entry[1][lsn] = list(events)
-        while len(self._entries) > self.max_spans:
-            self._entries.popitem(last=False)
+        while self._size > self.max_spans:
+            organization, entries = max(self._orgs.items(), key=lambda item: len(item[1]))
+            entries.popitem(last=False)
+            self._size -= 1
+            if not entries:
+                del self._orgs[organization]
 
     def expire(self, now: float) -> None:
-        while self._entries:
-            key, (added, _) = next(iter(self._entries.items()))
-            if now - added <= self.max_age_seconds:
-                break
-            del self._entries[key]
+        for organization in list(self._orgs):
+            entries = self._orgs[organization]
+            while entries:
+                key, (added, _) = next(iter(entries.items()))
+                if now - added <= self.max_age_seconds:
+                    break
+                del entries[key]
+                self._size -= 1
+            if not entries:
+                del self._orgs[organization]
 
-    def take(self, key: SpanKey) -> list[Event]:
-        entry = self._entries.get(key)
+    def take(self, organization: str, trace_id: bytes, span_id: bytes) -> list[Event]:
+        """The events waiting for span (``trace_id``, ``span_id``) of ``organization``, in WAL order."""
+        entries = self._orgs.get(organization)
+        entry = entries.get((trace_id, span_id)) if entries is not None else None
         if entry is None:
             return []
         return [event for lsn in sorted(entry[1]) for event in entry[1][lsn]]
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._orgs.clear()
+        self._size = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return self._size
 
 
 class LogJoinConfig(ComponentConfig):
@@ -136,16 +225,18 @@ class LogJoin:
 
     def __call__(self, batch: SpanBatch) -> SpanBatch:
         now = self.clock()
+        log_meta = batch.log_meta
         for lsn, payload in batch.logs:
-            found = content_events_by_span(ExportLogsServiceRequest.FromString(payload))
+            found = content_events_by_tenant(ExportLogsServiceRequest.FromString(payload), log_meta.get(lsn))
             if found:
                 self.pending.add(lsn, found, now)
         if len(self.pending):
             pending = self.pending
-            for row in range(len(batch)):
-                events = pending.take((batch.trace_id[row], batch.span_id[row]))
+            trace_ids, span_ids, span_events = batch.trace_id, batch.span_id, batch.events
+            for row, organization in enumerate(span_organizations(batch)):
+                events = pending.take(organization, trace_ids[row], span_ids[row])
                 if events:
-                    batch.events[row] = [*batch.events[row], *events]
+                    span_events[row] = [*span_events[row], *events]
             pending.expire(now)
         return batch
 
