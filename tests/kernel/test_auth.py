@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import Any
 
@@ -9,11 +11,15 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
+from llm_observer.kernel import auth as auth_module
 from llm_observer.kernel.auth import (
     ANONYMOUS,
     ApiKeyConfig,
     AuthConfig,
     Authenticator,
+    LoginGuard,
+    LoginLimitsConfig,
+    LoginThrottled,
     PermissionDenied,
     Unauthenticated,
     UserConfig,
@@ -153,3 +159,107 @@ def test_auth_config_validation() -> None:
         ApiKeyConfig(id="a", key_sha256="plaintext-key", organization_id="o")
     with pytest.raises(ValidationError):
         AuthConfig(unknown=True)
+
+
+def _guard(monkeypatch: pytest.MonkeyPatch, **limits: Any) -> tuple[LoginGuard, list[float], threading.Event]:
+    """A LoginGuard over ``_config`` with ``limits``, a settable clock, and password checks that wait for
+    the returned event (set, they run at once) and record nothing else."""
+    now = [1000.0]
+    gate = threading.Event()
+    gate.set()
+    real = auth_module.verify_password
+
+    def gated(password: str, encoded: str) -> bool:
+        assert gate.wait(10)
+        return real(password, encoded)
+
+    monkeypatch.setattr(auth_module, "verify_password", gated)
+    config = _config(login=LoginLimitsConfig(**limits))
+    return LoginGuard(Authenticator(config), clock=lambda: now[0]), now, gate
+
+
+async def test_auth_login_guard_limits_per_client_with_retry_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard, now, _ = _guard(monkeypatch, per_client_burst=2, per_client_per_minute=6)
+    try:
+        assert (await guard.login("bob", "pw-bob", "10.0.0.1")).token_type == "bearer"
+        with pytest.raises(Unauthenticated):
+            await guard.login("nobody", "x", "10.0.0.1")
+        with pytest.raises(LoginThrottled, match=r"10\.0\.0\.1") as caught:
+            await guard.login("bob", "pw-bob", "10.0.0.1")
+        assert caught.value.status == 429 and caught.value.retry_after == pytest.approx(10.0)
+        assert (await guard.login("bob", "pw-bob", "10.0.0.2")).token_type == "bearer"  # another client
+        now[0] += 10.0  # one token back
+        assert (await guard.login("bob", "pw-bob", "10.0.0.1")).token_type == "bearer"
+    finally:
+        guard.close()
+
+
+async def test_auth_login_guard_limits_failures_per_user_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard, now, _ = _guard(monkeypatch, per_user_burst=2, per_user_per_minute=1)
+    try:
+        for _ in range(3):  # successes take nothing from the name's bucket
+            await guard.login("bob", "pw-bob", "10.0.0.1")
+        for client in ("10.0.0.1", "10.0.0.2"):
+            with pytest.raises(Unauthenticated):
+                await guard.login("bob", "wrong", client)
+        with pytest.raises(LoginThrottled, match="user name 'bob'") as caught:
+            await guard.login("bob", "pw-bob", "10.0.0.3")
+        assert caught.value.retry_after == pytest.approx(60.0)
+        # A name nobody configured is limited the same way, so refusals do not tell names apart.
+        for _ in range(2):
+            with pytest.raises(Unauthenticated):
+                await guard.login("ghost", "wrong", "10.0.0.4")
+        with pytest.raises(LoginThrottled, match="user name 'ghost'"):
+            await guard.login("ghost", "wrong", "10.0.0.5")
+        now[0] += 60.0
+        assert (await guard.login("bob", "pw-bob", "10.0.0.3")).token_type == "bearer"
+    finally:
+        guard.close()
+
+
+async def test_auth_login_guard_bounds_hashing_off_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    guard, _, gate = _guard(monkeypatch, max_concurrent=1, max_queued=1, per_client_burst=100)
+    threads: list[int] = []
+    real = auth_module.verify_password
+
+    def recorded(password: str, encoded: str) -> bool:
+        threads.append(threading.get_ident())
+        return real(password, encoded)
+
+    monkeypatch.setattr(auth_module, "verify_password", recorded)
+    gate.clear()
+    try:
+        first = asyncio.create_task(guard.login("bob", "pw-bob", "10.0.0.1"))
+        second = asyncio.create_task(guard.login("nobody", "x", "10.0.0.1"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        # One check runs and one waits: a third finds the bound full, and is refused without hashing.
+        with pytest.raises(LoginThrottled, match="in progress"):
+            await guard.login("bob", "pw-bob", "10.0.0.2")
+        gate.set()
+        assert (await first).token_type == "bearer"
+        with pytest.raises(Unauthenticated):
+            await second
+        assert len(threads) == 2 and threading.get_ident() not in threads
+        # The bound is free again.
+        assert (await guard.login("bob", "pw-bob", "10.0.0.2")).token_type == "bearer"
+    finally:
+        gate.set()
+        guard.close()
+
+
+def test_auth_unknown_users_cost_what_known_ones_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    checked: list[str] = []
+    real = auth_module.verify_password
+
+    def recorded(password: str, encoded: str) -> bool:
+        checked.append(encoded)
+        return real(password, encoded)
+
+    monkeypatch.setattr(auth_module, "verify_password", recorded)
+    auth = Authenticator(_config())
+    for user in ("bob", "nobody", "someone-else"):
+        with pytest.raises(Unauthenticated):
+            auth.login(user, "wrong")
+    assert [encoded.split("$")[1] for encoded in checked] == ["1000"] * 3
+    assert checked[1] != checked[0] and not verify_password("", checked[1])

@@ -7,10 +7,11 @@ holding the configs of the exporters whose stores they read."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ def _append(
     batch.links.append([])
 
 
-def auth_config() -> AuthConfig:
+def auth_config(**extra: Any) -> AuthConfig:
     return AuthConfig(
         enabled=True,
         api_keys=[
@@ -215,6 +216,7 @@ def auth_config() -> AuthConfig:
             )
         ],
         jwt_secret=JWT_SECRET,
+        **extra,
     )
 
 
@@ -286,7 +288,7 @@ class Running:
         return {"Authorization": f"Bearer {key}"}
 
 
-async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncIterator[Running]:
+async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncGenerator[Running]:
     import time
 
     telemetry = Telemetry()
@@ -315,6 +317,21 @@ async def _running(tmp_path: Path, auth: AuthConfig, **query: Any) -> AsyncItera
         await client.aclose()
         await service.shutdown()
         await exporter.shutdown()
+
+
+@pytest.fixture
+async def start_running(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Running]]]:
+    """``await start_running(auth=None, **query_settings)``: a service like ``running``'s (auth on with
+    ``auth_config()`` unless given) with other query settings; stopped when the test ends."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(auth: AuthConfig | None = None, **query: Any) -> Running:
+            run = _running(tmp_path, auth if auth is not None else auth_config(), **query)
+            item = await anext(run)
+            stack.push_async_callback(run.aclose)
+            return item
+
+        yield start
 
 
 @pytest.fixture

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+import httpx
+import pytest
+
+from llm_observer.kernel import auth as auth_module
+from llm_observer.kernel.auth import LoginLimitsConfig
+from tests.query.conftest import PASSWORD, auth_config
 
 
 async def test_auth_rest_login_and_refusals(running: Any) -> None:
@@ -64,3 +72,68 @@ async def test_auth_login_when_auth_is_off_is_404(open_running: Any) -> None:
         "traces"
     ]
     assert len(only_b) == 8 and {t["organization_id"] for t in only_b} == {"org-b"}
+
+
+class _HashSpy:
+    """Records the thread and the stored hash of every password check, then does the real check."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[int, str]] = []
+        real = auth_module.verify_password
+
+        def spy(password: str, encoded: str) -> bool:
+            self.calls.append((threading.get_ident(), encoded))
+            return real(password, encoded)
+
+        monkeypatch.setattr(auth_module, "verify_password", spy)
+
+
+async def test_auth_login_hashes_off_the_event_loop_at_one_cost(
+    running: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _HashSpy(monkeypatch)
+    http = running.http
+    good = await http.post("/api/v1/auth/login", json={"username": "alice", "password": PASSWORD})
+    bad = await http.post("/api/v1/auth/login", json={"username": "alice", "password": "nope"})
+    unknown = await http.post("/api/v1/auth/login", json={"username": "mallory", "password": "nope"})
+    assert (good.status_code, bad.status_code, unknown.status_code) == (200, 401, 401)
+    assert unknown.json() == bad.json()  # the same answer whether the name exists or not
+    loop_thread = threading.get_ident()
+    assert len(spy.calls) == 3 and all(thread != loop_thread for thread, _ in spy.calls)
+    # The unknown name was checked against a hash as costly as alice's (1000 iterations in these tests).
+    assert {encoded.split("$")[1] for _, encoded in spy.calls} == {"1000"}
+
+
+async def test_auth_login_is_rate_limited_per_user_and_per_client(
+    start_running: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = LoginLimitsConfig(
+        per_client_burst=4, per_client_per_minute=0.5, per_user_burst=2, per_user_per_minute=0.5
+    )
+    service = await start_running(auth_config(login=limits))
+    spy = _HashSpy(monkeypatch)
+    http = service.http
+
+    async def login(username: str, password: str = "wrong") -> httpx.Response:
+        response: httpx.Response = await http.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        return response
+
+    assert [(await login("alice")).status_code for _ in range(2)] == [401, 401]
+    # alice's name has had its failures: refused before any hashing, even with the right password.
+    for password in ("wrong", PASSWORD):
+        refused = await login("alice", password)
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["code"] == "resource_exhausted"
+        assert "user name 'alice'" in refused.json()["error"]["message"]
+        assert int(refused.headers["Retry-After"]) >= 1
+    # Unknown names are limited the same way, and every attempt takes from the client's bucket.
+    assert [(await login(f"nobody-{n}")).status_code for n in range(2)] == [401, 401]
+    refused = await login("nobody-else")
+    assert refused.status_code == 429 and "127.0.0.1" in refused.json()["error"]["message"]
+    assert int(refused.headers["Retry-After"]) > 60  # a token every two minutes
+    assert len(spy.calls) == 4
+    registry = service.service.telemetry.registry
+    labels = {"component": "query", "event": "http_429"}
+    assert registry.get_sample_value("llm_observer_component_events_total", labels) == 3

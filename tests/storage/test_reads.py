@@ -270,3 +270,100 @@ def test_reads_take_no_lock_of_their_own() -> None:
     for thread in threads:
         thread.join(10)
     assert not failures
+
+
+# Values that ClickHouse's escaped text format would read as escapes, or refuse, were they passed as they are.
+LITERALS = (
+    "DOMAIN\\alice",
+    "ends with \\",
+    "\\",
+    "\\N",
+    "tab\there",
+    "line\nbreak",
+    "nul\x00byte",
+    "quote ' and \\' and \\\\ too",
+    "\\x41\\u0041",
+)
+
+
+def test_reads_filter_values_match_literally(store: TraceStore) -> None:
+    client = store.client
+    ensure_schema(client, "literal", ttl_days=30)
+    batch = SpanBatch()
+    trace_ids = [bytes([n + 1]) * 16 for n in range(len(LITERALS))]
+    for n, value in enumerate(LITERALS):
+        add_span(
+            batch,
+            {
+                "user.id": value,
+                "gen_ai.request.model": value,
+                "gen_ai.conversation.id": value,
+                "path": value,
+                value: "key",
+                "gen_ai.input.messages": json.dumps(
+                    [{"role": "user", "parts": [{"type": "text", "content": f"msg {value}"}]}]
+                ),
+            },
+            resource={**_resource("acme"), "service.name": value},
+            trace_id=trace_ids[n],
+            span_id=bytes([n + 1]) * 8,
+            name=value,
+            start=BASE + n * 1000,
+            end=BASE + n * 1000 + 10,
+        )
+    client.insert_arrow(f"`literal`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(batch))
+    literal = TraceStore(client, "literal")
+    for n, value in enumerate(LITERALS):
+        want = (trace_ids[n].hex(),)
+        for spans in (
+            SpanFilter(service=value),
+            SpanFilter(model=value),
+            SpanFilter(span_name=value),
+            SpanFilter(user_id=value),
+            SpanFilter(conversation_id=value),
+            SpanFilter(attributes=(("path", value),)),
+            SpanFilter(attributes=((value, "key"),)),
+        ):
+            found = literal.find_trace_ids(ACME, TraceIdQuery(*WINDOW, spans=spans))
+            assert found == want, (value, spans)
+            page = literal.search_traces(ACME, TraceQuery(*WINDOW, spans=spans))
+            assert tuple(t.trace_id for t in page.traces) == want, (value, spans)
+        assert literal.operations(ACME, value) == (ServiceOperation(value, "Client"),)
+        # Text in a prompt is found as it reads, although the attribute holds it JSON-escaped.
+        found = literal.find_trace_ids(ACME, TraceIdQuery(*WINDOW, spans=SpanFilter(text=f"MSG {value}")))
+        assert want[0] in found, value  # containment: "msg \\" is also in "msg \\N"
+        summary = literal.metrics_summary(ACME, *WINDOW, spans=SpanFilter(model=value))
+        assert summary.total.request_count == 1
+        keys = literal.span_keys_since(ACME, BASE, SpanFilter(user_id=value))
+        assert [(k[0], k[1]) for k in keys] == [(trace_ids[n].hex(), (bytes([n + 1]) * 8).hex())]
+        (span,) = literal.spans_by_keys(ACME, BASE, [(k[0], k[1]) for k in keys])
+        assert span.attributes["path"] == value
+    # Text search finds the value as text, not as a pattern; a doubled backslash is another value.
+    assert literal.find_trace_ids(ACME, TraceIdQuery(*WINDOW, spans=SpanFilter(text="DOMAIN\\alice"))) == (
+        trace_ids[0].hex(),
+    )
+    for absent in ("DOMAIN\\\\alice", "DOMAIN\alice", "\\\\", "tab\\there"):
+        assert literal.find_trace_ids(ACME, TraceIdQuery(*WINDOW, spans=SpanFilter(user_id=absent))) == ()
+
+
+def test_reads_out_of_range_numbers_are_invalid_arguments(store: TraceStore) -> None:
+    for query in (
+        TraceQuery(*WINDOW, min_duration_ms=float("inf")),
+        TraceQuery(*WINDOW, max_duration_ms=float("nan")),
+        TraceQuery(*WINDOW, min_duration_ms=1e300),
+        TraceQuery(*WINDOW, min_cost_usd=float("nan")),
+        TraceQuery(2**63, 2**64),
+        TraceQuery(*WINDOW, limit=2**40),
+    ):
+        with pytest.raises(InvalidArgument):
+            store.search_traces(ACME, query)
+    with pytest.raises(InvalidArgument):
+        store.metrics_summary(ACME, *WINDOW, step_seconds=2**33)
+    with pytest.raises(InvalidArgument):
+        store.find_trace_ids(ACME, TraceIdQuery(*WINDOW, min_duration_ns=-1))
+    with pytest.raises(InvalidArgument):
+        decode_cursor(encode_cursor(2**70, TRACE_A.hex()))
+    with pytest.raises(InvalidArgument):
+        decode_cursor(encode_cursor(True, TRACE_A.hex()))
+    with pytest.raises(InvalidArgument):
+        decode_cursor("W" * 10 + "Ww" * 5000)

@@ -3,7 +3,7 @@
 Callers present ``Authorization: Bearer <credential>`` (HTTP header or gRPC metadata). A credential is either
 an API key (configured by its SHA-256, never in clear) or a JWT issued by ``/api/v1/auth/login`` for a
 configured user. Either one is scoped to an organization, optionally to some of its projects, and to the
-scopes ``ingest`` and/or ``query``.
+scopes ``ingest``, ``query`` and/or ``metrics`` (the operator's Prometheus scrape).
 
 ``Authenticator.authenticate`` turns the header into a ``Principal`` or raises ``Unauthenticated`` (401 /
 UNAUTHENTICATED: no or unknown credential) or ``PermissionDenied`` (403 / PERMISSION_DENIED: a known
@@ -13,22 +13,27 @@ unrestricted principal, and the organization and project come from the request i
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import functools
 import hashlib
 import hmac
 import secrets
+import threading
 import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from llm_observer.kernel.config import ComponentConfig
-from llm_observer.kernel.errors import PermissionDenied, Unauthenticated
+from llm_observer.kernel.errors import AuthError, PermissionDenied, Unauthenticated
 
-Scope = Literal["ingest", "query"]
-ALL_SCOPES: frozenset[str] = frozenset({"ingest", "query"})
+# ``metrics``: the operator's scrape of Prometheus ``/metrics``, every organization's series and the
+# collector's own; with ``query`` alone a scrape shows only the caller's organization's GenAI series.
+Scope = Literal["ingest", "query", "metrics"]
+ALL_SCOPES: frozenset[str] = frozenset({"ingest", "query", "metrics"})
 
 _PBKDF2_ITERATIONS = 200_000
 _JWT_ALGORITHM = "HS256"
@@ -63,10 +68,17 @@ def verify_password(password: str, encoded: str) -> bool:
         if algorithm != "pbkdf2_sha256":
             return False
         salt, expected = base64.b64decode(salt_b64), base64.b64decode(hash_b64)
-        digest = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, int(iterations))
-    except ValueError:
+        digest = hashlib.pbkdf2_hmac(
+            "sha256", password.encode("utf-8", "surrogatepass"), salt, int(iterations)
+        )
+    except (ValueError, OverflowError):
         return False
     return hmac.compare_digest(digest, expected)
+
+
+def _iterations(encoded: str) -> int | None:
+    parts = encoded.split("$")
+    return int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
 
 
 # --- config ------------------------------------------------------------------------------------------
@@ -98,6 +110,26 @@ class UserConfig(ComponentConfig):
     disabled: bool = False
 
 
+class LoginLimitsConfig(ComponentConfig):
+    """``auth.login`` — what password logins may cost the service.
+
+    Each password check (PBKDF2) runs on one of ``max_concurrent`` threads, never on the event loop; up to
+    ``max_queued`` more wait for one, and a login beyond that is refused (429 with ``Retry-After``). Logins
+    are rate-limited by token buckets: every attempt from one client address takes from its bucket
+    (``per_client_per_minute``, bursts of ``per_client_burst``), and every failed attempt for one user name
+    from that name's (``per_user_per_minute``, ``per_user_burst``) — an empty bucket is a 429 before any
+    hashing. At most ``max_tracked`` addresses and names are remembered; the least recently seen go first.
+    """
+
+    max_concurrent: int = Field(default=2, gt=0)
+    max_queued: int = Field(default=8, ge=0)
+    per_client_per_minute: float = Field(default=30.0, gt=0)
+    per_client_burst: int = Field(default=10, gt=0)
+    per_user_per_minute: float = Field(default=10.0, gt=0)
+    per_user_burst: int = Field(default=5, gt=0)
+    max_tracked: int = Field(default=10_000, gt=0)
+
+
 class AuthConfig(ComponentConfig):
     """``auth:`` — off by default (local use); on, every API needs a key or a JWT."""
 
@@ -107,6 +139,7 @@ class AuthConfig(ComponentConfig):
     jwt_secret: str | None = None
     jwt_ttl_seconds: int = Field(default=3600, gt=0)
     jwt_issuer: str = "llm-observer"
+    login: LoginLimitsConfig = Field(default_factory=LoginLimitsConfig)
 
     @model_validator(mode="after")
     def _check(self) -> AuthConfig:
@@ -174,6 +207,14 @@ class Authenticator:
         self._clock = clock
         self._keys = {key.key_sha256.lower(): key for key in config.api_keys}
         self._users = {user.username: user for user in config.users}
+        # Unknown user names are checked against a hash as costly as the users' own, so that timing does
+        # not tell which names exist. It matches no password; making it costs nothing.
+        costs = [n for n in (_iterations(user.password_hash) for user in config.users) if n is not None]
+        self._dummy_hash = "pbkdf2_sha256${}${}${}".format(
+            max(costs, default=_PBKDF2_ITERATIONS),
+            base64.b64encode(secrets.token_bytes(16)).decode("ascii"),
+            base64.b64encode(secrets.token_bytes(32)).decode("ascii"),
+        )
 
     @property
     def enabled(self) -> bool:
@@ -235,12 +276,13 @@ class Authenticator:
         )
 
     def login(self, username: str, password: str) -> Token:
-        """A JWT for a configured user; ``Unauthenticated`` for any bad name or password."""
+        """A JWT for a configured user; ``Unauthenticated`` for any bad name or password.
+
+        Blocks for one password hash (CPU-bound): call it off the event loop, through ``LoginGuard``."""
         import jwt
 
         user = self._users.get(username)
-        # Verify against a dummy hash for unknown users so timing does not tell which names exist.
-        encoded = user.password_hash if user is not None else _dummy_hash()
+        encoded = user.password_hash if user is not None else self._dummy_hash
         if not verify_password(password, encoded) or user is None:
             raise Unauthenticated("bad username or password")
         if user.disabled:
@@ -262,9 +304,103 @@ class Authenticator:
         return Token(access_token=token, token_type="bearer", expires_in=ttl)
 
 
-@functools.cache
-def _dummy_hash() -> str:
-    return hash_password("not a password")
+class LoginThrottled(AuthError):
+    """Too many logins: from this client, for this user name, or in progress (429, ``Retry-After``)."""
+
+    code = "resource_exhausted"
+    status = 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Buckets:
+    """Token buckets by key (``rate`` tokens a second, up to ``burst``), at most ``max_keys`` remembered."""
+
+    def __init__(self, per_minute: float, burst: int, max_keys: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, at = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + (now - at) * self.rate)
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds until ``key`` has a token (0: it has one now)."""
+        tokens = self._tokens(key, now)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+    def take(self, key: str, now: float) -> float:
+        """Take a token for ``key``; returns 0, or the seconds to wait when there is none (nothing taken)."""
+        tokens = self._tokens(key, now)
+        if tokens < 1.0:
+            return (1.0 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1.0, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return 0.0
+
+
+class LoginGuard:
+    """Password logins for an event loop: rate-limited per client address and per user name, and hashed on
+    a bounded pool of threads so that the loop (which also serves ingest) never runs PBKDF2.
+
+    Use it from one event loop; ``close`` when the service stops."""
+
+    def __init__(self, authenticator: Authenticator, clock: Any = time.monotonic) -> None:
+        self.authenticator = authenticator
+        limits = authenticator.config.login
+        self.limits = limits
+        self._clock = clock
+        self._clients = _Buckets(limits.per_client_per_minute, limits.per_client_burst, limits.max_tracked)
+        self._users = _Buckets(limits.per_user_per_minute, limits.per_user_burst, limits.max_tracked)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._in_flight = 0  # submitted and not finished (guarded by _lock: workers finish them)
+
+    def _release(self, _: object) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    async def login(self, username: str, password: str, client: str) -> Token:
+        """``Authenticator.login`` off the loop; ``LoginThrottled`` over a limit, before any hashing."""
+        now = self._clock()
+        wait = self._users.wait(username, now)
+        if wait:
+            raise LoginThrottled(f"too many failed logins for user name {username!r}", wait)
+        wait = self._clients.take(client, now)
+        if wait:
+            raise LoginThrottled(f"too many logins from {client}", wait)
+        limits = self.limits
+        with self._lock:
+            if self._in_flight >= limits.max_concurrent + limits.max_queued:
+                raise LoginThrottled("too many logins in progress", 1.0)
+            self._in_flight += 1
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                limits.max_concurrent, thread_name_prefix="llm-observer-login"
+            )
+        try:
+            work = self._executor.submit(self.authenticator.login, username, password)
+        except BaseException:
+            self._release(None)
+            raise
+        # Counted until the hash is done, even when the caller goes away before: the thread still works.
+        work.add_done_callback(self._release)
+        try:
+            return await asyncio.wrap_future(work)
+        except Unauthenticated:
+            self._users.take(username, self._clock())
+            raise
+
+    def close(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _bearer(authorization: str | None) -> str:

@@ -9,6 +9,7 @@ with ``Retry-After``), ``internal`` 500.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -20,10 +21,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
+from llm_observer.kernel.auth import LoginThrottled
 from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
 from llm_observer.query import jaeger, rest
 from llm_observer.query.backend import QueryBackend
+from llm_observer.query.tail import TooManyTails
 from llm_observer.storage.clickhouse.reads import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ def error_response(
 
 
 def _retry_after(seconds: float | None) -> dict[str, str]:
-    return {"Retry-After": str(max(1, round(seconds or 1)))}
+    return {"Retry-After": str(max(1, math.ceil(seconds or 1)))}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -57,6 +60,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def auth_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AuthError)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, LoginThrottled):
+            headers = _retry_after(exc.retry_after)
         return error_response(exc.status, exc.code, str(exc), headers)
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
@@ -74,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
     async def backpressure(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Backpressure)
+        assert isinstance(exc, Backpressure | TooManyTails)
         return error_response(429, "resource_exhausted", str(exc), _retry_after(exc.retry_after))
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -106,6 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, counted(invalid))
     app.add_exception_handler(StarletteHTTPException, counted(http_error))
     app.add_exception_handler(Backpressure, counted(backpressure))
+    app.add_exception_handler(TooManyTails, counted(backpressure))
     app.add_exception_handler(RetryableError, counted(unavailable))
     app.add_exception_handler(PermanentError, counted(permanent))
     app.add_exception_handler(Exception, counted(internal))

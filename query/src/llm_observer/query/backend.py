@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from llm_observer.kernel.auth import Authenticator, Principal
+from llm_observer.kernel.auth import Authenticator, LoginGuard, Principal
 from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import RetryableError
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.cache import ResultCache
 from llm_observer.query.config import QueryConfig
+from llm_observer.query.tail import TailHub
 from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.reads import (
+    MIN_TIME_NS,
     CostBreakdown,
     InvalidArgument,
     MetricsSummary,
@@ -35,6 +37,7 @@ from llm_observer.storage.clickhouse.reads import (
     TracePage,
     TraceQuery,
     TraceStore,
+    check_time_ns,
 )
 from llm_observer.storage.vectors.settings import VectorSettings
 
@@ -102,6 +105,18 @@ class QueryBackend:
         self._vectors_failed_at = 0.0
         self._vectors_lock = asyncio.Lock()
         self._events = telemetry.component(component_id) if telemetry is not None else None
+        self.telemetry = telemetry  # its ``health`` is what /health answers from
+        self.logins = LoginGuard(authenticator)
+        self.tails = TailHub(
+            self,
+            interval=config.tail_poll_interval_seconds,
+            lag_seconds=config.tail_lag_seconds,
+            max_per_principal=config.tail_max_per_principal,
+            max_total=config.tail_max_total,
+            max_queued_spans=config.tail_max_queued_spans,
+            clock=self.clock,
+            count=self.count,
+        )
 
     def count(self, event: str, n: int = 1) -> None:
         """Count an event in the self-metrics (``llm_observer_component_events_total{component="query"}``)."""
@@ -117,20 +132,29 @@ class QueryBackend:
         project_id: str | None,
         start_ns: int | None = None,
         end_ns: int | None = None,
+        names: tuple[str, str] = ("start_time", "end_time"),
     ) -> ReadScope:
         """What ``principal`` may read for a request naming an organization, project and time window.
 
         The window defaults to the last ``default_lookback_hours`` (ending a minute from now, for clock
         skew). Raises ``PermissionDenied`` when the request names an organization or project outside the
-        principal's, ``InvalidArgument`` when the window is empty.
+        principal's, ``InvalidArgument`` (naming the parameter: ``names`` spells the window's two) when a
+        time is outside what storage holds or the window is empty.
         """
         org = principal.check_organization(organization_id)
         project = principal.check_project(project_id)
         projects = frozenset({project}) if project else principal.project_ids
+        if start_ns is not None:
+            check_time_ns(start_ns, names[0])
+        if end_ns is not None:
+            check_time_ns(end_ns, names[1])
         end = end_ns if end_ns is not None else self.clock() + 60 * 10**9
-        start = start_ns if start_ns is not None else end - int(self.config.default_lookback_hours * _HOUR_NS)
+        if start_ns is not None:
+            start = start_ns
+        else:
+            start = max(MIN_TIME_NS, end - int(self.config.default_lookback_hours * _HOUR_NS))
         if start >= end:
-            raise InvalidArgument("start_time must be before end_time")
+            raise InvalidArgument(f"{names[0]} must be before {names[1]}")
         return ReadScope(principal, Tenant(organization_id=org, project_ids=projects), start, end)
 
     def page_size(self, limit: int | None, default: int = 50) -> int:
@@ -195,11 +219,17 @@ class QueryBackend:
         traces = await self.get_traces(tenant, ids)
         return {tid: traces[tid] for tid in ids if tid in traces}
 
-    async def spans_since(
+    # Never cached: the live tail polls for what is new.
+
+    async def span_keys_since(
         self, tenant: Tenant, since_ns: int, spans: SpanFilter, limit: int
+    ) -> tuple[tuple[str, str, int], ...]:
+        return await asyncio.to_thread(self.store.span_keys_since, tenant, since_ns, spans, limit)
+
+    async def spans_by_keys(
+        self, tenant: Tenant, since_ns: int, keys: Sequence[tuple[str, str]]
     ) -> tuple[SpanRow, ...]:
-        # Never cached: the tail polls for what is new.
-        return await asyncio.to_thread(self.store.spans_since, tenant, since_ns, spans, limit)
+        return await asyncio.to_thread(self.store.spans_by_keys, tenant, since_ns, keys)
 
     # --- semantic search ---------------------------------------------------------------------------
 
@@ -277,6 +307,8 @@ class QueryBackend:
         return hits[:k]
 
     async def close(self) -> None:
+        await self.tails.close()
+        self.logins.close()
         vectors, self._vectors = self._vectors, None
         close = getattr(vectors, "close", None)
         if close is not None:
@@ -292,32 +324,3 @@ def _hit(item: Mapping[str, Any]) -> SemanticHit:
         model=str(item.get("model") or ""),
         fields=dict(item),
     )
-
-
-async def tail_spans(
-    backend: QueryBackend, tenant: Tenant, spans: SpanFilter, poll_interval: float | None = None
-) -> AsyncIterator[list[SpanRow]]:
-    """Yield lists of spans stored after the call began, matching ``spans``, until the consumer stops.
-
-    Polls storage; a span is reported once. Spans whose start time lies more than ``tail_lag_seconds``
-    before they reach storage are not reported (the tail looks back that far on each poll).
-    """
-    interval = poll_interval if poll_interval is not None else backend.config.tail_poll_interval_seconds
-    lag = int(backend.config.tail_lag_seconds * 1e9)
-    seen: dict[tuple[str, str], int] = {}
-    # What is already there when the tail starts is history, not news.
-    for span in await backend.spans_since(tenant, backend.clock() - lag, spans, 100_000):
-        seen[(span.trace_id, span.span_id)] = span.start_ns
-    while True:
-        await asyncio.sleep(interval)
-        since = backend.clock() - lag
-        fresh = []
-        for span in await backend.spans_since(tenant, since, spans, 10_000):
-            key = (span.trace_id, span.span_id)
-            if key not in seen:
-                seen[key] = span.start_ns
-                fresh.append(span)
-        for key in [k for k, start in seen.items() if start < since]:
-            del seen[key]
-        if fresh:
-            yield fresh

@@ -52,3 +52,8 @@ class QueryConfig(ComponentConfig):
     default_lookback_hours: float = Field(default=24.0, gt=0)
     tail_poll_interval_seconds: float = Field(default=1.0, gt=0)
     tail_lag_seconds: float = Field(default=30.0, ge=0)
+    # Live tails (SSE /api/v1/tail, gRPC TailSpans): open at once per principal and in all (over a cap:
+    # 429 / RESOURCE_EXHAUSTED), and spans waiting for one client before it is dropped as too slow.
+    tail_max_per_principal: int = Field(default=8, gt=0)
+    tail_max_total: int = Field(default=32, gt=0)
+    tail_max_queued_spans: int = Field(default=1000, gt=0)

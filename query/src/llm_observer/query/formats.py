@@ -6,6 +6,7 @@ them; ``tests/query/test_shapes.py`` pins them): presenting rows differently mus
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from llm_observer.storage.clickhouse.reads import (
     SpanRow,
     TracePage,
     TraceSummary,
+    check_time_ns,
 )
 
 
@@ -28,8 +30,15 @@ def rfc3339(ns: int) -> str:
     return f"{base}.{frac:09d}Z"
 
 
+def finite(value: float | None, name: str, minimum: float = 0.0) -> float | None:
+    """``value`` when it is a finite number of at least ``minimum``; ``InvalidArgument`` naming ``name``."""
+    if value is not None and not (math.isfinite(value) and value >= minimum):
+        raise InvalidArgument(f"{name} must be a finite number of at least {minimum:g}, got {value!r}")
+    return value
+
+
 def parse_time(value: str | None, name: str) -> int | None:
-    """Unix nanoseconds of an RFC 3339 time (a zone is required; ``Z`` allowed)."""
+    """Unix nanoseconds of an RFC 3339 time (a zone is required; ``Z`` allowed) that storage can hold."""
     if value is None or value == "":
         return None
     text = value.strip()
@@ -44,11 +53,16 @@ def parse_time(value: str | None, name: str) -> int | None:
         else:
             nanos = 0
             moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InvalidArgument(f"{name} must be an RFC 3339 time, got {value!r}") from exc
     if moment.tzinfo is None:
         raise InvalidArgument(f"{name} must carry a time zone (e.g. 'Z'), got {value!r}")
-    return int(moment.timestamp()) * 1_000_000_000 + nanos
+    delta = moment - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    return check_time_ns(seconds * 1_000_000_000 + delta.microseconds * 1000 + nanos, name)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def trace_summary(trace: TraceSummary) -> dict[str, Any]:

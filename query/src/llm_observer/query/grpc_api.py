@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
 from llm_observer.kernel.servers import grpc_listen
-from llm_observer.query.backend import QueryBackend, ReadScope, tail_spans
+from llm_observer.query.backend import QueryBackend, ReadScope
+from llm_observer.query.formats import finite
+from llm_observer.query.tail import TailEnded, TooManyTails
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
-from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 from llm_observer.storage.clickhouse.reads import (
     CallCosts,
     CallStats,
@@ -27,6 +29,7 @@ from llm_observer.storage.clickhouse.reads import (
     SpanFilter,
     SpanRow,
     TraceQuery,
+    check_time_ns,
     normalize_trace_id,
 )
 
@@ -56,7 +59,13 @@ def read_scope(
             header = value if isinstance(value, str) else value.decode("utf-8", "replace")
     principal = backend.auth.authenticate(header, "query")
     organization, project = request.organization_id or None, request.project_id or None
-    return backend.scope(principal, organization, project, start_ns or None, end_ns or None)
+    names = ("start_time_unix_nano", "end_time_unix_nano")
+    return backend.scope(principal, organization, project, start_ns or None, end_ns or None, names)
+
+
+def _optional(request: Any, field: str, name: str | None = None) -> float | None:
+    """An ``optional double`` field: None when unset, else a finite, non-negative number."""
+    return finite(getattr(request, field), name or field) if request.HasField(field) else None
 
 
 def _span_filter(message: pb.SpanFilter) -> SpanFilter:
@@ -138,6 +147,17 @@ def span_message(span: SpanRow) -> pb.Span:
     return message
 
 
+_MAX_STEP_SECONDS = 2**32 - 1
+
+
+def _peer_host(peer: str | None) -> str:
+    """The address part of a gRPC peer (``ipv4:127.0.0.1:5555``, ``ipv6:[::1]:5555``)."""
+    if not peer:
+        return "unknown"
+    address = peer.split(":", 1)[1] if ":" in peer else peer
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 or address.startswith("[") else address
+
+
 class _Servicer:
     """Implements every RPC over the shared backend."""
 
@@ -165,9 +185,9 @@ class _Servicer:
                 end_ns=scope.end_ns,
                 spans=_span_filter(request.filter),
                 status=request.status.lower() or None,
-                min_duration_ms=request.min_duration_ms if request.HasField("min_duration_ms") else None,
-                max_duration_ms=request.max_duration_ms if request.HasField("max_duration_ms") else None,
-                min_cost_usd=request.min_cost_usd if request.HasField("min_cost_usd") else None,
+                min_duration_ms=_optional(request, "min_duration_ms"),
+                max_duration_ms=_optional(request, "max_duration_ms"),
+                min_cost_usd=_optional(request, "min_cost_usd"),
                 limit=self.backend.page_size(request.limit or None),
                 cursor=request.cursor or None,
             )
@@ -199,8 +219,8 @@ class _Servicer:
             scope = read_scope(
                 self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
             )
-            if request.step_seconds < 0:
-                raise InvalidArgument("step_seconds must not be negative")
+            if not 0 <= request.step_seconds <= _MAX_STEP_SECONDS:
+                raise InvalidArgument(f"step_seconds must be between 0 and {_MAX_STEP_SECONDS}")
             summary = await self.backend.metrics_summary(
                 scope,
                 request.group_by or "model",
@@ -236,13 +256,19 @@ class _Servicer:
     ) -> pb.SemanticSearchResponse:
         async with _errors(context, self.backend):
             scope = read_scope(self.backend, context, request)
+            start = request.start_time_unix_nano or None
+            end = request.end_time_unix_nano or None
+            if start is not None:
+                check_time_ns(start, "start_time_unix_nano")
+            if end is not None:
+                check_time_ns(end, "end_time_unix_nano")
             hits = await self.backend.semantic_search(
                 scope.tenant,
                 request.query,
                 request.k or 10,
                 request.model or None,
-                request.start_time_unix_nano or None,
-                request.end_time_unix_nano or None,
+                start,
+                end,
                 None if request.kind == "all" else (request.kind or "prompt"),
             )
             response = pb.SemanticSearchResponse()
@@ -260,11 +286,16 @@ class _Servicer:
     async def TailSpans(self, request: pb.TailSpansRequest, context: Context) -> AsyncIterator[pb.Span]:
         async with _errors(context, self.backend):
             scope = read_scope(self.backend, context, request)
-            # Headers now, not with the first span: the client knows at once that the live tail is open.
-            await context.send_initial_metadata(())
-            async for fresh in tail_spans(self.backend, scope.tenant, _span_filter(request.filter)):
-                for span in fresh:
-                    yield span_message(span)
+            holder = scope.principal.subject
+            if scope.principal.unrestricted:
+                holder = f"{holder}@{_peer_host(context.peer())}"
+            async with self.backend.tails.open(holder, scope.tenant, _span_filter(request.filter)) as tail:
+                await self.backend.tails.ready(tail)
+                # Headers now, not with the first span: the client knows at once that the live tail is open.
+                await context.send_initial_metadata(())
+                while True:
+                    for span in await tail.next():
+                        yield span_message(span)
 
 
 class _errors:
@@ -287,6 +318,8 @@ class _errors:
             await self.context.abort(code, str(exc))
         if isinstance(exc, InvalidArgument):
             await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if isinstance(exc, TooManyTails | TailEnded):
+            await self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         if isinstance(exc, RetryableError):
             await self.context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         if isinstance(exc, PermanentError):
@@ -298,6 +331,66 @@ class _errors:
         await self.context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
+class _Malformed:
+    """A request body that does not parse as the method's message."""
+
+    def __init__(self, message_type: str, problem: str) -> None:
+        self.message = f"the request is not a valid {message_type}: {problem}"
+
+
+def _lenient(message: Any) -> Callable[[bytes], Any]:
+    """A request parser that hands on what does not parse (to be refused as INVALID_ARGUMENT) rather than
+    failing the call as a server error, as grpc does when a deserializer raises."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except DecodeError as exc:
+            return _Malformed(message.DESCRIPTOR.full_name, str(exc))
+
+    return parse
+
+
+def _method_handlers(
+    servicer: _Servicer, backend: QueryBackend
+) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    """The service's handlers, as the generated registration makes them but with lenient parsers."""
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+
+    async def refuse(request: _Malformed, context: Context) -> None:
+        backend.count("grpc_error_malformed")
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
+
+    for method in pb.DESCRIPTOR.services_by_name["QueryService"].methods:
+        parse = _lenient(getattr(pb, method.input_type.name))
+        serialize = getattr(pb, method.output_type.name).SerializeToString
+        behaviour = getattr(servicer, method.name)
+        if method.server_streaming:
+
+            async def stream(
+                request: Any, context: Context, behaviour: Any = behaviour
+            ) -> AsyncIterator[Any]:
+                if isinstance(request, _Malformed):
+                    await refuse(request, context)
+                async for item in behaviour(request, context):
+                    yield item
+
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                stream, request_deserializer=parse, response_serializer=serialize
+            )
+        else:
+
+            async def unary(request: Any, context: Context, behaviour: Any = behaviour) -> Any:
+                if isinstance(request, _Malformed):
+                    await refuse(request, context)
+                return await behaviour(request, context)
+
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=parse, response_serializer=serialize
+            )
+    return handlers
+
+
 async def start_grpc_server(backend: QueryBackend, endpoint: str, key: str) -> tuple[grpc.aio.Server, int]:
     """A started gRPC server for ``backend`` on ``endpoint`` (port 0 picks one) and its port.
 
@@ -306,8 +399,8 @@ async def start_grpc_server(backend: QueryBackend, endpoint: str, key: str) -> t
     from grpc_reflection.v1alpha import reflection
 
     server = grpc.aio.server()
-    # The generated registration function is untyped (grpcio-tools writes no stub for it).
-    pb_grpc.add_QueryServiceServicer_to_server(_Servicer(backend), server)  # type: ignore[no-untyped-call]
+    handlers = _method_handlers(_Servicer(backend), backend)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     reflection.enable_server_reflection((SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = grpc_listen(server, endpoint, key)
     await server.start()

@@ -13,6 +13,7 @@ and resolved by ``QueryBackend.scope`` like every other API's), then presents st
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
@@ -24,11 +25,14 @@ from llm_observer.query.backend import QueryBackend, ReadScope
 from llm_observer.query.deps import Backend, QueryPrincipal
 from llm_observer.query.formats import parse_time
 from llm_observer.storage.clickhouse.reads import (
+    MAX_TIME_NS,
+    MIN_TIME_NS,
     InvalidArgument,
     ServiceOperation,
     SpanFilter,
     SpanRow,
     TraceIdQuery,
+    check_time_ns,
     normalize_trace_id,
 )
 
@@ -73,13 +77,16 @@ _TRACE_LIMIT_MAX = 1500
 
 
 def parse_duration(value: str | None, name: str) -> int | None:
-    """Nanoseconds of a Go duration like ``1.5s``, ``100ms``, ``250us``."""
+    """Nanoseconds of a Go duration like ``1.5s``, ``100ms``, ``250us`` (at most 2^63 - 1 ns)."""
     if not value:
         return None
     found = _DURATION.match(value)
     if not found:
         raise InvalidArgument(f"{name} must be a duration like 100ms or 1.5s, got {value!r}")
-    return int(float(found.group(1)) * _DURATION_NS[found.group(2)])
+    ns = float(found.group(1)) * _DURATION_NS[found.group(2)]
+    if not (math.isfinite(ns) and ns <= MAX_TIME_NS):
+        raise InvalidArgument(f"{name} must be at most 2562047h, got {value!r}")
+    return int(ns)
 
 
 def tag(key: str, value: str) -> dict[str, Any]:
@@ -227,25 +234,45 @@ def _envelope(data: Any, total: int | None = None) -> dict[str, Any]:
     return {"data": data, "total": count, "limit": 0, "offset": 0, "errors": None}
 
 
-def _parse_tags(tags: str | None) -> tuple[tuple[str, str], ...]:
-    """Jaeger's ``tags`` parameter: a JSON object, or logfmt ``k=v k2="v 2"``."""
-    if not tags:
+_LOGFMT_PAIR = re.compile(r'\s*([^\s="]+)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?=\s|$)', re.DOTALL)
+
+
+def _parse_tags(tags: str | None, name: str = "tags") -> tuple[tuple[str, str], ...]:
+    """Jaeger's ``tags`` parameter (``name`` as the request spells it): a JSON object, or logfmt
+    ``k=v k2="v 2"``. Unquoted values are taken literally (backslashes too); quoted ones take JSON's
+    escapes (``\\"``, ``\\\\``, ``\\n``, ``\\u00e9``). Anything else is an ``InvalidArgument`` naming ``name``."""
+    if not tags or not tags.strip():
         return ()
     text = tags.strip()
     if text.startswith("{"):
         try:
             parsed = json.loads(text)
-        except ValueError as exc:
-            raise InvalidArgument(f"tags is not valid JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise InvalidArgument(f"{name} is not valid JSON: {exc}") from exc
         if not isinstance(parsed, dict):
-            raise InvalidArgument("tags must be a JSON object")
-        return tuple((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in parsed.items())
+            raise InvalidArgument(f"{name} must be a JSON object")
+        try:
+            return tuple((str(k), v if isinstance(v, str) else json.dumps(v)) for k, v in parsed.items())
+        except (ValueError, RecursionError) as exc:
+            raise InvalidArgument(f"{name} holds a value that is not a string, number or flag") from exc
     pairs = []
-    for found in re.finditer(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)', text):
-        value = found.group(2)
-        pairs.append((found.group(1), json.loads(value) if value.startswith('"') else value))
-    if not pairs:
-        raise InvalidArgument("tags must be JSON or key=value pairs")
+    position = 0
+    while position < len(text):
+        found = _LOGFMT_PAIR.match(text, position)
+        if found is None:
+            raise InvalidArgument(
+                f"{name} must be JSON or key=value pairs (quote values with spaces); cannot read {text[position:]!r}"
+            )
+        key, value = found.group(1), found.group(2)
+        if value.startswith('"'):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise InvalidArgument(f"{name}: the value of {key!r} has a bad escape: {exc}") from exc
+        pairs.append((key, value))
+        position = found.end()
+        while position < len(text) and text[position].isspace():
+            position += 1
     return tuple(pairs)
 
 
@@ -302,13 +329,13 @@ async def _search_scope(
     lookback: Annotated[str | None, Query(description="a duration before end, e.g. 1h")] = None,
     organization_id: str | None = None,
 ) -> ReadScope:
-    end_ns = end * 1000 if end is not None else None
-    start_ns = start * 1000 if start is not None else None
+    end_ns = check_time_ns(end * 1000, "end") if end is not None else None
+    start_ns = check_time_ns(start * 1000, "start") if start is not None else None
     if start_ns is None and lookback and lookback != "custom":
         span = parse_duration(lookback, "lookback")
         if span is not None:
-            start_ns = (end_ns if end_ns is not None else backend.clock()) - span
-    return backend.scope(principal, organization_id, None, start_ns, end_ns)
+            start_ns = max(MIN_TIME_NS, (end_ns if end_ns is not None else backend.clock()) - span)
+    return backend.scope(principal, organization_id, None, start_ns, end_ns, ("start", "end"))
 
 
 async def _v3_search_scope(
@@ -320,7 +347,8 @@ async def _v3_search_scope(
 ) -> ReadScope:
     start_ns = parse_time(start_min, "query.start_time_min")
     end_ns = parse_time(start_max, "query.start_time_max")
-    return backend.scope(principal, organization_id, None, start_ns, end_ns)
+    names = ("query.start_time_min", "query.start_time_max")
+    return backend.scope(principal, organization_id, None, start_ns, end_ns, names)
 
 
 TenantScope = Annotated[ReadScope, Depends(_tenant_scope)]
@@ -412,7 +440,7 @@ def build_router() -> APIRouter:
         attributes: tuple[tuple[str, str], ...] = ()
         raw_attributes = params.get("query.attributes")
         if raw_attributes:
-            attributes = _parse_tags(raw_attributes)
+            attributes = _parse_tags(raw_attributes, "query.attributes")
         # grpc-gateway also spells map entries as query.attributes[key]=value.
         attributes += tuple(
             (key[len("query.attributes[") : -1], value)

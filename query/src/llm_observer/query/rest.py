@@ -6,24 +6,31 @@ Each route resolves its scope through ``deps`` and presents storage's typed rows
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from llm_observer.query.backend import tail_spans
+from llm_observer.kernel.health import HealthReport
 from llm_observer.query.deps import Backend, Scope, Spans, TenantScope
 from llm_observer.query.formats import (
     cost_document,
+    finite,
     parse_time,
     span_document,
     summary_document,
     trace_page,
 )
+from llm_observer.query.tail import TailEnded
 from llm_observer.storage.clickhouse.reads import TraceQuery, normalize_trace_id
+
+# A comment line on an idle live tail this often, so that proxies keep it open and a vanished client is
+# noticed.
+_HEARTBEAT_SECONDS = 15.0
 
 
 class LoginRequest(BaseModel):
@@ -34,14 +41,19 @@ class LoginRequest(BaseModel):
 def build_router() -> APIRouter:
     router = APIRouter()
 
-    @router.get("/health", tags=["service"])
-    async def health(backend: Backend) -> dict[str, Any]:
-        """Liveness: the service answers and storage is reachable."""
-        return {
-            "status": "ok",
+    @router.get("/health", tags=["service"], responses={503: {"description": "data is not moving"}})
+    async def health(backend: Backend) -> JSONResponse:
+        """Whether the process is serving and its data is moving: 200 ``{"status": "ok"}``, or 503
+        ``{"status": "unhealthy", "problems": [{"component", "reason"}]}`` while a pipeline is not (a
+        delivery worker down or making no progress, the WAL refusing writes). The collector's OTLP/HTTP
+        ``/health`` answers from the same checks."""
+        report = backend.telemetry.health.report() if backend.telemetry is not None else HealthReport({})
+        body = {
+            **report.document(),
             "storage": backend.store.client.endpoint,
             "ingest": bool(backend.ingest_routes),
         }
+        return JSONResponse(body, status_code=200 if report.healthy else 503)
 
     @router.get("/api/v1/traces", tags=["traces"])
     async def list_traces(
@@ -61,9 +73,9 @@ def build_router() -> APIRouter:
             end_ns=scope.end_ns,
             spans=spans,
             status=status.lower() if status else None,
-            min_duration_ms=min_duration_ms,
-            max_duration_ms=max_duration_ms,
-            min_cost_usd=min_cost,
+            min_duration_ms=finite(min_duration_ms, "min_duration_ms"),
+            max_duration_ms=finite(max_duration_ms, "max_duration_ms"),
+            min_cost_usd=finite(min_cost, "min_cost"),
             limit=backend.page_size(limit),
             cursor=cursor,
         )
@@ -87,7 +99,7 @@ def build_router() -> APIRouter:
             str, Query(description="model | provider | project | team | user | operation | service")
         ] = "model",
         step_seconds: Annotated[
-            int | None, Query(ge=1, description="add a time series with this step")
+            int | None, Query(ge=1, le=2**32 - 1, description="add a time series with this step")
         ] = None,
     ) -> dict[str, Any]:
         """Request volume, errors, latency percentiles, tokens and cost over model calls, in total and per group."""
@@ -126,11 +138,14 @@ def build_router() -> APIRouter:
         return {"results": [dict(hit.fields) for hit in hits]}
 
     @router.post("/api/v1/auth/login", tags=["auth"])
-    async def login(body: LoginRequest, backend: Backend) -> dict[str, Any]:
-        """Exchange a user's name and password for a bearer JWT."""
+    async def login(request: Request, body: LoginRequest, backend: Backend) -> dict[str, Any]:
+        """Exchange a user's name and password for a bearer JWT.
+
+        Rate-limited per client address and per user name (``auth.login``): 429 with ``Retry-After``."""
         if not backend.auth.enabled:
             raise StarletteHTTPException(404, "auth is disabled: no login needed")
-        token = backend.auth.login(body.username, body.password)
+        client = request.client.host if request.client else "unknown"
+        token = await backend.logins.login(body.username, body.password, client)
         return {
             "access_token": token.access_token,
             "token_type": token.token_type,
@@ -139,18 +154,38 @@ def build_router() -> APIRouter:
 
     @router.get("/api/v1/tail", tags=["traces"])
     async def tail(request: Request, scope: TenantScope, backend: Backend, spans: Spans) -> StreamingResponse:
-        """Live tail as Server-Sent Events: one ``span`` event per new span matching the filters."""
+        """Live tail as Server-Sent Events: one ``span`` event per new span matching the filters.
+
+        Tails are capped per principal and in all (429 over a cap); a client that falls more than
+        ``tail_max_queued_spans`` spans behind gets an ``error`` event and the stream ends."""
+        holder = scope.principal.subject
+        if scope.principal.unrestricted and request.client is not None:
+            holder = f"{holder}@{request.client.host}"
+        subscription = backend.tails.open(holder, scope.tenant, spans)
 
         async def events() -> AsyncIterator[str]:
-            yield ": tailing\n\n"
-            async for fresh in tail_spans(backend, scope.tenant, spans):
-                if await request.is_disconnected():
-                    return
-                for span in fresh:
-                    yield f"event: span\ndata: {json.dumps(span_document(span))}\n\n"
+            try:
+                await backend.tails.ready(subscription)
+                yield ": tailing\n\n"
+                while True:
+                    try:
+                        fresh = await subscription.next(_HEARTBEAT_SECONDS)
+                    except TailEnded as exc:
+                        error = {"error": {"code": "resource_exhausted", "message": str(exc)}}
+                        yield f"event: error\ndata: {json.dumps(error)}\n\n"
+                        return
+                    if not fresh:
+                        yield ": keepalive\n\n"
+                    for span in fresh:
+                        yield f"event: span\ndata: {json.dumps(span_document(span))}\n\n"
+            finally:
+                subscription.close()
 
+        stream = events()
+        # A stream that is never started (the client left first) still gives its place back.
+        weakref.finalize(stream, subscription.close).atexit = False
         return StreamingResponse(
-            events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            stream, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
 
     return router

@@ -82,12 +82,37 @@ RETRYABLE_CODES = frozenset(
 _CODE = re.compile(r"\bCode: (\d+)")
 
 
+# Conditions a retry of the *same statement* can never change, although their codes are also used for passing
+# ones: 252 is both "too many parts, merges are behind" (wait) and "too many partitions for one INSERT
+# block" (the data must be split). Each maps to the reason label the self-metrics count it under.
+_DATA_SHAPED = (("partitions for single insert block", "too_many_partitions"),)
+# The disk under the store filling up is a moment, whatever code the engine wraps it in.
+_PASSING = ("no space left on device", "not enough space", "cannot reserve")
+
+
 def classify(message: str, what: str) -> PermanentError | RetryableError:
-    """A ClickHouse error message as ``RetryableError`` (passing conditions) or ``PermanentError`` (the rest)."""
+    """A ClickHouse error message as ``RetryableError`` (what a later retry of the same statement may get
+    past: timeouts, overload, a full disk) or ``PermanentError`` (what it cannot: the data or the SQL)."""
+    lowered = message.lower()
+    for marker, reason in _DATA_SHAPED:
+        if marker in lowered:
+            return PermanentError(f"{what}: {message}", reason)
+    if any(marker in lowered for marker in _PASSING):
+        return RetryableError(f"{what}: {message}")
     found = _CODE.search(message)
     if found and int(found.group(1)) in RETRYABLE_CODES:
         return RetryableError(f"{what}: {message}")
-    return PermanentError(f"{what}: {message}")
+    return PermanentError(f"{what}: {message}", "rejected_by_storage")
+
+
+# ClickHouse reads a query parameter in its escaped text format: a backslash starts an escape, and a raw tab or
+# newline ends the value. A server client (clickhouse-connect) escapes values before sending them; chDB passes
+# them as they are, so this client escapes them itself and every value matches literally on both.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0", "'": "\\'"})
+
+
+def _escaped(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.translate(_ESCAPES) if isinstance(v, str) else v for k, v in params.items()}
 
 
 class ChdbClient:
@@ -118,7 +143,7 @@ class ChdbClient:
     def _query(self, sql: str, fmt: str, params: Params) -> Any:
         try:
             with self._engine_lock:
-                return self._session.query(sql, fmt, params=dict(params) if params else None)
+                return self._session.query(sql, fmt, params=_escaped(params) if params else None)
         except Exception as exc:  # chDB raises RuntimeError for every SQL error
             raise classify(str(exc), "ClickHouse query failed") from exc
 

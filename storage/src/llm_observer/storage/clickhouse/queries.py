@@ -14,6 +14,12 @@ from dataclasses import dataclass, field
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _SPAN_ID = re.compile(r"^[0-9a-f]{16}$")
 
+# The times storage can hold and compare: DateTime64(9), from 1900-01-01 to the end of signed 64-bit
+# nanoseconds (2262-04-11T23:47:16.854775807Z).
+MIN_TIME_NS = -2_208_988_800 * 10**9
+MAX_TIME_NS = 2**63 - 1
+TIME_RANGE = "1900-01-01T00:00:00Z and 2262-04-11T23:47:16Z"
+
 
 class InvalidArgument(ValueError):
     """A request parameter is malformed (400 / INVALID_ARGUMENT)."""
@@ -72,6 +78,13 @@ class TraceIdQuery:
     span_kind: str | None = None  # Internal | Server | Client | Producer | Consumer
 
 
+def check_time_ns(value: int, name: str) -> int:
+    """``value`` (Unix nanoseconds) when storage can hold it; ``InvalidArgument`` naming ``name`` otherwise."""
+    if not MIN_TIME_NS <= value <= MAX_TIME_NS:
+        raise InvalidArgument(f"{name} must be between {TIME_RANGE}")
+    return value
+
+
 def normalize_trace_id(value: str) -> str:
     """Lower-case 32-hex trace id; accepts 16-hex (64-bit Jaeger ids, left-padded)."""
     tid = value.strip().lower()
@@ -93,8 +106,13 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         start_ns, trace_id = json.loads(raw)
-        if not isinstance(start_ns, int) or not isinstance(trace_id, str) or not _TRACE_ID.match(trace_id):
+        if (
+            type(start_ns) is not int
+            or not MIN_TIME_NS <= start_ns <= MAX_TIME_NS
+            or not isinstance(trace_id, str)
+            or not _TRACE_ID.match(trace_id)
+        ):
             raise ValueError("bad cursor contents")
-    except (ValueError, TypeError, binascii.Error) as exc:
+    except (ValueError, TypeError, RecursionError, binascii.Error) as exc:
         raise InvalidArgument("cursor is not one this API returned") from exc
     return start_ns, trace_id

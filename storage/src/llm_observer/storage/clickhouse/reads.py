@@ -8,7 +8,9 @@ them. This module is storage's read API: the request and row types are re-export
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -16,11 +18,14 @@ from llm_observer.kernel.errors import PermanentError
 from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.client import ClickHouseClient
 from llm_observer.storage.clickhouse.queries import (
+    MAX_TIME_NS,
+    MIN_TIME_NS,
     InvalidArgument,
     SpanFilter,
     Tenant,
     TraceIdQuery,
     TraceQuery,
+    check_time_ns,
     decode_cursor,
     encode_cursor,
     normalize_trace_id,
@@ -45,6 +50,8 @@ from llm_observer.storage.clickhouse.schema import TRACE_ID_TS_TABLE, TRACES_TAB
 
 __all__ = [
     "GROUP_BY_COLUMNS",
+    "MAX_TIME_NS",
+    "MIN_TIME_NS",
     "CallCosts",
     "CallStats",
     "CostBreakdown",
@@ -64,6 +71,7 @@ __all__ = [
     "TraceQuery",
     "TraceStore",
     "TraceSummary",
+    "check_time_ns",
     "decode_cursor",
     "encode_cursor",
     "message_text",
@@ -85,14 +93,33 @@ GROUP_BY_COLUMNS: Mapping[str, str] = {
 }
 
 
+# Text that is not valid Unicode (an unpaired UTF-16 surrogate) can be neither stored nor sent as a parameter.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+_INT_RANGES: Mapping[str, tuple[int, int]] = {
+    "Int64": (-(2**63), 2**63 - 1),
+    "UInt64": (0, 2**64 - 1),
+    "UInt32": (0, 2**32 - 1),
+}
+
+
 class _Sql:
-    """Collects WHERE conditions and their parameters under generated names."""
+    """Collects WHERE conditions and their parameters under generated names.
+
+    Every value is matched literally: strings are never read as escapes or patterns, and an integer outside
+    its column type is an ``InvalidArgument`` rather than a failed query.
+    """
 
     def __init__(self) -> None:
         self.params: dict[str, Any] = {}
 
     def param(self, value: Any, ctype: str) -> str:
         name = f"p{len(self.params)}"
+        if isinstance(value, str) and _SURROGATE.search(value):
+            raise InvalidArgument(f"{value!r} is not valid Unicode (an unpaired surrogate)")
+        bounds = _INT_RANGES.get(ctype)
+        if bounds is not None and not (isinstance(value, int) and bounds[0] <= value <= bounds[1]):
+            raise InvalidArgument(f"{value!r} is out of range for this query")
         self.params[name] = value
         return f"{{{name}:{ctype}}}"
 
@@ -140,20 +167,39 @@ class _Sql:
             out.append(f"(SpanAttributes[{k}] = {v} OR ResourceAttributes[{k}] = {v})")
         if spans.text:
             t = self.param(spans.text, "String")
-            fields = (
-                "SpanName",
+            plain = ("SpanName", "StatusMessage")
+            # The message attributes hold JSON documents, where the text's quotes, backslashes and control
+            # characters (and, from some writers, every non-ASCII character) are escaped.
+            documents = (
                 f"SpanAttributes['{attrs.GEN_AI_INPUT_MESSAGES}']",
                 f"SpanAttributes['{attrs.GEN_AI_OUTPUT_MESSAGES}']",
                 f"SpanAttributes['{attrs.GEN_AI_SYSTEM_INSTRUCTIONS}']",
-                "StatusMessage",
             )
-            out.append("(" + " OR ".join(f"positionCaseInsensitiveUTF8({f}, {t}) > 0" for f in fields) + ")")
+            forms = {
+                spans.text,
+                json.dumps(spans.text, ensure_ascii=False)[1:-1],
+                json.dumps(spans.text)[1:-1],
+            }
+            escaped = [t if form == spans.text else self.param(form, "String") for form in sorted(forms)]
+            matches = [f"positionCaseInsensitiveUTF8({f}, {t}) > 0" for f in plain]
+            matches += [f"positionCaseInsensitiveUTF8({f}, {e}) > 0" for f in documents for e in escaped]
+            out.append("(" + " OR ".join(matches) + ")")
         return out
 
 
 def _where(conditions: Iterable[str]) -> str:
     conds = list(conditions)
     return " AND ".join(conds) if conds else "1"
+
+
+def _duration_ns(ms: float, name: str) -> int:
+    """Nanoseconds of a duration in milliseconds; ``InvalidArgument`` naming ``name`` when it has none."""
+    if not (math.isfinite(ms) and abs(ms) <= _MAX_DURATION_MS):
+        raise InvalidArgument(f"{name} must be a finite number of milliseconds up to {_MAX_DURATION_MS:.0f}")
+    return int(ms * 1e6)
+
+
+_MAX_DURATION_MS = (2**63 - 1) // 10**6
 
 
 def _num(value: Any) -> float:
@@ -321,11 +367,15 @@ class TraceStore:
             raise InvalidArgument("status must be one of ok, error, unset")
         if query.min_duration_ms is not None:
             extra.add("end_ns")
-            having.append(f"end_ns - start_ns >= {sql.param(int(query.min_duration_ms * 1e6), 'Int64')}")
+            low = _duration_ns(query.min_duration_ms, "min_duration_ms")
+            having.append(f"end_ns - start_ns >= {sql.param(low, 'Int64')}")
         if query.max_duration_ms is not None:
             extra.add("end_ns")
-            having.append(f"end_ns - start_ns <= {sql.param(int(query.max_duration_ms * 1e6), 'Int64')}")
+            high = _duration_ns(query.max_duration_ms, "max_duration_ms")
+            having.append(f"end_ns - start_ns <= {sql.param(high, 'Int64')}")
         if query.min_cost_usd is not None:
+            if not math.isfinite(query.min_cost_usd):
+                raise InvalidArgument("min_cost_usd must be a finite number")
             having.append(f"sum(CostUsd) >= {sql.param(query.min_cost_usd, 'Float64')}")
         if query.cursor:
             c_ns, c_id = decode_cursor(query.cursor)
@@ -589,6 +639,45 @@ GROUP BY GROUPING SETS ({sets})
         rows = self._rows(
             f"SELECT {_SPAN_COLUMNS} FROM {self.traces} WHERE {_where(where)} ORDER BY Timestamp, SpanId "
             f"LIMIT {sql.param(limit, 'UInt32')}",
+            sql.params,
+        )
+        return tuple(_span(row) for row in rows)
+
+    def span_keys_since(
+        self, tenant: Tenant, since_ns: int, spans: SpanFilter, limit: int = 10_000
+    ) -> tuple[tuple[str, str, int], ...]:
+        """``(trace_id, span_id, start_ns)`` of the spans ``spans_since`` would return: what a live tail
+        needs to tell new spans from ones it has reported, without reading the spans themselves."""
+        sql = _Sql()
+        where = [
+            *sql.tenant(tenant),
+            f"Timestamp >= fromUnixTimestamp64Nano({sql.param(since_ns, 'Int64')})",
+            *sql.spans(spans),
+        ]
+        rows = self._rows(
+            f"SELECT TraceId AS trace_id, SpanId AS span_id, toUnixTimestamp64Nano(Timestamp) AS start_ns "
+            f"FROM {self.traces} WHERE {_where(where)} ORDER BY Timestamp, SpanId "
+            f"LIMIT {sql.param(limit, 'UInt32')}",
+            sql.params,
+        )
+        return tuple((row["trace_id"], row["span_id"], int(row["start_ns"])) for row in rows)
+
+    def spans_by_keys(
+        self, tenant: Tenant, since_ns: int, keys: Sequence[tuple[str, str]]
+    ) -> tuple[SpanRow, ...]:
+        """The spans with these ``(trace_id, span_id)`` starting at or after ``since_ns``, oldest first."""
+        if not keys:
+            return ()
+        sql = _Sql()
+        pairs = ", ".join(f"({sql.param(t, 'String')}, {sql.param(s, 'String')})" for t, s in keys)
+        where = [
+            *sql.tenant(tenant),
+            f"Timestamp >= fromUnixTimestamp64Nano({sql.param(since_ns, 'Int64')})",
+            f"TraceId IN ({', '.join(sql.param(t, 'String') for t in sorted({t for t, _ in keys}))})",
+            f"(TraceId, SpanId) IN ({pairs})",
+        ]
+        rows = self._rows(
+            f"SELECT {_SPAN_COLUMNS} FROM {self.traces} WHERE {_where(where)} ORDER BY Timestamp, SpanId",
             sql.params,
         )
         return tuple(_span(row) for row in rows)
