@@ -1,15 +1,18 @@
 """Benchmark of the embed step and the Qdrant exporter (bundled all-MiniLM-L6-v2 int8, Qdrant local mode).
 
 Reports:
-  1. the model alone: unique texts/s at realistic prompt lengths (short questions and ~100-word prompts), with
-     one onnxruntime thread (the default) and with all cores;
+  1. the model alone: unique texts/s at realistic prompt lengths (short questions, ~100-word prompts, and
+     long prompts of 300 to 3,000 characters), with one onnxruntime thread (the default) and with all cores,
+     at the default model batch and at 64 texts per run;
   2. the exporter alone end to end (extract, hash, embed, upsert into local Qdrant): a 10k-span burst, once
      with every prompt distinct and once with the repetition real applications show (most prompts repeat),
-     i.e. how long the exporter's WAL cursor needs to catch up with a burst, and the dedup effect;
+     i.e. how long the exporter's WAL cursor needs to catch up with a burst, and the dedup effect; then
+     ``--long`` spans whose distinct prompts are 300 to 3,000 characters long (wall and CPU time per span);
   3. a running collector with the qdrant exporter: a burst sent over OTLP/HTTP, its ack time, and the time
      until every prompt is embedded and stored (the embedding lag under load).
 
     .venv/bin/python bench/bench_embed.py [--texts 500] [--spans 10000] [--repeat 0.9] [--distinct 1000]
+        [--long 1000]
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from pathlib import Path
 from llm_observer.exporters.qdrant import QdrantExporter, factory
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.errors import RetryableError
 from llm_observer.kernel.telemetry import Telemetry
-from llm_observer.storage.vectors.embed import BUNDLED_MODEL, EmbedCounts, Embedder
+from llm_observer.storage.vectors.embed import BUNDLED_MODEL, DEFAULT_MODEL_BATCH, EmbedCounts, Embedder
 
 WORDS = re.findall(
     r"\w+",
@@ -43,6 +47,15 @@ WORDS = re.findall(
 def question(rng: random.Random, words: int) -> str:
     text = " ".join(rng.choice(WORDS) for _ in range(words))
     return text[0].upper() + text[1:] + "?"
+
+
+def long_prompt(rng: random.Random) -> str:
+    """A distinct prompt of 300 to 3,000 characters: a question with pasted context (logs, a document)."""
+    size = rng.randint(300, 3000)
+    parts = [question(rng, 12)]
+    while sum(len(p) + 1 for p in parts) < size:
+        parts.append(f"line {rng.randrange(10**6)}: " + " ".join(rng.choice(WORDS) for _ in range(12)) + ".")
+    return " ".join(parts)[:size]
 
 
 def make_batch(prompts: list[str], first: int, start_ns: int) -> SpanBatch:
@@ -92,15 +105,21 @@ def bench_model(models_dir: Path, texts: int) -> None:
     for threads in (1, None):
         embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=0, threads=threads)
         embedder.embed(["warm up"])
-        for words in (12, 100):
-            batch = [question(rng, words) for _ in range(texts)]
-            began = time.perf_counter()
-            embedder.embed(batch, batch_size=64)
-            elapsed = time.perf_counter() - began
-            print(
-                f"model only, threads={threads or 'all'}, {words:>3}-word prompts: "
-                f"{texts / elapsed:7.0f} unique texts/s"
-            )
+        for kind in ("12-word", "100-word", "300-3000 char"):
+            for batch_size in (DEFAULT_MODEL_BATCH, 64):
+                if kind == "12-word":
+                    batch = [question(rng, 12) for _ in range(texts)]
+                elif kind == "100-word":
+                    batch = [question(rng, 100) for _ in range(texts)]
+                else:
+                    batch = [long_prompt(rng) for _ in range(texts)]
+                began, cpu = time.perf_counter(), time.process_time()
+                embedder.embed(batch, batch_size=batch_size)
+                elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+                print(
+                    f"model only, threads={threads or 'all'}, {kind:>13} prompts, {batch_size:>2} per run: "
+                    f"{texts / elapsed:7.0f} unique texts/s ({cpu / texts * 1000:.0f} ms CPU each)"
+                )
 
 
 async def bench_exporter(data_dir: Path, spans: int, repeat: float, batch_size: int) -> None:
@@ -114,7 +133,7 @@ async def bench_exporter(data_dir: Path, spans: int, repeat: float, batch_size: 
             telemetry=Telemetry(),
             logger=logging.getLogger("bench"),
         )
-        config = factory.config_model.model_validate({"cache_size": 10_000, "batch_size": 64})
+        config = factory.config_model.model_validate({"cache_size": 10_000})
         exporter: QdrantExporter = factory.create(ctx, config)
         await exporter.start()
         batches = [
@@ -123,7 +142,7 @@ async def bench_exporter(data_dir: Path, spans: int, repeat: float, batch_size: 
         ]
         began = time.perf_counter()
         for batch in batches:
-            await exporter.send(batch)
+            await send(exporter, batch)
         elapsed = time.perf_counter() - began
         counts: EmbedCounts = exporter.counts
         print(
@@ -132,6 +151,46 @@ async def bench_exporter(data_dir: Path, spans: int, repeat: float, batch_size: 
             f"({counts.deduplicated / max(1, counts.texts):.0%})"
         )
         await exporter.shutdown()
+
+
+async def send(exporter: QdrantExporter, batch: SpanBatch) -> int:
+    """Send as the collector does: a send over its budget stored part of the batch; the retry resumes."""
+    retries = 0
+    while True:
+        try:
+            await exporter.send(batch)
+            return retries
+        except RetryableError:
+            retries += 1
+
+
+async def bench_long(data_dir: Path, spans: int, batch_size: int) -> None:
+    """The exporter on distinct prompts of 300 to 3,000 characters: the worst case (nothing to deduplicate)."""
+    rng = random.Random(4)
+    prompts = [long_prompt(rng) for _ in range(spans)]
+    ctx = CreateContext(
+        component_id="qdrant",
+        data_dir=data_dir / "long",
+        telemetry=Telemetry(),
+        logger=logging.getLogger("bench"),
+    )
+    exporter: QdrantExporter = factory.create(ctx, factory.config_model.model_validate({}))
+    await exporter.start()
+    batches = []
+    for i in range(0, spans, batch_size):
+        batch = make_batch(prompts[i : i + batch_size], i + 1, time.time_ns())
+        batch.origin = f"bench:{i}"  # what a retry resumes by, as the collector's ranges
+        batches.append(batch)
+    began, cpu, retries = time.perf_counter(), time.process_time(), 0
+    for batch in batches:
+        retries += await send(exporter, batch)
+    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu
+    print(
+        f"exporter, {spans} spans, distinct 300-3000 char prompts (mean {sum(map(len, prompts)) // spans}): "
+        f"{spans / elapsed:5.1f} spans/s, {cpu / spans * 1000:.0f} ms CPU per span; "
+        f"{retries} sends resumed after their budget"
+    )
+    await exporter.shutdown()
 
 
 async def bench_pipeline(data_dir: Path, spans: int, unique: int) -> None:
@@ -193,12 +252,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=float, default=0.9)
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--distinct", type=int, default=1000, help="distinct prompts in the collector burst")
+    parser.add_argument("--long", type=int, default=1000, help="spans with long distinct prompts")
     args = parser.parse_args()
     print(f"cpus: {os.cpu_count()}")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         bench_model(data_dir / "models", args.texts)
         asyncio.run(bench_exporter(data_dir, args.spans, args.repeat, args.batch))
+        asyncio.run(bench_long(data_dir, args.long, args.batch))
         asyncio.run(bench_pipeline(data_dir, args.spans, args.distinct))
 
 

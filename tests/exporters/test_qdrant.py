@@ -524,3 +524,87 @@ async def test_qdrant_searches_run_while_the_exporter_writes(data_dir: Path) -> 
         assert exporter.store.count(COLLECTION) == 303
     finally:
         await exporter.shutdown()
+
+
+async def test_qdrant_send_over_budget_stores_part_and_its_retry_resumes(data_dir: Path) -> None:
+    telemetry = Telemetry()
+    # 4 texts per model run, 32 per slice; a budget that is over once the first slice is stored.
+    exporter = make_exporter(data_dir, telemetry, batch_size=4, send_budget_seconds=0.001)
+    await exporter.start()
+    try:
+        prompts = [f"Question {i}: how do I export report {i * 37} to a spreadsheet?" for i in range(80)]
+        batch = make_batch(prompts)
+        batch.origin = "traces:10-12"  # the WAL range the collector retries
+        messages = []
+        for _ in range(10):
+            try:
+                await exporter.send(batch)
+                break
+            except RetryableError as exc:
+                messages.append(str(exc))
+        assert len(messages) == 2  # 32, then 64 of 80 stored, then the rest
+        assert messages[0].startswith("exporter qdrant: a send of 80 spans, ")
+        assert "stored 32 of its 80 texts within send_budget_seconds (0.001s)" in messages[0]
+        assert "stored 64 of its 80 texts" in messages[1]
+        assert exporter.store is not None and exporter.store.count(COLLECTION) == 80
+        # Each retry resumed where the last stopped: nothing embedded or written twice.
+        assert exporter.counts.embedded == 80 and exporter.counts.texts == 80
+        assert event(telemetry, "points_written") == 80
+        assert event(telemetry, "sends_over_budget") == 2
+    finally:
+        await exporter.shutdown()
+
+
+async def test_qdrant_send_within_budget_is_one_send(data_dir: Path) -> None:
+    telemetry = Telemetry()
+    exporter = make_exporter(data_dir, telemetry, batch_size=4)
+    await exporter.start()
+    try:
+        await exporter.send(make_batch([f"Where is parcel {i}?" for i in range(40)]))
+        assert exporter.store is not None and exporter.store.count(COLLECTION) == 40
+        assert event(telemetry, "sends_over_budget") == 0
+    finally:
+        await exporter.shutdown()
+
+
+class _SilentServer:
+    """A real TCP server on 127.0.0.1 that accepts connections and never answers (a hung Qdrant server)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+async def test_qdrant_server_timeout_says_what_timed_out(data_dir: Path) -> None:
+    server = _SilentServer()
+    try:
+        exporter = make_exporter(data_dir, url=server.url, timeout_seconds=1)
+        with pytest.raises(RetryableError) as info:
+            await exporter.start()
+        await exporter.shutdown()
+    finally:
+        server.close()
+    message = str(info.value)
+    assert "Qdrant collection lookup timed out (timeout_seconds 1)" in message
+    assert "Timeout" in message.split("):", 1)[1]  # the underlying error's type, even when its text is empty
+
+
+def test_qdrant_error_description_names_the_type_of_an_empty_error() -> None:
+    from llm_observer.storage.vectors.store import describe
+
+    assert describe(TimeoutError()) == "TimeoutError"
+    assert describe(ValueError("bad vector")) == "ValueError: bad vector"
+    try:
+        try:
+            raise TimeoutError()
+        except TimeoutError as inner:
+            raise RuntimeError("upsert failed") from inner
+    except RuntimeError as outer:
+        assert describe(outer) == "RuntimeError: upsert failed (TimeoutError)"

@@ -254,11 +254,42 @@ def test_embed_prepare_bundled_model_assembles_five_files_once(tmp_path: Path) -
         "tokenizer.json",
         "tokenizer_config.json",
     ]
-    # Inputs are cut where sentence-transformers cuts them for this model.
-    assert json.loads((folder / "tokenizer_config.json").read_text())["max_length"] == 256
+    # Inputs are cut at the length the model was trained on.
+    assert json.loads((folder / "tokenizer_config.json").read_text())["max_length"] == 128
     stamp = (folder / "model.onnx").stat().st_mtime_ns, (folder / "tokenizer_config.json").stat().st_mtime_ns
     assert prepare_bundled_model(tmp_path) == folder
     assert (
         (folder / "model.onnx").stat().st_mtime_ns,
         (folder / "tokenizer_config.json").stat().st_mtime_ns,
     ) == stamp
+
+
+def test_embed_embedder_cuts_inputs_at_128_word_pieces(models_dir: Path) -> None:
+    embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=0)
+    head = " ".join(f"word{i}" for i in range(200))  # well over 128 word pieces
+    cut, longer, other = embedder.embed([head, head + " and a different ending about cooking", "word0 word1"])
+    # Whatever follows the first 128 word pieces does not change the vector: the model never sees it.
+    assert cut == longer
+    assert cut != other
+
+
+def test_embed_embedder_files_cached_vectors_under_model_and_input_length(models_dir: Path) -> None:
+    store = DictCache()
+    embedder = Embedder(BUNDLED_MODEL, models_dir)
+    assert embedder.cache_key == f"{BUNDLED_MODEL}@128"
+    embedder.embed(["Where is my parcel?"], store=store)
+    # Vectors made when inputs were cut at another length are never served for these.
+    assert {model for model, _ in store.vectors} == {embedder.cache_key}
+
+
+def test_embed_embedder_answers_in_input_order_when_it_runs_texts_by_length(models_dir: Path) -> None:
+    embedder = Embedder(BUNDLED_MODEL, models_dir, cache_size=0)
+    short = [f"short question {i}" for i in range(4)]
+    long = [" ".join(f"context{i} line{j}" for j in range(40)) for i in range(4)]
+    mixed = [t for pair in zip(short, long, strict=True) for t in pair]
+    counts = EmbedCounts()
+    vectors = embedder.embed(mixed, batch_size=4, counts=counts)
+    assert counts.model_calls == 2
+    # Order in, order out, whatever order the model ran them in; each text as when embedded alone.
+    alone = embedder.embed([mixed[0]]) + embedder.embed([mixed[1]])
+    assert np.allclose(vectors[0], alone[0], atol=1e-4) and np.allclose(vectors[1], alone[1], atol=1e-4)

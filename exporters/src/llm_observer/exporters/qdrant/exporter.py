@@ -15,7 +15,7 @@ from llm_observer.exporters.qdrant.config import QdrantExporterConfig
 from llm_observer.exporters.qdrant.points import build_points
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
-from llm_observer.kernel.errors import RetryableError
+from llm_observer.kernel.errors import LLMObserverError, PermanentError, RetryableError
 from llm_observer.storage.vectors.embed import (
     EmbedCounts,
     Embedder,
@@ -23,7 +23,7 @@ from llm_observer.storage.vectors.embed import (
     shared_embedder,
     span_texts,
 )
-from llm_observer.storage.vectors.store import VectorStore, open_vector_store
+from llm_observer.storage.vectors.store import VectorStore, describe, open_vector_store
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ class QdrantExporter:
     """Embeds the content of each batch and writes one point per span and kind to ``config.collection``.
 
     Counts (component events): ``texts_embedded`` (model runs), ``texts_deduplicated`` (answered by the
-    cache: repeats, or texts embedded before), ``points_written``, ``spans_without_text``.
+    cache: repeats, or texts embedded before), ``points_written``, ``spans_without_text``, and
+    ``sends_over_budget`` (sends that stopped at ``send_budget_seconds``, to be resumed by their retry).
     ``lag_seconds`` is how old the newest span of the last batch was when its points were written.
     """
 
@@ -44,7 +45,9 @@ class QdrantExporter:
         self._embedder: Embedder | None = None
         self._lock = asyncio.Lock()
         self.counts = EmbedCounts()
-        self._job: asyncio.Future[None] | None = None
+        self._job: asyncio.Future[tuple[int, int]] | None = None
+        # (batch origin, spans, texts) of the last batch and how many of its texts are stored.
+        self._resume: tuple[tuple[str, int, int], int] = (("", 0, 0), 0)
         self._next_expiry = 0.0
         self.lag_seconds = 0.0
 
@@ -91,23 +94,49 @@ class QdrantExporter:
             )
 
     async def send(self, batch: SpanBatch) -> None:
-        """Embed the batch's texts and upsert their points; returns once they are stored."""
+        """Embed the batch's texts and upsert their points; returns once they are all stored.
+
+        Raises ``RetryableError`` when ``send_budget_seconds`` ran out first (what was stored stays stored and
+        the retry of this batch resumes after it) or when the model or the store failed; every message names
+        the exporter, the batch and how long the send ran.
+        """
         store, embedder = self._store, self._embedder
         if store is None or embedder is None:
-            raise RetryableError("the qdrant exporter is not started")
+            raise RetryableError(f"{self._ctx.component_id}: the qdrant exporter is not started")
         if not len(batch):
             return
         previous = self._job
         if previous is not None and not previous.done():
-            # An earlier send timed out while its thread kept working (a thread cannot be cancelled). It is
-            # almost surely this very batch, retried: let it finish, then this one finds its work cached.
+            # An earlier send was cancelled while its thread kept working (a thread cannot be cancelled): it
+            # stops at its own deadline, and is almost surely this very batch, retried, which then resumes.
             await asyncio.wait([previous])
+        began = time.monotonic()
+        deadline = began + self.config.send_budget_seconds
         # Everything, down to parsing the messages, runs off the event loop that answers the receivers.
-        job = asyncio.ensure_future(asyncio.to_thread(self._write, store, embedder, batch))
+        job = asyncio.ensure_future(asyncio.to_thread(self._write, store, embedder, batch, deadline))
         job.add_done_callback(_retrieve_exception)
         self._job = job
-        # Shielded: a send timeout cancels the wait, not the work, which stays useful for the retry.
-        await asyncio.shield(job)
+        try:
+            # Shielded: a cancelled send (the collector's own timeout) leaves the work running, and useful.
+            done, total = await asyncio.shield(job)
+        except RetryableError as exc:
+            raise RetryableError(f"{self._what(batch, began)}: {exc}", exc.retry_after) from exc
+        except PermanentError as exc:
+            raise PermanentError(f"{self._what(batch, began)}: {exc}", exc.reason) from exc
+        except LLMObserverError:
+            raise
+        except Exception as exc:
+            raise RetryableError(f"{self._what(batch, began)}: {describe(exc)}") from exc
+        if done < total:
+            self._metrics.event("sends_over_budget")
+            raise RetryableError(
+                f"{self._what(batch, began)}: stored {done} of its {total} texts within send_budget_seconds "
+                f"({self.config.send_budget_seconds:g}s); the retry resumes with the other {total - done}"
+            )
+
+    def _what(self, batch: SpanBatch, began: float) -> str:
+        elapsed = time.monotonic() - began
+        return f"exporter {self._ctx.component_id}: a send of {len(batch)} spans, {elapsed:.1f}s in"
 
     def _expire(self, store: VectorStore) -> None:
         """Delete points past ``retention_days``, at most once an hour."""
@@ -118,7 +147,11 @@ class QdrantExporter:
         self._next_expiry = now + 3600.0
         store.delete_before(self.config.collection, now - days * 86400.0)
 
-    def _write(self, store: VectorStore, embedder: Embedder, batch: SpanBatch) -> None:
+    def _write(
+        self, store: VectorStore, embedder: Embedder, batch: SpanBatch, deadline: float
+    ) -> tuple[int, int]:
+        """Embed and store the batch's texts slice by slice until done or ``deadline`` (monotonic) has
+        passed; returns how many of how many texts are stored."""
         config = self.config
         items = span_texts(
             batch,
@@ -127,20 +160,29 @@ class QdrantExporter:
             roles=config.prompt_roles,
             scope=config.prompt_scope,
         )
-        with_text = len({item.row for item in items})
-        if with_text < len(batch):
-            self._metrics.event("spans_without_text", len(batch) - with_text)
+        key = (batch.origin, len(batch), len(items))
+        first = self._resume[1] if batch.origin and self._resume[0] == key else 0
+        if first == 0:
+            with_text = len({item.row for item in items})
+            if with_text < len(batch):
+                self._metrics.event("spans_without_text", len(batch) - with_text)
         self._expire(store)
         cache = store.cache(config.collection)
-        # Slice by slice, so that a long batch stores its progress (vectors cached, points written) as it goes.
+        # A few model runs per slice: each slice is stored when done, so that a send stops soon after its
+        # deadline, and its retry starts after what is stored.
         step = config.batch_size * 8
-        for start in range(0, len(items), step):
-            part = items[start : start + step]
+        done = first
+        while done < len(items):
+            if done > first and time.monotonic() >= deadline:
+                break
+            part = items[done : done + step]
             counts = EmbedCounts()
             vectors = embedder.embed(
                 [item.text for item in part], store=cache, batch_size=config.batch_size, counts=counts
             )
             store.upsert(config.collection, build_points(batch, part, vectors, config.excerpt_chars))
+            done += len(part)
+            self._resume = (key, done)
             self.counts.add(counts)
             if counts.embedded:
                 self._metrics.event("texts_embedded", counts.embedded)
@@ -149,6 +191,7 @@ class QdrantExporter:
             self._metrics.event("points_written", len(part))
             newest = max(batch.end_time_unix_nano[item.row] for item in part)
             self.lag_seconds = max(0.0, time.time() - newest / 1e9)
+        return done, len(items)
 
     async def shutdown(self) -> None:
         """Wait for a write still running, then release the store and the model. Idempotent."""
@@ -164,7 +207,7 @@ class QdrantExporter:
                 release_embedder(embedder)
 
 
-def _retrieve_exception(job: asyncio.Future[None]) -> None:
+def _retrieve_exception(job: asyncio.Future[tuple[int, int]]) -> None:
     # The error of a write whose send was cancelled has no one to go to; the retry reports its own.
     if not job.cancelled():
         job.exception()

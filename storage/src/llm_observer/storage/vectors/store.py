@@ -50,7 +50,18 @@ def is_server_url(url: str) -> bool:
     return url.startswith(("http://", "https://"))
 
 
-def _wrap(exc: Exception, what: str) -> Exception:
+def describe(exc: BaseException) -> str:
+    """``exc`` for a message: with its type, and the type alone when its text is empty (as a timeout's
+    often is); a wrapped cause is described too."""
+    text = str(exc)
+    out = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    cause = exc.__cause__ or getattr(exc, "source", None)
+    if isinstance(cause, BaseException) and cause is not exc:
+        out += f" ({describe(cause)})"
+    return out
+
+
+def _wrap(exc: Exception, what: str, timeout: float) -> Exception:
     """qdrant-client's exceptions as ours: unreachable or overloaded is retryable, refused is not."""
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -59,18 +70,26 @@ def _wrap(exc: Exception, what: str) -> Exception:
         if status == 429 or status >= 500:
             return RetryableError(f"Qdrant {what} failed: {exc}")
         return PermanentError(f"Qdrant {what} failed: {exc}")
+    if any(
+        isinstance(e, TimeoutError) or "timeout" in type(e).__name__.lower()
+        for e in (exc, getattr(exc, "source", None), exc.__cause__)
+    ):
+        return RetryableError(f"Qdrant {what} timed out (timeout_seconds {timeout:g}): {describe(exc)}")
     if isinstance(exc, ResponseHandlingException | OSError):
-        return RetryableError(f"Qdrant unreachable ({what}): {exc}")
+        return RetryableError(f"Qdrant unreachable ({what}): {describe(exc)}")
     if isinstance(exc, ValueError | TypeError | KeyError):
-        return PermanentError(f"Qdrant {what} failed: {exc}")
-    return RetryableError(f"Qdrant {what} failed: {exc}")
+        return PermanentError(f"Qdrant {what} failed: {describe(exc)}")
+    return RetryableError(f"Qdrant {what} failed: {describe(exc)}")
 
 
 class VectorStore:
     """A Qdrant client (local folder or server). Thread-safe; ``close`` once per ``open_vector_store``."""
 
-    def __init__(self, url: str, location: str, client: QdrantClient, local: bool) -> None:
+    def __init__(
+        self, url: str, location: str, client: QdrantClient, local: bool, timeout_seconds: float = 10.0
+    ) -> None:
         self.url = url
+        self.timeout_seconds = timeout_seconds
         self.location = location  # the folder (local mode) or the server URL
         self.local = local
         self._client = client
@@ -89,7 +108,7 @@ class VectorStore:
         except LLMObserverError:
             raise
         except Exception as exc:
-            raise _wrap(exc, what) from exc
+            raise _wrap(exc, what, self.timeout_seconds) from exc
 
     # --- collections ---------------------------------------------------------------------------------
 
@@ -315,7 +334,7 @@ def open_vector_store(
             )
         except Exception as exc:
             raise ConfigError([("url", f"bad Qdrant server URL {url!r}: {exc}")]) from exc
-        store = VectorStore(url, location, client, local=False)
+        store = VectorStore(url, location, client, local=False, timeout_seconds=timeout_seconds)
         store._refs = 1
         return store
     with _registry_lock:
