@@ -263,3 +263,25 @@ def test_handler_capture_content_kwarg_overrides_environment(monkeypatch: pytest
     assert GenAIHandler.from_kwargs({}, "x").capture is ContentCapture.SPAN_ONLY
     handler = GenAIHandler.from_kwargs({"capture_content": ContentCapture.EVENT_ONLY}, "x")
     assert handler.capture_content and not handler.capture.on_span
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        (True, ContentCapture.SPAN_ONLY),
+        (False, ContentCapture.NO_CONTENT),
+        ("Span_And_Event", ContentCapture.SPAN_AND_EVENT),
+        (" event_only ", ContentCapture.EVENT_ONLY),
+        (ContentCapture.SPAN_ONLY, ContentCapture.SPAN_ONLY),
+    ],
+)
+def test_handler_capture_content_kwarg_accepts_booleans_and_names(
+    monkeypatch: pytest.MonkeyPatch, value: object, mode: ContentCapture
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "NO_CONTENT")
+    assert GenAIHandler.from_kwargs({"capture_content": value}, "x").capture is mode
+
+
+def test_handler_capture_content_kwarg_rejects_unknown_value() -> None:
+    with pytest.raises(ValueError, match=r"capture_content must be True, False.*'SPAN_ONLY'.*not 'on'"):
+        GenAIHandler.from_kwargs({"capture_content": "on"}, "x")

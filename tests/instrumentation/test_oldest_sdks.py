@@ -137,7 +137,8 @@ from llm_observer.instrumentation.anthropic import AnthropicInstrumentor
 exporter = InMemorySpanExporter()
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))
-OpenAIInstrumentor().instrument(tracer_provider=provider)
+# The replay server's host named as a server that accepts stream_options: the instrumentation asks for usage.
+OpenAIInstrumentor().instrument(tracer_provider=provider, providers={"127.0.0.1": "openai"})
 AnthropicInstrumentor().instrument(tracer_provider=provider)
 url = os.environ["PROVIDER_URL"]
 oai = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)
@@ -146,6 +147,11 @@ stream = oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "us
                                      stream_options={"include_usage": True})
 for _ in stream:
     break
+asked = oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True)
+text = "".join(chunk.choices[0].delta.content or "" for chunk in asked)  # the usage chunk is kept from the app
+helper = getattr(oai.chat.completions, "stream", None) or oai.beta.chat.completions.stream
+with helper(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]) as s:
+    final = s.get_final_completion()
 ant = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
 ant.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
 for _ in ant.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "hi"}],
@@ -153,7 +159,8 @@ for _ in ant.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=
     pass
 with ant.messages.stream(model="claude-sonnet-4-6", max_tokens=64, messages=[{"role": "user", "content": "hi"}]) as s:
     s.get_final_message()
-print(json.dumps({"versions": [openai.__version__, anthropic.__version__],
+print(json.dumps({"versions": [openai.__version__, anthropic.__version__], "text": text,
+                  "final": final.choices[0].message.content,
                   "spans": [{"name": s.name, "attributes": dict(s.attributes)} for s in exporter.get_finished_spans()]}))
 """
 
@@ -203,10 +210,14 @@ def test_oldest_sdks_openai_and_anthropic_pass_on_oldest_supported_versions(tmp_
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["versions"] == ["1.40.0", "0.30.0"]
+    assert report["text"] == report["final"] == "Paris is the capital of France."
     spans = report["spans"]
-    assert [span["name"] for span in spans] == ["chat gpt-4o-mini"] * 2 + ["chat claude-sonnet-4-6"] * 3
+    assert [span["name"] for span in spans] == ["chat gpt-4o-mini"] * 4 + ["chat claude-sonnet-4-6"] * 3
     assert spans[0]["attributes"]["gen_ai.usage.input_tokens"] == 24
+    assert spans[0]["attributes"]["openai.api.type"] == "chat_completions"
     assert spans[1]["attributes"]["gen_ai.response.id"] == "chatcmpl-CXq9z8y7x6w5v4u3t2s1r0q9"
-    assert spans[2]["attributes"]["gen_ai.usage.input_tokens"] == 3560
-    assert spans[3]["attributes"]["gen_ai.usage.output_tokens"] == 9
-    assert spans[4]["attributes"]["gen_ai.usage.output_tokens"] == 9
+    assert spans[2]["attributes"]["gen_ai.usage.output_tokens"] == 7
+    assert spans[3]["attributes"]["gen_ai.usage.output_tokens"] == 7
+    assert spans[4]["attributes"]["gen_ai.usage.input_tokens"] == 3560
+    assert spans[5]["attributes"]["gen_ai.usage.output_tokens"] == 9
+    assert spans[6]["attributes"]["gen_ai.usage.output_tokens"] == 9

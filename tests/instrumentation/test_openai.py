@@ -84,6 +84,7 @@ def test_openai_chat_records_request_response_and_usage(
         "gen_ai.usage.reasoning.output_tokens": 0,
         "openai.response.service_tier": "default",
         "openai.response.system_fingerprint": "fp_560af6e559",
+        "openai.api.type": "chat_completions",
     }
 
 

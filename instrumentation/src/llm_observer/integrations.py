@@ -5,6 +5,7 @@
 
     tracer = LLMObserverTracer(endpoint="http://127.0.0.1:4318", project_id="chatbot")
     OpenAIIntegration.instrument(tracer)      # every openai call now becomes a span sent by `tracer`
+    OpenAIIntegration.instrument(tracer, capture_content=True)  # … with prompts and answers on the span
 
 Each integration loads the instrumentor that ``opentelemetry-instrument`` loads: the entry point
 ``llm_observer_<provider>`` of the ``opentelemetry_instrumentor`` group, which this distribution declares,
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from llm_observer.instrumentation.handler import content_capture
 
 if TYPE_CHECKING:  # pragma: no cover
     from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -53,7 +56,11 @@ class Integration:
     @classmethod
     def instrument(cls, tracer: LLMObserverTracer | None = None, **kwargs: Any) -> None:
         """Instrument the SDK, sending spans through ``tracer`` (else the global provider). Extra keyword
-        arguments go to the instrumentor (``capture_content``, ``meter_provider``…). Idempotent."""
+        arguments go to the instrumentor (``meter_provider``…; ``capture_content``: ``True``/``False`` or
+        ``"NO_CONTENT"``, ``"SPAN_ONLY"``, ``"EVENT_ONLY"``, ``"SPAN_AND_EVENT"`` in any case, else
+        ValueError). Idempotent."""
+        # Checked here too: the instrumentor does not run at all when its SDK is missing.
+        content_capture(kwargs.get("capture_content"))
         if tracer is not None:
             kwargs.setdefault("tracer_provider", tracer.tracer_provider)
         cls._instrumentor().instrument(**kwargs)

@@ -52,6 +52,33 @@ def content_capture_from_env(environ: Mapping[str, str] | None = None) -> Conten
         return ContentCapture.NO_CONTENT
 
 
+_CAPTURE_NAMES = ", ".join(repr(mode.value) for mode in ContentCapture)
+
+
+def content_capture(value: object) -> ContentCapture | None:
+    """The content-capture mode an ``instrument(capture_content=…)`` argument asks for: a
+    :class:`ContentCapture`, ``True`` (SPAN_ONLY), ``False`` (NO_CONTENT) or a mode's name in any case;
+    None for None (the environment variable decides).
+
+    Raises ValueError naming the accepted values for anything else, so a typo never silently drops
+    prompts and answers."""
+    if value is None or isinstance(value, ContentCapture):
+        return value
+    if value is True:
+        return ContentCapture.SPAN_ONLY
+    if value is False:
+        return ContentCapture.NO_CONTENT
+    if isinstance(value, str):
+        try:
+            return ContentCapture(value.strip().upper())
+        except ValueError:
+            pass
+    raise ValueError(
+        f"capture_content must be True, False, a ContentCapture or one of {_CAPTURE_NAMES} "
+        f"(any case), not {value!r}"
+    )
+
+
 def text_part(content: str) -> Part:
     """A ``{"type": "text", "content": …}`` part."""
     return {"type": "text", "content": content}

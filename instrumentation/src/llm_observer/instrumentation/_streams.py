@@ -2,15 +2,21 @@
 
 A wrapper is a transparent ``wrapt.ObjectProxy`` over the SDK's stream object (its other attributes and
 methods stay reachable). It ends the call on: exhaustion, an error while iterating, ``close()``, leaving a
-``with`` block, ``break`` out of a ``for`` loop (the iteration generator is finalised at once in CPython;
-for ``async for`` when the event loop finalises the async generator), and garbage collection of the wrapper.
+``with`` block, ``break`` out of a ``for`` loop or an exception the application raises inside it (the
+iteration generator is finalised at once in CPython; for ``async for`` when the event loop finalises the
+async generator), garbage collection of the wrapper, and, for a stream still open when the interpreter
+exits (one whose frame a traceback keeps alive, such as a script dying inside a loop over it), at exit:
+the exit hook is registered when the first stream is wrapped, so it runs before the shutdown hook of a
+tracer provider made earlier (exit hooks run last-registered first) and the span is still exported.
 
 Subclasses override two hooks, both called at most as often as described and allowed to raise (errors are
 logged at DEBUG and ignored):
 
 - ``_llmo_on_chunk(chunk)`` for every chunk: keep references only (e.g. the last usage block), so the
   wrapper allocates nothing per chunk beyond the chunk itself. Accumulate text only when
-  ``self._self_handler.capture_content`` is true.
+  ``self._self_handler.capture_content`` is true. Returning True keeps the chunk from the caller (a chunk
+  the instrumentation itself asked the server for, see ``LLMCall.private_usage_chunk``); None or False
+  passes it on.
 - ``_llmo_on_end()`` once, before the span ends: copy what was kept into ``self._self_call``.
 
 Instance state of subclasses must use attribute names starting with ``_self_`` (wrapt's rule for state
@@ -30,7 +36,10 @@ state, with no wrapper subclass of its own.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any, Protocol
@@ -41,6 +50,30 @@ from llm_observer.instrumentation._util import ErrorTypeFn, error_type_of
 from llm_observer.instrumentation.handler import GenAIHandler, LLMCall
 
 _log = logging.getLogger(__name__)
+
+# Streams whose call has not ended, by id; the exit hook ends them (see module docstring).
+_open_streams: weakref.WeakValueDictionary[int, _StreamBase] = weakref.WeakValueDictionary()
+_exit_hook_lock = threading.Lock()
+_exit_hook_registered = False
+
+
+def _end_open_streams() -> None:
+    """Exit hook: end the call of every stream still open, with what it gathered."""
+    for stream in list(_open_streams.values()):
+        try:
+            stream._llmo_end(None)
+        except Exception:  # never fail the interpreter's exit
+            _log.debug("Could not end an open stream at exit.", exc_info=True)
+
+
+def _track(stream: _StreamBase) -> None:
+    global _exit_hook_registered
+    if not _exit_hook_registered:
+        with _exit_hook_lock:
+            if not _exit_hook_registered:
+                atexit.register(_end_open_streams)
+                _exit_hook_registered = True
+    _open_streams[id(stream)] = stream
 
 
 class _StreamBase(wrapt.ObjectProxy[Any]):
@@ -53,29 +86,34 @@ class _StreamBase(wrapt.ObjectProxy[Any]):
         self._self_error_type = error_type
         self._self_iterator: Any = None
         self._llmo_init()
+        _track(self)
 
     def _llmo_init(self) -> None:
         """Set the subclass's own ``_self_`` state (override; runs at the end of ``__init__``)."""
 
-    def _llmo_on_chunk(self, chunk: Any) -> None:
-        """Look at one chunk (override; keep references only)."""
+    def _llmo_on_chunk(self, chunk: Any) -> bool | None:
+        """Look at one chunk (override; keep references only); True keeps it from the caller."""
+        return None
 
     def _llmo_on_end(self) -> None:
         """Copy the gathered response data into ``self._self_call`` (override)."""
 
-    def _llmo_chunk(self, chunk: Any) -> None:
+    def _llmo_chunk(self, chunk: Any) -> bool:
+        """Read one chunk; whether to keep it from the caller."""
         call = self._self_call
         if call.first_chunk_ns is None:
             self._self_handler.first_chunk(call)
         try:
-            self._llmo_on_chunk(chunk)
+            return self._llmo_on_chunk(chunk) is True
         except Exception:
             _log.debug("Could not read a stream chunk.", exc_info=True)
+            return False
 
     def _llmo_end(self, exc: BaseException | None) -> None:
         call = self._self_call
         if call.ended:
             return
+        _open_streams.pop(id(self), None)
         try:
             self._llmo_on_end()
         except Exception:
@@ -102,8 +140,8 @@ class SyncStreamWrapper(_StreamBase):
         # A generator, so that `break` finalises it (and so ends the span) straight away.
         try:
             for chunk in self.__wrapped__:
-                self._llmo_chunk(chunk)
-                yield chunk
+                if not self._llmo_chunk(chunk):
+                    yield chunk
         except BaseException as exc:
             self._llmo_end(exc)
             raise
@@ -112,16 +150,17 @@ class SyncStreamWrapper(_StreamBase):
     def __next__(self) -> Any:
         if self._self_iterator is None:
             self._self_iterator = iter(self.__wrapped__)
-        try:
-            chunk = next(self._self_iterator)
-        except StopIteration:
-            self._llmo_end(None)
-            raise
-        except BaseException as exc:
-            self._llmo_end(exc)
-            raise
-        self._llmo_chunk(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = next(self._self_iterator)
+            except StopIteration:
+                self._llmo_end(None)
+                raise
+            except BaseException as exc:
+                self._llmo_end(exc)
+                raise
+            if not self._llmo_chunk(chunk):
+                return chunk
 
     def close(self) -> Any:
         try:
@@ -154,8 +193,8 @@ class AsyncStreamWrapper(_StreamBase):
     async def _llmo_iterate(self) -> AsyncIterator[Any]:
         try:
             async for chunk in self.__wrapped__:
-                self._llmo_chunk(chunk)
-                yield chunk
+                if not self._llmo_chunk(chunk):
+                    yield chunk
         except BaseException as exc:
             self._llmo_end(exc)
             raise
@@ -164,16 +203,17 @@ class AsyncStreamWrapper(_StreamBase):
     async def __anext__(self) -> Any:
         if self._self_iterator is None:
             self._self_iterator = self.__wrapped__.__aiter__()
-        try:
-            chunk = await self._self_iterator.__anext__()
-        except StopAsyncIteration:
-            self._llmo_end(None)
-            raise
-        except BaseException as exc:
-            self._llmo_end(exc)
-            raise
-        self._llmo_chunk(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = await self._self_iterator.__anext__()
+            except StopAsyncIteration:
+                self._llmo_end(None)
+                raise
+            except BaseException as exc:
+                self._llmo_end(exc)
+                raise
+            if not self._llmo_chunk(chunk):
+                return chunk
 
     async def close(self) -> Any:
         try:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
+from llm_observer.semconv import attributes as attr
+
 _MISSING = object()
 
 # SDK sentinels for "argument not given" (openai/anthropic NotGiven and Omit, and look-alikes).
@@ -56,11 +58,24 @@ def get(obj: Any, name: str, default: Any = None) -> Any:
     return value
 
 
+# Attributes the conventions type as double: an int the caller passed (temperature=1) is written as a float,
+# so the attribute keeps one type.
+_DOUBLES = frozenset(
+    {
+        attr.GEN_AI_REQUEST_TEMPERATURE,
+        attr.GEN_AI_REQUEST_TOP_P,
+        attr.GEN_AI_REQUEST_TOP_K,
+        attr.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+        attr.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    }
+)
+
+
 def put_number(attributes: dict[str, AttributeValue], key: str, value: Any) -> None:
-    """Set ``key`` when ``value`` is a real number."""
+    """Set ``key`` when ``value`` is a real number (as a float for the conventions' double attributes)."""
     checked = number(value)
     if checked is not None:
-        attributes[key] = checked
+        attributes[key] = float(checked) if key in _DOUBLES else checked
 
 
 def put_numbers(

@@ -13,6 +13,9 @@ A call goes ``start`` (span made current) → ``detach`` (once the SDK method re
 ``error.type`` is the provider error code an instrumentor passes to :meth:`GenAIHandler.fail`, falling back to
 the exception's qualified class name.
 
+The tracer, meter and logger carry the schema URL of the semantic-conventions release the instrumentation
+targets (:data:`llm_observer.semconv.registry.SCHEMA_URL`).
+
 Suppression: while an LLM span made here is active, or inside :func:`suppress_llm_spans`, other llm-observer
 instrumentors make no LLM span, so one call gives one span. A framework instrumentation (LangChain,
 LlamaIndex…) that makes its own LLM span for a model call wraps the provider call in
@@ -39,10 +42,10 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from opentelemetry.util.types import AttributeValue
 
 from llm_observer.instrumentation._content import (
-    CAPTURE_ENV,
     ContentCapture,
     Message,
     Part,
+    content_capture,
     content_capture_from_env,
     message,
     text_part,
@@ -52,6 +55,7 @@ from llm_observer.instrumentation._content import (
 )
 from llm_observer.semconv import attributes as attr
 from llm_observer.semconv import genai_values as gv
+from llm_observer.semconv.registry import SCHEMA_URL
 
 __all__ = [
     "ContentCapture",
@@ -59,6 +63,7 @@ __all__ = [
     "LLMCall",
     "Message",
     "Part",
+    "content_capture",
     "content_capture_from_env",
     "llm_spans_suppressed",
     "message",
@@ -95,7 +100,9 @@ class LLMCall:
     ``attributes`` holds further request attributes (only those the caller actually set); content fields
     (``input_messages``, ``system_instructions``, ``tool_definitions``, ``output_messages``) are filled only
     when ``handler.capture_content`` is true. Token counts follow the conventions: ``input_tokens`` includes
-    cached tokens. The fields after ``response_attributes`` are the handler's own.
+    cached tokens. ``private_usage_chunk`` says the instrumentation itself asked the server for a final
+    usage-only chunk of a stream (the caller did not): stream wrappers read that chunk and keep it from the
+    caller. The fields after ``response_attributes`` are the handler's own.
     """
 
     operation: str
@@ -105,6 +112,7 @@ class LLMCall:
     server_address: str | None = None
     server_port: int | None = None
     streaming: bool = False
+    private_usage_chunk: bool = False
     input_messages: list[Message] | None = None
     system_instructions: list[Part] | None = None
     tool_definitions: list[dict[str, Any]] | None = None
@@ -149,8 +157,8 @@ class GenAIHandler:
         self.capture = content_capture_from_env() if capture is None else capture
         #: Whether instrumentors should build content (messages, instructions, tool definitions).
         self.capture_content = self.capture.enabled
-        self._tracer = trace.get_tracer(scope, version, tracer_provider)
-        meter = get_meter(scope, version, meter_provider)
+        self._tracer = trace.get_tracer(scope, version, tracer_provider, schema_url=SCHEMA_URL)
+        meter = get_meter(scope, version, meter_provider, schema_url=SCHEMA_URL)
         self._token_usage = meter.create_histogram(
             gv.METRIC_TOKEN_USAGE,
             unit="{token}",
@@ -169,22 +177,24 @@ class GenAIHandler:
             description="Time from the request to the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(gv.DURATION_BUCKETS),
         )
-        self._logger = get_logger(scope, version, logger_provider) if self.capture.as_event else None
+        self._logger = (
+            get_logger(scope, version, logger_provider, schema_url=SCHEMA_URL)
+            if self.capture.as_event
+            else None
+        )
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any], scope: str, version: str = "") -> GenAIHandler:
         """Make a handler from ``BaseInstrumentor._instrument(**kwargs)`` (``tracer_provider``,
-        ``meter_provider``, ``logger_provider``; ``capture_content`` overrides the environment variable)."""
-        capture = kwargs.get("capture_content")
-        if isinstance(capture, str):
-            capture = content_capture_from_env({CAPTURE_ENV: capture})
+        ``meter_provider``, ``logger_provider``; ``capture_content`` overrides the environment variable:
+        ``True``/``False``, a :class:`ContentCapture` or its name in any case, else ValueError)."""
         return cls(
             scope,
             version,
             tracer_provider=kwargs.get("tracer_provider"),
             meter_provider=kwargs.get("meter_provider"),
             logger_provider=kwargs.get("logger_provider"),
-            capture=capture if isinstance(capture, ContentCapture) else None,
+            capture=content_capture(kwargs.get("capture_content")),
         )
 
     # --- lifecycle ----------------------------------------------------------------------------------

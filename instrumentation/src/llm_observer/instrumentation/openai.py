@@ -11,15 +11,29 @@ Together, Fireworks by host; port 11434 → ``ollama``, hosts naming ``vllm`` / 
 ``localai``; other hosts → ``openai``. ``instrument(providers={"10.0.0.5:8000": "vllm"})`` maps further
 ``host`` or ``host:port`` values.
 
-Stream usage: OpenAI-compatible servers report tokens on streams only when asked with
-``stream_options={"include_usage": True}``. With ``LLM_OBSERVER_OPENAI_STREAM_USAGE=true`` (or
-``instrument(stream_usage=True)``) the instrumentation adds that option to streamed chat and legacy
-completion requests that do not set ``stream_options`` themselves. It is opt-in because the server then
-sends one last chunk with an empty ``choices`` list, which code indexing ``chunk.choices[0]`` trips on.
+Every span carries ``openai.api.type`` (``chat_completions`` or ``responses``, the conventions' values) for
+chat completions and the Responses API; legacy completions and embeddings have no such value and get none.
+
+Stream usage: OpenAI and most compatible servers report tokens on a stream only when asked with
+``stream_options={"include_usage": True}``, in one last chunk whose ``choices`` list is empty. So that
+streamed calls have tokens and cost, the instrumentation asks for it on streamed chat and legacy completion
+requests whose caller did not set ``include_usage``, and keeps that last chunk from the caller: the
+application iterates exactly the chunks it would without instrumentation (a loop indexing
+``chunk.choices[0]`` keeps working), and the usage goes on the span. A caller that asks for
+``include_usage`` itself gets the chunk as usual.
+
+By default it asks only servers known to accept the option, told apart by base URL as above: OpenAI
+(``api.openai.com``), Azure OpenAI clients of API version 2024-09-01 or later (and the ``/openai/v1`` API),
+DeepSeek, Groq, xAI, OpenRouter, vLLM, Ollama, and hosts mapped by ``providers`` to one of those. Other hosts
+(and Mistral, Perplexity, Gemini, Azure AI Inference, LocalAI) are left alone: some reject unknown request
+fields. ``LLM_OBSERVER_OPENAI_STREAM_USAGE=true`` (or ``instrument(stream_usage=True)``) asks every
+server, ``false`` none; ``auto`` or unset is the default above.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +48,6 @@ from llm_observer.instrumentation._instrumentor import (
 )
 from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
 from llm_observer.instrumentation._util import (
-    env_flag,
     get,
     given,
     host_port,
@@ -59,6 +72,7 @@ from llm_observer.semconv import genai_values as gv
 __all__ = ["STREAM_USAGE_ENV", "OpenAIInstrumentor", "provider_for_url"]
 
 STREAM_USAGE_ENV = "LLM_OBSERVER_OPENAI_STREAM_USAGE"
+_log = logging.getLogger(__name__)
 _instruments = ("openai >= 1.40.0, < 4",)
 
 # kind: which API's translators a method gets. Older SDKs lack some modules (the Responses API came in 1.66).
@@ -102,24 +116,73 @@ _HOST_PROVIDERS: tuple[tuple[str, str], ...] = (
 
 def provider_for_url(url: str, azure_client: bool = False, overrides: Mapping[str, str] | None = None) -> str:
     """The ``gen_ai.provider.name`` for an OpenAI-API base URL (rules in the module docstring)."""
+    return _identify(url, azure_client, overrides)[0]
+
+
+def _identify(url: str, azure_client: bool, overrides: Mapping[str, str] | None) -> tuple[str, bool]:
+    """``(provider, recognised)``: recognised is False for the ``openai`` of a host no rule names."""
     if azure_client:
-        return gv.PROVIDER_AZURE_AI_OPENAI
+        return gv.PROVIDER_AZURE_AI_OPENAI, True
     host, port = host_port(url)
     host = (host or "").lower()
     if overrides:
         found = overrides.get(f"{host}:{port}") or overrides.get(host)
         if found:
-            return found
+            return found, True
     for suffix, provider in _HOST_PROVIDERS:
         if host == suffix.lstrip(".") or host.endswith(suffix):
-            return provider
+            return provider, True
     if port == 11434 or "ollama" in host:
-        return gv.PROVIDER_OLLAMA
+        return gv.PROVIDER_OLLAMA, True
     if "vllm" in host:
-        return gv.PROVIDER_VLLM
+        return gv.PROVIDER_VLLM, True
     if "localai" in host:
-        return gv.PROVIDER_LOCALAI
-    return gv.PROVIDER_OPENAI
+        return gv.PROVIDER_LOCALAI, True
+    return gv.PROVIDER_OPENAI, False
+
+
+#: (provider, host, port, whether the server accepts ``stream_options``) of a client.
+_Endpoint = tuple[str, str | None, int | None, bool]
+
+# Servers that accept ``stream_options`` (the others may refuse a request with a field they do not know).
+_STREAM_USAGE_PROVIDERS = frozenset(
+    {
+        gv.PROVIDER_OPENAI,
+        gv.PROVIDER_DEEPSEEK,
+        gv.PROVIDER_GROQ,
+        gv.PROVIDER_X_AI,
+        gv.PROVIDER_OPENROUTER,
+        gv.PROVIDER_VLLM,
+        gv.PROVIDER_OLLAMA,
+    }
+)
+# Azure OpenAI's dated API versions accept ``stream_options`` from this one on.
+_AZURE_STREAM_OPTIONS_SINCE = "2024-09-01"
+
+
+def _accepts_stream_options(provider: str, recognised: bool, url: str, client: Any) -> bool:
+    """Whether the server behind a client is known to accept ``stream_options`` (module docstring)."""
+    if provider == gv.PROVIDER_AZURE_AI_OPENAI:
+        if "/openai/v1" in url:  # the version-less v1 API
+            return True
+        version = getattr(client, "_api_version", None)
+        return isinstance(version, str) and version[:10] >= _AZURE_STREAM_OPTIONS_SINCE
+    return recognised and provider in _STREAM_USAGE_PROVIDERS
+
+
+def _stream_usage_setting(value: Any) -> bool | None:
+    """``instrument(stream_usage=…)``, else the environment variable: True (ask every server), False
+    (none) or None (servers known to accept it)."""
+    if isinstance(value, bool):
+        return value
+    raw = os.environ.get(STREAM_USAGE_ENV, "").strip().lower()
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    if raw not in ("", "auto"):
+        _log.warning("%s=%r is not true, false or auto; using auto.", STREAM_USAGE_ENV, raw)
+    return None
 
 
 def _error_type(exc: BaseException) -> str | None:
@@ -130,8 +193,9 @@ def _error_type(exc: BaseException) -> str | None:
 
 
 class OpenAIInstrumentor(ProviderInstrumentor):
-    """Instruments the ``openai`` SDK. ``instrument()`` also accepts ``stream_usage`` (bool, default from
-    ``LLM_OBSERVER_OPENAI_STREAM_USAGE``) and ``providers`` (host[:port] → provider)."""
+    """Instruments the ``openai`` SDK. ``instrument()`` also accepts ``stream_usage`` (True: ask every server
+    for stream usage, False: none, None: the default of ``LLM_OBSERVER_OPENAI_STREAM_USAGE``, else the
+    servers known to accept it) and ``providers`` (host[:port] → provider)."""
 
     instruments = _instruments
     targets = _TARGETS
@@ -140,21 +204,20 @@ class OpenAIInstrumentor(ProviderInstrumentor):
 
     def _operations(self, handler: GenAIHandler, kwargs: Mapping[str, Any]) -> Mapping[str, Operation]:
         # The requests depend on this instrument() call's options, so the table is made here.
-        stream_usage = kwargs.get("stream_usage")
-        if stream_usage is None:
-            stream_usage = env_flag(STREAM_USAGE_ENV)
-        adapter = _Adapter(handler, bool(stream_usage), dict(kwargs.get("providers") or {}))
+        stream_usage = _stream_usage_setting(kwargs.get("stream_usage"))
+        adapter = _Adapter(handler, stream_usage, dict(kwargs.get("providers") or {}))
         return adapter.operations()
 
 
 class _Adapter:
     """Translates openai requests and responses into :class:`LLMCall` fields."""
 
-    def __init__(self, handler: GenAIHandler, stream_usage: bool, providers: dict[str, str]) -> None:
+    def __init__(self, handler: GenAIHandler, stream_usage: bool | None, providers: dict[str, str]) -> None:
         self.handler = handler
+        #: True: ask every server for stream usage; False: none; None: those known to accept the option.
         self.stream_usage = stream_usage
         self.providers = providers
-        self._endpoints: dict[int, tuple[Any, tuple[str, str | None, int | None]]] = {}
+        self._endpoints: dict[int, tuple[Any, _Endpoint]] = {}
 
     def operations(self) -> dict[str, Operation]:
         """The instrumentor's operations, reading requests and responses with this adapter."""
@@ -174,8 +237,9 @@ class _Adapter:
 
     # --- common -------------------------------------------------------------------------------------
 
-    def _endpoint(self, client: Any) -> tuple[str, str | None, int | None]:
-        """(provider, host, port) of a client, cached per base-URL object (it changes only when reassigned)."""
+    def _endpoint(self, client: Any) -> _Endpoint:
+        """(provider, host, port, accepts stream_options) of a client, cached per base-URL object (it
+        changes only when reassigned)."""
         base_url = getattr(client, "base_url", None)
         cached = self._endpoints.get(id(base_url))
         if cached is not None and cached[0] is base_url:
@@ -183,19 +247,25 @@ class _Adapter:
         url = str(base_url or "")
         azure = type(client).__name__ in ("AzureOpenAI", "AsyncAzureOpenAI")
         host, port = host_port(url) if url else (None, None)
-        found = (provider_for_url(url, azure, self.providers), host, port)
+        provider, recognised = _identify(url, azure, self.providers)
+        found = (provider, host, port, _accepts_stream_options(provider, recognised, url, client))
         if len(self._endpoints) > 256:
             self._endpoints.clear()
         self._endpoints[id(base_url)] = (base_url, found)
         return found
 
-    def _call(self, operation: str, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-        provider, host, port = self._endpoint(getattr(instance, "_client", None))
+    def _call(self, operation: str, instance: Any, kwargs: dict[str, Any], api_type: str | None) -> LLMCall:
+        provider, host, port, accepts_stream_options = self._endpoint(getattr(instance, "_client", None))
         model = kwargs.get("model")
         call = LLMCall(operation, provider, model if isinstance(model, str) else None)
         call.server_address, call.server_port = host, port
+        if api_type is not None:
+            call.attributes[gv.GEN_AI_OPENAI_API_TYPE] = api_type
         if kwargs.get("stream") is True:
             call.streaming = True
+            ask = self.stream_usage
+            if ask if ask is not None else accepts_stream_options:
+                self._ask_stream_usage(call, kwargs)
         return call
 
     def _common_params(self, call: LLMCall, kwargs: dict[str, Any]) -> None:
@@ -215,10 +285,19 @@ class _Adapter:
         if isinstance(tier, str) and tier != "auto":
             attributes[gv.GEN_AI_OPENAI_REQUEST_SERVICE_TIER] = tier
 
-    def _ask_stream_usage(self, call: LLMCall, kwargs: dict[str, Any]) -> None:
-        # The wrapper hands the SDK this same kwargs dict, so the option reaches the request.
-        if self.stream_usage and call.streaming and not given(kwargs.get("stream_options")):
+    @staticmethod
+    def _ask_stream_usage(call: LLMCall, kwargs: dict[str, Any]) -> None:
+        """Ask for the usage chunk unless the caller decided about it; the chunk is then the
+        instrumentation's own (kept from the caller). The wrapper hands the SDK this same kwargs dict, so
+        the option reaches the request."""
+        options = kwargs.get("stream_options")
+        if not given(options):
             kwargs["stream_options"] = {"include_usage": True}
+        elif isinstance(options, Mapping) and "include_usage" not in options:
+            kwargs["stream_options"] = {**options, "include_usage": True}
+        else:
+            return
+        call.private_usage_chunk = True
 
     @staticmethod
     def _usage(call: LLMCall, usage: Any) -> None:
@@ -262,7 +341,7 @@ class _Adapter:
     # --- chat completions ---------------------------------------------------------------------------
 
     def chat_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
-        call = self._call(gv.OP_CHAT, instance, kwargs)
+        call = self._call(gv.OP_CHAT, instance, kwargs, gv.OPENAI_API_TYPE_CHAT_COMPLETIONS)
         self._common_params(call, kwargs)
         max_tokens = kwargs.get("max_completion_tokens")
         if not given(max_tokens):
@@ -271,7 +350,6 @@ class _Adapter:
         output_type = _output_type(kwargs.get("response_format"))
         if output_type:
             call.attributes[gv.GEN_AI_OUTPUT_TYPE] = output_type
-        self._ask_stream_usage(call, kwargs)
         if self.handler.capture_content:
             call.input_messages = [_chat_message(item) for item in kwargs.get("messages") or ()]
             call.tool_definitions = _tool_definitions(kwargs.get("tools"))
@@ -288,7 +366,7 @@ class _Adapter:
     # --- Responses API ------------------------------------------------------------------------------
 
     def responses_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
-        call = self._call(gv.OP_CHAT, instance, kwargs)
+        call = self._call(gv.OP_CHAT, instance, kwargs, gv.OPENAI_API_TYPE_RESPONSES)
         self._common_params(call, kwargs)
         put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens"))
         conversation = kwargs.get("conversation")
@@ -316,10 +394,9 @@ class _Adapter:
     # --- legacy completions -------------------------------------------------------------------------
 
     def completions_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
-        call = self._call(gv.OP_TEXT_COMPLETION, instance, kwargs)
+        call = self._call(gv.OP_TEXT_COMPLETION, instance, kwargs, None)
         self._common_params(call, kwargs)
         put_number(call.attributes, attr.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_tokens"))
-        self._ask_stream_usage(call, kwargs)
         if self.handler.capture_content:
             prompt = kwargs.get("prompt")
             prompts = [prompt] if isinstance(prompt, str) else prompt if isinstance(prompt, list) else []
@@ -340,7 +417,7 @@ class _Adapter:
     # --- embeddings ---------------------------------------------------------------------------------
 
     def embeddings_request(self, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> LLMCall:
-        call = self._call(gv.OP_EMBEDDINGS, instance, kwargs)
+        call = self._call(gv.OP_EMBEDDINGS, instance, kwargs, None)
         encoding = kwargs.get("encoding_format")
         if isinstance(encoding, str):
             call.attributes[gv.GEN_AI_REQUEST_ENCODING_FORMATS] = [encoding]
@@ -504,6 +581,7 @@ class _ChatStreamState:
 
     _self_first: Any
     _self_usage: Any
+    _self_hide_usage: bool
     _self_reasons: dict[int, str] | None
     _self_texts: dict[int, list[str]] | None
     _self_tools: dict[int, dict[int, list[Any]]] | None
@@ -513,18 +591,22 @@ class _ChatStreamState:
     def _llmo_init(self) -> None:
         self._self_first = None
         self._self_usage = None
+        self._self_hide_usage = self._self_call.private_usage_chunk
         self._self_reasons = None
         capture = self._self_handler.capture_content
         self._self_texts = {} if capture else None
         self._self_tools = {} if capture else None
 
-    def _llmo_on_chunk(self, chunk: Any) -> None:
+    def _llmo_on_chunk(self, chunk: Any) -> bool:
         if self._self_first is None:
             self._self_first = chunk
         usage = chunk.usage
+        choices = chunk.choices
         if usage is not None:
             self._self_usage = usage
-        for choice in chunk.choices:
+            if self._self_hide_usage and not choices:
+                return True  # the usage chunk the instrumentation asked for: not the caller's
+        for choice in choices:
             reason = choice.finish_reason
             if reason is not None:
                 if self._self_reasons is None:
@@ -532,6 +614,7 @@ class _ChatStreamState:
                 self._self_reasons[choice.index] = reason
             if self._self_texts is not None:
                 self._llmo_keep_content(choice)
+        return False
 
     def _llmo_keep_content(self, choice: Any) -> None:
         assert self._self_texts is not None and self._self_tools is not None

@@ -72,6 +72,11 @@ GEN_AI_AGENT_DESCRIPTION: Final = "gen_ai.agent.description"
 GEN_AI_OPENAI_REQUEST_SERVICE_TIER: Final = "openai.request.service_tier"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER: Final = "openai.response.service_tier"
 GEN_AI_OPENAI_RESPONSE_SYSTEM_FINGERPRINT: Final = "openai.response.system_fingerprint"
+GEN_AI_OPENAI_API_TYPE: Final = "openai.api.type"
+
+# --- openai.api.type ---------------------------------------------------------------------------------
+OPENAI_API_TYPE_CHAT_COMPLETIONS: Final = "chat_completions"
+OPENAI_API_TYPE_RESPONSES: Final = "responses"
 
 # --- metrics: names, units, and the GenAI conventions' advisory buckets (tokens by powers of 4, durations
 # doubling from 10 ms) -----------------------------------------------------------------------------------
