@@ -1,19 +1,21 @@
 // A GenAI agent trace from Node.js to llm-observer over OTLP/HTTP (protobuf):
 // invoke_agent → chat (with token usage) and execute_tool, following the OpenTelemetry GenAI conventions.
-//   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://localhost:4318/v1/traces node agent.mjs
+//   OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 node agent.mjs
+// The exporter reads the standard variables itself: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as is), else
+// OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/traces appended), else http://localhost:4318/v1/traces; and
+// OTEL_EXPORTER_OTLP_HEADERS, e.g. "Authorization=Bearer <key>" when the collector has auth on.
 import { context, trace, SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor, StackContextManager, TracerProvider } from "@opentelemetry/sdk-trace";
 
-const endpoint = process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? "http://localhost:4318/v1/traces";
 context.setGlobalContextManager(new StackContextManager().enable());
 const provider = new TracerProvider({
   resource: resourceFromAttributes({
     "service.name": "js-support-agent",
     "llm_observer.project.id": process.env.LLM_OBSERVER_PROJECT ?? "examples",
   }),
-  spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint }) })],
+  spanProcessors: [new BatchSpanProcessor({ exporter: new OTLPTraceExporter() })],
 });
 const tracer = provider.getTracer("examples/javascript_otlp", "1.0.0");
 
@@ -42,4 +44,4 @@ tracer.startActiveSpan("invoke_agent support", { kind: SpanKind.INTERNAL }, (age
 });
 
 await provider.shutdown();
-console.log(`sent 3 spans to ${endpoint}`);
+console.log("sent 3 spans");

@@ -1,6 +1,6 @@
 """A GenAI agent trace from Python to llm-observer with the plain OpenTelemetry SDK over OTLP/gRPC.
 
-OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 python examples/python_otel_sdk/agent.py
+OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 .venv/bin/python examples/python_otel_sdk/agent.py
 """
 
 from __future__ import annotations

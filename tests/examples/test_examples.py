@@ -21,6 +21,8 @@ from tests.support import wait_for
 from tests.support.collector import stored
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The OTLP/HTTP examples honour both ways the OpenTelemetry SDKs take an endpoint.
+ENDPOINT_VARIABLES = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
 
 
 def _pipeline(tmp_path: Path) -> Any:
@@ -36,11 +38,23 @@ def _pipeline(tmp_path: Path) -> Any:
     )
 
 
+def _endpoint_env(variable: str, port: int) -> dict[str, str]:
+    """How an OTLP/HTTP user points an SDK at the collector: the generic variable takes the base URL (the
+    SDK appends ``/v1/traces``), the traces variable the full URL."""
+    base = f"http://127.0.0.1:{port}"
+    if variable == "OTEL_EXPORTER_OTLP_ENDPOINT":
+        return {variable: base}
+    return {variable: f"{base}/v1/traces"}
+
+
 async def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    # Only the variables the test sets reach the example: an OTEL_* of the caller's shell would change
+    # where it sends.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**inherited, **env},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -86,17 +100,14 @@ async def test_examples_python_otel_sdk(tmp_path: Path) -> None:
     _check_tree(spans, "invoke_agent travel", "chat gpt-4o", "execute_tool search_flights", (640, 120))
 
 
-async def test_examples_javascript_otlp_http(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variable", ENDPOINT_VARIABLES)
+async def test_examples_javascript_otlp_http(tmp_path: Path, variable: str) -> None:
     folder = EXAMPLES / "javascript_otlp"
     if not (folder / "node_modules").exists():
         pytest.fail("run `npm ci` in examples/javascript_otlp first (tests/run.sh does)")
     async with running(_pipeline(tmp_path)) as service:
         port = service.endpoints()["otlp.http"]
-        await _run(
-            ["node", "agent.mjs"],
-            folder,
-            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"},
-        )
+        await _run(["node", "agent.mjs"], folder, _endpoint_env(variable, port))
         spans = await _stored(service, "js-support-agent")
     _check_tree(spans, "invoke_agent support", "chat gpt-4o-mini", "execute_tool lookup_order", (812, 96))
     assert spans["chat gpt-4o-mini"]["GenAiProvider"] == "openai"
@@ -120,7 +131,8 @@ async def test_examples_go_otlp_grpc(tmp_path: Path) -> None:
     assert spans["chat claude-3-5-sonnet-20241022"]["GenAiProvider"] == "anthropic"
 
 
-async def test_examples_java_otlp_http(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variable", ENDPOINT_VARIABLES)
+async def test_examples_java_otlp_http(tmp_path: Path, variable: str) -> None:
     folder = EXAMPLES / "java_otlp"
     if not (folder / "target" / "lib").exists():
         pytest.fail("run `mvn -q package` in examples/java_otlp first (tests/run.sh does)")
@@ -129,7 +141,7 @@ async def test_examples_java_otlp_http(tmp_path: Path) -> None:
         await _run(
             ["java", "-cp", "target/classes:target/lib/*", "example.Agent"],
             folder,
-            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces"},
+            _endpoint_env(variable, port),
         )
         spans = await _stored(service, "java-billing-agent")
     _check_tree(spans, "invoke_agent billing", "chat gpt-4o", "execute_tool refund", (1000, 500))

@@ -7,25 +7,38 @@ import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.StatusCode;
 import io.opentelemetry.api.trace.Tracer;
 import io.opentelemetry.context.Scope;
-import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
+import io.opentelemetry.sdk.OpenTelemetrySdk;
+import io.opentelemetry.sdk.autoconfigure.AutoConfiguredOpenTelemetrySdk;
 import io.opentelemetry.sdk.resources.Resource;
-import io.opentelemetry.sdk.trace.SdkTracerProvider;
-import io.opentelemetry.sdk.trace.export.BatchSpanProcessor;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
-/** Sends one GenAI agent trace to llm-observer over OTLP/HTTP (protobuf). */
+/**
+ * Sends one GenAI agent trace to llm-observer over OTLP/HTTP (protobuf).
+ *
+ * <p>The SDK's autoconfiguration reads the standard variables: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as
+ * is), else OTEL_EXPORTER_OTLP_ENDPOINT (with /v1/traces appended), else http://localhost:4318/v1/traces;
+ * OTEL_EXPORTER_OTLP_HEADERS ("Authorization=Bearer <key>" when the collector has auth on),
+ * OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES. The defaults below apply only where those are unset.
+ */
 public final class Agent {
+  private static final Map<String, String> DEFAULTS = Map.of(
+      "otel.service.name", "java-billing-agent",
+      "otel.exporter.otlp.protocol", "http/protobuf",
+      "otel.traces.exporter", "otlp",
+      "otel.metrics.exporter", "none",
+      "otel.logs.exporter", "none");
+
   public static void main(String[] args) {
-    String endpoint = System.getenv().getOrDefault("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4318/v1/traces");
     String project = System.getenv().getOrDefault("LLM_OBSERVER_PROJECT", "examples");
-    Resource resource = Resource.create(Attributes.of(
-        AttributeKey.stringKey("service.name"), "java-billing-agent",
-        AttributeKey.stringKey("llm_observer.project.id"), project));
-    SdkTracerProvider provider = SdkTracerProvider.builder()
-        .setResource(resource)
-        .addSpanProcessor(BatchSpanProcessor.builder(OtlpHttpSpanExporter.builder().setEndpoint(endpoint).build()).build())
-        .build();
-    Tracer tracer = provider.get("examples/java_otlp", "1.0.0");
+    Resource tenant = Resource.create(Attributes.of(AttributeKey.stringKey("llm_observer.project.id"), project));
+    OpenTelemetrySdk sdk = AutoConfiguredOpenTelemetrySdk.builder()
+        .addPropertiesSupplier(() -> DEFAULTS)
+        .addResourceCustomizer((resource, config) -> resource.merge(tenant))
+        .disableShutdownHook()
+        .build()
+        .getOpenTelemetrySdk();
+    Tracer tracer = sdk.getTracer("examples/java_otlp", "1.0.0");
 
     Span agent = tracer.spanBuilder("invoke_agent billing").setSpanKind(SpanKind.INTERNAL).startSpan();
     agent.setAttribute("gen_ai.operation.name", "invoke_agent");
@@ -47,7 +60,7 @@ public final class Agent {
     } finally {
       agent.end();
     }
-    provider.shutdown().join(30, TimeUnit.SECONDS);
-    System.out.println("sent 3 spans to " + endpoint);
+    sdk.shutdown().join(30, TimeUnit.SECONDS);
+    System.out.println("sent 3 spans");
   }
 }
