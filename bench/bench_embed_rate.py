@@ -103,7 +103,9 @@ async def main(rate: float, seconds: float) -> None:
             registry = service.telemetry.registry
 
             def exported() -> float:
-                value = registry.get_sample_value("llm_observer_spans_exported_total", {"exporter": "qdrant"})
+                value = registry.get_sample_value(
+                    "llm_observer_spans_exported_total", {"pipeline": "traces", "exporter": "qdrant"}
+                )
                 return value or 0.0
 
             url = f"http://127.0.0.1:{service.endpoints()['otlp.http']}/v1/traces"

@@ -28,13 +28,18 @@ _MYPY_HEADER = "# mypy: ignore-errors\n"
 
 def generate(out_dir: Path = OUT_DIR) -> list[Path]:
     """Write the generated modules into ``out_dir``; returns their paths."""
+    from importlib.resources import files
+
     from grpc_tools import protoc
 
+    # The well-known types (google/protobuf/struct.proto) that grpcio-tools ships.
+    well_known = files("grpc_tools") / "_proto"
     out_dir.mkdir(parents=True, exist_ok=True)
     code = protoc.main(
         [
             "grpc_tools.protoc",
             f"--proto_path={PROTO_DIR}",
+            f"--proto_path={well_known}",
             f"--python_out={out_dir}",
             f"--pyi_out={out_dir}",
             f"--grpc_python_out={out_dir}",

@@ -143,8 +143,96 @@ def test_cli_collector_port_in_use_names_the_endpoint(tmp_path: Path, protocol: 
             """,
         )
         result = _run(tmp_path, "collector", "--config", str(config), "--data-dir", str(tmp_path / "data"))
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert f"config error: receivers.otlp.protocols.{protocol}.endpoint" in result.stderr
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"receivers.otlp.protocols.{protocol}.endpoint: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "config error" not in result.stderr
+
+
+def test_cli_up_lists_every_port_conflict_at_once(tmp_path: Path) -> None:
+    keys = (
+        "receivers.otlp.protocols.grpc.endpoint",
+        "receivers.otlp.protocols.http.endpoint",
+        "query.http.endpoint",
+        "query.grpc.endpoint",
+        "exporters.prometheus.endpoint",
+    )
+    held = []
+    try:
+        for _ in keys:
+            busy = socket.socket()
+            held.append(busy)
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+        ports = [busy.getsockname()[1] for busy in held]
+        config = _write(
+            tmp_path,
+            "up.yaml",
+            f"""
+            receivers:
+              otlp:
+                protocols:
+                  grpc:
+                    endpoint: 127.0.0.1:{ports[0]}
+                  http:
+                    endpoint: 127.0.0.1:{ports[1]}
+            query:
+              http:
+                endpoint: 127.0.0.1:{ports[2]}
+              grpc:
+                endpoint: 127.0.0.1:{ports[3]}
+            exporters:
+              prometheus:
+                endpoint: 127.0.0.1:{ports[4]}
+            """,
+        )
+        result = _run(tmp_path, "up", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+    finally:
+        for busy in held:
+            busy.close()
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "cannot start: 5 listen addresses are unavailable" in result.stderr
+    for key, port in zip(keys, ports, strict=True):
+        assert f"{key}: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "config error" not in result.stderr
+
+
+def test_cli_up_refuses_a_port_configured_twice(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = _write(
+        tmp_path,
+        "twice.yaml",
+        f"""
+        receivers:
+          otlp:
+            protocols:
+              grpc:
+                endpoint: 127.0.0.1:0
+              http:
+                endpoint: 127.0.0.1:{port}
+        query:
+          http:
+            endpoint: 127.0.0.1:{port}
+          grpc:
+            endpoint: 127.0.0.1:0
+        exporters:
+          prometheus:
+            endpoint: 127.0.0.1:0
+        """,
+    )
+    result = _run(tmp_path, "up", "--config", str(config), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert (
+        f"query.http.endpoint: 127.0.0.1:{port} is also configured for receivers.otlp.protocols.http.endpoint"
+        in result.stderr
+    )
+
+
+def test_cli_version_prints_the_version(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("llm-observer ") and result.stdout.split()[1][0].isdigit()
 
 
 def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:

@@ -208,7 +208,8 @@ def test_faults_up_store_errors_and_a_slow_optional_exporter_cost_nothing(tmp_pa
             "exporters": {
                 "chaos_clickhouse": {"fail_first": 8, "delay_seconds": 0.05},
                 "slow": {
-                    "delay_seconds": 2.0,
+                    # Far slower than the senders on any machine: its lag must pass the bound.
+                    "delay_seconds": 8.0,
                     "sending_queue": {"on_overflow": "drop", "max_lag_mib": 0.2, "max_lag_seconds": 0},
                 },
             },
@@ -220,6 +221,7 @@ def test_faults_up_store_errors_and_a_slow_optional_exporter_cost_nothing(tmp_pa
                     "max_backoff_seconds": 0.6,
                     "max_batch_mib": 0.25,
                     "stall_seconds": 1,
+                    "drain_timeout_seconds": 10,
                 },
                 "pipelines": {"traces": {"exporters": ["chaos_clickhouse", "slow"]}},
             },
@@ -236,8 +238,14 @@ def test_faults_up_store_errors_and_a_slow_optional_exporter_cost_nothing(tmp_pa
         for _ in range(60):
             assert server.send(traces=10)  # a slow exporter never makes ingest refuse
         wait_until(lambda: server.health("query")[0] == 200, 60, what=lambda: server.health("query"))
-        metrics = httpx.get(f"http://127.0.0.1:{server.ports['metrics']}/metrics", timeout=10).text
-        assert 'llm_observer_wal_records_dropped_total{exporter="traces/slow"' in metrics
+        dropped = 'llm_observer_wal_records_dropped_total{exporter="slow",pipeline="traces"'
+        wait_until(
+            lambda: (
+                dropped in httpx.get(f"http://127.0.0.1:{server.ports['metrics']}/metrics", timeout=10).text
+            ),
+            60,
+            what="the slow exporter skipping ahead",
+        )
     finally:
         server.stop()
     server.assert_stored_exactly_once()

@@ -82,7 +82,8 @@ class Collector:
 
     def failed_in_storage(self) -> float | None:
         return self.service.telemetry.registry.get_sample_value(
-            "llm_observer_spans_failed_total", {"exporter": "clickhouse", "reason": "permanent"}
+            "llm_observer_spans_failed_total",
+            {"pipeline": "traces", "exporter": "clickhouse", "reason": "permanent"},
         )
 
 

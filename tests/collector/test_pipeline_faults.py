@@ -319,6 +319,8 @@ async def test_pipeline_slow_optional_exporter_drops_with_a_count_and_releases_t
         assert isinstance(refusing, RefusingExporter)
         assert len(refusing.span_ids) < sent
         samples = await scrape(metrics_port(service))
-        dropped = samples.value("llm_observer_wal_records_dropped_total", exporter="traces/refusing")
+        dropped = samples.value(
+            "llm_observer_wal_records_dropped_total", pipeline="traces", exporter="refusing"
+        )
         assert dropped is not None and dropped > 0
         assert service.log.first > 1  # segments behind the slow exporter were released

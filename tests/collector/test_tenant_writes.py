@@ -88,7 +88,7 @@ def _bearer(key: str) -> dict[str, str]:
 
 def _exported(service: Service) -> float:
     value = service.telemetry.registry.get_sample_value(
-        "llm_observer_spans_exported_total", {"exporter": "clickhouse"}
+        "llm_observer_spans_exported_total", {"pipeline": "traces", "exporter": "clickhouse"}
     )
     return value or 0.0
 

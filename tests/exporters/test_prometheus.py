@@ -158,8 +158,13 @@ async def test_prometheus_serves_genai_metrics_and_collector_counters(
     assert samples.value("llm_observer_spans_accepted_total", component="otlp") == 4
     assert samples.value("llm_observer_spans_exported_total", exporter="debug") == 4
     assert samples.value("llm_observer_spans_exported_total", exporter="spanmetrics") == 4
-    lags = {s.labels["exporter"]: s.value for s in samples.named("llm_observer_wal_lag_records")}
-    assert set(lags) == {"traces/debug", "traces/spanmetrics"}
+    lags = {
+        (s.labels["pipeline"], s.labels["exporter"]): s.value
+        for s in samples.named("llm_observer_wal_lag_records")
+    }
+    assert set(lags) == {("traces", "debug"), ("traces", "spanmetrics")}
+    # One label scheme: the same exporter id on every self-metric, the pipeline beside it.
+    assert samples.value("llm_observer_spans_exported_total", pipeline="traces", exporter="debug") == 4
     assert all(lag == 0 for lag in lags.values())
     assert samples.value("llm_observer_wal_sync_seconds_count") >= 1
 
@@ -179,7 +184,12 @@ async def test_prometheus_reports_wal_lag_of_a_stalled_exporter(
 
     async def settled() -> bool:
         samples = await scrape(port)
-        lags.update({s.labels["exporter"]: s.value for s in samples.named("llm_observer_wal_lag_records")})
+        lags.update(
+            {
+                f"{s.labels['pipeline']}/{s.labels['exporter']}": s.value
+                for s in samples.named("llm_observer_wal_lag_records")
+            }
+        )
         retries = samples.value("llm_observer_export_retries_total", exporter="flaky") or 0
         return lags.get("traces/spanmetrics") == 0 and lags.get("traces/flaky") == 3 and retries >= 1
 

@@ -80,7 +80,10 @@ async def test_qdrant_pipeline_burst_is_acked_while_embedding_catches_up(tmp_pat
         written_at_ack = exporter.store.count("llm_observer_prompts")
 
         def lag() -> float:
-            labels = {"exporter": "traces/qdrant"}  # the exporter's WAL cursor, as the collector reports it
+            labels = {
+                "pipeline": "traces",
+                "exporter": "qdrant",
+            }  # the exporter's WAL cursor in this pipeline
             return service.telemetry.registry.get_sample_value("llm_observer_wal_lag_records", labels) or 0.0
 
         lags = [lag()]

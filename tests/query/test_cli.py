@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from llm_observer.query.cli_commands import add_traces_commands, format_tree
+from llm_observer.query.cli_commands import add_traces_commands, format_table, format_tree, format_usd
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -117,3 +120,55 @@ def test_cli_tree_nests_children_under_parents() -> None:
         "│  └─ grandchild  [1.50s]",
         "└─ second  [1.50s]",
     ]
+
+
+async def test_cli_traces_list_into_a_closed_pipe_exits_quietly(running: Any) -> None:
+    # As `llm-observer traces list | head` when head has already exited: every write fails with EPIPE.
+    url = f"http://127.0.0.1:{running.service.http_port}"
+    script = Path(sys.executable).parent / "llm-observer"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(script),
+            *("traces", "list", "--url", url, "--api-key", "key-for-org-b", "--limit", "5"),
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    finally:
+        os.close(write_end)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 1
+    assert stderr.decode() == ""
+
+
+@pytest.mark.parametrize(
+    ("usd", "shown"),
+    [
+        (5.85e-06, "$0.00000585"),
+        (0.0123, "$0.0123"),
+        (0.5, "$0.50"),
+        (0.99951, "$1.00"),
+        (12.345, "$12.35"),
+        (1234.5, "$1,234.50"),
+        (0.0, "$0"),
+    ],
+)
+def test_cli_cost_keeps_significant_digits(usd: float, shown: str) -> None:
+    assert format_usd(usd) == shown
+
+
+def test_cli_cheap_call_cost_is_not_zero_in_the_table() -> None:
+    trace = {
+        "start_time": "2026-01-02T03:04:05.000000000Z",
+        "root_span_name": "chat gpt-4o-mini",
+        "models": ["gpt-4o-mini"],
+        "input_tokens": 13,
+        "output_tokens": 6,
+        "cost_usd": 5.85e-06,
+        "duration_ms": 420.0,
+        "error_count": 0,
+        "trace_id": "0" * 32,
+    }
+    table = format_table([trace], 160)
+    assert "$0.00000585" in table and "$0.0000 " not in table

@@ -99,12 +99,23 @@ async def test_semantic_search_finds_planted_near_duplicates_first(running: Any,
 
         async with grpc.aio.insecure_channel(running.grpc_target) as channel:
             stub = pb_grpc.QueryServiceStub(channel)
+            metadata = (("authorization", "Bearer key-for-org-a"),)
+            # ``q`` as in REST; ``query``, the field's former name, still works.
             answer = await stub.SemanticSearch(
-                pb.SemanticSearchRequest(query="I can't remember my password", k=3),
-                metadata=(("authorization", "Bearer key-for-org-a"),),
+                pb.SemanticSearchRequest(q="I can't remember my password", k=3), metadata=metadata
             )
             assert {r.text for r in answer.results} == set(PASSWORD)
             assert json.loads(answer.results[0].fields_json)["organization_id"] == "org-a"
+            former = await stub.SemanticSearch(
+                pb.SemanticSearchRequest(query="I can't remember my password", k=3), metadata=metadata
+            )
+            assert [r.span_id for r in former.results] == [r.span_id for r in answer.results]
+            try:
+                await stub.SemanticSearch(pb.SemanticSearchRequest(k=3), metadata=metadata)
+                raise AssertionError("an empty search was accepted")
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "q must be" in (exc.details() or "")
         empty = await running.http.get(
             "/api/v1/search/semantic",
             headers={"Authorization": "Bearer key-for-org-a"},

@@ -62,7 +62,7 @@ async def test_up_rest_ingest_goes_through_the_pipeline(tmp_path: Path) -> None:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 30
             while not registry.get_sample_value(
-                "llm_observer_spans_exported_total", {"exporter": "clickhouse"}
+                "llm_observer_spans_exported_total", {"pipeline": "traces", "exporter": "clickhouse"}
             ):
                 assert loop.time() < deadline, "the span was not exported"
                 await asyncio.sleep(0.05)

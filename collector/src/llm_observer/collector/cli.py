@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
@@ -49,8 +50,24 @@ def _print_problems(error: ConfigError) -> None:
         print(f"config error: {path}: {message}", file=sys.stderr)
 
 
+def _print_unavailable(error: ConfigError) -> None:
+    count = len(error.problems)
+    print(
+        f"error: cannot start: {count} listen address{'es are' if count > 1 else ' is'} unavailable:",
+        file=sys.stderr,
+    )
+    for path, message in error.problems:
+        print(f"  {path}: {message}", file=sys.stderr)
+    print(
+        "Stop whatever holds the port (another llm-observer?), or move the endpoint in a config file "
+        "(--config FILE; set a port to 0 to pick a free one).",
+        file=sys.stderr,
+    )
+
+
 def _run(args: argparse.Namespace, collector: bool, query: bool) -> int:
     from llm_observer.collector.service import Service, run_until_signalled
+    from llm_observer.kernel.servers import PortsUnavailable
 
     config = load_config(args.config, data_dir=args.data_dir)
     _setup_logging(config)
@@ -58,7 +75,11 @@ def _run(args: argparse.Namespace, collector: bool, query: bool) -> int:
     # Batch processing holds the GIL in long stretches; a shorter switch interval lets the event loop,
     # which acknowledges clients, get it back sooner.
     sys.setswitchinterval(0.001)
-    asyncio.run(run_until_signalled(service))
+    try:
+        asyncio.run(run_until_signalled(service))
+    except PortsUnavailable as exc:
+        _print_unavailable(exc)
+        return 1
     return 0
 
 
@@ -201,7 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        # Flushed here, not at exit: a reader that went away (`| head`) is then noticed below.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # As other command-line tools: stop quietly when the reader has gone. Point stdout at /dev/null so
+        # that the interpreter's last flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 1
     except ConfigError as exc:
         _print_problems(exc)
         return 2

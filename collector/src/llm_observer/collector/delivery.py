@@ -79,11 +79,14 @@ class Chunk:
 
 class Supervisor:
     """Keeps a loop that must never stop running: whatever it raises is counted
-    (``llm_observer_worker_failures_total{worker,error}``), logged once per episode, and the loop restarts
+    (``llm_observer_worker_failures_total{pipeline,worker,error}``), logged once per episode, and the loop restarts
     after an exponential backoff. ``down`` says why while an episode lasts (``/health`` reads it)."""
 
-    def __init__(self, label: str, what: str, retry: RetrySettings, telemetry: Telemetry) -> None:
-        self.label = label
+    def __init__(
+        self, pipeline: str, worker: str, what: str, retry: RetrySettings, telemetry: Telemetry
+    ) -> None:
+        self.labels = (pipeline, worker)
+        self.label = f"{pipeline}/{worker}"  # how /health names it
         self.what = what  # "delivery to exporter traces/clickhouse", for the log lines
         self.retry = retry
         self.telemetry = telemetry
@@ -98,7 +101,7 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.telemetry.worker_failures.labels(self.label, type(exc).__name__).inc()
+                self.telemetry.worker_failures.labels(*self.labels, type(exc).__name__).inc()
                 if self.down is None:
                     self.down_since = time.monotonic()
                     logger.error(
@@ -201,7 +204,11 @@ class ExporterWorker:
         self.replays: deque[str] = deque()
         # What /health reads.
         self.supervisor = Supervisor(
-            self.consumer, f"delivery to exporter {self.consumer}", policy.retry, pipeline.telemetry
+            pipeline.name,
+            exporter_id,
+            f"delivery to exporter {self.consumer}",
+            policy.retry,
+            pipeline.telemetry,
         )
         self.failing: str | None = None
         self.progress_at = time.monotonic()
@@ -261,7 +268,9 @@ class ExporterWorker:
             try:
                 await self._deliver_batch(chunk.batch, (chunk.start, chunk.end))
             except _Overflow as overflow:
-                p.telemetry.failed.labels(self.exporter_id, "lag_overflow").inc(len(chunk.batch))
+                p.telemetry.failed.labels(self.pipeline.name, self.exporter_id, "lag_overflow").inc(
+                    len(chunk.batch)
+                )
                 await self._skip_to(max(overflow.target, chunk.end), in_flight=chunk.end - chunk.start)
                 return
         await self._save(Cursor(chunk.end, None))
@@ -326,7 +335,7 @@ class ExporterWorker:
                 half = len(unresolved) // 2
                 stack.extend((unresolved[half:], unresolved[:half]))
         if delivered:
-            t.exported.labels(self.exporter_id).inc(delivered)
+            t.exported.labels(self.pipeline.name, self.exporter_id).inc(delivered)
         if refused:
             rows = sorted(refused)
             first = refused[rows[0]]
@@ -394,8 +403,8 @@ class ExporterWorker:
             entry_id = entry.id
         organizations = Counter(organization_of(part, n, part_metas[n]) for n in range(len(part)))
         for organization, count in organizations.items():
-            t.quarantined.labels(self.exporter_id, reason, organization).inc(count)
-        t.failed.labels(self.exporter_id, reason).inc(len(part))
+            t.quarantined.labels(self.pipeline.name, self.exporter_id, reason, organization).inc(count)
+        t.failed.labels(self.pipeline.name, self.exporter_id, reason).inc(len(part))
         where = f"WAL range {wal_range[0]}-{wal_range[1]}" if wal_range else f"replay of {replay_of}"
         logger.error(
             "exporter %s could not store %d spans of %s (%s; organizations: %s): %s; quarantined as "
@@ -431,7 +440,7 @@ class ExporterWorker:
                 raise
             except Exception as exc:
                 message = describe_failure(exc, timeout, len(batch))
-                t.export_retries.labels(self.exporter_id).inc()
+                t.export_retries.labels(self.pipeline.name, self.exporter_id).inc()
                 now = time.monotonic()
                 first_failure = now if first_failure is None else first_failure
                 self.failing = message
@@ -446,7 +455,9 @@ class ExporterWorker:
                 backoff = min(backoff * 2, retry.max_interval)
                 continue
             self.failing = None
-            t.export_seconds.labels(self.exporter_id).observe(time.perf_counter() - started)
+            t.export_seconds.labels(self.pipeline.name, self.exporter_id).observe(
+                time.perf_counter() - started
+            )
             return None
 
     # --- the lag bound (sending_queue) ---------------------------------------------------------------
@@ -483,8 +494,8 @@ class ExporterWorker:
         records = max(0, target - start)
         size = p.log.bytes_between(start, target)
         await self._save(Cursor(target, None))
-        t.lag_dropped_records.labels(self.consumer, "lag_overflow").inc(records)
-        t.lag_dropped_bytes.labels(self.consumer, "lag_overflow").inc(size)
+        t.lag_dropped_records.labels(self.pipeline.name, self.exporter_id, "lag_overflow").inc(records)
+        t.lag_dropped_bytes.labels(self.pipeline.name, self.exporter_id, "lag_overflow").inc(size)
         now = time.monotonic()
         if now - self._last_drop_log >= 60.0:
             self._last_drop_log = now
@@ -513,7 +524,7 @@ class ExporterWorker:
         except _Overflow:
             return  # the entry stays, marked; it is picked up again once the lag is back under its bound
         await asyncio.to_thread(store.remove, entry.id)
-        self.pipeline.telemetry.replayed.labels(self.exporter_id).inc(delivered)
+        self.pipeline.telemetry.replayed.labels(self.pipeline.name, self.exporter_id).inc(delivered)
         logger.info(
             "replayed dead-letter entry %s to %s: %d of %d spans delivered",
             entry.id,

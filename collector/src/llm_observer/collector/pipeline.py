@@ -149,7 +149,7 @@ class Pipeline:
         self._stage_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._stage_supervisor = Supervisor(
-            f"{name}/stage", f"processing of pipeline {name}", settings.retry, telemetry
+            name, "stage", f"processing of pipeline {name}", settings.retry, telemetry
         )
         # (head, when it was seen): how old the oldest record a worker has not delivered is, roughly.
         self._marks: deque[tuple[int, float]] = deque()
@@ -246,9 +246,9 @@ class Pipeline:
     def _report_lag(self) -> None:
         head = self.log.head
         for worker in self.workers:
-            label = worker.consumer
-            self.telemetry.wal_lag_records.labels(label).set(max(0, head - worker.cursor.next))
-            self.telemetry.wal_lag_bytes.labels(label).set(self.log.bytes_between(worker.cursor.next, head))
+            labels = (self.name, worker.exporter_id)
+            self.telemetry.wal_lag_records.labels(*labels).set(max(0, head - worker.cursor.next))
+            self.telemetry.wal_lag_bytes.labels(*labels).set(self.log.bytes_between(worker.cursor.next, head))
 
     def _mark(self) -> None:
         head = self.log.head

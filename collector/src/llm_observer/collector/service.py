@@ -48,6 +48,7 @@ from llm_observer.kernel.component import (
 )
 from llm_observer.kernel.errors import ConfigError
 from llm_observer.kernel.limits import UNLIMITED, TimeLimits
+from llm_observer.kernel.servers import check_listeners, listen_endpoints
 from llm_observer.kernel.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -207,10 +208,35 @@ class Service:
         self._started = True
         self._lock.acquire()
         try:
+            check_listeners(self.listeners())
             await self._start()
         except BaseException:
             await self.shutdown()
             raise
+
+    def listeners(self) -> list[tuple[str, str]]:
+        """Every ``(yaml.path, host:port)`` this service will listen on: the endpoints of the receivers the
+        traces pipelines use, of the exporters and connectors started, and of the extensions run."""
+        cfg = self.config
+        svc = cfg.service
+        found: list[tuple[str, str]] = []
+        if self.run_collector:
+            receivers = {
+                ref for name, p in svc.pipelines.items() if name.startswith("traces") for ref in p.receivers
+            }
+            for receiver_id in sorted(receivers):
+                found.extend(listen_endpoints(cfg.receivers[receiver_id].config, f"receivers.{receiver_id}"))
+            wanted: list[str] = [*svc.telemetry.metrics.exporters]
+            for pipeline in svc.pipelines.values():
+                wanted.extend(pipeline.exporters)
+            for component_id in dict.fromkeys(wanted):
+                kind = "connectors" if component_id in cfg.connectors else "exporters"
+                spec = cfg.connectors.get(component_id) or cfg.exporters[component_id]
+                found.extend(listen_endpoints(spec.config, f"{kind}.{component_id}"))
+        if self.run_extensions:
+            for extension_id in svc.extensions:
+                found.extend(listen_endpoints(cfg.extensions[extension_id].config, extension_id))
+        return found
 
     async def _start(self) -> None:
         if self.run_collector:

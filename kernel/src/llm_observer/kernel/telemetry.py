@@ -1,5 +1,10 @@
 """The collector's own metrics: every component reports the same counters, served on the Prometheus
-endpoint beside the GenAI metrics. Labels are component ids and reasons only, so cardinality stays bounded."""
+endpoint beside the GenAI metrics. Labels are component ids and reasons only, so cardinality stays bounded.
+
+One label scheme throughout: ``component`` is a receiver's id and ``exporter`` an exporter's or connector's
+id, exactly as the config spells them (``otlp``, ``clickhouse``, ``qdrant/prompts``); what a pipeline's
+delivery worker reports also carries ``pipeline``, the pipeline's name (``traces``), since one exporter
+may serve several pipelines."""
 
 from __future__ import annotations
 
@@ -28,25 +33,28 @@ class Telemetry:
             "llm_observer_spans_refused", "Spans refused, by reason.", ["component", "reason"], registry=r
         )
         self.exported = Counter(
-            "llm_observer_spans_exported", "Spans delivered by an exporter.", ["exporter"], registry=r
+            "llm_observer_spans_exported",
+            "Spans delivered by an exporter.",
+            ["pipeline", "exporter"],
+            registry=r,
         )
         self.failed = Counter(
             "llm_observer_spans_failed",
             "Spans an exporter gave up on (permanent errors), by reason.",
-            ["exporter", "reason"],
+            ["pipeline", "exporter", "reason"],
             registry=r,
         )
         self.quarantined = Counter(
             "llm_observer_spans_quarantined",
             "Spans an exporter can never store as they are, kept in the dead-letter store for an operator "
             "(llm-observer deadletter), by reason and organization.",
-            ["exporter", "reason", "organization"],
+            ["pipeline", "exporter", "reason", "organization"],
             registry=r,
         )
         self.replayed = Counter(
             "llm_observer_spans_replayed",
             "Spans replayed from the dead-letter store and delivered.",
-            ["exporter"],
+            ["pipeline", "exporter"],
             registry=r,
         )
         self.deadletter_entries = Gauge(
@@ -58,23 +66,27 @@ class Telemetry:
             "llm_observer_wal_records_dropped",
             "WAL records an exporter skipped because its lag went over its sending_queue bound "
             "(on_overflow: drop).",
-            ["exporter", "reason"],
+            ["pipeline", "exporter", "reason"],
             registry=r,
         )
         self.lag_dropped_bytes = Counter(
             "llm_observer_wal_bytes_dropped",
             "WAL bytes an exporter skipped because its lag went over its sending_queue bound.",
-            ["exporter", "reason"],
+            ["pipeline", "exporter", "reason"],
             registry=r,
         )
         self.worker_failures = Counter(
             "llm_observer_worker_failures",
-            "Unexpected errors in a pipeline's delivery worker or stage (each restarts it after a backoff).",
-            ["worker", "error"],
+            "Unexpected errors in a pipeline's delivery worker (worker: the exporter's id) or processing stage "
+            "(worker: stage), each restarting it after a backoff.",
+            ["pipeline", "worker", "error"],
             registry=r,
         )
         self.export_retries = Counter(
-            "llm_observer_export_retries", "Retryable export failures, retried.", ["exporter"], registry=r
+            "llm_observer_export_retries",
+            "Retryable export failures, retried.",
+            ["pipeline", "exporter"],
+            registry=r,
         )
         self.events = Counter(
             "llm_observer_component_events",
@@ -97,13 +109,13 @@ class Telemetry:
         self.wal_lag_records = Gauge(
             "llm_observer_wal_lag_records",
             "WAL records not yet delivered by an exporter.",
-            ["exporter"],
+            ["pipeline", "exporter"],
             registry=r,
         )
         self.wal_lag_bytes = Gauge(
             "llm_observer_wal_lag_bytes",
             "WAL bytes not yet delivered by an exporter.",
-            ["exporter"],
+            ["pipeline", "exporter"],
             registry=r,
         )
         self.wal_size_bytes = Gauge("llm_observer_wal_size_bytes", "Bytes held in WAL segments.", registry=r)
@@ -116,7 +128,7 @@ class Telemetry:
         self.export_seconds = Histogram(
             "llm_observer_export_seconds",
             "Time one exporter send took.",
-            ["exporter"],
+            ["pipeline", "exporter"],
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=r,
         )

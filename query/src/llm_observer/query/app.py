@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Sequence
+from html import escape
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
@@ -127,8 +128,10 @@ def create_app(backend: QueryBackend) -> FastAPI:
         version="1",
         description="Traces, metrics, costs and semantic search over LLM telemetry; Jaeger-compatible under /jaeger.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
-        redoc_url="/redoc",
+        # FastAPI's Swagger UI and ReDoc pages load their scripts from a CDN (blank offline, and a third
+        # party sees who reads the docs): /docs is rendered here instead, from the OpenAPI document.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.backend = backend
     install_error_handlers(app)
@@ -145,7 +148,55 @@ def create_app(backend: QueryBackend) -> FastAPI:
     else:
         app.include_router(_no_ingest_router())
     app.include_router(jaeger.build_router(), prefix="/jaeger")
+
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(app.openapi()))
+
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
     return app
+
+
+def docs_page(document: dict[str, Any]) -> str:
+    """The API reference as one self-contained HTML page (no scripts, no external assets): every operation
+    with its parameters, from the OpenAPI document served at ``/openapi.json``."""
+    info = document.get("info", {})
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{escape(str(info.get('title', 'API')))}</title>",
+        "<style>body{font:15px/1.45 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}"
+        "code,.path{font-family:ui-monospace,monospace}.op{border-top:1px solid #ddd;padding:.6rem 0}"
+        ".method{display:inline-block;min-width:4.5rem;font-weight:600}table{border-collapse:collapse}"
+        "td,th{text-align:left;padding:.15rem .8rem .15rem 0;vertical-align:top}</style></head><body>",
+        f"<h1>{escape(str(info.get('title', 'API')))}</h1>",
+        f"<p>{escape(str(info.get('description', '')))}</p>",
+        '<p>The machine-readable document: <a href="/openapi.json">/openapi.json</a> '
+        "(load it into any OpenAPI tool).</p>",
+    ]
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict):
+                continue
+            parts.append('<div class="op">')
+            parts.append(
+                f'<span class="method">{escape(method.upper())}</span> <span class="path">{escape(path)}</span>'
+            )
+            summary = operation.get("description") or operation.get("summary") or ""
+            if summary:
+                parts.append(f"<p>{escape(str(summary))}</p>")
+            parameters = operation.get("parameters", [])
+            if parameters:
+                parts.append("<table><tr><th>parameter</th><th>in</th><th></th><th>description</th></tr>")
+                for parameter in parameters:
+                    required = "required" if parameter.get("required") else ""
+                    parts.append(
+                        f"<tr><td><code>{escape(str(parameter.get('name', '')))}</code></td>"
+                        f"<td>{escape(str(parameter.get('in', '')))}</td><td>{required}</td>"
+                        f"<td>{escape(str(parameter.get('description', '')))}</td></tr>"
+                    )
+                parts.append("</table>")
+            parts.append("</div>")
+    parts.append("</body></html>")
+    return "".join(parts)
 
 
 _JSON_INGEST_PATHS = ("/api/v1/traces", "/api/v1/traces/batch")
@@ -164,7 +215,10 @@ def _serve_offered_routes(app: FastAPI, offers: Sequence[HttpRoutes]) -> None:
             )
             for offer in offers:
                 extra = offer.openapi()
-                document.setdefault("paths", {}).update(extra.get("paths", {}))
+                paths = document.setdefault("paths", {})
+                for path, operations in extra.get("paths", {}).items():
+                    # Merged by method: POST /api/v1/traces (ingest) sits beside GET (search).
+                    paths.setdefault(path, {}).update(operations)
                 schemas = extra.get("components", {}).get("schemas", {})
                 document.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
             app.openapi_schema = document

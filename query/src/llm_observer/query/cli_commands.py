@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -99,8 +100,25 @@ def _duration(ms: float) -> str:
     return f"{ms:.0f}ms"
 
 
+def format_usd(usd: float) -> str:
+    """A cost for people: cents from $1 up (``$12.35``), three significant digits below (``$0.50``,
+    ``$0.0123``, ``$0.00000585``): a cheap call never shows as ``$0.0000``."""
+    if not math.isfinite(usd) or usd == 0:
+        return "$0" if usd == 0 else f"${usd}"
+    sign = "-" if usd < 0 else ""
+    amount = abs(usd)
+    if amount < 1e-12:
+        return f"{sign}<$0.000000000001"
+    if float(f"{amount:.3g}") >= 1:
+        return f"{sign}${amount:,.2f}"
+    decimals = max(2, 2 - math.floor(math.log10(amount)))
+    whole, _, fraction = f"{amount:.{decimals}f}".partition(".")
+    fraction = fraction[:2] + fraction[2:].rstrip("0")
+    return f"{sign}${whole}.{fraction}"
+
+
 def _cost(usd: float) -> str:
-    return f"${usd:.4f}" if usd else "-"
+    return format_usd(usd) if usd else "-"
 
 
 def _cut(text: str, width: int) -> str:

@@ -39,13 +39,20 @@ QueryPrincipal = Annotated[Principal, Depends(require("query"))]
 Backend = Annotated[QueryBackend, Depends(backend_of)]
 
 
+START_TIME_DOC = "RFC 3339; default end_time minus query.default_lookback_hours (24 h)"
+END_TIME_DOC = (
+    "RFC 3339; default one minute from now, so that spans from clients whose clocks run a little ahead "
+    "are included"
+)
+
+
 async def read_scope(
     principal: QueryPrincipal,
     backend: Backend,
     organization_id: str | None = None,
     project_id: str | None = None,
-    start_time: Annotated[str | None, Query(description="RFC 3339; default end_time - 24 h")] = None,
-    end_time: Annotated[str | None, Query(description="RFC 3339; default now")] = None,
+    start_time: Annotated[str | None, Query(description=START_TIME_DOC)] = None,
+    end_time: Annotated[str | None, Query(description=END_TIME_DOC)] = None,
 ) -> ReadScope:
     """The caller's scope over a time window (REST reads that aggregate or search)."""
     start, end = parse_time(start_time, "start_time"), parse_time(end_time, "end_time")

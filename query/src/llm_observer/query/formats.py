@@ -6,10 +6,13 @@ them; ``tests/query/test_shapes.py`` pins them): presenting rows differently mus
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from llm_observer.semconv import attributes as attrs
 from llm_observer.storage.clickhouse.reads import (
     CallCosts,
     CallStats,
@@ -64,6 +67,66 @@ def parse_time(value: str | None, name: str) -> int | None:
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# Storage keeps every attribute value as a string (as the OpenTelemetry ClickHouse exporter does); every API
+# gives back the type the conventions give the attribute.
+_INT_PREFIXES = (
+    "gen_ai.usage.",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.top_k",
+    "gen_ai.request.seed",
+    "gen_ai.request.choice.count",
+    "http.status_code",
+    "http.response.status_code",
+    "server.port",
+    "process.pid",
+)
+_FLOAT_PREFIXES = (
+    "llm_observer.cost.",
+    "gen_ai.request.temperature",
+    "gen_ai.request.top_p",
+    "gen_ai.request.frequency_penalty",
+    "gen_ai.request.presence_penalty",
+    "gen_ai.response.time_to_first_chunk",
+)
+_BOOL_SUFFIXES = (".stream", ".is_stream", "error")
+_ARRAY_KEYS = frozenset(
+    {
+        attrs.GEN_AI_RESPONSE_FINISH_REASONS,
+        attrs.GEN_AI_REQUEST_STOP_SEQUENCES,
+        "gen_ai.request.encoding_formats",
+    }
+)
+
+
+def typed_value(key: str, value: str) -> Any:
+    """The stored string ``value`` of attribute ``key`` as the type the conventions give it: an int, a
+    float, a bool or a list (a JSON array); a value that does not parse as that type stays a string."""
+    if key.startswith(_INT_PREFIXES):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if key.startswith(_FLOAT_PREFIXES):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if value in ("true", "false") and key.endswith(_BOOL_SUFFIXES):
+        return value == "true"
+    if key in _ARRAY_KEYS and value.startswith("["):
+        try:
+            items = json.loads(value)
+        except ValueError:
+            return value
+        return items if isinstance(items, list) else value
+    return value
+
+
+def typed_attributes(attributes: Mapping[str, str]) -> dict[str, Any]:
+    """Every attribute with its typed value (``typed_value``), in key order."""
+    return {key: typed_value(key, value) for key, value in sorted(attributes.items())}
+
 
 def trace_summary(trace: TraceSummary) -> dict[str, Any]:
     return {
@@ -115,10 +178,14 @@ def span_document(span: SpanRow) -> dict[str, Any]:
         "cost_usd": span.cost_usd,
         "input": span.input_text or None,
         "output": span.output_text or None,
-        "attributes": span.attributes,
-        "resource": span.resource,
+        "attributes": typed_attributes(span.attributes),
+        "resource": typed_attributes(span.resource),
         "events": [
-            {"time": rfc3339(event.time_ns), "name": event.name, "attributes": event.attributes}
+            {
+                "time": rfc3339(event.time_ns),
+                "name": event.name,
+                "attributes": typed_attributes(event.attributes),
+            }
             for event in span.events
         ],
         "links": [{"trace_id": link.trace_id, "span_id": link.span_id} for link in span.links],

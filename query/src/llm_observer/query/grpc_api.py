@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Protocol
 
 import grpc
 import grpc.aio
+from google.protobuf import struct_pb2
 from google.protobuf.message import DecodeError
 
 from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
 from llm_observer.kernel.servers import grpc_listen
 from llm_observer.query.backend import QueryBackend, ReadScope
-from llm_observer.query.formats import finite
+from llm_observer.query.formats import finite, typed_attributes
 from llm_observer.query.tail import TailEnded, TooManyTails
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.storage.clickhouse.reads import (
@@ -139,12 +140,35 @@ def span_message(span: SpanRow) -> pb.Span:
         cost_usd=span.cost_usd,
         input=span.input_text,
         output=span.output_text,
-        attributes=span.attributes,
-        resource=span.resource,
     )
+    _fill_values(message.attributes, span.attributes)
+    _fill_values(message.resource, span.resource)
     for event in span.events:
-        message.events.add(time_unix_nano=event.time_ns, name=event.name, attributes=event.attributes)
+        _fill_values(
+            message.events.add(time_unix_nano=event.time_ns, name=event.name).attributes, event.attributes
+        )
     return message
+
+
+def _fill_values(out: Any, attributes: Mapping[str, str]) -> None:
+    """Attributes as ``google.protobuf.Value``s, typed as the REST and Jaeger APIs type them."""
+    for key, value in typed_attributes(attributes).items():
+        _set_value(out[key], value)
+
+
+def _set_value(out: struct_pb2.Value, value: Any) -> None:
+    if isinstance(value, bool):
+        out.bool_value = value
+    elif isinstance(value, int | float):
+        out.number_value = value
+    elif isinstance(value, list):
+        out.list_value.SetInParent()
+        for item in value:
+            _set_value(out.list_value.values.add(), item)
+    elif value is None:
+        out.null_value = struct_pb2.NULL_VALUE
+    else:
+        out.string_value = value if isinstance(value, str) else json.dumps(value)
 
 
 _MAX_STEP_SECONDS = 2**32 - 1
@@ -262,9 +286,13 @@ class _Servicer:
                 check_time_ns(start, "start_time_unix_nano")
             if end is not None:
                 check_time_ns(end, "end_time_unix_nano")
+            # ``q`` is the name REST uses too; ``query``, its former name here, is still accepted.
+            text = request.q or request.query
+            if not text:
+                raise InvalidArgument("q must be a non-empty text to search for")
             hits = await self.backend.semantic_search(
                 scope.tenant,
-                request.query,
+                text,
                 request.k or 10,
                 request.model or None,
                 start,

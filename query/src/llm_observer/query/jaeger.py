@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 
 from llm_observer.query.backend import QueryBackend, ReadScope
 from llm_observer.query.deps import Backend, QueryPrincipal
-from llm_observer.query.formats import parse_time
+from llm_observer.query.formats import parse_time, typed_value
 from llm_observer.storage.clickhouse.reads import (
     MAX_TIME_NS,
     MIN_TIME_NS,
@@ -46,23 +46,6 @@ _KIND_BY_JAEGER = {
     "unspecified": "Unspecified",
 }
 _STATUS = {"Unset": 0, "Ok": 1, "Error": 2}
-_INT_PREFIXES = (
-    "gen_ai.usage.",
-    "gen_ai.request.max_tokens",
-    "gen_ai.request.top_k",
-    "gen_ai.request.seed",
-    "gen_ai.request.choice.count",
-    "http.status_code",
-    "http.response.status_code",
-)
-_FLOAT_PREFIXES = (
-    "llm_observer.cost.",
-    "gen_ai.request.temperature",
-    "gen_ai.request.top_p",
-    "gen_ai.request.frequency_penalty",
-    "gen_ai.request.presence_penalty",
-    "gen_ai.response.time_to_first_chunk",
-)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)\s*$")
 _DURATION_NS = {
     "ns": 1,
@@ -90,19 +73,15 @@ def parse_duration(value: str | None, name: str) -> int | None:
 
 
 def tag(key: str, value: str) -> dict[str, Any]:
-    """A Jaeger tag with the type the attribute has in the conventions (storage keeps strings)."""
-    if key.startswith(_INT_PREFIXES):
-        try:
-            return {"key": key, "type": "int64", "value": int(value)}
-        except ValueError:
-            pass
-    if key.startswith(_FLOAT_PREFIXES):
-        try:
-            return {"key": key, "type": "float64", "value": float(value)}
-        except ValueError:
-            pass
-    if value in ("true", "false") and key.endswith((".stream", ".is_stream", "error")):
-        return {"key": key, "type": "bool", "value": value == "true"}
+    """A Jaeger tag with the type the attribute has in the conventions (storage keeps strings); arrays
+    are JSON strings, as Jaeger's model has no array type."""
+    typed = typed_value(key, value)
+    if isinstance(typed, bool):
+        return {"key": key, "type": "bool", "value": typed}
+    if isinstance(typed, int):
+        return {"key": key, "type": "int64", "value": typed}
+    if isinstance(typed, float):
+        return {"key": key, "type": "float64", "value": typed}
     return {"key": key, "type": "string", "value": value}
 
 
@@ -169,19 +148,24 @@ def jaeger_trace(trace_id: str, spans: Iterable[SpanRow]) -> dict[str, Any]:
     return {"traceID": trace_id, "spans": out, "processes": processes, "warnings": None}
 
 
+def _otlp_value(value: Any) -> dict[str, Any]:
+    """A typed value as an OTLP/JSON ``AnyValue``."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, list):
+        return {"arrayValue": {"values": [_otlp_value(item) for item in value]}}
+    return {"stringValue": value if isinstance(value, str) else json.dumps(value)}
+
+
 def _otlp_attrs(attributes: Mapping[str, str]) -> list[dict[str, Any]]:
-    out = []
-    for key, value in sorted(attributes.items()):
-        typed = tag(key, value)
-        if typed["type"] == "int64":
-            out.append({"key": key, "value": {"intValue": str(typed["value"])}})
-        elif typed["type"] == "float64":
-            out.append({"key": key, "value": {"doubleValue": typed["value"]}})
-        elif typed["type"] == "bool":
-            out.append({"key": key, "value": {"boolValue": typed["value"]}})
-        else:
-            out.append({"key": key, "value": {"stringValue": value}})
-    return out
+    return [
+        {"key": key, "value": _otlp_value(typed_value(key, value))}
+        for key, value in sorted(attributes.items())
+    ]
 
 
 def otlp_resource_spans(spans: Iterable[SpanRow]) -> list[dict[str, Any]]:

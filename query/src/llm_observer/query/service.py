@@ -88,7 +88,11 @@ class QueryService:
                     component_id=self.component_id,
                 )
                 self._http = await serve_asgi(
-                    create_app(backend), self.config.http.endpoint, "query.http.endpoint"
+                    create_app(backend),
+                    self.config.http.endpoint,
+                    "query.http.endpoint",
+                    f"For the query API over gRPC use {self.config.grpc.endpoint} (query.grpc.endpoint); "
+                    "for OTLP/gRPC, the collector's receivers.otlp.protocols.grpc.endpoint.",
                 )
                 self.http_port = self._http.port
                 self._grpc, self.grpc_port = await start_grpc_server(

@@ -281,6 +281,7 @@ class OtlpReceiver:
                 HttpApp(self.core, protocols.http),
                 protocols.http.endpoint,
                 "receivers.otlp.protocols.http.endpoint",
+                _http2_hint(protocols.grpc),
             )
             self.http_port = self._http.port
             logger.info("OTLP/HTTP receiver listening on %s", protocols.http.endpoint)
@@ -292,6 +293,19 @@ class OtlpReceiver:
         if self._http is not None:
             await self._http.stop()
             self._http = None
+
+
+def _http2_hint(grpc_config: GrpcProtocolConfig) -> str:
+    """What to tell a gRPC exporter that was pointed at the OTLP/HTTP port."""
+    target = (
+        f"send OTLP/gRPC to {grpc_config.endpoint} (receivers.otlp.protocols.grpc.endpoint)"
+        if grpc_config.enabled
+        else "enable receivers.otlp.protocols.grpc for OTLP/gRPC"
+    )
+    return (
+        f"This is the OTLP/HTTP port: {target}, or keep this endpoint and set "
+        "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf in the application."
+    )
 
 
 def _create(ctx: CreateContext, config: OtlpReceiverConfig) -> Receiver:

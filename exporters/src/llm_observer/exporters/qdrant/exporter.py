@@ -1,8 +1,8 @@
 """The Qdrant exporter: embeds span prompts (and optionally outputs) and upserts them as points.
 
 It runs behind its own WAL cursor like every exporter, so embedding never slows ingestion: when the model
-falls behind, the WAL lag of this exporter grows (``llm_observer_wal_lag_records{exporter=...}``) and the
-other exporters carry on. The model and the store are used from worker threads, off the event loop.
+falls behind, the WAL lag of this exporter grows (``llm_observer_wal_lag_records{pipeline,exporter}``) and
+the other exporters carry on. The model and the store are used from worker threads, off the event loop.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
 # mypy: ignore-errors
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -45,15 +46,15 @@ class Event(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        value: _struct_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
     TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     time_unix_nano: int
     name: str
-    attributes: _containers.ScalarMap[str, str]
-    def __init__(self, time_unix_nano: _Optional[int] = ..., name: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    attributes: _containers.MessageMap[str, _struct_pb2.Value]
+    def __init__(self, time_unix_nano: _Optional[int] = ..., name: _Optional[str] = ..., attributes: _Optional[_Mapping[str, _struct_pb2.Value]] = ...) -> None: ...
 
 class Span(_message.Message):
     __slots__ = ("trace_id", "span_id", "parent_span_id", "name", "kind", "start_time_unix_nano", "end_time_unix_nano", "duration_ms", "status", "status_message", "service_name", "organization_id", "project_id", "operation", "provider", "request_model", "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "input", "output", "attributes", "resource", "events")
@@ -62,15 +63,15 @@ class Span(_message.Message):
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        value: _struct_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
     class ResourceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+        value: _struct_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     SPAN_ID_FIELD_NUMBER: _ClassVar[int]
     PARENT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -124,10 +125,10 @@ class Span(_message.Message):
     cost_usd: float
     input: str
     output: str
-    attributes: _containers.ScalarMap[str, str]
-    resource: _containers.ScalarMap[str, str]
+    attributes: _containers.MessageMap[str, _struct_pb2.Value]
+    resource: _containers.MessageMap[str, _struct_pb2.Value]
     events: _containers.RepeatedCompositeFieldContainer[Event]
-    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., status: _Optional[str] = ..., status_message: _Optional[str] = ..., service_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., operation: _Optional[str] = ..., provider: _Optional[str] = ..., request_model: _Optional[str] = ..., response_model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ..., resource: _Optional[_Mapping[str, str]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., parent_span_id: _Optional[str] = ..., name: _Optional[str] = ..., kind: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., duration_ms: _Optional[float] = ..., status: _Optional[str] = ..., status_message: _Optional[str] = ..., service_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., operation: _Optional[str] = ..., provider: _Optional[str] = ..., request_model: _Optional[str] = ..., response_model: _Optional[str] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., input: _Optional[str] = ..., output: _Optional[str] = ..., attributes: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., resource: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class GetTraceRequest(_message.Message):
     __slots__ = ("trace_id", "organization_id", "project_id")
@@ -340,7 +341,7 @@ class GetCostBreakdownResponse(_message.Message):
     def __init__(self, total: _Optional[_Union[Cost, _Mapping]] = ..., group_by: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[Cost, _Mapping]]] = ...) -> None: ...
 
 class SemanticSearchRequest(_message.Message):
-    __slots__ = ("organization_id", "project_id", "query", "k", "model", "start_time_unix_nano", "end_time_unix_nano", "kind")
+    __slots__ = ("organization_id", "project_id", "query", "k", "model", "start_time_unix_nano", "end_time_unix_nano", "kind", "q")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -349,6 +350,7 @@ class SemanticSearchRequest(_message.Message):
     START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
     END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
+    Q_FIELD_NUMBER: _ClassVar[int]
     organization_id: str
     project_id: str
     query: str
@@ -357,7 +359,8 @@ class SemanticSearchRequest(_message.Message):
     start_time_unix_nano: int
     end_time_unix_nano: int
     kind: str
-    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., model: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., kind: _Optional[str] = ...) -> None: ...
+    q: str
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., model: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., kind: _Optional[str] = ..., q: _Optional[str] = ...) -> None: ...
 
 class SemanticSearchResult(_message.Message):
     __slots__ = ("trace_id", "span_id", "score", "text", "model", "fields_json")

@@ -280,6 +280,7 @@ def _summary(row: Mapping[str, Any]) -> TraceSummary:
         output_tokens=int(row["output_tokens"]),
         cost_usd=_num(row["cost_usd"]),
         models=tuple(row["models"]),
+        unset_count=int(row["unset_count"]),
     )
 
 
@@ -414,6 +415,7 @@ SELECT TraceId AS trace_id,
     max(toUnixTimestamp64Nano(Timestamp) + Duration) AS end_ns,
     count() AS span_count,
     countIf(StatusCode = 'Error') AS error_count,
+    countIf(StatusCode = 'Unset') AS unset_count,
     sum(InputTokens) AS input_tokens,
     sum(OutputTokens) AS output_tokens,
     sum(CostUsd) AS cost_usd,

@@ -92,6 +92,7 @@ class TraceSummary:
     output_tokens: int
     cost_usd: float
     models: tuple[str, ...]  # requested models, sorted
+    unset_count: int = 0  # spans whose status is Unset
 
     @property
     def duration_ns(self) -> int:
@@ -99,8 +100,11 @@ class TraceSummary:
 
     @property
     def status(self) -> str:
-        """``Error`` when any span failed, else ``Ok``."""
-        return "Error" if self.error_count else "Ok"
+        """``Error`` when any span failed, ``Unset`` when no span has a status, else ``Ok`` (as the
+        ``status`` filter of a trace search reads them)."""
+        if self.error_count:
+            return "Error"
+        return "Unset" if self.unset_count >= self.span_count else "Ok"
 
 
 @dataclass(frozen=True, slots=True)
