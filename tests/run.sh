@@ -15,10 +15,27 @@ export PYTHONWARNINGS="ignore:Editable installation:UserWarning"
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q -e ".[test,providers]"
 
+# Jaeger v2, for the OTLP forwarding tests, is built from the Go module proxy (cached under
+# ~/.cache/llm-observer, so only a new machine builds it): in the background while the rest installs and the
+# checks run.
+jaeger_build=""
+if [ "${LLM_OBSERVER_SLOW_TESTS:-1}" = "1" ]; then
+  .venv/bin/python -m tests.support.jaeger > .venv/jaeger-build.log 2>&1 &
+  jaeger_build=$!
+fi
+
+# The web view's tests drive Debian's headless Chromium (Playwright's own browser download cannot work here).
+if [ "${LLM_OBSERVER_SLOW_TESTS:-1}" = "1" ] && ! command -v chromium > /dev/null; then
+  if [ "$(id -u)" = "0" ]; then apt_get="apt-get"; else apt_get="sudo apt-get"; fi
+  $apt_get update -qq && DEBIAN_FRONTEND=noninteractive $apt_get install -y -qq chromium chromium-driver > /dev/null
+fi
+
 # The examples in other languages run against a live collector in tests/examples.
 (cd examples/javascript_otlp && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/go_otlp_grpc && go mod download)
 (cd examples/java_otlp && mvn -q -B package -DskipTests)
+# A real Kafka broker for the fan-out tests: its jars from Maven Central, cached under ~/.cache/llm-observer.
+.venv/bin/python -c "from tests.support.kafka import kafka_lib; kafka_lib()"
 
 echo "== ruff format --check"
 .venv/bin/ruff format --check .
@@ -28,6 +45,11 @@ echo "== mypy"
 .venv/bin/mypy -p llm_observer.semconv -p llm_observer.kernel -p llm_observer.instrumentation \
   -p llm_observer.collector -p llm_observer.processors -p llm_observer.storage -p llm_observer.exporters \
   -p llm_observer.query -m llm_observer -m llm_observer.integrations
+if [ -n "$jaeger_build" ] && ! wait "$jaeger_build"; then
+  cat .venv/jaeger-build.log
+  echo "building Jaeger failed" >&2
+  exit 1
+fi
 echo "== pytest"
 # The instrumentation tests against the oldest supported provider SDKs build their own environments.
 export LLM_OBSERVER_SLOW_TESTS="${LLM_OBSERVER_SLOW_TESTS:-1}"

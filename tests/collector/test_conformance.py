@@ -20,8 +20,17 @@ from pydantic import BaseModel
 
 from llm_observer.collector.config import ENTRY_POINT_GROUPS, _resolve, discover_factories
 from llm_observer.kernel.batch import SpanBatch
-from llm_observer.kernel.component import Component, CreateContext, Factory, IngestMeta
+from llm_observer.kernel.component import (
+    SIGNAL_LOGS,
+    SIGNAL_METRICS,
+    Component,
+    CreateContext,
+    Factory,
+    IngestMeta,
+    signals_of,
+)
 from llm_observer.kernel.endpoints import parse_endpoint
+from llm_observer.kernel.signals import SignalBatch
 from llm_observer.kernel.telemetry import Telemetry
 from tests.support import span_batch, wait_for
 
@@ -145,8 +154,13 @@ async def test_conformance_create_start_shutdown_twice(tmp_path: Path, kind: str
         assert has_lifecycle, f"{kind[:-1]} {name} has no start/shutdown"
         await component.start()
         await component.start()  # idempotent
-        if kind in ("exporters", "connectors") and factory.signal == "traces":
+        takes = signals_of(factory)
+        if kind in ("exporters", "connectors") and "traces" in takes:
             await component.send(SpanBatch())
+        if kind == "exporters" and "logs" in takes:
+            await component.send_logs(SignalBatch(SIGNAL_LOGS))
+        if kind == "exporters" and "metrics" in takes and factory.push_metrics:
+            await component.send_metrics(SignalBatch(SIGNAL_METRICS))
         if kind == "processors":
             out = component(_one_span())
             assert isinstance(out, SpanBatch) and len(out) == 1

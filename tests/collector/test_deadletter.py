@@ -127,7 +127,13 @@ async def test_deadletter_replay_after_a_restart_and_refused_again_keeps_its_ten
         flaky = service.exporters["flaky"]
         assert isinstance(flaky, FlakyExporter)
         await wait_for(lambda: len(flaky.span_ids) == 6, 20, "the replays to reach the flaky exporter")
-        await wait_for(lambda: len(store.entries()) == 1, 20, "the replayed entries to be removed")
+        # Both replayed entries go, and the row no store can hold comes back as a new entry (a replay_of):
+        # waiting for "one entry" alone could see the old one before its replay was refused again.
+        await wait_for(
+            lambda: [bool(e.replay_of) for e in store.entries()] == [True],
+            20,
+            "the replayed entries removed and the refused row quarantined again",
+        )
         # The row no store can hold is refused again: quarantined again, for the same tenant.
         (again,) = store.entries()
         assert again.exporter == "clickhouse" and again.organizations == {"orgB": 1} and again.replay_of

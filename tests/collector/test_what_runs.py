@@ -50,7 +50,14 @@ async def _post(service: Any, path: str, body: bytes) -> None:
 def _only_debug(processors: list[str]) -> dict[str, Any]:
     return {
         "exporters": {"debug": {}},
-        "service": {"pipelines": {"traces": {"processors": processors, "exporters": ["debug"]}}},
+        "service": {
+            "pipelines": {
+                "traces": {"processors": processors, "exporters": ["debug"]},
+                # Without the default logs and OTLP metrics pipelines, nothing consumes those signals.
+                "logs": None,
+                "metrics/otlp": None,
+            }
+        },
     }
 
 
@@ -143,7 +150,10 @@ def test_what_runs_an_exporter_of_the_wrong_signal_is_refused_before_start(tmp_p
         local_config(tmp_path, bad)
     assert error.value.problems == [
         ("service.pipelines.traces.exporters[0]", "'prometheus' takes metrics, not traces"),
-        ("service.telemetry.metrics.exporters[0]", "'clickhouse' takes traces, not metrics"),
+        (
+            "service.telemetry.metrics.exporters[0]",
+            "'clickhouse' is sent OTLP metrics by receivers, it does not expose metrics to be scraped",
+        ),
     ]
 
 

@@ -23,6 +23,7 @@ TRACE = {
     "output_tokens": int,
     "cost_usd": float,
     "models": list,
+    "llm_call_count": int,
 }
 SPAN = {
     "trace_id": str,

@@ -58,7 +58,11 @@ def build_overrides(
                     "receivers": ["otlp"],
                     "processors": list(processors),
                     "exporters": list(exporters),
-                }
+                },
+                # The default logs and OTLP metrics pipelines store into ClickHouse: only the tests that
+                # name them (in ``overrides``) run them.
+                "logs": None,
+                "metrics/otlp": None,
             },
             # Tests want spans through quickly, and a stuck exporter must not hold teardown for long.
             "delivery": {"linger_seconds": 0.01, "drain_timeout_seconds": 5},

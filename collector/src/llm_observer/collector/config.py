@@ -23,14 +23,14 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError
 
 from llm_observer.kernel.auth import AuthConfig
-from llm_observer.kernel.component import ComponentConfig, Factory
+from llm_observer.kernel.component import ComponentConfig, Factory, signals_of
 from llm_observer.kernel.errors import ConfigError
 
 KINDS = ("receivers", "processors", "exporters", "connectors")
 """Sections of named components (``type[/name]`` ids)."""
 EXTENSIONS = "extensions"
 ENTRY_POINT_GROUPS = {kind: f"llm_observer.{kind}" for kind in (*KINDS, EXTENSIONS)}
-PIPELINE_SIGNALS = ("traces", "metrics")
+PIPELINE_SIGNALS = ("traces", "metrics", "logs")
 
 DEFAULT_CONFIG_YAML = """
 data_dir: ./.llm-observer
@@ -75,6 +75,12 @@ service:
     metrics/genai:
       receivers: [spanmetrics]
       exporters: [prometheus]
+    logs:
+      receivers: [otlp]
+      exporters: [clickhouse]
+    metrics/otlp:
+      receivers: [otlp]
+      exporters: [clickhouse]
 query:
   http:
     endpoint: 127.0.0.1:8080
@@ -477,16 +483,31 @@ def _check_service(
         signal = name.split("/", 1)[0]
         path = f"service.pipelines.{name}"
         if signal not in PIPELINE_SIGNALS:
-            problems.append(
-                (
-                    path,
-                    "pipelines are traces or metrics (OTLP logs feed the logjoin processor of a traces one)",
-                )
-            )
+            problems.append((path, "pipelines are traces, metrics or logs (traces[/NAME], ...)"))
             continue
-        if signal == "metrics" and pipeline.processors:
-            problems.append((f"{path}.processors", "metrics pipelines take no processors"))
-        receiver_kinds = ("receivers",) if signal == "traces" else ("connectors",)
+        if signal != "traces" and pipeline.processors:
+            problems.append((f"{path}.processors", f"{signal} pipelines take no processors"))
+        if signal == "traces":
+            receiver_kinds: tuple[str, ...] = ("receivers",)
+        elif signal == "logs":
+            receiver_kinds = ("receivers",)
+        else:
+            # Metrics come from receivers (OTLP metrics, pushed to the exporters) or from connectors
+            # (derived metrics, exposed by the exporters): one pipeline takes one kind.
+            receiver_kinds = ("receivers", "connectors")
+            fed = {
+                "connectors" if ref in (root.connectors or {}) else "receivers"
+                for ref in pipeline.receivers
+                if ref in (root.connectors or {}) or ref in (root.receivers or {})
+            }
+            if len(fed) > 1:
+                problems.append(
+                    (
+                        f"{path}.receivers",
+                        "a metrics pipeline takes OTLP metrics from receivers or derived metrics from "
+                        "connectors, not both: make it two pipelines",
+                    )
+                )
         for index, ref in enumerate(pipeline.receivers):
             check(f"{path}.receivers[{index}]", ref, receiver_kinds)
         for index, ref in enumerate(pipeline.processors):
@@ -502,24 +523,47 @@ def _check_service(
             problems.append((f"service.extensions[{index}]", f"unknown extension {ref!r} (known: {known})"))
 
 
+def pushes_metrics(pipeline: PipelineConfig, connectors: Mapping[str, Any]) -> bool:
+    """Whether a metrics pipeline carries OTLP metrics from receivers (sent to its exporters) rather than
+    what connectors derive (exposed by its exporters)."""
+    return not any(ref in connectors for ref in pipeline.receivers)
+
+
 def _check_signals(
     service: ServiceConfig, specs: dict[str, dict[str, ComponentSpec]], problems: list[tuple[str, str]]
 ) -> None:
-    """Each exporter takes the signal of the place that names it: spans in traces pipelines, metrics in
-    metrics pipelines and in the self-telemetry."""
+    """Each exporter takes the signal of the place that names it: spans in traces pipelines, logs in logs
+    pipelines, metrics in metrics pipelines and in the self-telemetry, and metrics the way the pipeline
+    carries them (sent OTLP metrics from receivers, or derived metrics it exposes from connectors)."""
 
-    def check(path: str, ref: str, signal: str) -> None:
+    def check(path: str, ref: str, signal: str, pushed: bool | None = None) -> None:
         spec = specs["exporters"].get(ref) or specs["connectors"].get(ref)
-        if spec is not None and spec.factory.signal != signal:
-            problems.append((path, f"{ref!r} takes {spec.factory.signal}, not {signal}"))
+        if spec is None:
+            return
+        takes = signals_of(spec.factory)
+        if signal not in takes:
+            problems.append((path, f"{ref!r} takes {', '.join(takes)}, not {signal}"))
+        elif pushed is not None and spec.factory.push_metrics != pushed:
+            if pushed:
+                problems.append(
+                    (path, f"{ref!r} takes metrics from connectors, not OTLP metrics from receivers")
+                )
+            else:
+                problems.append(
+                    (
+                        path,
+                        f"{ref!r} is sent OTLP metrics by receivers, it does not expose metrics to be scraped",
+                    )
+                )
 
     for name, pipeline in service.pipelines.items():
         signal = name.split("/", 1)[0]
         if signal in PIPELINE_SIGNALS:
+            pushed = pushes_metrics(pipeline, specs["connectors"]) if signal == "metrics" else None
             for index, ref in enumerate(pipeline.exporters):
-                check(f"service.pipelines.{name}.exporters[{index}]", ref, signal)
+                check(f"service.pipelines.{name}.exporters[{index}]", ref, signal, pushed)
     for index, ref in enumerate(service.telemetry.metrics.exporters):
-        check(f"service.telemetry.metrics.exporters[{index}]", ref, "metrics")
+        check(f"service.telemetry.metrics.exporters[{index}]", ref, "metrics", False)
 
 
 def _check_tenant_stamping(

@@ -7,7 +7,9 @@ so one bad set never blocks the rest. Layout under ``<data dir>/deadletter``::
     <id>.spans     the spans, as processed, each run of rows that share a resource and scope one OTLP
                    ``ExportTraceServiceRequest`` (``<u32 length><bytes>`` framed): decoding the runs in
                    order gives back the quarantined rows in their order
-    <id>.json      what, where from and why: pipeline, exporter, WAL range, origin, reason, message, the
+    <id>.records   instead of ``.spans`` for logs and metrics pipelines: the OTLP requests as received
+                   (``<u64 WAL lsn><u32 length><bytes>`` framed), in order
+    <id>.json      what, where from and why (``signal``: traces, logs or metrics): pipeline, exporter, WAL range, origin, reason, message, the
                    problem of each refused row (first few), time, span counts per organization, and the
                    tenant each row was ingested for (``provenance``: ``[first, end, meta]`` row ranges)
     <id>.replay    present when an operator asked for a replay (``llm-observer deadletter replay``)
@@ -36,11 +38,16 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llm_observer.collector.wal import decode_meta, encode_meta, write_atomically
 from llm_observer.kernel.batch import IngestMeta, Provenance, SpanBatch
+from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_METRICS
 from llm_observer.kernel.otlp_codec import decode_traces, encode_traces
+from llm_observer.kernel.signals import SignalBatch, SignalRecord, organization_of_record
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.semconv.attributes import DEFAULT_ORGANIZATION, ORGANIZATION_ID
 
 _FRAME = struct.Struct("<I")
+_RECORD_FRAME = struct.Struct("<QI")
+_SIGNALS = {"logs": SIGNAL_LOGS, "metrics": SIGNAL_METRICS}
+_SIGNAL_NAMES = {number: name for name, number in _SIGNALS.items()}
 MAX_PROBLEMS = 20
 
 
@@ -75,6 +82,9 @@ class Entry:
     provenance: list[list[Any]] = field(default_factory=list)
     replay_of: str | None = None
     replay_requested: bool = False
+    # What the entry holds: spans (``traces``), or OTLP ``logs`` / ``metrics`` requests (``spans`` then
+    # counts requests).
+    signal: str = "traces"
 
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
@@ -96,7 +106,7 @@ class DeadLetterStore:
 
     def quarantine(
         self,
-        batch: SpanBatch,
+        batch: SpanBatch | SignalBatch,
         metas: Sequence[IngestMeta | None],
         *,
         pipeline: str,
@@ -113,7 +123,10 @@ class DeadLetterStore:
 
         ``origin`` None gives the entry an origin of its own (``deadletter:<id>``)."""
         entry_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
-        organizations = Counter(organization_of(batch, row, metas[row]) for row in range(len(batch)))
+        if isinstance(batch, SignalBatch):
+            organizations = Counter(organization_of_record(r, batch.signal) for r in batch.records)
+        else:
+            organizations = Counter(organization_of(batch, row, metas[row]) for row in range(len(batch)))
         listed = sorted((problems or {}).items())[:MAX_PROBLEMS]
         entry = Entry(
             id=entry_id,
@@ -127,20 +140,16 @@ class DeadLetterStore:
             organizations=dict(organizations),
             time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             wal_range=list(wal_range) if wal_range else None,
-            problems=[
-                {
-                    "row": row,
-                    "trace_id": batch.trace_id[row].hex(),
-                    "span_id": batch.span_id[row].hex(),
-                    "problem": text,
-                }
-                for row, text in listed
-            ],
+            problems=[_problem(batch, row, text) for row, text in listed],
             provenance=_provenance(metas),
             replay_of=replay_of,
+            signal=_SIGNAL_NAMES[batch.signal] if isinstance(batch, SignalBatch) else "traces",
         )
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._write(self._path(entry_id, ".spans"), _encode_rows(batch))
+        if isinstance(batch, SignalBatch):
+            self._write(self._path(entry_id, ".records"), _encode_records(batch))
+        else:
+            self._write(self._path(entry_id, ".spans"), _encode_rows(batch))
         self._write(
             self._path(entry_id, ".json"),
             json.dumps(entry.summary() | {"provenance": entry.provenance}).encode(),
@@ -181,9 +190,12 @@ class DeadLetterStore:
         entry.replay_requested = self._path(entry_id, ".replay").exists()
         return entry
 
-    def load(self, entry_id: str) -> tuple[Entry, SpanBatch]:
-        """The entry and its spans, in the order they were quarantined, with ``origin`` and ``provenance``."""
+    def load(self, entry_id: str) -> tuple[Entry, SpanBatch | SignalBatch]:
+        """The entry and its spans (or OTLP requests), in the order they were quarantined, with ``origin``
+        and the tenant of each row."""
         entry = self.get(entry_id)
+        if entry.signal in _SIGNALS:
+            return entry, self._load_records(entry)
         data = self._path(entry_id, ".spans").read_bytes()
         batch = SpanBatch()
         pos = 0
@@ -198,6 +210,24 @@ class DeadLetterStore:
             if decoded is not None:
                 batch.provenance.append(Provenance(start, end, decoded))
         return entry, batch
+
+    def _load_records(self, entry: Entry) -> SignalBatch:
+        data = self._path(entry.id, ".records").read_bytes()
+        metas: list[IngestMeta | None] = []
+        for start, end, meta in entry.provenance:
+            decoded = decode_meta(json.dumps(meta).encode()) if meta else None
+            metas.extend([None] * (start - len(metas)))
+            metas.extend([decoded] * (end - start))
+        batch = SignalBatch(_SIGNALS[entry.signal], origin=entry.origin)
+        pos = 0
+        while pos < len(data):
+            lsn, length = _RECORD_FRAME.unpack_from(data, pos)
+            pos += _RECORD_FRAME.size
+            row = len(batch.records)
+            meta = metas[row] if row < len(metas) else None
+            batch.records.append(SignalRecord(lsn, data[pos : pos + length], meta))
+            pos += length
+        return batch
 
     def replay_requested(self) -> list[str]:
         """Ids of the complete entries marked for replay, oldest first (cheap: one directory listing)."""
@@ -215,7 +245,7 @@ class DeadLetterStore:
 
     def remove(self, entry_id: str) -> None:
         """Delete the entry (its ``.json`` first, so that a half-removed entry is never read)."""
-        for suffix in (".json", ".spans", ".replay"):
+        for suffix in (".json", ".spans", ".records", ".replay"):
             self._path(entry_id, suffix).unlink(missing_ok=True)
         self._report()
 
@@ -252,6 +282,23 @@ def _encode_rows(batch: SpanBatch) -> bytes:
             parts.append(_FRAME.pack(len(body)) + body)
             start = row
     return b"".join(parts)
+
+
+def _problem(batch: SpanBatch | SignalBatch, row: int, text: str) -> dict[str, Any]:
+    if isinstance(batch, SignalBatch):
+        return {"row": row, "lsn": batch.records[row].lsn, "problem": text}
+    return {
+        "row": row,
+        "trace_id": batch.trace_id[row].hex(),
+        "span_id": batch.span_id[row].hex(),
+        "problem": text,
+    }
+
+
+def _encode_records(batch: SignalBatch) -> bytes:
+    return b"".join(
+        _RECORD_FRAME.pack(record.lsn, len(record.payload)) + record.payload for record in batch.records
+    )
 
 
 def metas_of(batch: SpanBatch) -> list[IngestMeta | None]:

@@ -5,6 +5,10 @@ the dead-letter store (``deadletter.py``) with the rest delivered; a batch that 
 for a bounded time and then quarantined too; an optional exporter that falls too far behind skips ahead
 (``sending_queue.on_overflow: drop``); and an unexpected error restarts the worker after a backoff. What a
 worker reports is read by its pipeline's ``/health`` check.
+
+The worker is generic over what a pipeline carries: a ``BatchKind`` says how to send a batch, take some of
+its rows, find each row's tenant and split a refused row into finer ones. ``SPANS`` is the kind of traces
+pipelines; ``signal_pipeline.py`` has the kinds of logs and metrics pipelines, whose rows are OTLP requests.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast
 
 from llm_observer.collector.deadletter import DeadLetterStore, metas_of, organization_of
 from llm_observer.collector.wal import Cursor, Log, Record
-from llm_observer.kernel.batch import Provenance, SpanBatch
-from llm_observer.kernel.component import Exporter
-from llm_observer.kernel.errors import PartialFailure, PermanentError
+from llm_observer.kernel.batch import IngestMeta, Provenance, SpanBatch
+from llm_observer.kernel.errors import PartialFailure, PermanentError, RetryableError
+from llm_observer.kernel.signals import SignalBatch
 from llm_observer.kernel.telemetry import Telemetry
 
 logger = logging.getLogger(__name__)
@@ -70,11 +74,69 @@ class DeliverySettings:
     stall_seconds: float = 60.0
 
 
+B = TypeVar("B", bound=SpanBatch | SignalBatch)
+
+
+class BatchKind(Protocol[B]):
+    """What the delivery worker needs to know of the batches a pipeline carries."""
+
+    signal: str  # traces | logs | metrics: the dead-letter entries' kind
+    unit: str  # what a row is, for log lines: "spans", "log requests"
+
+    def empty(self) -> B: ...
+
+    async def send(self, exporter: Any, batch: B) -> None:
+        """Hand ``batch`` to the exporter's method for this kind."""
+        ...
+
+    def take(self, batch: B, rows: Sequence[int]) -> B:
+        """The rows, in order, keeping the batch's origin and each row's tenant."""
+        ...
+
+    def metas(self, batch: B) -> list[IngestMeta | None]:
+        """The tenant each row was ingested for (None where the receiver knew none)."""
+        ...
+
+    def organization(self, batch: B, row: int, meta: IngestMeta | None) -> str: ...
+
+    def split(self, batch: B, row: int) -> B | None:
+        """Row ``row`` as a batch of finer rows, when it has them (None: it is as fine as it gets). A refused
+        row is split before it is quarantined, so that only the finest rows refused are kept aside."""
+        ...
+
+
+class _Spans:
+    signal = "traces"
+    unit = "spans"
+
+    def empty(self) -> SpanBatch:
+        return SpanBatch()
+
+    async def send(self, exporter: Any, batch: SpanBatch) -> None:
+        await exporter.send(batch)
+
+    def take(self, batch: SpanBatch, rows: Sequence[int]) -> SpanBatch:
+        return _take(batch, rows)
+
+    def metas(self, batch: SpanBatch) -> list[IngestMeta | None]:
+        return metas_of(batch)
+
+    def organization(self, batch: SpanBatch, row: int, meta: IngestMeta | None) -> str:
+        return organization_of(batch, row, meta)
+
+    def split(self, batch: SpanBatch, row: int) -> SpanBatch | None:
+        return None  # a span is one row
+
+
+SPANS: BatchKind[SpanBatch] = _Spans()
+"""The kind of traces pipelines: a row is a span."""
+
+
 @dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(Generic[B]):
     start: int
     end: int
-    batch: SpanBatch
+    batch: B
 
 
 class Supervisor:
@@ -128,7 +190,7 @@ class Supervisor:
         return f"{self.label}: stopped {time.monotonic() - self.down_since:.0f}s ago, restarting: {self.down}"
 
 
-class PipelineView(Protocol):
+class PipelineView(Protocol[B]):
     """What a worker needs of the pipeline it delivers for (``pipeline.Pipeline``)."""
 
     name: str
@@ -137,11 +199,11 @@ class PipelineView(Protocol):
     settings: DeliverySettings
     deadletter: DeadLetterStore | None
 
-    async def decode(self, records: Sequence[Record], start: int, end: int) -> SpanBatch: ...
+    async def decode(self, records: Sequence[Record], start: int, end: int) -> B: ...
 
-    def ring_chunk(self, start: int) -> Chunk | None: ...
+    def ring_chunk(self, start: int) -> Chunk[B] | None: ...
 
-    async def catch_up(self, cursor: int) -> Chunk | None: ...
+    async def catch_up(self, cursor: int) -> Chunk[B] | None: ...
 
     async def wait_for_chunks(self, ready: Callable[[], bool] = ...) -> None: ...
 
@@ -175,13 +237,23 @@ bad rows in the largest batch, bounded so that a refusal of everything costs a f
 per row."""
 
 
-def describe_failure(exc: BaseException, timeout: float, spans: int) -> str:
+def describe_failure(exc: BaseException, timeout: float, rows: int, unit: str = "spans") -> str:
     if isinstance(exc, TimeoutError) and not str(exc):
-        return f"send of {spans} spans timed out after {timeout:g}s"
+        return f"send of {rows} {unit} timed out after {timeout:g}s"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class ExporterWorker:
+def retry_delay(backoff: float, exc: BaseException, max_interval: float) -> float:
+    """How long to wait before the next attempt: the backoff with jitter (half to one and a half times),
+    at least what the exporter asked for (``RetryableError.retry_after``, a server's Retry-After), and never
+    more than ``max_interval``."""
+    delay = backoff * (0.5 + random.random())
+    if isinstance(exc, RetryableError) and exc.retry_after is not None:
+        delay = max(delay, exc.retry_after)
+    return min(delay, max_interval)
+
+
+class ExporterWorker(Generic[B]):
     """Delivers a pipeline's chunks to one exporter, behind its own cursor.
 
     The worker owns everything between the WAL and the exporter's ``send``: the cursor, retry with backoff
@@ -192,12 +264,18 @@ class ExporterWorker:
     """
 
     def __init__(
-        self, pipeline: PipelineView, exporter_id: str, exporter: Exporter, policy: ExporterPolicy
+        self,
+        pipeline: PipelineView[B],
+        exporter_id: str,
+        exporter: Any,
+        policy: ExporterPolicy,
+        kind: BatchKind[B],
     ) -> None:
         self.pipeline = pipeline
         self.exporter_id = exporter_id
         self.exporter = exporter
         self.policy = policy
+        self.kind = kind
         self.consumer = f"{pipeline.name}/{exporter_id}"
         self.cursor = Cursor(pipeline.log.first)
         self.task: asyncio.Task[None] | None = None
@@ -261,7 +339,7 @@ class ExporterWorker:
     def _has_work(self) -> bool:
         return self.pipeline.has_work_at(self.cursor.next) or bool(self.replays)
 
-    async def _deliver(self, chunk: Chunk) -> None:
+    async def _deliver(self, chunk: Chunk[B]) -> None:
         p = self.pipeline
         if len(chunk.batch):
             await self._save(Cursor(self.cursor.next, (chunk.start, chunk.end)))
@@ -285,7 +363,7 @@ class ExporterWorker:
     # --- one batch: send, narrow down, quarantine --------------------------------------------------------
 
     async def _deliver_batch(
-        self, batch: SpanBatch, wal_range: tuple[int, int] | None, replay_of: str | None = None
+        self, batch: B, wal_range: tuple[int, int] | None, replay_of: str | None = None
     ) -> int:
         """Deliver every row of ``batch`` or quarantine it; returns the rows delivered.
 
@@ -293,18 +371,22 @@ class ExporterWorker:
         exporter said which with ``PartialFailure``) are sent again in halves until each refused row stands
         alone, and only those are quarantined. The halves of a batch are always cut the same way, so a
         replay after a crash sends the same sub-batches (storage deduplicates them). A batch whose retries
-        ran out is quarantined as it is, with its origin, so that its replay is the same batch again."""
+        ran out is quarantined as it is, with its origin, so that its replay is the same batch again.
+        A refused row that the kind can split (an OTLP request of several log records) is delivered again
+        split, so that only its refused parts are quarantined."""
         t = self.pipeline.telemetry
+        kind = self.kind
         n = len(batch)
         stack: list[list[int] | None] = [None]
         refused: dict[int, str] = {}
         reason = "invalid_data"
         exhausted: list[tuple[list[int], str]] = []
+        coarse: set[int] = set()  # refused together, not narrowed down: no use splitting them
         delivered = 0
         splits = 0
         while stack:
             rows = stack.pop()
-            part = batch if rows is None else _take(batch, rows)
+            part = batch if rows is None else kind.take(batch, rows)
             index = rows if rows is not None else list(range(n))
             outcome = await self._send_with_retry(part)
             if outcome is None:
@@ -330,12 +412,19 @@ class ExporterWorker:
                 # stop sending and keep what is left as it is.
                 for row in unresolved:
                     refused[row] = str(outcome)
+                if len(unresolved) > 1:
+                    coarse.update(unresolved)
             elif unresolved:
                 splits += 1
                 half = len(unresolved) // 2
                 stack.extend((unresolved[half:], unresolved[:half]))
         if delivered:
             t.exported.labels(self.pipeline.name, self.exporter_id).inc(delivered)
+        for row in sorted(set(refused) - coarse):
+            finer = kind.split(batch, row)
+            if finer is not None and len(finer) > 1:
+                del refused[row]
+                delivered += await self._deliver_batch(finer, wal_range, replay_of)
         if refused:
             rows = sorted(refused)
             first = refused[rows[0]]
@@ -343,7 +432,7 @@ class ExporterWorker:
                 batch,
                 rows,
                 reason,
-                f"{len(rows)} of {n} spans refused; first: {first}",
+                f"{len(rows)} of {n} {kind.unit} refused; first: {first}",
                 wal_range,
                 None,
                 refused,
@@ -367,7 +456,7 @@ class ExporterWorker:
 
     async def _quarantine(
         self,
-        batch: SpanBatch,
+        batch: B,
         rows: list[int],
         reason: str,
         message: str,
@@ -378,8 +467,9 @@ class ExporterWorker:
     ) -> None:
         p = self.pipeline
         t = p.telemetry
-        part = batch if len(rows) == len(batch) else _take(batch, rows)
-        metas = metas_of(batch)
+        kind = self.kind
+        part = batch if len(rows) == len(batch) else kind.take(batch, rows)
+        metas = kind.metas(batch)
         part_metas = [metas[row] for row in rows]
         part_problems = {n: problems[row] for n, row in enumerate(rows)} if problems else None
         if p.deadletter is None:
@@ -401,16 +491,17 @@ class ExporterWorker:
                 replay_of=replay_of,
             )
             entry_id = entry.id
-        organizations = Counter(organization_of(part, n, part_metas[n]) for n in range(len(part)))
+        organizations = Counter(kind.organization(part, n, part_metas[n]) for n in range(len(part)))
         for organization, count in organizations.items():
             t.quarantined.labels(self.pipeline.name, self.exporter_id, reason, organization).inc(count)
         t.failed.labels(self.pipeline.name, self.exporter_id, reason).inc(len(part))
         where = f"WAL range {wal_range[0]}-{wal_range[1]}" if wal_range else f"replay of {replay_of}"
         logger.error(
-            "exporter %s could not store %d spans of %s (%s; organizations: %s): %s; quarantined as "
+            "exporter %s could not store %d %s of %s (%s; organizations: %s): %s; quarantined as "
             "dead-letter entry %s (see: llm-observer deadletter show %s)",
             self.consumer,
             len(part),
+            kind.unit,
             where,
             reason,
             ", ".join(f"{org}={count}" for org, count in sorted(organizations.items())),
@@ -419,7 +510,7 @@ class ExporterWorker:
             entry_id,
         )
 
-    async def _send_with_retry(self, batch: SpanBatch) -> PermanentError | _Exhausted | None:
+    async def _send_with_retry(self, batch: B) -> PermanentError | _Exhausted | None:
         """Send until it succeeds (None), is refused for good, or its retries run out."""
         p = self.pipeline
         t = p.telemetry
@@ -432,14 +523,14 @@ class ExporterWorker:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout):
-                    await self.exporter.send(batch)
+                    await self.kind.send(self.exporter, batch)
             except PermanentError as exc:
                 self.failing = None
                 return exc
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                message = describe_failure(exc, timeout, len(batch))
+                message = describe_failure(exc, timeout, len(batch), self.kind.unit)
                 t.export_retries.labels(self.pipeline.name, self.exporter_id).inc()
                 now = time.monotonic()
                 first_failure = now if first_failure is None else first_failure
@@ -451,7 +542,7 @@ class ExporterWorker:
                     )
                 if retry.max_elapsed and now - first_failure >= retry.max_elapsed:
                     return _Exhausted(message)
-                await asyncio.sleep(backoff * (0.5 + random.random()))
+                await asyncio.sleep(retry_delay(backoff, exc, retry.max_interval))
                 backoff = min(backoff * 2, retry.max_interval)
                 continue
             self.failing = None
@@ -516,9 +607,12 @@ class ExporterWorker:
         if store is None:
             return
         try:
-            entry, batch = await asyncio.to_thread(store.load, entry_id)
+            entry, loaded = await asyncio.to_thread(store.load, entry_id)
         except (KeyError, FileNotFoundError):
             return  # dropped by an operator meanwhile
+        if entry.signal != self.kind.signal:
+            return  # not this pipeline's kind of data (an entry moved by hand)
+        batch = cast(B, loaded)
         try:
             delivered = await self._deliver_batch(batch, None, replay_of=entry.id)
         except _Overflow:
@@ -526,11 +620,12 @@ class ExporterWorker:
         await asyncio.to_thread(store.remove, entry.id)
         self.pipeline.telemetry.replayed.labels(self.pipeline.name, self.exporter_id).inc(delivered)
         logger.info(
-            "replayed dead-letter entry %s to %s: %d of %d spans delivered",
+            "replayed dead-letter entry %s to %s: %d of %d %s delivered",
             entry.id,
             self.consumer,
             delivered,
             entry.spans,
+            self.kind.unit,
         )
 
     # --- health ------------------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ the worker records the range as in flight; after a restart it replays exactly th
 ``origin``, so storage can drop the replay (idempotent writes).
 
 The workers, and what keeps a refused batch, a failing exporter or a full disk from stopping one for good,
-are in ``delivery.py``. Each pipeline reports to ``/health`` (``Telemetry.health``) when its stage or a
+are in ``delivery.py``. Logs and metrics pipelines run the same engine over OTLP requests instead of spans
+(``signal_pipeline.py`` has their decoder and batch kinds). Each pipeline reports to ``/health`` (``Telemetry.health``) when its stage or a
 worker is down or not making progress.
 """
 
@@ -21,12 +22,16 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from typing import Any, Generic
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from llm_observer.collector.deadletter import DeadLetterStore
 from llm_observer.collector.delivery import (
+    SPANS,
+    B,
+    BatchKind,
     Chunk,
     DeliverySettings,
     ExporterPolicy,
@@ -38,7 +43,7 @@ from llm_observer.collector.delivery import (
 from llm_observer.collector.notify import Notifier
 from llm_observer.collector.wal import Log, Record
 from llm_observer.kernel.batch import Provenance, SpanBatch
-from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_TRACES, Exporter, Processor
+from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_TRACES, Processor
 from llm_observer.kernel.otlp_codec import decode_traces
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.kernel.tenancy import enforce_tenancy
@@ -115,23 +120,27 @@ class Decoder:
         return batch
 
 
-class Pipeline:
-    """One traces pipeline: a processing stage and a worker per exporter."""
+class Pipeline(Generic[B]):
+    """One pipeline: a processing stage and a worker per exporter. ``kind`` says what its batches are
+    (spans by default; ``signal_pipeline.LOGS`` / ``METRICS`` for logs and metrics pipelines) and
+    ``decoder`` makes one from a WAL range."""
 
     def __init__(
         self,
         name: str,
         log: Log,
-        decoder: Decoder,
-        exporters: Sequence[tuple[str, Exporter]],
+        decoder: Callable[[Sequence[Record], int, int], B],
+        exporters: Sequence[tuple[str, Any]],
         telemetry: Telemetry,
         settings: DeliverySettings,
         on_commit: Callable[[], None],
         policies: Mapping[str, ExporterPolicy] | None = None,
         deadletter: DeadLetterStore | None = None,
+        kind: BatchKind[B] = SPANS,  # type: ignore[assignment]
     ) -> None:
         self.name = name
         self.log = log
+        self.kind = kind
         self.decoder = decoder
         self.telemetry = telemetry
         self.settings = settings
@@ -139,10 +148,10 @@ class Pipeline:
         self.deadletter = deadletter
         default = ExporterPolicy(settings.retry, QueueSettings())
         self.workers = [
-            ExporterWorker(self, exporter_id, exporter, (policies or {}).get(exporter_id, default))
+            ExporterWorker(self, exporter_id, exporter, (policies or {}).get(exporter_id, default), kind)
             for exporter_id, exporter in exporters
         ]
-        self._ring: deque[Chunk] = deque()
+        self._ring: deque[Chunk[B]] = deque()
         self._stage_pos = 0
         self._changed = Notifier()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llm-observer-{name}")
@@ -156,7 +165,7 @@ class Pipeline:
 
     # --- shared by workers ---------------------------------------------------------------------------
 
-    async def decode(self, records: Sequence[Record], start: int, end: int) -> SpanBatch:
+    async def decode(self, records: Sequence[Record], start: int, end: int) -> B:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.decoder, records, start, end)
 
@@ -166,7 +175,7 @@ class Pipeline:
     def has_work_at(self, cursor: int) -> bool:
         return self._stage_pos > cursor
 
-    def ring_chunk(self, start: int) -> Chunk | None:
+    def ring_chunk(self, start: int) -> Chunk[B] | None:
         for chunk in self._ring:
             if chunk.start == start:
                 return chunk
@@ -186,7 +195,7 @@ class Pipeline:
                 return time.monotonic() - seen
         return 0.0
 
-    async def catch_up(self, cursor: int) -> Chunk | None:
+    async def catch_up(self, cursor: int) -> Chunk[B] | None:
         """Read and process ``[cursor, next ring boundary)`` from the WAL for a worker off the ring."""
         upper = next((chunk.start for chunk in self._ring if chunk.start > cursor), None)
         if upper is None:
@@ -195,7 +204,7 @@ class Pipeline:
             return None
         records = self.log.read(cursor, upper, self.settings.max_batch_bytes)
         if not records:
-            return Chunk(cursor, upper, SpanBatch())
+            return Chunk(cursor, upper, self.kind.empty())
         end = records[-1].lsn + 1
         return Chunk(cursor, end, await self.decode(records, cursor, end))
 

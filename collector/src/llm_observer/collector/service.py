@@ -1,8 +1,8 @@
 """Assembles a running collector (and, for ``up``, its extensions: the query service) from a validated
 ``Config``. Every component comes from a factory found through entry points; nothing here imports one.
 
-Start order: WAL → exporters and connectors → processors → pipelines → metrics pipelines → receivers →
-extensions. Shutdown runs backwards: receivers and extensions stop taking data, the pipelines drain what the
+Start order: WAL → exporters and connectors → processors → pipelines (traces, logs, and metrics pipelines
+fed by receivers) → metrics pipelines fed by connectors → receivers → extensions. Shutdown runs backwards: receivers and extensions stop taking data, the pipelines drain what the
 WAL holds (bounded by ``service.delivery.drain_timeout_seconds``; whatever is left is replayed at the next
 start), then processors, exporters and the WAL close.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_observer.collector.config import Config, ExporterDeliveryConfig
+from llm_observer.collector.config import Config, ExporterDeliveryConfig, PipelineConfig, pushes_metrics
 from llm_observer.collector.deadletter import DeadLetterStore
 from llm_observer.collector.pipeline import (
     Decoder,
@@ -28,6 +28,7 @@ from llm_observer.collector.pipeline import (
     QueueSettings,
     RetrySettings,
 )
+from llm_observer.collector.signal_pipeline import LOGS, METRICS, SignalDecoder, SignalKind
 from llm_observer.collector.wal import Log, MemoryLog, WriteAheadLog
 from llm_observer.kernel.auth import AuthConfig, Authenticator
 from llm_observer.kernel.component import (
@@ -127,7 +128,7 @@ class _Running:
 
     exporters: dict[str, Exporter] = field(default_factory=dict)  # exporters and connectors, by id
     processors: list[tuple[str, Component]] = field(default_factory=list)
-    pipelines: list[Pipeline] = field(default_factory=list)
+    pipelines: list[Pipeline[Any]] = field(default_factory=list)
     receivers: dict[str, Receiver] = field(default_factory=dict)
     extensions: dict[str, Extension] = field(default_factory=dict)
 
@@ -144,6 +145,7 @@ class Service:
         self.telemetry = Telemetry()
         self.log: Log | None = None
         self.consumed_signals: frozenset[int] = frozenset()
+        self._delivered = 0  # the WAL position below which every pipeline has delivered (``wal_progress``)
         self._running = _Running()
         self._lock = DataDirLock(self.data_dir)
         self._started = False
@@ -160,7 +162,7 @@ class Service:
         return self._running.exporters
 
     @property
-    def pipelines(self) -> list[Pipeline]:
+    def pipelines(self) -> list[Pipeline[Any]]:
         return self._running.pipelines
 
     @property
@@ -200,7 +202,14 @@ class Service:
     def _release_wal(self) -> None:
         if self.log is None or not self.pipelines:
             return
-        self.log.release(min(p.min_cursor() for p in self.pipelines))
+        self._delivered = min(p.min_cursor() for p in self.pipelines)
+        self.log.release(self._delivered)
+
+    def wal_progress(self) -> tuple[int, int]:
+        """``(head, delivered)`` of the WAL, for receivers of replayable sources (``CreateContext``).
+        Safe from any thread: two reads of values the event loop keeps current."""
+        head = self.log.head if self.log is not None else 0
+        return head, (self._delivered if self.pipelines else head)
 
     async def start(self) -> None:
         if self._started:
@@ -214,17 +223,19 @@ class Service:
             await self.shutdown()
             raise
 
+    def _used_receivers(self) -> set[str]:
+        """The receivers (not connectors) that the pipelines name."""
+        cfg = self.config
+        return {ref for p in cfg.service.pipelines.values() for ref in p.receivers if ref in cfg.receivers}
+
     def listeners(self) -> list[tuple[str, str]]:
         """Every ``(yaml.path, host:port)`` this service will listen on: the endpoints of the receivers the
-        traces pipelines use, of the exporters and connectors started, and of the extensions run."""
+        pipelines use, of the exporters and connectors started, and of the extensions run."""
         cfg = self.config
         svc = cfg.service
         found: list[tuple[str, str]] = []
         if self.run_collector:
-            receivers = {
-                ref for name, p in svc.pipelines.items() if name.startswith("traces") for ref in p.receivers
-            }
-            for receiver_id in sorted(receivers):
+            for receiver_id in sorted(self._used_receivers()):
                 found.extend(listen_endpoints(cfg.receivers[receiver_id].config, f"receivers.{receiver_id}"))
             wanted: list[str] = [*svc.telemetry.metrics.exporters]
             for pipeline in svc.pipelines.values():
@@ -308,6 +319,11 @@ class Service:
         assert self.log is not None
         consumed: set[int] = set()
         for name, pipeline_cfg in svc.pipelines.items():
+            kind = self._signal_kind(name, pipeline_cfg)
+            if kind is not None:
+                consumed.add(kind.number)
+                await self._start_signal_pipeline(name, pipeline_cfg, kind, settings, retry, deadletter)
+                continue
             if not name.startswith("traces"):
                 continue
             consumed.add(SIGNAL_TRACES)
@@ -344,11 +360,53 @@ class Service:
             self._running.pipelines.append(pipeline)
         self.consumed_signals = frozenset(consumed)
 
+    def _signal_kind(self, name: str, pipeline: PipelineConfig) -> SignalKind | None:
+        """The kind of a logs pipeline, or of a metrics pipeline fed by receivers (None for the others)."""
+        signal = name.split("/", 1)[0]
+        if signal == "logs":
+            return LOGS
+        if signal == "metrics" and pushes_metrics(pipeline, self.config.connectors):
+            return METRICS
+        return None
+
+    async def _start_signal_pipeline(
+        self,
+        name: str,
+        pipeline_cfg: PipelineConfig,
+        kind: SignalKind,
+        settings: DeliverySettings,
+        retry: RetrySettings,
+        deadletter: DeadLetterStore | None,
+    ) -> None:
+        """A logs or metrics pipeline: the WAL's requests of its signal, unprocessed, to every exporter."""
+        assert self.log is not None
+        exporters: list[tuple[str, Any]] = []
+        policies: dict[str, ExporterPolicy] = {}
+        role = "a logs exporter" if kind.number == SIGNAL_LOGS else "an OTLP metrics exporter"
+        for index, exporter_id in enumerate(pipeline_cfg.exporters):
+            path = f"service.pipelines.{name}.exporters[{index}]"
+            exporters.append((exporter_id, self._typed(path, exporter_id, kind.protocol, role)))
+            policies[exporter_id] = _policy(self.config.delivery.get(exporter_id), retry)
+        pipeline: Pipeline[Any] = Pipeline(
+            name,
+            self.log,
+            SignalDecoder(name, kind.number),
+            exporters,
+            self.telemetry,
+            settings,
+            self._release_wal,
+            policies,
+            deadletter,
+            kind,
+        )
+        await pipeline.start()
+        self._running.pipelines.append(pipeline)
+
     def _wire_metrics(self) -> None:
         """Metrics pipelines are pulled: each exporter exposes what its connectors derive, when scraped."""
         svc = self.config.service
         for name, pipeline_cfg in svc.pipelines.items():
-            if not name.startswith("metrics"):
+            if not name.startswith("metrics") or self._signal_kind(name, pipeline_cfg) is not None:
                 continue
             for r_index, connector_id in enumerate(pipeline_cfg.receivers):
                 path = f"service.pipelines.{name}.receivers[{r_index}]"
@@ -366,17 +424,12 @@ class Service:
     async def _start_receivers(self) -> None:
         cfg = self.config
         authenticate = make_authenticate(cfg.auth)
-        used = {
-            ref
-            for name, p in cfg.service.pipelines.items()
-            if name.startswith("traces")
-            for ref in p.receivers
-        }
-        for receiver_id in sorted(used):
+        for receiver_id in sorted(self._used_receivers()):
             spec = cfg.receivers[receiver_id]
             ctx = self._ctx(
                 receiver_id,
                 ingest=self.ingest,
+                wal_progress=self.wal_progress,
                 extras={"authenticate": authenticate},
                 time_limits=self._time_limits(receiver_id),
             )
@@ -385,11 +438,12 @@ class Service:
             self._running.receivers[receiver_id] = receiver
 
     def _time_limits(self, receiver_id: str) -> TimeLimits:
-        """The strictest time limits the exporters of ``receiver_id``'s traces pipelines declare."""
+        """The strictest time limits the exporters of ``receiver_id``'s traces and logs pipelines declare
+        (the times receivers check are those of spans, span events and log records)."""
         cfg = self.config
         limits = UNLIMITED
         for name, pipeline in cfg.service.pipelines.items():
-            if not name.startswith("traces") or receiver_id not in pipeline.receivers:
+            if not name.startswith(("traces", "logs")) or receiver_id not in pipeline.receivers:
                 continue
             for exporter_id in pipeline.exporters:
                 spec = cfg.connectors.get(exporter_id) or cfg.exporters[exporter_id]

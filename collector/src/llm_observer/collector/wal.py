@@ -82,6 +82,8 @@ def encode_meta(meta: IngestMeta | None) -> bytes:
     data: dict[str, object] = {"o": meta.organization_id, "p": meta.project_id}
     if meta.allowed_projects is not None:
         data["ps"] = list(meta.allowed_projects)
+    if meta.source is not None:
+        data["s"] = meta.source
     return json.dumps(data, separators=(",", ":")).encode()
 
 
@@ -94,6 +96,7 @@ def decode_meta(raw: bytes) -> IngestMeta | None:
         organization_id=data.get("o"),
         project_id=data.get("p"),
         allowed_projects=tuple(allowed) if allowed is not None else None,
+        source=data.get("s"),
     )
 
 

@@ -47,6 +47,11 @@ class IngestMeta:
     project_id: str | None = None
     # When the key may write to several projects: the data's own project must be one of them.
     allowed_projects: tuple[str, ...] | None = None
+    # Where the request was read from when it is a replayable record of another system, e.g.
+    # ``kafka:otlp_spans/3/1200-1264`` (topic, partition, offsets). Stores derive insert-deduplication tokens
+    # from it, so the same source records read twice (a consumer-group rebalance, a crash before the offset
+    # commit) are stored once.
+    source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +87,8 @@ class SpanBatch:
     # range yields the same spans, so exporters may use it as an idempotency key.
     origin: str = ""
     # Not columns either: what the pipeline's decoder knows of the WAL range, for the processors that need it
-    # (``tenant`` reads the provenance, ``logjoin`` the OTLP log requests). Exporters must not rely on them;
-    # ``take`` and ``concat`` do not carry them.
+    # (``tenant`` reads the provenance, ``logjoin`` the OTLP log requests). Exporters must not rely on them,
+    # except for ``meta.source`` (an idempotency key when present); ``take`` and ``concat`` do not carry them.
     provenance: list[Provenance] = field(default_factory=list)
     logs: list[tuple[int, bytes]] = field(default_factory=list)  # (WAL lsn, ExportLogsServiceRequest bytes)
     # The ``IngestMeta`` of each log request in ``logs`` that had one, by WAL lsn: whose content it is.

@@ -156,6 +156,10 @@ class CreateContext:
     # Receivers: the times the stores their pipelines feed can hold (the strictest of the exporters'
     # ``Factory.time_limits``); a receiver refuses a span, event or log record outside them.
     time_limits: TimeLimits = UNLIMITED
+    # Receivers: ``(head, delivered)`` of the WAL — the position the next record gets, and the position below
+    # which every pipeline has delivered every record. A receiver reading a replayable source (Kafka) lets
+    # the source forget a record only once it is delivered, not merely written.
+    wal_progress: Callable[[], tuple[int, int]] | None = None
 
 
 C = TypeVar("C", bound=ComponentConfig)
@@ -172,8 +176,13 @@ class Factory(Generic[C, T]):
     # Which other components a config names; the loader checks that each exists, with its YAML path.
     references: Callable[[C], Sequence[Reference]] | None = None
     # What the component takes in: ``traces`` (spans: receivers' output, processors, span exporters and
-    # connectors) or ``metrics`` (exporters of metrics pipelines, such as ``prometheus``).
-    signal: str = "traces"
+    # connectors), ``metrics`` or ``logs``; an exporter that takes several names them all, e.g.
+    # ``("traces", "logs", "metrics")`` (see ``signals_of``).
+    signal: str | tuple[str, ...] = "traces"
+    # How an exporter that takes ``metrics`` gets them. False: it exposes what connectors derive, and is
+    # scraped (``MetricsExporter.expose``, ``prometheus``). True: it is sent the OTLP metrics receivers
+    # accepted (``MetricsPushExporter.send_metrics`` in ``signals.py``: storage, forwarding).
+    push_metrics: bool = False
     # A processor that also reads the OTLP log records of its pipeline's WAL range (``batch.logs``): the
     # receivers' logs are then written to the WAL.
     reads_logs: bool = False
@@ -181,6 +190,11 @@ class Factory(Generic[C, T]):
     # of ``ttl_days``, say). The receivers of the pipelines it is in refuse spans outside them, with a reason,
     # rather than acknowledge what the store would drop.
     time_limits: Callable[[C], TimeLimits] | None = None
+
+
+def signals_of(factory: Factory[Any, Any]) -> tuple[str, ...]:
+    """The signals ``factory`` takes, as a tuple whichever way it declares them."""
+    return (factory.signal,) if isinstance(factory.signal, str) else tuple(factory.signal)
 
 
 ReceiverFactory = Factory[Any, Receiver]

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -365,3 +367,27 @@ def loads(body: bytes | str) -> Any:
 def json_body_to_dict(body: bytes) -> Any:
     """Parse an OTLP/JSON body; raises ValueError with a readable message."""
     return hex_ids_to_base64(loads(body))
+
+
+def base64_ids_to_hex(node: Any) -> Any:
+    """The reverse of ``hex_ids_to_base64``: protobuf's JSON mapping writes ids as base64, OTLP/JSON as
+    hex. Converts in place (no recursion)."""
+    stack: list[Any] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            for key, value in current.items():
+                if key in _ID_FIELDS and isinstance(value, str):
+                    current[key] = base64.b64decode(value).hex()
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(current, list):
+            stack.extend(item for item in current if isinstance(item, dict | list))
+    return node
+
+
+def to_otlp_json(message: Message) -> bytes:
+    """An OTLP message (a request, or ``TracesData`` / ``LogsData`` / ``MetricsData``) as OTLP/JSON: lowerCamelCase
+    keys, enums as integers, trace and span ids as hex, as every OTLP/JSON reader expects."""
+    data = json_format.MessageToDict(message, use_integers_for_enums=True)
+    return json.dumps(base64_ids_to_hex(data), separators=(",", ":")).encode()

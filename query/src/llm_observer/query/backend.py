@@ -39,6 +39,14 @@ from llm_observer.storage.clickhouse.reads import (
     TraceStore,
     check_time_ns,
 )
+from llm_observer.storage.clickhouse.signal_reads import (
+    LogPage,
+    LogQuery,
+    MetricInfo,
+    MetricSeriesQuery,
+    MetricSeriesResult,
+    SignalStore,
+)
 from llm_observer.storage.vectors.settings import VectorSettings
 
 logger = logging.getLogger(__name__)
@@ -91,9 +99,11 @@ class QueryBackend:
         clock: Callable[[], int] = time.time_ns,
         telemetry: Telemetry | None = None,
         component_id: str = "query",
+        signals: SignalStore | None = None,
     ) -> None:
         self.config = config
         self.store = store
+        self.signals = signals
         self.auth = authenticator
         self.ingest_routes = ingest_routes
         self.data_dir = data_dir
@@ -218,6 +228,36 @@ class QueryBackend:
             return {}
         traces = await self.get_traces(tenant, ids)
         return {tid: traces[tid] for tid in ids if tid in traces}
+
+    # --- logs and metrics --------------------------------------------------------------------------
+
+    def _signal_store(self) -> SignalStore:
+        if self.signals is None:
+            raise Unavailable("this query service reads no logs or metrics store")
+        return self.signals
+
+    async def trace_logs(self, tenant: Tenant, trace_id: str, limit: int, cursor: str | None) -> LogPage:
+        store = self._signal_store()
+        return await self._cached(
+            ("trace_logs", tenant, trace_id, limit, cursor),
+            lambda: store.trace_logs(tenant, trace_id, limit, cursor),
+        )
+
+    async def search_logs(self, tenant: Tenant, query: LogQuery) -> LogPage:
+        store = self._signal_store()
+        return await self._cached(("logs", tenant, query), lambda: store.search_logs(tenant, query))
+
+    async def metric_names(self, scope: ReadScope, service: str | None) -> tuple[MetricInfo, ...]:
+        store = self._signal_store()
+        tenant, start, end = scope.tenant, scope.start_ns, scope.end_ns
+        return await self._cached(
+            ("metric_names", tenant, start, end, service),
+            lambda: store.metric_names(tenant, start, end, service),
+        )
+
+    async def metric_series(self, tenant: Tenant, query: MetricSeriesQuery) -> MetricSeriesResult:
+        store = self._signal_store()
+        return await self._cached(("series", tenant, query), lambda: store.metric_series(tenant, query))
 
     # Never cached: the live tail polls for what is new.
 

@@ -24,6 +24,13 @@ from llm_observer.storage.clickhouse.reads import (
     TraceSummary,
     check_time_ns,
 )
+from llm_observer.storage.clickhouse.signal_reads import (
+    MAX_SERIES_POINTS,
+    LogPage,
+    LogRow,
+    MetricInfo,
+    MetricSeriesResult,
+)
 
 
 def rfc3339(ns: int) -> str:
@@ -144,6 +151,7 @@ def trace_summary(trace: TraceSummary) -> dict[str, Any]:
         "output_tokens": trace.output_tokens,
         "cost_usd": trace.cost_usd,
         "models": list(trace.models),
+        "llm_call_count": trace.llm_call_count,
     }
 
 
@@ -244,4 +252,92 @@ def cost_document(breakdown: CostBreakdown, start_ns: int, end_ns: int) -> dict[
         "groups": [{"key": group.key, **costs_document(group.costs)} for group in breakdown.groups],
         "start_time": rfc3339(start_ns),
         "end_time": rfc3339(end_ns),
+    }
+
+
+# --- logs and metrics ------------------------------------------------------------------------------
+
+_STEP_UNITS = {"s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86_400 * 10**9}
+# A series without a step gets about this many points.
+DEFAULT_SERIES_POINTS = 120
+
+
+def parse_step(value: str | None, start_ns: int, end_ns: int, name: str = "step") -> int:
+    """Nanoseconds of a step given as seconds (``60``, ``0.5``) or a duration (``30s``, ``5m``, ``1h``,
+    ``1d``), at least one second; without one, whole seconds giving about ``DEFAULT_SERIES_POINTS``."""
+    if value is None or value.strip() == "":
+        seconds = -(-(end_ns - start_ns) // (DEFAULT_SERIES_POINTS * 10**9))
+        wanted = max(1, seconds) * 10**9
+        # At least what keeps the series within the points limit (a window of decades).
+        return max(wanted, -(-(end_ns - start_ns) // MAX_SERIES_POINTS))
+    text = value.strip().lower()
+    unit = _STEP_UNITS["s"]
+    if text[-1:] in _STEP_UNITS:
+        unit, text = _STEP_UNITS[text[-1]], text[:-1]
+    try:
+        number = float(text)
+    except ValueError as exc:
+        raise InvalidArgument(
+            f"{name} must be seconds or a duration such as 30s, 5m, 1h; got {value!r}"
+        ) from exc
+    if not math.isfinite(number) or number * unit < 10**9 or number * unit > 2**62:
+        raise InvalidArgument(f"{name} must be at least one second, got {value!r}")
+    return int(number * unit)
+
+
+def log_document(log: LogRow) -> dict[str, Any]:
+    return {
+        "time": rfc3339(log.time_ns),
+        "trace_id": log.trace_id or None,
+        "span_id": log.span_id or None,
+        "trace_flags": log.trace_flags,
+        "severity_text": log.severity_text,
+        "severity_number": log.severity_number,
+        "service_name": log.service_name,
+        "body": log.body,
+        "event_name": log.event_name or None,
+        "organization_id": log.organization_id,
+        "project_id": log.project_id,
+        "scope_name": log.scope_name,
+        "scope_version": log.scope_version,
+        "attributes": typed_attributes(log.attributes),
+        "resource": typed_attributes(log.resource),
+    }
+
+
+def log_page(page: LogPage) -> dict[str, Any]:
+    return {"logs": [log_document(log) for log in page.logs], "next_cursor": page.next_cursor}
+
+
+def metric_name_document(info: MetricInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "kind": info.kind,
+        "unit": info.unit,
+        "description": info.description,
+        "points": info.points,
+        "monotonic": info.monotonic,
+        "temporality": info.temporality,
+    }
+
+
+def metric_series_document(result: MetricSeriesResult, start_ns: int, end_ns: int) -> dict[str, Any]:
+    """The series, each with its ``labels`` (``group_by`` key to value) and points ``{time, value}``, where
+    ``time`` starts the step the value aggregates and ``value`` is null for a step without observations."""
+    return {
+        "name": result.name,
+        "kind": result.kind,
+        "unit": result.unit,
+        "agg": result.agg,
+        "step_seconds": result.step_ns / 1e9,
+        "start_time": rfc3339(start_ns),
+        "end_time": rfc3339(end_ns),
+        "group_by": list(result.group_by),
+        "series": [
+            {
+                "labels": dict(series.labels),
+                "points": [{"time": rfc3339(p.time_ns), "value": p.value} for p in series.points],
+            }
+            for series in result.series
+        ],
     }

@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
 from llm_observer.kernel.servers import grpc_listen
 from llm_observer.query.backend import QueryBackend, ReadScope
-from llm_observer.query.formats import finite, typed_attributes
+from llm_observer.query.formats import finite, parse_step, typed_attributes
 from llm_observer.query.tail import TailEnded, TooManyTails
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.storage.clickhouse.reads import (
@@ -32,6 +32,13 @@ from llm_observer.storage.clickhouse.reads import (
     TraceQuery,
     check_time_ns,
     normalize_trace_id,
+)
+from llm_observer.storage.clickhouse.signal_reads import (
+    LogPage,
+    LogQuery,
+    LogRow,
+    MetricSeriesQuery,
+    parse_severity,
 )
 
 logger = logging.getLogger(__name__)
@@ -169,6 +176,31 @@ def _set_value(out: struct_pb2.Value, value: Any) -> None:
         out.null_value = struct_pb2.NULL_VALUE
     else:
         out.string_value = value if isinstance(value, str) else json.dumps(value)
+
+
+def log_message(log: LogRow) -> pb.LogRecord:
+    message = pb.LogRecord(
+        time_unix_nano=log.time_ns,
+        trace_id=log.trace_id,
+        span_id=log.span_id,
+        trace_flags=log.trace_flags,
+        severity_text=log.severity_text,
+        severity_number=log.severity_number,
+        service_name=log.service_name,
+        body=log.body,
+        event_name=log.event_name,
+        organization_id=log.organization_id,
+        project_id=log.project_id,
+        scope_name=log.scope_name,
+        scope_version=log.scope_version,
+    )
+    _fill_values(message.attributes, log.attributes)
+    _fill_values(message.resource, log.resource)
+    return message
+
+
+def _log_messages(page: LogPage) -> list[pb.LogRecord]:
+    return [log_message(log) for log in page.logs]
 
 
 _MAX_STEP_SECONDS = 2**32 - 1
@@ -324,6 +356,91 @@ class _Servicer:
                 while True:
                     for span in await tail.next():
                         yield span_message(span)
+
+    async def GetTraceLogs(
+        self, request: pb.GetTraceLogsRequest, context: Context
+    ) -> pb.GetTraceLogsResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(self.backend, context, request)
+            tid = normalize_trace_id(request.trace_id)
+            limit = self.backend.page_size(request.limit or None, 1000)
+            page = await self.backend.trace_logs(scope.tenant, tid, limit, request.cursor or None)
+            return pb.GetTraceLogsResponse(
+                trace_id=tid, logs=_log_messages(page), next_cursor=page.next_cursor or ""
+            )
+
+    async def SearchLogs(self, request: pb.SearchLogsRequest, context: Context) -> pb.SearchLogsResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            query = LogQuery(
+                start_ns=scope.start_ns,
+                end_ns=scope.end_ns,
+                service=request.service or None,
+                severity_min=parse_severity(request.severity_min),
+                text=request.text or None,
+                trace_id=normalize_trace_id(request.trace_id) if request.trace_id else None,
+                limit=self.backend.page_size(request.limit or None, 100),
+                cursor=request.cursor or None,
+            )
+            page = await self.backend.search_logs(scope.tenant, query)
+            return pb.SearchLogsResponse(logs=_log_messages(page), next_cursor=page.next_cursor or "")
+
+    async def GetMetricSeries(
+        self, request: pb.GetMetricSeriesRequest, context: Context
+    ) -> pb.GetMetricSeriesResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            step = repr(request.step_seconds) if request.step_seconds else None
+            query = MetricSeriesQuery(
+                name=request.name,
+                start_ns=scope.start_ns,
+                end_ns=scope.end_ns,
+                step_ns=parse_step(step, scope.start_ns, scope.end_ns, "step_seconds"),
+                agg=request.agg.strip().lower() or None,
+                kind=request.kind or None,
+                group_by=tuple(key.strip() for key in request.group_by),
+                service=request.service or None,
+                attributes=tuple(sorted(request.attributes.items())),
+            )
+            result = await self.backend.metric_series(scope.tenant, query)
+            response = pb.GetMetricSeriesResponse(
+                name=result.name,
+                kind=result.kind or "",
+                unit=result.unit,
+                agg=result.agg,
+                step_seconds=result.step_ns / 1e9,
+                group_by=result.group_by,
+            )
+            for series in result.series:
+                out = response.series.add()
+                out.labels.update(dict(series.labels))
+                for point in series.points:
+                    out.points.add(time_unix_nano=point.time_ns, value=point.value)
+            return response
+
+    async def ListMetricNames(
+        self, request: pb.ListMetricNamesRequest, context: Context
+    ) -> pb.ListMetricNamesResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            response = pb.ListMetricNamesResponse()
+            for info in await self.backend.metric_names(scope, request.service or None):
+                response.metrics.add(
+                    name=info.name,
+                    kind=info.kind,
+                    unit=info.unit,
+                    description=info.description,
+                    points=info.points,
+                    monotonic=info.monotonic,
+                    temporality=info.temporality or "",
+                )
+            return response
 
 
 class _errors:

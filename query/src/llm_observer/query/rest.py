@@ -20,13 +20,19 @@ from llm_observer.query.deps import Backend, Scope, Spans, TenantScope
 from llm_observer.query.formats import (
     cost_document,
     finite,
+    log_page,
+    metric_name_document,
+    metric_series_document,
+    parse_step,
     parse_time,
+    rfc3339,
     span_document,
     summary_document,
     trace_page,
 )
 from llm_observer.query.tail import TailEnded
-from llm_observer.storage.clickhouse.reads import TraceQuery, normalize_trace_id
+from llm_observer.storage.clickhouse.reads import InvalidArgument, TraceQuery, normalize_trace_id
+from llm_observer.storage.clickhouse.signal_reads import LogQuery, MetricSeriesQuery, parse_severity
 
 # A comment line on an idle live tail this often, so that proxies keep it open and a vanished client is
 # noticed.
@@ -89,6 +95,110 @@ def build_router() -> APIRouter:
         if not spans:
             raise StarletteHTTPException(404, f"trace {tid} not found")
         return {"trace_id": tid, "spans": [span_document(span) for span in spans]}
+
+    @router.get("/api/v1/traces/{trace_id}/logs", tags=["logs"])
+    async def trace_logs(
+        trace_id: str,
+        scope: TenantScope,
+        backend: Backend,
+        limit: Annotated[int | None, Query(ge=1, description="default 1000")] = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """The log records of one trace, oldest first (an empty list when it has none)."""
+        tid = normalize_trace_id(trace_id)
+        page = await backend.trace_logs(scope.tenant, tid, backend.page_size(limit, 1000), cursor)
+        return {"trace_id": tid, **log_page(page)}
+
+    @router.get("/api/v1/logs", tags=["logs"])
+    async def search_logs(
+        scope: Scope,
+        backend: Backend,
+        service: Annotated[str | None, Query(description="service.name")] = None,
+        severity_min: Annotated[
+            str | None,
+            Query(description="lowest severity: a level (trace, debug, info, warn, error, fatal) or 1-24"),
+        ] = None,
+        q: Annotated[str | None, Query(description="text contained in the body (case-insensitive)")] = None,
+        trace_id: str | None = None,
+        limit: Annotated[int | None, Query(ge=1, description="default 100")] = None,
+        cursor: str | None = None,
+    ) -> dict[str, Any]:
+        """Log records in the window, newest first, with cursor pagination."""
+        query = LogQuery(
+            start_ns=scope.start_ns,
+            end_ns=scope.end_ns,
+            service=service or None,
+            severity_min=parse_severity(severity_min),
+            text=q or None,
+            trace_id=normalize_trace_id(trace_id) if trace_id else None,
+            limit=backend.page_size(limit, 100),
+            cursor=cursor,
+        )
+        return log_page(await backend.search_logs(scope.tenant, query))
+
+    @router.get("/api/v1/metrics/names", tags=["metrics"])
+    async def metric_names(
+        scope: Scope,
+        backend: Backend,
+        service: Annotated[str | None, Query(description="service.name")] = None,
+    ) -> dict[str, Any]:
+        """The OTLP metrics with data points in the window: name, kind, unit, description, point count."""
+        names = await backend.metric_names(scope, service or None)
+        return {
+            "metrics": [metric_name_document(info) for info in names],
+            "start_time": rfc3339(scope.start_ns),
+            "end_time": rfc3339(scope.end_ns),
+        }
+
+    @router.get("/api/v1/metrics/series", tags=["metrics"])
+    async def metric_series(
+        scope: Scope,
+        backend: Backend,
+        name: Annotated[str, Query(min_length=1, description="the metric's name")],
+        step: Annotated[
+            str | None,
+            Query(description="bucket width: seconds or 30s, 5m, 1h, 1d; default about 120 buckets"),
+        ] = None,
+        agg: Annotated[
+            str | None,
+            Query(
+                description="gauge: avg (default), min, max, last, count; sum: rate (default for counters), "
+                "increase, value (default otherwise); histogram, exponential_histogram, summary: p50 "
+                "(default) or any pNN, count, sum, avg, rate"
+            ),
+        ] = None,
+        group_by: Annotated[
+            list[str] | None,
+            Query(description="data point or resource attribute keys, comma-separated or repeated"),
+        ] = None,
+        kind: Annotated[
+            str | None,
+            Query(
+                description="gauge | sum | histogram | exponential_histogram | summary; needed only when "
+                "the name is stored as more than one"
+            ),
+        ] = None,
+        service: Annotated[str | None, Query(description="service.name")] = None,
+        attribute: Annotated[
+            list[str] | None, Query(description="KEY=VALUE equality on a data point or resource attribute")
+        ] = None,
+    ) -> dict[str, Any]:
+        """A metric's series over the window, bucketed by ``step`` and aggregated in storage: counters as
+        rates over their increases (resets handled), distributions as quantiles estimated from buckets."""
+        keys = tuple(key.strip() for item in group_by or () for key in item.split(",") if key.strip())
+        query = MetricSeriesQuery(
+            name=name,
+            start_ns=scope.start_ns,
+            end_ns=scope.end_ns,
+            step_ns=parse_step(step, scope.start_ns, scope.end_ns),
+            agg=agg.strip().lower() if agg else None,
+            kind=kind or None,
+            group_by=keys,
+            service=service or None,
+            attributes=_pairs(attribute),
+        )
+        result = await backend.metric_series(scope.tenant, query)
+        return metric_series_document(result, scope.start_ns, scope.end_ns)
 
     @router.get("/api/v1/metrics/summary", tags=["metrics"])
     async def metrics_summary(
@@ -189,3 +299,13 @@ def build_router() -> APIRouter:
         )
 
     return router
+
+
+def _pairs(items: list[str] | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"attribute must be KEY=VALUE, got {item!r}")
+        pairs.append((key, value))
+    return tuple(sorted(pairs))

@@ -20,6 +20,7 @@ from llm_observer.query.grpc_api import start_grpc_server
 from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
 from llm_observer.storage.clickhouse.reads import TraceStore
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings
+from llm_observer.storage.clickhouse.signal_reads import SignalStore
 from llm_observer.storage.vectors.settings import VectorSettings
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class QueryService:
                 storage.username,
                 storage.password,
                 storage.timeout_seconds,
+                storage.tls,
             )
             self._client = client
             try:
@@ -86,6 +88,7 @@ class QueryService:
                     vectors=self.vectors,
                     telemetry=self.telemetry,
                     component_id=self.component_id,
+                    signals=SignalStore(client, storage.database),
                 )
                 self._http = await serve_asgi(
                     create_app(backend),

@@ -1,6 +1,7 @@
 """The ClickHouse storage exporter (entry point ``clickhouse``).
 
-Spans go to the contrib exporter's ``otel_traces`` table, with typed GenAI columns beside the OTel ones,
+Spans go to the contrib exporter's ``otel_traces`` table, with typed GenAI columns beside the OTel ones
+(OTLP logs and metrics to ``otel_logs`` and ``otel_metrics_*``),
 in chDB (``chdb://PATH``, in-process, the default) or a ClickHouse server (``http(s)://HOST:PORT``).
 """
 
@@ -28,7 +29,13 @@ def time_limits(config: ClickHouseExporterConfig) -> TimeLimits:
 
 
 factory: Factory[ClickHouseExporterConfig, ClickHouseExporter] = Factory(
-    "clickhouse", ClickHouseExporterConfig, create, time_limits=time_limits
+    "clickhouse",
+    ClickHouseExporterConfig,
+    create,
+    time_limits=time_limits,
+    # Spans into otel_traces; OTLP logs and pushed metrics into otel_logs and otel_metrics_* (signals.py).
+    signal=("traces", "logs", "metrics"),
+    push_metrics=True,
 )
 
 __all__ = [

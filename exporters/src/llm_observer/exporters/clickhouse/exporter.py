@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
 
 from llm_observer.exporters.clickhouse.config import ClickHouseExporterConfig
+from llm_observer.exporters.clickhouse.signals import store_signals
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.errors import PartialFailure, PermanentError, RetryableError
+from llm_observer.kernel.signals import SignalBatch
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow, unstorable_rows
 from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
@@ -43,6 +46,68 @@ def dedup_token(batch: SpanBatch) -> str:
     )
 
 
+def source_token(batch: SpanBatch, source: str, rows: Sequence[int]) -> str:
+    """The idempotency key of the rows ``rows`` of ``batch`` read from ``source`` (``IngestMeta.source``).
+
+    Any collector that reads the same source records processes them into the same spans in the same order, so
+    it derives the same key whatever WAL range they landed in; the count and the first and last span keep a
+    part of those rows (a batch narrowed down after a refusal) from sharing the key of the whole.
+    """
+    first, last = rows[0], rows[-1]
+    return (
+        f"{source}/{len(rows)}/{batch.trace_id[first].hex()}{batch.span_id[first].hex()}/"
+        f"{batch.trace_id[last].hex()}{batch.span_id[last].hex()}"
+    )
+
+
+def sourced_ranges(batch: SpanBatch) -> list[tuple[str, int, int]] | None:
+    """``(source, start, end)`` of every provenance range that names a source, in row order; ``[]`` when none
+    does, ``None`` when the ranges do not fit the batch (out of bounds, overlapping or out of order).
+
+    The decoder writes one range per WAL record and every processor keeps rows where they are, so the ranges
+    hold; a processor that dropped or moved rows without mapping them would leave ranges that no longer fit,
+    and then no row may be keyed by its source.
+    """
+    out: list[tuple[str, int, int]] = []
+    previous_end = 0
+    for provenance in batch.provenance:
+        start, end = provenance.start, provenance.end
+        if not previous_end <= start < end <= len(batch):
+            return None
+        previous_end = end
+        if provenance.meta.source:
+            out.append((provenance.meta.source, start, end))
+    return out
+
+
+def insert_units(
+    batch: SpanBatch, rows: Sequence[int] | None
+) -> tuple[list[tuple[str, list[int] | None]], bool]:
+    """The inserts ``rows`` (all rows when None) go in, as ``(token, rows)`` in row order (``rows`` None: all),
+    and whether the provenance was refused as not fitting the batch.
+
+    Rows read from a replayable source (``IngestMeta.source``, e.g. a Kafka chunk) form one insert per source,
+    keyed by ``source_token``, so the same chunk stored by another collector after a rebalance is dropped; the
+    other rows form one insert keyed by the WAL range (``dedup_token``), as a batch without sources does.
+    """
+    ranges = sourced_ranges(batch)
+    if not ranges:
+        return [(dedup_token(batch), None if rows is None else list(rows))], ranges is None
+    keep = None if rows is None else set(rows)
+    units: list[tuple[int, str, list[int]]] = []
+    sourced: set[int] = set()
+    for source, start, end in ranges:
+        unit = [row for row in range(start, end) if keep is None or row in keep]
+        sourced.update(range(start, end))
+        if unit:
+            units.append((unit[0], source_token(batch, source, unit), unit))
+    rest = [row for row in (range(len(batch)) if rows is None else rows) if row not in sourced]
+    if rest:
+        units.append((rest[0], dedup_token(batch), rest))
+    units.sort(key=lambda unit: unit[0])
+    return [(token, unit) for _, token, unit in units], False
+
+
 def _without_credentials(endpoint: str) -> str:
     parts = urlsplit(endpoint)
     if parts.password is None and parts.username is None:
@@ -60,6 +125,11 @@ class ClickHouseExporter:
         self._client: ClickHouseClient | None = None
         self._lock = asyncio.Lock()
         self._inflight: set[asyncio.Future[None]] = set()
+        self._misfit_logged = False
+        # On a cluster the insert goes to the Distributed table, which returns only once every shard has
+        # its part (no background queue on the node we talk to): an acknowledged insert is on the shards,
+        # and a retry with the same tokens is dropped there by the replicated tables' own deduplication.
+        self._insert_settings: dict[str, Any] = {"insert_distributed_sync": 1} if config.cluster else {}
 
     @property
     def client(self) -> ClickHouseClient | None:
@@ -79,6 +149,7 @@ class ClickHouseExporter:
                 config.username,
                 config.password,
                 config.timeout_seconds,
+                config.tls,
             )
             try:
                 if config.create_schema:
@@ -96,7 +167,7 @@ class ClickHouseExporter:
 
     def _migrate(self, client: ClickHouseClient) -> None:
         with _schema_lock:
-            ensure_schema(client, self.config.database, self.config.ttl_days)
+            ensure_schema(client, self.config.database, self.config.ttl_days, cluster=self.config.cluster)
 
     async def shutdown(self) -> None:
         """Close the store once the inserts under way have finished. Idempotent, and safe before ``start``."""
@@ -140,19 +211,36 @@ class ClickHouseExporter:
         converted = _convert(batch, rows, problems)
         refused: list[int] = []
         reason = "invalid_data"
-        token = dedup_token(batch)
-        groups = _day_groups(batch, converted.rows)
         refusal = ""
-        for index, (group_rows, table) in enumerate(_tables(converted, groups)):
-            settings: dict[str, Any] = {}
+        units, misfit = insert_units(batch, converted.rows)
+        if misfit and not self._misfit_logged:
+            self._misfit_logged = True
+            logger.warning(  # once per exporter: the cause is the pipeline's processors, not the data
+                "exporter %s got a batch whose provenance does not fit its rows (a processor dropped or moved "
+                "rows): such batches are keyed by their WAL range, so a source read twice may be stored twice",
+                self._ctx.component_id,
+            )
+        parts: list[tuple[str, list[int] | None]] = []
+        for unit_token, unit_rows in units if converted.table is not None else []:
+            if unit_rows is not None and not unit_rows:
+                continue
+            groups = _day_groups(batch, unit_rows)
+            if groups is None:
+                parts.append((unit_token, unit_rows))
+            else:
+                # One token per group, derived from the unit's: a replay makes the same groups.
+                parts.extend(
+                    (f"{unit_token}/g{index}" if unit_token else "", group)
+                    for index, group in enumerate(groups)
+                )
+        for token, (group_rows, table) in zip(
+            (token for token, _ in parts), _tables(converted, [part for _, part in parts]), strict=True
+        ):
+            settings: dict[str, Any] = dict(self._insert_settings)
             if token:
-                # One token per group, derived from the whole batch: a replay of the batch makes the same
-                # groups, so each is dropped once stored. It also reaches the trace-id lookup table through
-                # its materialized view.
-                settings = {
-                    "insert_deduplication_token": token if groups is None else f"{token}/g{index}",
-                    "deduplicate_blocks_in_dependent_materialized_views": 1,
-                }
+                # The token also reaches the trace-id lookup table through its materialized view.
+                settings["insert_deduplication_token"] = token
+                settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
             try:
                 client.insert_arrow(self._table, schema.INSERT_COLUMNS, table, settings)
             except PermanentError as exc:
@@ -171,6 +259,30 @@ class ClickHouseExporter:
                 message += f"; ClickHouse refused {len(refused)}: {refusal}"
                 reason = reason if not problems else "invalid_data"
             raise PartialFailure(message, bad, reason, problems)
+
+    # --- OTLP logs and metrics (``signals.py``) --------------------------------------------------------
+
+    async def send_logs(self, batch: SignalBatch) -> None:
+        """Store OTLP log requests in ``otel_logs``, with the guarantees of ``send``."""
+        await self._send_signals(batch)
+
+    async def send_metrics(self, batch: SignalBatch) -> None:
+        """Store OTLP metric requests in the ``otel_metrics_*`` tables, with the guarantees of ``send``."""
+        await self._send_signals(batch)
+
+    async def _send_signals(self, batch: SignalBatch) -> None:
+        client = self._client
+        if client is None:
+            raise RetryableError(f"exporter {self._ctx.component_id} is not started")
+        if not len(batch):
+            return
+        settings = dict(self._insert_settings)
+        work = asyncio.ensure_future(
+            asyncio.to_thread(store_signals, client, self.config.database, batch, settings)
+        )
+        self._inflight.add(work)
+        work.add_done_callback(self._done)
+        await asyncio.shield(work)
 
 
 # ``toDate(Timestamp)`` partitions the tables by the store's local day. A UTC day overlaps at most two
@@ -230,17 +342,20 @@ def _day_groups(batch: SpanBatch, rows: list[int] | None) -> list[list[int]] | N
     return groups
 
 
-def _tables(converted: _Converted, groups: list[list[int]] | None) -> list[tuple[list[int], pa.Table]]:
+def _tables(converted: _Converted, parts: list[list[int] | None]) -> list[tuple[list[int], pa.Table]]:
+    """The converted table cut into ``parts`` (row indices of the batch; None: every converted row)."""
     table = converted.table
+    rows = converted.rows
     if table is None:
         return []
-    rows = converted.rows
-    if groups is None:
-        return [(rows if rows is not None else list(range(table.num_rows)), table)]
-    # Positions in the converted table of each group's rows.
+    every = rows if rows is not None else list(range(table.num_rows))
+    if len(parts) == 1 and (parts[0] is None or len(parts[0]) == table.num_rows):
+        return [(every, table)]
+    # Positions in the converted table of each part's rows.
     position = {row: n for n, row in enumerate(rows)} if rows is not None else None
     out = []
-    for group in groups:
+    for part in parts:
+        group = every if part is None else part
         indices = group if position is None else [position[row] for row in group]
         out.append((group, table.take(pa.array(indices, pa.int64()))))
     return out

@@ -393,3 +393,219 @@ class TailSpansRequest(_message.Message):
     project_id: str
     filter: SpanFilter
     def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ...) -> None: ...
+
+class LogRecord(_message.Message):
+    __slots__ = ("time_unix_nano", "trace_id", "span_id", "trace_flags", "severity_text", "severity_number", "service_name", "body", "event_name", "organization_id", "project_id", "scope_name", "scope_version", "attributes", "resource")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _struct_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    class ResourceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _struct_pb2.Value
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ...) -> None: ...
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_FLAGS_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_TEXT_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_NAME_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_NAME_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_FIELD_NUMBER: _ClassVar[int]
+    time_unix_nano: int
+    trace_id: str
+    span_id: str
+    trace_flags: int
+    severity_text: str
+    severity_number: int
+    service_name: str
+    body: str
+    event_name: str
+    organization_id: str
+    project_id: str
+    scope_name: str
+    scope_version: str
+    attributes: _containers.MessageMap[str, _struct_pb2.Value]
+    resource: _containers.MessageMap[str, _struct_pb2.Value]
+    def __init__(self, time_unix_nano: _Optional[int] = ..., trace_id: _Optional[str] = ..., span_id: _Optional[str] = ..., trace_flags: _Optional[int] = ..., severity_text: _Optional[str] = ..., severity_number: _Optional[int] = ..., service_name: _Optional[str] = ..., body: _Optional[str] = ..., event_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., scope_name: _Optional[str] = ..., scope_version: _Optional[str] = ..., attributes: _Optional[_Mapping[str, _struct_pb2.Value]] = ..., resource: _Optional[_Mapping[str, _struct_pb2.Value]] = ...) -> None: ...
+
+class GetTraceLogsRequest(_message.Message):
+    __slots__ = ("trace_id", "organization_id", "project_id", "limit", "cursor")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    organization_id: str
+    project_id: str
+    limit: int
+    cursor: str
+    def __init__(self, trace_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class GetTraceLogsResponse(_message.Message):
+    __slots__ = ("trace_id", "logs", "next_cursor")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    logs: _containers.RepeatedCompositeFieldContainer[LogRecord]
+    next_cursor: str
+    def __init__(self, trace_id: _Optional[str] = ..., logs: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class SearchLogsRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "service", "severity_min", "text", "trace_id", "limit", "cursor")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_MIN_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CURSOR_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    service: str
+    severity_min: str
+    text: str
+    trace_id: str
+    limit: int
+    cursor: str
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., service: _Optional[str] = ..., severity_min: _Optional[str] = ..., text: _Optional[str] = ..., trace_id: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+
+class SearchLogsResponse(_message.Message):
+    __slots__ = ("logs", "next_cursor")
+    LOGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_CURSOR_FIELD_NUMBER: _ClassVar[int]
+    logs: _containers.RepeatedCompositeFieldContainer[LogRecord]
+    next_cursor: str
+    def __init__(self, logs: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ..., next_cursor: _Optional[str] = ...) -> None: ...
+
+class GetMetricSeriesRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "name", "step_seconds", "agg", "group_by", "kind", "service", "attributes")
+    class AttributesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    AGG_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    name: str
+    step_seconds: float
+    agg: str
+    group_by: _containers.RepeatedScalarFieldContainer[str]
+    kind: str
+    service: str
+    attributes: _containers.ScalarMap[str, str]
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., name: _Optional[str] = ..., step_seconds: _Optional[float] = ..., agg: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., kind: _Optional[str] = ..., service: _Optional[str] = ..., attributes: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class MetricPoint(_message.Message):
+    __slots__ = ("time_unix_nano", "value")
+    TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    time_unix_nano: int
+    value: float
+    def __init__(self, time_unix_nano: _Optional[int] = ..., value: _Optional[float] = ...) -> None: ...
+
+class MetricSeries(_message.Message):
+    __slots__ = ("labels", "points")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    points: _containers.RepeatedCompositeFieldContainer[MetricPoint]
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., points: _Optional[_Iterable[_Union[MetricPoint, _Mapping]]] = ...) -> None: ...
+
+class GetMetricSeriesResponse(_message.Message):
+    __slots__ = ("name", "kind", "unit", "agg", "step_seconds", "group_by", "series")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    AGG_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    unit: str
+    agg: str
+    step_seconds: float
+    group_by: _containers.RepeatedScalarFieldContainer[str]
+    series: _containers.RepeatedCompositeFieldContainer[MetricSeries]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., unit: _Optional[str] = ..., agg: _Optional[str] = ..., step_seconds: _Optional[float] = ..., group_by: _Optional[_Iterable[str]] = ..., series: _Optional[_Iterable[_Union[MetricSeries, _Mapping]]] = ...) -> None: ...
+
+class ListMetricNamesRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "service")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    service: str
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., service: _Optional[str] = ...) -> None: ...
+
+class MetricName(_message.Message):
+    __slots__ = ("name", "kind", "unit", "description", "points", "monotonic", "temporality")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    MONOTONIC_FIELD_NUMBER: _ClassVar[int]
+    TEMPORALITY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    unit: str
+    description: str
+    points: int
+    monotonic: bool
+    temporality: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., unit: _Optional[str] = ..., description: _Optional[str] = ..., points: _Optional[int] = ..., monotonic: _Optional[bool] = ..., temporality: _Optional[str] = ...) -> None: ...
+
+class ListMetricNamesResponse(_message.Message):
+    __slots__ = ("metrics",)
+    METRICS_FIELD_NUMBER: _ClassVar[int]
+    metrics: _containers.RepeatedCompositeFieldContainer[MetricName]
+    def __init__(self, metrics: _Optional[_Iterable[_Union[MetricName, _Mapping]]] = ...) -> None: ...

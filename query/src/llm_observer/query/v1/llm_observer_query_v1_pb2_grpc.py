@@ -65,6 +65,26 @@ class QueryServiceStub:
                 request_serializer=llm__observer__query__v1__pb2.TailSpansRequest.SerializeToString,
                 response_deserializer=llm__observer__query__v1__pb2.Span.FromString,
                 _registered_method=True)
+        self.GetTraceLogs = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/GetTraceLogs',
+                request_serializer=llm__observer__query__v1__pb2.GetTraceLogsRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.GetTraceLogsResponse.FromString,
+                _registered_method=True)
+        self.SearchLogs = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/SearchLogs',
+                request_serializer=llm__observer__query__v1__pb2.SearchLogsRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.SearchLogsResponse.FromString,
+                _registered_method=True)
+        self.GetMetricSeries = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/GetMetricSeries',
+                request_serializer=llm__observer__query__v1__pb2.GetMetricSeriesRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.GetMetricSeriesResponse.FromString,
+                _registered_method=True)
+        self.ListMetricNames = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ListMetricNames',
+                request_serializer=llm__observer__query__v1__pb2.ListMetricNamesRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ListMetricNamesResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -107,6 +127,32 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTraceLogs(self, request, context):
+        """The log records of one trace, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMetricSeries(self, request, context):
+        """A metric's series over a window, bucketed by step and aggregated in storage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMetricNames(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +185,26 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.TailSpans,
                     request_deserializer=llm__observer__query__v1__pb2.TailSpansRequest.FromString,
                     response_serializer=llm__observer__query__v1__pb2.Span.SerializeToString,
+            ),
+            'GetTraceLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTraceLogs,
+                    request_deserializer=llm__observer__query__v1__pb2.GetTraceLogsRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.GetTraceLogsResponse.SerializeToString,
+            ),
+            'SearchLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchLogs,
+                    request_deserializer=llm__observer__query__v1__pb2.SearchLogsRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.SearchLogsResponse.SerializeToString,
+            ),
+            'GetMetricSeries': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMetricSeries,
+                    request_deserializer=llm__observer__query__v1__pb2.GetMetricSeriesRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.GetMetricSeriesResponse.SerializeToString,
+            ),
+            'ListMetricNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMetricNames,
+                    request_deserializer=llm__observer__query__v1__pb2.ListMetricNamesRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ListMetricNamesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -303,6 +369,114 @@ class QueryService:
             '/llm_observer.query.v1.QueryService/TailSpans',
             llm__observer__query__v1__pb2.TailSpansRequest.SerializeToString,
             llm__observer__query__v1__pb2.Span.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTraceLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/GetTraceLogs',
+            llm__observer__query__v1__pb2.GetTraceLogsRequest.SerializeToString,
+            llm__observer__query__v1__pb2.GetTraceLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/SearchLogs',
+            llm__observer__query__v1__pb2.SearchLogsRequest.SerializeToString,
+            llm__observer__query__v1__pb2.SearchLogsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMetricSeries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/GetMetricSeries',
+            llm__observer__query__v1__pb2.GetMetricSeriesRequest.SerializeToString,
+            llm__observer__query__v1__pb2.GetMetricSeriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMetricNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ListMetricNames',
+            llm__observer__query__v1__pb2.ListMetricNamesRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ListMetricNamesResponse.FromString,
             options,
             channel_credentials,
             insecure,

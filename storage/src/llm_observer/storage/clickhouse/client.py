@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from llm_observer.kernel.errors import ConfigError, PermanentError, RetryableError
+from llm_observer.storage.clickhouse.settings import ClickHouseTls
 
 Params = Mapping[str, Any] | None
 
@@ -206,11 +207,28 @@ class ChdbClient:
             self._session.close()
 
 
+def tls_options(tls: ClickHouseTls | None) -> dict[str, Any]:
+    """clickhouse-connect's options for ``tls`` (``https://`` alone already means TLS with the system's CAs)."""
+    if tls is None:
+        return {}
+    options: dict[str, Any] = {}
+    if tls.insecure_skip_verify:
+        options["verify"] = False
+    if tls.ca_file is not None:
+        options["ca_cert"] = str(tls.ca_file)
+    return options
+
+
 class ServerClient:
     """A ClickHouse server over HTTP(S), through clickhouse-connect."""
 
     def __init__(
-        self, endpoint: str, username: str | None, password: str | None, timeout_seconds: float | None = None
+        self,
+        endpoint: str,
+        username: str | None,
+        password: str | None,
+        timeout_seconds: float | None = None,
+        tls: ClickHouseTls | None = None,
     ) -> None:
         import clickhouse_connect
 
@@ -224,6 +242,7 @@ class ServerClient:
                 username=username or "default",
                 password=password or "",
                 **timeouts,
+                **tls_options(tls),
             )
         except Exception as exc:
             raise RetryableError(f"cannot reach ClickHouse at {endpoint}: {exc}") from exc
@@ -280,10 +299,12 @@ def open_client(
     username: str | None = None,
     password: str | None = None,
     timeout_seconds: float | None = None,
+    tls: ClickHouseTls | None = None,
 ) -> ClickHouseClient:
     """A client for ``endpoint``; chDB clients are shared per path within the process (``close`` once each).
 
-    ``timeout_seconds`` bounds each server round trip; chDB runs in this process and has no such bound.
+    ``timeout_seconds`` bounds each server round trip and ``tls`` tunes an ``https://`` connection; chDB runs
+    in this process and needs neither.
     """
     if endpoint.startswith("chdb://"):
         raw = endpoint.removeprefix("chdb://")
@@ -296,5 +317,5 @@ def open_client(
             client._refs += 1
         return client
     if endpoint.startswith(("http://", "https://")):
-        return ServerClient(endpoint, username, password, timeout_seconds)
+        return ServerClient(endpoint, username, password, timeout_seconds, tls)
     raise ConfigError([("endpoint", f"expected chdb://PATH or http(s)://HOST:PORT, got {endpoint!r}")])

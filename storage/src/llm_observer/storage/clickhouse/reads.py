@@ -281,6 +281,7 @@ def _summary(row: Mapping[str, Any]) -> TraceSummary:
         cost_usd=_num(row["cost_usd"]),
         models=tuple(row["models"]),
         unset_count=int(row["unset_count"]),
+        llm_call_count=int(row.get("llm_call_count") or 0),
     )
 
 
@@ -323,6 +324,17 @@ def _group_column(group_by: str) -> str:
     return column
 
 
+def rows_or_none(client: ClickHouseClient, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a read; none when its table does not exist yet. A store nobody has written to (or one that
+    predates a table) holds nothing: an empty result, not an error."""
+    try:
+        return client.rows(sql, params)
+    except PermanentError as exc:
+        if "UNKNOWN_TABLE" in str(exc) or "UNKNOWN_DATABASE" in str(exc):
+            return []
+        raise
+
+
 class TraceStore:
     """Reads over one ClickHouse database. Thread-safe; every call blocks: run it in a thread.
 
@@ -336,13 +348,7 @@ class TraceStore:
         self.trace_ids = f"`{database}`.{TRACE_ID_TS_TABLE}"
 
     def _rows(self, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        try:
-            return self.client.rows(sql, params)
-        except PermanentError as exc:
-            # A store nobody has written to yet has no tables: that is an empty result, not an error.
-            if "UNKNOWN_TABLE" in str(exc) or "UNKNOWN_DATABASE" in str(exc):
-                return []
-            raise
+        return rows_or_none(self.client, sql, params)
 
     # --- traces ----------------------------------------------------------------------------------
 
@@ -416,6 +422,7 @@ SELECT TraceId AS trace_id,
     count() AS span_count,
     countIf(StatusCode = 'Error') AS error_count,
     countIf(StatusCode = 'Unset') AS unset_count,
+    countIf(GenAiRequestModel != '') AS llm_call_count,
     sum(InputTokens) AS input_tokens,
     sum(OutputTokens) AS output_tokens,
     sum(CostUsd) AS cost_usd,

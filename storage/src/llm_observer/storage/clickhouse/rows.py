@@ -93,6 +93,7 @@ class TraceSummary:
     cost_usd: float
     models: tuple[str, ...]  # requested models, sorted
     unset_count: int = 0  # spans whose status is Unset
+    llm_call_count: int = 0  # spans naming the model they asked for
 
     @property
     def duration_ns(self) -> int:

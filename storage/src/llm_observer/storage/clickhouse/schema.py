@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llm_observer.storage.clickhouse.logs import logs_retention, logs_table
+from llm_observer.storage.clickhouse.metrics import metric_tables, metrics_retention
+
 TRACES_TABLE = "otel_traces"
 TRACE_ID_TS_TABLE = "otel_traces_trace_id_ts"
 TRACE_ID_TS_VIEW = "otel_traces_trace_id_ts_mv"
@@ -168,6 +171,11 @@ GROUP BY TraceId
             "otel_traces with GenAI columns, trace-id lookup table",
             (traces, trace_id_ts, trace_id_ts_view),
         ),
+        Migration(
+            2,
+            "otel_logs and the otel_metrics_* tables, with tenant columns",
+            (logs_table(database, ttl_days), *metric_tables(database, ttl_days)),
+        ),
     )
 
 
@@ -186,4 +194,6 @@ def retention_statements(database: str, ttl_days: int) -> tuple[str, ...]:
     return (
         f"ALTER TABLE `{database}`.{TRACES_TABLE} MODIFY TTL toDateTime(Timestamp) + toIntervalDay({int(ttl_days)})",
         f"ALTER TABLE `{database}`.{TRACE_ID_TS_TABLE} MODIFY TTL toDateTime(Start) + toIntervalDay({int(ttl_days)})",
+        *logs_retention(database, ttl_days),
+        *metrics_retention(database, ttl_days),
     )

@@ -1,0 +1,227 @@
+"""A real Jaeger v2 for the tests: built from the Go module proxy, run with its in-memory store on free
+loopback ports.
+
+Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger``) is an OpenTelemetry Collector distribution;
+``go install pkg@version`` refuses it because its ``go.mod`` has ``replace`` directives, so the module is
+downloaded (``go mod download``), copied to a writable folder and built there with its own ``go.mod`` and
+``go.sum``. The binary is cached outside the clone, in ``~/.cache/llm-observer/jaeger-v1.76.0/bin/jaeger``;
+``python -m tests.support.jaeger`` builds it (the test command runs that first; a build takes a few minutes
+and ~1 GB of module cache the first time).
+
+- ``jaeger`` (a fixture: import it into the test module) → a started ``Jaeger`` (OTLP/gRPC and OTLP/HTTP
+  receivers, the ``jaeger_query`` extension), stopped when the test ends. Slow: runs when
+  ``LLM_OBSERVER_SLOW_TESTS=1``.
+- ``await jaeger.trace(trace_id_hex)`` → the trace as Jaeger's API v3 returns it (OTLP/JSON
+  ``resourceSpans``), or None while it is not there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
+
+JAEGER_VERSION = "v1.76.0"
+MODULE = "github.com/jaegertracing/jaeger"
+PACKAGE = "./cmd/jaeger"
+SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
+SKIP_SLOW = pytest.mark.skipif(SLOW, reason="slow (builds and runs Jaeger v2): set LLM_OBSERVER_SLOW_TESTS=1")
+
+
+def cache_dir() -> Path:
+    return Path.home() / ".cache" / "llm-observer" / f"jaeger-{JAEGER_VERSION}"
+
+
+def jaeger_binary() -> Path:
+    """The Jaeger v2 binary, built from the Go module proxy the first time (cached; one build at a time)."""
+    binary = cache_dir() / "bin" / "jaeger"
+    if binary.exists():
+        return binary
+    if shutil.which("go") is None:
+        raise RuntimeError(f"Go is needed once, to build Jaeger {JAEGER_VERSION} into {binary}")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir() / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be building it right now
+        if not binary.exists():
+            _build(binary)
+    return binary
+
+
+def _go(args: list[str], cwd: Path | None = None, timeout: float = 1800) -> str:
+    done = subprocess.run(
+        ["go", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"go {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def _build(binary: Path) -> None:
+    info = json.loads(_go(["mod", "download", "-json", f"{MODULE}@{JAEGER_VERSION}"]))
+    if info.get("Error"):
+        raise RuntimeError(f"go mod download {MODULE}@{JAEGER_VERSION}: {info['Error']}")
+    with tempfile.TemporaryDirectory(prefix="jaeger-src-", dir=cache_dir()) as tmp:
+        source = Path(tmp) / "src"
+        # The module cache is read-only; the build writes nothing there, but Go wants to own its tree.
+        shutil.copytree(info["Dir"], source)
+        for path in (source, *source.rglob("*")):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        staged = binary.with_name(binary.name + ".tmp")
+        _go(["build", "-trimpath", "-o", str(staged), PACKAGE], cwd=source)
+        staged.replace(binary)
+
+
+_CONFIG = """\
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: []
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+  jaeger_query:
+    storage:
+      traces: memstore
+    grpc:
+      endpoint: 127.0.0.1:{query_grpc}
+    http:
+      endpoint: 127.0.0.1:{query_http}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{otlp_grpc}
+      http:
+        endpoint: 127.0.0.1:{otlp_http}
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"""
+
+
+@dataclass
+class Jaeger:
+    """A Jaeger v2 process with an in-memory store, on loopback ports chosen when it is made."""
+
+    folder: Path
+    binary: Path = field(default_factory=jaeger_binary)
+    otlp_grpc: int = field(default_factory=free_port)
+    otlp_http: int = field(default_factory=free_port)
+    query_http: int = field(default_factory=free_port)
+    query_grpc: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "jaeger.log"
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_http}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start it and wait until the query API answers (the receivers start before it)."""
+        config = self.folder / "jaeger.yaml"
+        config.write_text(
+            _CONFIG.format(
+                otlp_grpc=self.otlp_grpc,
+                otlp_http=self.otlp_http,
+                query_http=self.query_http,
+                query_grpc=self.query_grpc,
+            )
+        )
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(
+                [str(self.binary), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_until(self._ready, timeout, what=self._state)
+
+    def _ready(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"Jaeger exited while starting:\n{self._tail()}")
+        try:
+            return httpx.get(f"{self.query_url}/api/v3/services", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def _tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
+
+    def _state(self) -> str:
+        return f"Jaeger's query API on {self.query_url}; its log ends:\n{self._tail()}"
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    async def trace(self, trace_id: str) -> list[dict[str, Any]] | None:
+        """The spans of a trace (``GET /api/v3/traces/{id}``, OTLP/JSON), each with its resource's
+        attributes under ``"resource"``; None while Jaeger does not have it."""
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{self.query_url}/api/v3/traces/{trace_id}", timeout=10)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        spans: list[dict[str, Any]] = []
+        for resource_spans in response.json().get("result", {}).get("resourceSpans", []):
+            resource = resource_spans.get("resource", {})
+            for scope_spans in resource_spans.get("scopeSpans", []):
+                for span in scope_spans.get("spans", []):
+                    spans.append({**span, "resource": resource})
+        return spans or None
+
+
+@pytest.fixture
+def jaeger(tmp_path: Path) -> Iterator[Jaeger]:
+    """A started Jaeger v2 (in-memory store), stopped when the test ends."""
+    folder = tmp_path / "jaeger"
+    folder.mkdir()
+    instance = Jaeger(folder)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+
+
+def main() -> int:
+    """``python -m tests.support.jaeger``: build the binary when missing, print where it is."""
+    print(jaeger_binary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
