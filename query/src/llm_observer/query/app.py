@@ -25,9 +25,10 @@ from starlette.routing import Route
 from llm_observer.kernel.auth import LoginThrottled
 from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
-from llm_observer.query import jaeger, rest
+from llm_observer.query import jaeger, rest, sessions
 from llm_observer.query.backend import QueryBackend
 from llm_observer.query.tail import TooManyTails
+from llm_observer.query.web import assets as web_assets
 from llm_observer.storage.clickhouse.reads import InvalidArgument
 
 logger = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def create_app(backend: QueryBackend) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(rest.build_router())
+    app.include_router(sessions.build_router())
     if backend.ingest_routes:
         _serve_offered_routes(app, backend.ingest_routes)
     else:
@@ -153,6 +155,8 @@ def create_app(backend: QueryBackend) -> FastAPI:
         return HTMLResponse(docs_page(app.openapi()))
 
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+    # The web view: the page at ``/`` and its files under ``/web/`` (they hold no data; the API does).
+    app.include_router(web_assets.build_router())
     return app
 
 
