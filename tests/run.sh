@@ -53,4 +53,5 @@ fi
 echo "== pytest"
 # The instrumentation tests against the oldest supported provider SDKs build their own environments.
 export LLM_OBSERVER_SLOW_TESTS="${LLM_OBSERVER_SLOW_TESTS:-1}"
-.venv/bin/python -m pytest "$@"
+# The slowest tests are listed at the end: where to look when the suite grows.
+.venv/bin/python -m pytest --durations=25 "$@"
