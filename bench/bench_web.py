@@ -22,42 +22,28 @@ Usage: ``.venv/bin/python bench/bench_web.py [--spans 1000000] [--loads 10] [--f
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Coroutine
-from concurrent.futures import Future
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
+
+# The repository root, for the server and browser settings the browser tests use (tests/support).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from bench_query import generate
 
-from llm_observer.collector.service import Service
-from llm_observer.collector.testing import local_config
 from llm_observer.kernel.auth import hash_api_key
 from llm_observer.storage.clickhouse.client import open_client
 from llm_observer.storage.clickhouse.migrate import ensure_schema
+from tests.support.threaded_service import CHROMIUM, CHROMIUM_FLAGS, ThreadedService
 
-T = TypeVar("T")
-
-CHROMIUM = "/usr/bin/chromium"
-# The browser tests' launch flags (tests/web/conftest.py).
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # bench_query's generator puts every trace of a single-organization store in org-0.
 ORGANIZATION = "org-0"
 KEY = "bench-web-key"
@@ -88,20 +74,10 @@ TIMING = """
 # --- the server ----------------------------------------------------------------------------------------
 
 
-class Server:
-    """The whole default server in a thread and event loop of its own (Playwright's sync API wants ours)."""
+class Server(ThreadedService):
+    """The whole default server with auth on and the one key of the generator's organisation."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="bench-web", daemon=True)
-        self.service: Service | None = None
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 120.0) -> T:
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
-
-    def start(self) -> None:
         overrides: dict[str, Any] = {
             "service": {"delivery": {"linger_seconds": 0.01}},
             "auth": {
@@ -112,34 +88,10 @@ class Server:
                 ],
             },
         }
-        self._thread.start()
-        self.service = Service(local_config(self._data_dir, overrides), collector=True, query=True)
-        self.call(self.service.start(), timeout=300)
-
-    def stop(self) -> None:
-        if self.service is not None:
-            self.call(self.service.shutdown(), timeout=300)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-    @property
-    def base_url(self) -> str:
-        assert self.service is not None and self.service.query_service is not None
-        return f"http://127.0.0.1:{self.service.query_service.http_port}"
-
-    @property
-    def otlp_http(self) -> str:
-        assert self.service is not None
-        for receiver in self.service.receivers.values():
-            port = getattr(receiver, "http_port", None)
-            if port:
-                return f"http://127.0.0.1:{port}"
-        raise RuntimeError("the service runs no OTLP/HTTP receiver")
+        super().__init__(data_dir, overrides, name="bench-web")
 
     def get(self, path: str, **params: Any) -> httpx.Response:
-        return httpx.get(
-            self.base_url + path, params=params, headers={"Authorization": f"Bearer {KEY}"}, timeout=60
-        )
+        return self.get_as(KEY, path, timeout=60, **params)
 
 
 def tracer_provider(server: Server, service_name: str, batch: bool) -> Any:

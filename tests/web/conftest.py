@@ -23,31 +23,24 @@ Chromium is Debian's (``apt-get install -y chromium chromium-driver``), driven b
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
-import threading
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from llm_observer.collector.service import Service
-from llm_observer.collector.testing import local_config
 from llm_observer.kernel.auth import hash_api_key, hash_password
+from tests.support.threaded_service import CHROMIUM, CHROMIUM_FLAGS, ThreadedService
 from tests.support.waiting import wait_until
-
-T = TypeVar("T")
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE / "artifacts"
 RECORDINGS = HERE.parent / "instrumentation" / "recordings" / "openai"
-CHROMIUM = os.environ.get("LLM_OBSERVER_CHROMIUM", "/usr/bin/chromium")
 
 KEY_A = "web-test-key-acme"
 KEY_B = "web-test-key-globex"
@@ -58,36 +51,14 @@ PASSWORD = "correct horse battery staple"
 JWT_SECRET = "web-view-tests-0123456789abcdef-0123456789"
 GLOBEX_MARK = "globex-secret-run"
 
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 
 # --- the server ----------------------------------------------------------------------------------------
 
 
-class WebService:
-    """The whole server in a thread of its own (Playwright's sync API wants the test thread loop-free)."""
+class WebService(ThreadedService):
+    """The whole server with auth on and the two organisations (and alice) of these tests."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="web-service", daemon=True)
-        self.service: Service | None = None
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
-        """Run ``coro`` on the service's event loop and return its result."""
-        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        return future.result(timeout)
-
-    def start(self) -> None:
         overrides: dict[str, Any] = {
             "service": {"delivery": {"linger_seconds": 0.01}},
             "auth": {
@@ -106,39 +77,11 @@ class WebService:
                 ],
             },
         }
-        config = local_config(self._data_dir, overrides)
-        self._thread.start()
-        self.service = Service(config, collector=True, query=True)
-        self.call(self.service.start(), timeout=120)
-
-    def stop(self) -> None:
-        if self.service is not None:
-            self.call(self.service.shutdown(), timeout=120)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-    @property
-    def base_url(self) -> str:
-        assert self.service is not None and self.service.query_service is not None
-        return f"http://127.0.0.1:{self.service.query_service.http_port}"
-
-    @property
-    def otlp_http(self) -> str:
-        assert self.service is not None
-        return f"http://127.0.0.1:{_otlp_http_port(self.service)}"
+        super().__init__(data_dir, overrides, name="web-service")
 
     def get(self, path: str, key: str | None = KEY_A, **params: Any) -> httpx.Response:
         """GET the REST API as the holder of ``key`` (no key: anonymous)."""
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        return httpx.get(self.base_url + path, params=params, headers=headers, timeout=30)
-
-
-def _otlp_http_port(service: Service) -> int:
-    for receiver in service.receivers.values():
-        port = getattr(receiver, "http_port", None)
-        if port:
-            return int(port)
-    raise AssertionError("the service runs no OTLP/HTTP receiver")
+        return self.get_as(key, path, **params)
 
 
 @pytest.fixture(scope="session")

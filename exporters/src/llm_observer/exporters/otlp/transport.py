@@ -19,8 +19,9 @@ from google.protobuf.message import DecodeError, Message
 
 from llm_observer.exporters.otlp.answers import grpc_error, http_error
 from llm_observer.exporters.otlp.config import OtlpGrpcExporterConfig, OtlpHttpExporterConfig, TlsConfig
-from llm_observer.exporters.otlp.wire import OtlpSignal, from_json, to_json
+from llm_observer.exporters.otlp.wire import OtlpSignal, from_json
 from llm_observer.kernel.errors import PermanentError, RetryableError
+from llm_observer.kernel.otlp_codec import to_otlp_json
 
 _MIB = 1 << 20
 # Bodies smaller than this are encoded on the event loop; bigger ones in a worker thread.
@@ -164,7 +165,7 @@ class HttpTransport:
 
     def _encode(self, signal: OtlpSignal, body: bytes) -> bytes:
         if self.config.encoding == "json":
-            body = to_json(signal.request_type.FromString(body))
+            body = to_otlp_json(signal.request_type.FromString(body))
         if self.config.compression == "gzip":
             body = gzip.compress(body, compresslevel=6)
         return body

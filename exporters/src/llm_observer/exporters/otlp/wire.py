@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from llm_observer.kernel.otlp_codec import json_body_to_dict, to_otlp_json
+from llm_observer.kernel.otlp_codec import json_body_to_dict
 
 SignalName = Literal["traces", "logs", "metrics"]
 
@@ -71,10 +71,7 @@ def rejected(signal: OtlpSignal, response: Message) -> tuple[int, str]:
     return int(getattr(partial, signal.rejected_field)), str(partial.error_message)
 
 
-# --- OTLP/JSON -------------------------------------------------------------------------------------
-
-# ``message`` in OTLP/JSON: camelCase field names, enums as integers, hex ids.
-to_json = to_otlp_json
+# --- OTLP/JSON (out: ``kernel.otlp_codec.to_otlp_json``) ------------------------------------------------
 
 
 def from_json(body: bytes, message_type: type[Message]) -> Message:

@@ -340,11 +340,7 @@ class SignalStore:
     def search_logs(self, tenant: Tenant, query: LogQuery) -> LogPage:
         """Log records matching ``query``, newest first, and the cursor of the next page."""
         sql = _Sql()
-        where = [
-            *sql.tenant(tenant),
-            f"Timestamp >= fromUnixTimestamp64Nano({sql.param(query.start_ns, 'Int64')})",
-            f"Timestamp < fromUnixTimestamp64Nano({sql.param(query.end_ns, 'Int64')})",
-        ]
+        where = [*sql.tenant(tenant), *sql.time(query.start_ns, query.end_ns)]
         # The table is partitioned and sorted by the whole second (TimestampTime): bounding it too lets
         # ClickHouse skip the partitions and granules outside the window.
         if query.start_ns >= 0:
