@@ -60,6 +60,8 @@ def test_sigkill_after_acks_loses_nothing_and_duplicates_nothing(tmp_path: Path)
                         "protocols": {"grpc": {"endpoint": f"127.0.0.1:{port}"}, "http": {"enabled": False}}
                     }
                 },
+                # Any free port for /metrics: another process's 9464 must not stop this one.
+                "exporters": {"prometheus": {"endpoint": "127.0.0.1:0"}},
                 "service": {
                     "delivery": {"linger_seconds": 0.05, "min_batch_mib": 0.5},
                     "pipelines": {

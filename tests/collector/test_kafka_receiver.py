@@ -186,13 +186,21 @@ async def test_kafka_receiver_stores_what_a_plain_producer_wrote_and_commits_aft
         lambda: asyncio.to_thread(committed_to_the_end), timeout=30, interval=0.5, what="clean commits"
     )
     registry = service.telemetry.registry
-    lags = [
-        registry.get_sample_value(
-            "llm_observer_kafka_consumer_lag", {"component": "kafka", "topic": topic, "partition": str(p)}
-        )
-        for p in (0, 1)
-    ]
-    assert all(lag == 0 for lag in lags if lag is not None) and any(lag is not None for lag in lags)
+
+    def lags() -> list[float | None]:
+        return [
+            registry.get_sample_value(
+                "llm_observer_kafka_consumer_lag", {"component": "kafka", "topic": topic, "partition": str(p)}
+            )
+            for p in (0, 1)
+        ]
+
+    # The gauge is refreshed once a second (and cleared while a rebalance moves the partitions): wait until
+    # it reports the assigned partitions, then every one of them must be read to its end.
+    await wait_for(
+        lambda: any(lag is not None for lag in lags()), timeout=30, interval=0.2, what="the lag gauge"
+    )
+    assert all(lag == 0 for lag in lags() if lag is not None), lags()
 
 
 async def test_kafka_receiver_first_chunk_after_a_commit_with_end_is_exactly_that_range(
