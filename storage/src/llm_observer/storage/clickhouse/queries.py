@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -49,9 +50,25 @@ class SpanFilter:
     text: str | None = None  # contained in a prompt, answer, span name or error message
 
 
+# What a trace list can be ordered by (``TraceQuery.order_by``): every one is computed by ClickHouse over the
+# whole range before the page is cut, so a sorted list pages through millions of traces like the default one.
+TRACE_ORDERS = (
+    "start",
+    "duration",
+    "cost",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "spans",
+    "llm_calls",
+    "errors",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TraceQuery:
-    """A trace search over ``[start_ns, end_ns)``, newest first, ``limit`` per page."""
+    """A trace search over ``[start_ns, end_ns)``, ``limit`` per page, ordered by ``order_by`` (one of
+    ``TRACE_ORDERS``; ties broken by trace id), newest / largest first unless ``ascending``."""
 
     start_ns: int
     end_ns: int
@@ -62,6 +79,8 @@ class TraceQuery:
     min_cost_usd: float | None = None
     limit: int = 50
     cursor: str | None = None
+    order_by: str = "start"
+    ascending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +135,35 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     except (ValueError, TypeError, RecursionError, binascii.Error) as exc:
         raise InvalidArgument("cursor is not one this API returned") from exc
     return start_ns, trace_id
+
+
+def encode_sort_cursor(order_by: str, ascending: bool, value: int | float, trace_id: str) -> str:
+    """The cursor of the page after ``trace_id`` in a list ordered by ``order_by`` (whose value for that trace
+    is ``value``). The default order (``start``, newest first) keeps the cursor ``encode_cursor`` makes."""
+    if order_by == "start" and not ascending:
+        return encode_cursor(int(value), trace_id)
+    raw = json.dumps([order_by, "asc" if ascending else "desc", value, trace_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def decode_sort_cursor(cursor: str, order_by: str, ascending: bool) -> tuple[int | float, str]:
+    """``(value, trace_id)`` of a cursor ``encode_sort_cursor`` made for the same order; ``InvalidArgument``
+    for any other cursor (one from a list in another order included: its position means nothing here)."""
+    if order_by == "start" and not ascending:
+        return decode_cursor(cursor)
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key, direction, value, trace_id = json.loads(raw)
+        if (
+            key != order_by
+            or direction != ("asc" if ascending else "desc")
+            or type(value) not in (int, float)
+            or (type(value) is float and not math.isfinite(value))
+            or (type(value) is int and not -(2**63) <= value < 2**63)
+            or not isinstance(trace_id, str)
+            or not _TRACE_ID.match(trace_id)
+        ):
+            raise ValueError("bad cursor contents")
+    except (ValueError, TypeError, RecursionError, binascii.Error) as exc:
+        raise InvalidArgument("cursor is not one this API returned for this order") from exc
+    return value, trace_id

@@ -20,6 +20,7 @@ from llm_observer.storage.clickhouse.client import ClickHouseClient
 from llm_observer.storage.clickhouse.queries import (
     MAX_TIME_NS,
     MIN_TIME_NS,
+    TRACE_ORDERS,
     InvalidArgument,
     SpanFilter,
     Tenant,
@@ -27,7 +28,9 @@ from llm_observer.storage.clickhouse.queries import (
     TraceQuery,
     check_time_ns,
     decode_cursor,
+    decode_sort_cursor,
     encode_cursor,
+    encode_sort_cursor,
     normalize_trace_id,
 )
 from llm_observer.storage.clickhouse.rows import (
@@ -52,6 +55,7 @@ __all__ = [
     "GROUP_BY_COLUMNS",
     "MAX_TIME_NS",
     "MIN_TIME_NS",
+    "TRACE_ORDERS",
     "CallCosts",
     "CallStats",
     "CostBreakdown",
@@ -73,13 +77,31 @@ __all__ = [
     "TraceSummary",
     "check_time_ns",
     "decode_cursor",
+    "decode_sort_cursor",
     "encode_cursor",
+    "encode_sort_cursor",
     "message_text",
     "normalize_trace_id",
 ]
 
 # What a "request" is for metrics: one model call, i.e. a span naming the model it asked for.
 MODEL_CALL = "GenAiRequestModel != ''"
+
+# ``TraceQuery.order_by`` → (aggregate over a trace's spans in the range, its parameter type for cursors).
+_TRACE_ORDER: Mapping[str, tuple[str, str]] = {
+    "start": ("toInt64(toUnixTimestamp64Nano(min(Timestamp)))", "Int64"),
+    "duration": (
+        "toInt64(max(toUnixTimestamp64Nano(Timestamp) + Duration) - toUnixTimestamp64Nano(min(Timestamp)))",
+        "Int64",
+    ),
+    "cost": ("sum(CostUsd)", "Float64"),
+    "tokens": ("toInt64(sum(InputTokens) + sum(OutputTokens))", "Int64"),
+    "input_tokens": ("toInt64(sum(InputTokens))", "Int64"),
+    "output_tokens": ("toInt64(sum(OutputTokens))", "Int64"),
+    "spans": ("toInt64(count())", "Int64"),
+    "llm_calls": ("toInt64(countIf(GenAiRequestModel != ''))", "Int64"),
+    "errors": ("toInt64(countIf(StatusCode = 'Error'))", "Int64"),
+}
 
 GROUP_BY_COLUMNS: Mapping[str, str] = {
     "model": "GenAiRequestModel",
@@ -384,21 +406,29 @@ class TraceStore:
             if not math.isfinite(query.min_cost_usd):
                 raise InvalidArgument("min_cost_usd must be a finite number")
             having.append(f"sum(CostUsd) >= {sql.param(query.min_cost_usd, 'Float64')}")
+        if query.order_by not in _TRACE_ORDER:
+            raise InvalidArgument(f"sort must be one of {', '.join(TRACE_ORDERS)}")
+        sort_expr, sort_type = _TRACE_ORDER[query.order_by]
+        direction = "ASC" if query.ascending else "DESC"
         if query.cursor:
-            c_ns, c_id = decode_cursor(query.cursor)
-            having.append(f"(start_ns, trace_id) < ({sql.param(c_ns, 'Int64')}, {sql.param(c_id, 'String')})")
+            c_value, c_id = decode_sort_cursor(query.cursor, query.order_by, query.ascending)
+            before = ">" if query.ascending else "<"
+            having.append(
+                f"(sort_value, trace_id) {before} ({sql.param(c_value, sort_type)}, {sql.param(c_id, 'String')})"
+            )
         limit = max(1, query.limit)
         end_column = (
             ", max(toUnixTimestamp64Nano(Timestamp) + Duration) AS end_ns" if "end_ns" in extra else ""
         )
         page = self._rows(
             f"""
-SELECT any(TraceId) AS trace_id, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns{end_column}
+SELECT any(TraceId) AS trace_id, toUnixTimestamp64Nano(min(Timestamp)) AS start_ns{end_column},
+    {sort_expr} AS sort_value
 FROM {self.traces}
 WHERE {_where(where)}
 GROUP BY cityHash64(TraceId)
 HAVING {_where(having)}
-ORDER BY start_ns DESC, trace_id DESC
+ORDER BY sort_value {direction}, trace_id {direction}
 LIMIT {sql.param(limit + 1, "UInt32")}
 """,
             sql.params,
@@ -440,9 +470,12 @@ GROUP BY TraceId
         }
         traces = [_summary(summaries[tid]) for tid in ids if tid in summaries]
         next_cursor = None
-        if len(traces) > limit:
+        if len(page) > limit:
             traces = traces[:limit]
-            next_cursor = encode_cursor(traces[-1].start_ns, traces[-1].trace_id)
+            last = page[limit - 1]
+            value = last["sort_value"]
+            value = float(value) if sort_type == "Float64" else int(value)
+            next_cursor = encode_sort_cursor(query.order_by, query.ascending, value, last["trace_id"])
         return TracePage(tuple(traces), next_cursor)
 
     def get_traces(self, tenant: Tenant, trace_ids: Sequence[str]) -> dict[str, tuple[SpanRow, ...]]:
@@ -497,8 +530,10 @@ GROUP BY TraceId
         group_by: str = "model",
         spans: SpanFilter | None = None,
         step_seconds: int | None = None,
+        group_series: bool = False,
     ) -> MetricsSummary:
-        """Totals, per-group figures and (with a step) a time series, over model-call spans."""
+        """Totals, per-group figures and (with a step) a time series, over model-call spans; with
+        ``group_series`` too, each group's own series (what a chart with one line per model draws)."""
         column = _group_column(group_by)
         if step_seconds is not None and step_seconds < 1:
             raise InvalidArgument("step must be at least one second")
@@ -512,7 +547,7 @@ GROUP BY TraceId
         if step_seconds:
             step = sql.param(int(step_seconds), "UInt32")
             bucket = f"toUnixTimestamp64Nano(toDateTime64(toStartOfInterval(Timestamp, toIntervalSecond({step})), 9))"
-            sets = "(key), (), (time_ns)"
+            sets = "(key), (), (time_ns)" + (", (key, time_ns)" if group_series else "")
             all_times = "grouping(time_ns)"
         rows = self._rows(
             f"""
@@ -525,20 +560,33 @@ GROUP BY GROUPING SETS ({sets})
         )
         total = next((_stats(row) for row in rows if row["all_keys"] and row["all_times"]), CallStats())
         groups = sorted(
-            (row for row in rows if not row["all_keys"]),
+            (row for row in rows if not row["all_keys"] and row["all_times"]),
             key=lambda row: (-float(row["cost_usd"] or 0), -int(row["request_count"]), row["key"]),
         )
         series = None
+        by_group: dict[str, list[SeriesPoint]] = {}
         if step_seconds:
             points = sorted(
-                (row for row in rows if row["all_keys"] and not row["all_times"]),
+                (row for row in rows if not row["all_times"]),
                 key=lambda row: int(row["time_ns"]),
             )
-            series = tuple(SeriesPoint(int(row["time_ns"]), _stats(row)) for row in points)
+            series = tuple(SeriesPoint(int(row["time_ns"]), _stats(row)) for row in points if row["all_keys"])
+            for row in points:
+                if not row["all_keys"]:
+                    by_group.setdefault(str(row["key"]), []).append(
+                        SeriesPoint(int(row["time_ns"]), _stats(row))
+                    )
         return MetricsSummary(
             group_by=group_by,
             total=total,
-            groups=tuple(GroupStats(str(row["key"]), _stats(row)) for row in groups),
+            groups=tuple(
+                GroupStats(
+                    str(row["key"]),
+                    _stats(row),
+                    tuple(by_group.get(str(row["key"]), ())) if group_series and step_seconds else None,
+                )
+                for row in groups
+            ),
             series=series,
         )
 

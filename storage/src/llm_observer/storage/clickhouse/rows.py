@@ -141,6 +141,7 @@ class CallStats:
 class GroupStats:
     key: str
     stats: CallStats
+    series: tuple[SeriesPoint, ...] | None = None  # the group's own time series, when asked for
 
 
 @dataclass(frozen=True, slots=True)
