@@ -15,13 +15,14 @@ export PYTHONWARNINGS="ignore:Editable installation:UserWarning"
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q -e ".[test,providers]"
 
-# Jaeger v2, for the OTLP forwarding tests, is built from the Go module proxy (cached under
-# ~/.cache/llm-observer, so only a new machine builds it): in the background while the rest installs and the
-# checks run.
-jaeger_build=""
+# Jaeger v2 (for the OTLP forwarding tests) and Alertmanager (for the alerting tests) are built from the Go
+# module proxy (cached under ~/.cache/llm-observer, so only a new machine builds them): in the background while
+# the rest installs and the checks run, one after the other (two Go builds at once only compete for the cores).
+go_builds=""
 if [ "${LLM_OBSERVER_SLOW_TESTS:-1}" = "1" ]; then
-  .venv/bin/python -m tests.support.jaeger > .venv/jaeger-build.log 2>&1 &
-  jaeger_build=$!
+  (.venv/bin/python -m tests.support.jaeger && .venv/bin/python -m tests.support.alertmanager) \
+    > .venv/go-builds.log 2>&1 &
+  go_builds=$!
 fi
 
 # The web view's tests drive Debian's headless Chromium (Playwright's own browser download cannot work here).
@@ -45,9 +46,9 @@ echo "== mypy"
 .venv/bin/mypy -p llm_observer.semconv -p llm_observer.kernel -p llm_observer.instrumentation \
   -p llm_observer.collector -p llm_observer.processors -p llm_observer.storage -p llm_observer.exporters \
   -p llm_observer.query -m llm_observer -m llm_observer.integrations
-if [ -n "$jaeger_build" ] && ! wait "$jaeger_build"; then
-  cat .venv/jaeger-build.log
-  echo "building Jaeger failed" >&2
+if [ -n "$go_builds" ] && ! wait "$go_builds"; then
+  cat .venv/go-builds.log
+  echo "building Jaeger or Alertmanager failed" >&2
   exit 1
 fi
 echo "== pytest"

@@ -2,9 +2,9 @@
 loopback ports.
 
 Jaeger v2 (``github.com/jaegertracing/jaeger/cmd/jaeger``) is an OpenTelemetry Collector distribution;
-``go install pkg@version`` refuses it because its ``go.mod`` has ``replace`` directives, so the module is
-downloaded (``go mod download``), copied to a writable folder and built there with its own ``go.mod`` and
-``go.sum``. The binary is cached outside the clone, in ``~/.cache/llm-observer/jaeger-v1.76.0/bin/jaeger``;
+``go install pkg@version`` refuses it because its ``go.mod`` has ``replace`` directives, so it is built as
+``tests.support.go_tools`` builds every Go tool. The binary is cached outside the clone, in
+``~/.cache/llm-observer/jaeger-v1.76.0/bin/jaeger``;
 ``python -m tests.support.jaeger`` builds it (the test command runs that first; a build takes a few minutes
 and ~1 GB of module cache the first time).
 
@@ -17,13 +17,8 @@ and ~1 GB of module cache the first time).
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.go_tools import GoProcess, go_binary, started
 from tests.support.ports import free_port
-from tests.support.waiting import wait_until
 
 JAEGER_VERSION = "v1.76.0"
 MODULE = "github.com/jaegertracing/jaeger"
@@ -42,48 +37,9 @@ SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
 SKIP_SLOW = pytest.mark.skipif(SLOW, reason="slow (builds and runs Jaeger v2): set LLM_OBSERVER_SLOW_TESTS=1")
 
 
-def cache_dir() -> Path:
-    return Path.home() / ".cache" / "llm-observer" / f"jaeger-{JAEGER_VERSION}"
-
-
 def jaeger_binary() -> Path:
     """The Jaeger v2 binary, built from the Go module proxy the first time (cached; one build at a time)."""
-    binary = cache_dir() / "bin" / "jaeger"
-    if binary.exists():
-        return binary
-    if shutil.which("go") is None:
-        raise RuntimeError(f"Go is needed once, to build Jaeger {JAEGER_VERSION} into {binary}")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir() / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test process may be building it right now
-        if not binary.exists():
-            _build(binary)
-    return binary
-
-
-def _go(args: list[str], cwd: Path | None = None, timeout: float = 1800) -> str:
-    done = subprocess.run(
-        ["go", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"go {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-4000:]}")
-    return done.stdout
-
-
-def _build(binary: Path) -> None:
-    info = json.loads(_go(["mod", "download", "-json", f"{MODULE}@{JAEGER_VERSION}"]))
-    if info.get("Error"):
-        raise RuntimeError(f"go mod download {MODULE}@{JAEGER_VERSION}: {info['Error']}")
-    with tempfile.TemporaryDirectory(prefix="jaeger-src-", dir=cache_dir()) as tmp:
-        source = Path(tmp) / "src"
-        # The module cache is read-only; the build writes nothing there, but Go wants to own its tree.
-        shutil.copytree(info["Dir"], source)
-        for path in (source, *source.rglob("*")):
-            if path.is_dir() and not path.is_symlink():
-                path.chmod(0o755)
-        staged = binary.with_name(binary.name + ".tmp")
-        _go(["build", "-trimpath", "-o", str(staged), PACKAGE], cwd=source)
-        staged.replace(binary)
+    return go_binary("jaeger", MODULE, JAEGER_VERSION, PACKAGE)
 
 
 _CONFIG = """\
@@ -126,20 +82,15 @@ exporters:
 
 
 @dataclass
-class Jaeger:
+class Jaeger(GoProcess):
     """A Jaeger v2 process with an in-memory store, on loopback ports chosen when it is made."""
 
-    folder: Path
+    title = "Jaeger"
     binary: Path = field(default_factory=jaeger_binary)
     otlp_grpc: int = field(default_factory=free_port)
     otlp_http: int = field(default_factory=free_port)
     query_http: int = field(default_factory=free_port)
     query_grpc: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        return self.folder / "jaeger.log"
 
     @property
     def query_url(self) -> str:
@@ -156,36 +107,9 @@ class Jaeger:
                 query_grpc=self.query_grpc,
             )
         )
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(
-                [str(self.binary), "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_until(self._ready, timeout, what=self._state)
-
-    def _ready(self) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            raise RuntimeError(f"Jaeger exited while starting:\n{self._tail()}")
-        try:
-            return httpx.get(f"{self.query_url}/api/v3/services", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def _tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else "(no log)"
-
-    def _state(self) -> str:
-        return f"Jaeger's query API on {self.query_url}; its log ends:\n{self._tail()}"
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        self._launch(
+            [str(self.binary), "--config", str(config)], f"{self.query_url}/api/v3/services", timeout
+        )
 
     async def trace(self, trace_id: str) -> list[dict[str, Any]] | None:
         """The spans of a trace (``GET /api/v3/traces/{id}``, OTLP/JSON), each with its resource's
@@ -207,14 +131,7 @@ class Jaeger:
 @pytest.fixture
 def jaeger(tmp_path: Path) -> Iterator[Jaeger]:
     """A started Jaeger v2 (in-memory store), stopped when the test ends."""
-    folder = tmp_path / "jaeger"
-    folder.mkdir()
-    instance = Jaeger(folder)
-    try:
-        instance.start()
-        yield instance
-    finally:
-        instance.stop()
+    yield from started(Jaeger(tmp_path / "jaeger"))
 
 
 def main() -> int:

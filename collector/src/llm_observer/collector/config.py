@@ -61,7 +61,8 @@ exporters:
     sending_queue:
       on_overflow: drop
 service:
-  extensions: [query]
+  # alerting: rules from the top-level ``alerting:`` key, evaluated in the service, alerts served by the query API
+  extensions: [query, alerting]
   telemetry:
     metrics:
       exporters: [prometheus]

@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm_observer.collector.config import Config, ExporterDeliveryConfig, PipelineConfig, pushes_metrics
+from llm_observer.collector.config import (
+    Config,
+    ExporterDeliveryConfig,
+    PipelineConfig,
+    load_config,
+    pushes_metrics,
+)
 from llm_observer.collector.deadletter import DeadLetterStore
 from llm_observer.collector.pipeline import (
     Decoder,
@@ -150,6 +156,7 @@ class Service:
         self._lock = DataDirLock(self.data_dir)
         self._started = False
         self._stopped = asyncio.Event()
+        self._reloading = asyncio.Lock()
 
     # --- what tests and the CLI look at -----------------------------------------------------------------
 
@@ -457,10 +464,43 @@ class Service:
         for extension_id in cfg.service.extensions:
             spec = cfg.extensions[extension_id]
             ingest = self.ingest if self.run_collector else None
-            ctx = self._ctx(extension_id, ingest=ingest, http_routes=routes)
+            ctx = self._ctx(
+                extension_id,
+                ingest=ingest,
+                http_routes=routes,
+                extensions=self._running.extensions,
+                reload_config=self.reload,
+            )
             extension = spec.factory.create(ctx, spec.config)
             await extension.start()
             self._running.extensions[extension_id] = extension
+
+    async def reload(self) -> None:
+        """Re-read the config file and give every running extension that has ``async def
+        reconfigure(config)`` its new config (alerting rules, routes, receivers). The whole file is
+        validated first: a bad one raises ``ConfigError`` and nothing changes. Changes to anything else
+        (endpoints, pipelines) take a restart."""
+        async with self._reloading:
+            source = self.config.source
+            if source == "<default>":
+                raise ConfigError([("<file>", "the service was started without --config: nothing to reload")])
+            config = await asyncio.to_thread(
+                load_config, source, data_dir=self.config.data_dir, extra_factories=self.config.factories
+            )
+            for extension_id, extension in list(self._running.extensions.items()):
+                reconfigure = getattr(extension, "reconfigure", None)
+                spec = config.extensions.get(extension_id)
+                if reconfigure is None or spec is None:
+                    continue
+                try:
+                    await reconfigure(spec.config)
+                except Exception:
+                    logger.exception(
+                        "%s could not apply the reloaded config; it keeps the old one", extension_id
+                    )
+                    continue
+                self.config.extensions[extension_id] = spec
+            logger.info("Config reloaded from %s", source)
 
     async def shutdown(self) -> None:
         """Stop taking data, drain what was accepted, close everything. Idempotent."""
@@ -510,12 +550,30 @@ class Service:
         return out
 
 
+async def reload_logged(service: Service) -> bool:
+    """``service.reload()``, with a bad file logged (the running config is kept) rather than raised."""
+    try:
+        await service.reload()
+    except ConfigError as exc:
+        logger.error("Config reload failed, the running config is kept: %s", exc)
+        return False
+    return True
+
+
 async def run_until_signalled(service: Service) -> None:
-    """Start, then run until SIGINT / SIGTERM, then shut down cleanly."""
+    """Start, then run until SIGINT / SIGTERM, then shut down cleanly; SIGHUP reloads the config file."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def hangup() -> None:
+        task = loop.create_task(reload_logged(service))
+        reloads.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     await service.start()
     try:
         await stop.wait()
@@ -524,4 +582,4 @@ async def run_until_signalled(service: Service) -> None:
         await service.shutdown()
 
 
-__all__ = ["SIGNAL_TRACES", "Service", "run_until_signalled"]
+__all__ = ["SIGNAL_TRACES", "Service", "reload_logged", "run_until_signalled"]

@@ -160,6 +160,13 @@ class CreateContext:
     # which every pipeline has delivered every record. A receiver reading a replayable source (Kafka) lets
     # the source forget a record only once it is delivered, not merely written.
     wal_progress: Callable[[], tuple[int, int]] | None = None
+    # Extensions: the running extensions of the process by id — the live dict, so an extension finds another
+    # (the query service finds alerting) at use time, whichever order they start in.
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+    # Extensions: re-read the config file and give every running extension that has ``async def
+    # reconfigure(config)`` its new validated config (what SIGHUP does). Raises ``ConfigError`` for a bad
+    # file, and the running configs are kept. None: the process has no reload.
+    reload_config: Callable[[], Awaitable[None]] | None = None
 
 
 C = TypeVar("C", bound=ComponentConfig)

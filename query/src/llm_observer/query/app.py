@@ -25,8 +25,8 @@ from starlette.routing import Route
 from llm_observer.kernel.auth import LoginThrottled
 from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
-from llm_observer.query import jaeger, rest, sessions
-from llm_observer.query.backend import QueryBackend
+from llm_observer.query import alerts_rest, jaeger, rest, sessions
+from llm_observer.query.backend import NotFound, QueryBackend
 from llm_observer.query.tail import TooManyTails
 from llm_observer.query.web import assets as web_assets
 from llm_observer.storage.clickhouse.reads import InvalidArgument
@@ -80,6 +80,9 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(404, "not_found", str(exc))
+
     async def backpressure(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Backpressure | TooManyTails)
         return error_response(429, "resource_exhausted", str(exc), _retry_after(exc.retry_after))
@@ -112,6 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidArgument, counted(invalid))
     app.add_exception_handler(RequestValidationError, counted(invalid))
     app.add_exception_handler(StarletteHTTPException, counted(http_error))
+    app.add_exception_handler(NotFound, counted(not_found))
     app.add_exception_handler(Backpressure, counted(backpressure))
     app.add_exception_handler(TooManyTails, counted(backpressure))
     app.add_exception_handler(RetryableError, counted(unavailable))
@@ -140,11 +144,12 @@ def create_app(backend: QueryBackend) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(backend.config.http.cors_origins),
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.include_router(rest.build_router())
     app.include_router(sessions.build_router())
+    app.include_router(alerts_rest.build_router())
     if backend.ingest_routes:
         _serve_offered_routes(app, backend.ingest_routes)
     else:

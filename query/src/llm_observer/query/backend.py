@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 from llm_observer.kernel.auth import Authenticator, LoginGuard, Principal
 from llm_observer.kernel.component import HttpRoutes
-from llm_observer.kernel.errors import RetryableError
+from llm_observer.kernel.errors import LLMObserverError, PermissionDenied, RetryableError
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.query.alerting.model import AlertingApi
 from llm_observer.query.cache import ResultCache
 from llm_observer.query.config import QueryConfig
 from llm_observer.query.tail import TailHub
@@ -58,6 +59,13 @@ _HOUR_NS = 3600 * 10**9
 
 class Unavailable(RetryableError):
     """A feature this deployment cannot serve right now (503 / UNAVAILABLE)."""
+
+
+class NotFound(LLMObserverError):
+    """What a request names does not exist, or the feature it asks for is off (404 / NOT_FOUND)."""
+
+
+ALERTING_DISABLED = "alerting is not enabled: list alerting in service.extensions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +108,12 @@ class QueryBackend:
         telemetry: Telemetry | None = None,
         component_id: str = "query",
         signals: SignalStore | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        # The process's running extensions by id (live: the alerting extension may start after this
+        # service), searched at each request for the one serving ``AlertingApi``.
+        self.extensions: Mapping[str, Any] = extensions if extensions is not None else {}
         self.store = store
         self.signals = signals
         self.auth = authenticator
@@ -167,6 +179,28 @@ class QueryBackend:
             raise InvalidArgument(f"{names[0]} must be before {names[1]}")
         return ReadScope(principal, Tenant(organization_id=org, project_ids=projects), start, end)
 
+    def alerting(self, principal: Principal, organization_id: str | None) -> tuple[AlertingApi, str | None]:
+        """The running alerting API and the organization ``principal`` may act on in it (None: every
+        organization, auth off and none named).
+
+        Alerting is organization-wide, so a key limited to some projects is refused (``PermissionDenied``),
+        as is a request naming another organization; ``NotFound`` when no extension serves alerting.
+        """
+        organization = principal.check_organization(organization_id)
+        if principal.project_ids is not None:
+            raise PermissionDenied(
+                f"{principal.subject} is limited to projects; alerts, rules and silences are "
+                "organization-wide: use a key of the whole organization"
+            )
+        for extension in list(self.extensions.values()):
+            if isinstance(extension, AlertingApi):
+                return extension, organization
+        raise NotFound(ALERTING_DISABLED)
+
+    def alerting_enabled(self) -> bool:
+        """Whether an extension of this process serves ``AlertingApi``."""
+        return any(isinstance(extension, AlertingApi) for extension in list(self.extensions.values()))
+
     def page_size(self, limit: int | None, default: int = 50) -> int:
         if limit is None:
             return default
@@ -196,12 +230,12 @@ class QueryBackend:
         )
 
     async def metrics_summary(
-        self, scope: ReadScope, group_by: str, spans: SpanFilter, step: int | None
+        self, scope: ReadScope, group_by: str, spans: SpanFilter, step: int | None, group_series: bool = False
     ) -> MetricsSummary:
         tenant, start, end = scope.tenant, scope.start_ns, scope.end_ns
         return await self._cached(
-            ("summary", tenant, start, end, group_by, spans, step),
-            lambda: self.store.metrics_summary(tenant, start, end, group_by, spans, step),
+            ("summary", tenant, start, end, group_by, spans, step, group_series),
+            lambda: self.store.metrics_summary(tenant, start, end, group_by, spans, step, group_series),
         )
 
     async def cost_breakdown(self, scope: ReadScope, group_by: str, spans: SpanFilter) -> CostBreakdown:

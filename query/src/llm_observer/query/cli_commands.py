@@ -25,19 +25,8 @@ def add_traces_commands(subparsers: Any) -> None:
     traces_sub = traces.add_subparsers(dest="traces_command", required=True)
 
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument(
-            "--url",
-            default=os.environ.get("LLM_OBSERVER_URL", DEFAULT_URL),
-            help=f"query service URL (default {DEFAULT_URL}, env LLM_OBSERVER_URL)",
-        )
-        parser.add_argument(
-            "--api-key",
-            default=os.environ.get("LLM_OBSERVER_API_KEY"),
-            help="API key or token (env LLM_OBSERVER_API_KEY)",
-        )
-        parser.add_argument("--org", dest="organization_id", help="organization id")
+        add_connection_arguments(parser)
         parser.add_argument("--project", dest="project_id", help="project id")
-        parser.add_argument("--json", action="store_true", help="print the API's JSON instead")
 
     listing = traces_sub.add_parser("list", help="recent traces, newest first")
     common(listing)
@@ -59,13 +48,43 @@ def add_traces_commands(subparsers: Any) -> None:
     show.set_defaults(func=run_show)
 
 
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--url``, ``--api-key``, ``--org`` and ``--json``: what every command over the query API takes."""
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("LLM_OBSERVER_URL", DEFAULT_URL),
+        help=f"query service URL (default {DEFAULT_URL}, env LLM_OBSERVER_URL)",
+    )
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("LLM_OBSERVER_API_KEY"),
+        help="API key or token (env LLM_OBSERVER_API_KEY)",
+    )
+    parser.add_argument("--org", dest="organization_id", help="organization id")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON instead")
+
+
 def _get(args: argparse.Namespace, path: str, params: dict[str, Any]) -> Any:
+    return api_request(args, "GET", path, params)
+
+
+def api_request(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    params: dict[str, Any] | None = None,
+    body: dict[str, Any] | None = None,
+) -> Any:
+    """The JSON answer of the query API at ``args.url`` (with ``args.api_key``); an error answer or an
+    unreachable service exits with the API's message."""
     import httpx
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    query = {key: value for key, value in params.items() if value is not None}
+    query = {key: value for key, value in (params or {}).items() if value is not None}
     try:
-        response = httpx.get(args.url.rstrip("/") + path, params=query, headers=headers, timeout=30)
+        response = httpx.request(
+            method, args.url.rstrip("/") + path, params=query, json=body, headers=headers, timeout=30
+        )
     except httpx.HTTPError as exc:
         raise SystemExit(f"error: cannot reach the query service at {args.url}: {exc}") from exc
     try:
@@ -78,7 +97,8 @@ def _get(args: argparse.Namespace, path: str, params: dict[str, Any]) -> Any:
     return body
 
 
-def _since(value: str) -> str:
+def since_time(value: str) -> str:
+    """The RFC 3339 UTC time ``value`` (``15m``, ``6h``, ``7d``) before now; exits on a bad value."""
     found = _SINCE.match(value.strip())
     if not found:
         raise SystemExit(f"error: --since must look like 15m, 6h or 7d, got {value!r}")
@@ -86,7 +106,7 @@ def _since(value: str) -> str:
     return datetime.fromtimestamp(time.time() - seconds, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _short_time(rfc3339: str) -> str:
+def short_time(rfc3339: str) -> str:
     """Local ``MM-DD HH:MM:SS`` of an RFC 3339 UTC time (the fraction is dropped)."""
     whole = rfc3339.split(".")[0].rstrip("Z")
     return datetime.fromisoformat(whole + "+00:00").astimezone().strftime("%m-%d %H:%M:%S")
@@ -121,7 +141,8 @@ def _cost(usd: float) -> str:
     return format_usd(usd) if usd else "-"
 
 
-def _cut(text: str, width: int) -> str:
+def cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis."""
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
@@ -130,7 +151,7 @@ def format_table(traces: Sequence[dict[str, Any]], width: int) -> str:
     header = ("TIME", "ROOT", "MODELS", "TOKENS", "COST", "DURATION", "STATUS", "TRACE ID")
     rows = [
         (
-            _short_time(t["start_time"]),
+            short_time(t["start_time"]),
             t["root_span_name"],
             ",".join(t["models"]) or "-",
             f"{t['input_tokens']}/{t['output_tokens']}",
@@ -149,7 +170,7 @@ def format_table(traces: Sequence[dict[str, Any]], width: int) -> str:
     widths[2] = min(widths[2], max(10, spare - widths[1]))
     lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(header)).rstrip()]
     for row in rows:
-        lines.append("  ".join(_cut(cell, widths[i]).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        lines.append("  ".join(cut(cell, widths[i]).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     return "\n".join(lines)
 
 
@@ -201,7 +222,7 @@ def run_list(args: argparse.Namespace, out: TextIO | None = None) -> int:
     params = {
         "organization_id": args.organization_id,
         "project_id": args.project_id,
-        "start_time": _since(args.since),
+        "start_time": since_time(args.since),
         "limit": args.limit,
         "model": args.model,
         "provider": args.provider,

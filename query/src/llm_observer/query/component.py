@@ -58,6 +58,8 @@ def create(ctx: CreateContext, config: QueryConfig) -> QueryService:
         ingest_routes=ctx.http_routes,
         telemetry=ctx.telemetry,
         component_id=ctx.component_id,
+        # The process's running extensions (live): where the alert routes find the alerting API.
+        extensions=ctx.extensions,
     )
 
 

@@ -17,9 +17,11 @@ import grpc.aio
 from google.protobuf import struct_pb2
 from google.protobuf.message import DecodeError
 
+from llm_observer.kernel.auth import Principal
 from llm_observer.kernel.errors import AuthError, PermanentError, RetryableError
 from llm_observer.kernel.servers import grpc_listen
-from llm_observer.query.backend import QueryBackend, ReadScope
+from llm_observer.query import alerts_grpc
+from llm_observer.query.backend import NotFound, QueryBackend, ReadScope
 from llm_observer.query.formats import finite, parse_step, typed_attributes
 from llm_observer.query.tail import TailEnded, TooManyTails
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
@@ -56,16 +58,21 @@ class _ScopedRequest(Protocol):
     def project_id(self) -> str: ...
 
 
+def principal_of(backend: QueryBackend, context: Context) -> Principal:
+    """The caller of an RPC, from its ``authorization`` metadata (allowed the ``query`` scope)."""
+    header = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            header = value if isinstance(value, str) else value.decode("utf-8", "replace")
+    return backend.auth.authenticate(header, "query")
+
+
 def read_scope(
     backend: QueryBackend, context: Context, request: _ScopedRequest, start_ns: int = 0, end_ns: int = 0
 ) -> ReadScope:
     """The caller's scope for an RPC: the principal from the ``authorization`` metadata, the organization and
     project the request names, and the time window ``[start_ns, end_ns)`` (0: the default bound)."""
-    header = None
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization":
-            header = value if isinstance(value, str) else value.decode("utf-8", "replace")
-    principal = backend.auth.authenticate(header, "query")
+    principal = principal_of(backend, context)
     organization, project = request.organization_id or None, request.project_id or None
     names = ("start_time_unix_nano", "end_time_unix_nano")
     return backend.scope(principal, organization, project, start_ns or None, end_ns or None, names)
@@ -246,6 +253,8 @@ class _Servicer:
                 min_cost_usd=_optional(request, "min_cost_usd"),
                 limit=self.backend.page_size(request.limit or None),
                 cursor=request.cursor or None,
+                order_by=request.sort or "start",
+                ascending=request.ascending,
             )
             page = await self.backend.search_traces(scope.tenant, query)
             response = pb.SearchTracesResponse(next_cursor=page.next_cursor or "")
@@ -277,16 +286,22 @@ class _Servicer:
             )
             if not 0 <= request.step_seconds <= _MAX_STEP_SECONDS:
                 raise InvalidArgument(f"step_seconds must be between 0 and {_MAX_STEP_SECONDS}")
+            if request.group_series and not request.step_seconds:
+                raise InvalidArgument("group_series needs step_seconds")
             summary = await self.backend.metrics_summary(
                 scope,
                 request.group_by or "model",
                 _span_filter(request.filter),
                 int(request.step_seconds) or None,
+                request.group_series,
             )
             response = pb.GetMetricsSummaryResponse(group_by=summary.group_by)
             _fill_metrics(response.total, summary.total)
             for group in summary.groups:
-                _fill_metrics(response.groups.add(key=group.key).metrics, group.stats)
+                message = response.groups.add(key=group.key)
+                _fill_metrics(message.metrics, group.stats)
+                for point in group.series or ():
+                    _fill_metrics(message.series.add(time_unix_nano=point.time_ns).metrics, point.stats)
             for point in summary.series or ():
                 _fill_metrics(response.series.add(time_unix_nano=point.time_ns).metrics, point.stats)
             return response
@@ -442,6 +457,46 @@ class _Servicer:
                 )
             return response
 
+    # --- alerting (alerts_grpc) ------------------------------------------------------------------------
+
+    async def ListAlerts(self, request: pb.ListAlertsRequest, context: Context) -> pb.ListAlertsResponse:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.list_alerts(self.backend, principal_of(self.backend, context), request)
+
+    async def ListAlertRules(
+        self, request: pb.ListAlertRulesRequest, context: Context
+    ) -> pb.ListAlertRulesResponse:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.list_rules(self.backend, principal_of(self.backend, context), request)
+
+    async def TestAlertRule(
+        self, request: pb.TestAlertRuleRequest, context: Context
+    ) -> pb.TestAlertRuleResponse:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.test_rule(self.backend, principal_of(self.backend, context), request)
+
+    async def ListIncidents(
+        self, request: pb.ListIncidentsRequest, context: Context
+    ) -> pb.ListIncidentsResponse:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.list_incidents(
+                self.backend, principal_of(self.backend, context), request
+            )
+
+    async def ListSilences(
+        self, request: pb.ListSilencesRequest, context: Context
+    ) -> pb.ListSilencesResponse:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.list_silences(self.backend, principal_of(self.backend, context), request)
+
+    async def CreateSilence(self, request: pb.CreateSilenceRequest, context: Context) -> pb.Silence:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.create(self.backend, principal_of(self.backend, context), request)
+
+    async def ExpireSilence(self, request: pb.ExpireSilenceRequest, context: Context) -> pb.Silence:
+        async with _errors(context, self.backend):
+            return await alerts_grpc.expire(self.backend, principal_of(self.backend, context), request)
+
 
 class _errors:
     """Maps the package's exceptions to gRPC status codes (as ``context.abort``), counting each."""
@@ -463,6 +518,8 @@ class _errors:
             await self.context.abort(code, str(exc))
         if isinstance(exc, InvalidArgument):
             await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if isinstance(exc, NotFound):
+            await self.context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         if isinstance(exc, TooManyTails | TailEnded):
             await self.context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         if isinstance(exc, RetryableError):

@@ -31,7 +31,12 @@ from llm_observer.query.formats import (
     trace_page,
 )
 from llm_observer.query.tail import TailEnded
-from llm_observer.storage.clickhouse.reads import InvalidArgument, TraceQuery, normalize_trace_id
+from llm_observer.storage.clickhouse.reads import (
+    TRACE_ORDERS,
+    InvalidArgument,
+    TraceQuery,
+    normalize_trace_id,
+)
 from llm_observer.storage.clickhouse.signal_reads import LogQuery, MetricSeriesQuery, parse_severity
 
 # A comment line on an idle live tail this often, so that proxies keep it open and a vanished client is
@@ -72,8 +77,13 @@ def build_router() -> APIRouter:
         min_cost: Annotated[float | None, Query(description="minimum trace cost in USD")] = None,
         limit: Annotated[int | None, Query(ge=1)] = None,
         cursor: str | None = None,
+        sort: Annotated[str, Query(description=" | ".join(TRACE_ORDERS))] = "start",
+        order: Annotated[str, Query(description="desc (default) | asc")] = "desc",
     ) -> dict[str, Any]:
-        """Trace summaries, newest first, with cursor pagination."""
+        """Trace summaries, newest first (or by ``sort``, largest first unless ``order=asc``), with cursor
+        pagination: a cursor continues the list in the order it was made for."""
+        if order not in ("asc", "desc"):
+            raise InvalidArgument("order must be asc or desc")
         query = TraceQuery(
             start_ns=scope.start_ns,
             end_ns=scope.end_ns,
@@ -84,6 +94,8 @@ def build_router() -> APIRouter:
             min_cost_usd=finite(min_cost, "min_cost"),
             limit=backend.page_size(limit),
             cursor=cursor,
+            order_by=sort,
+            ascending=order == "asc",
         )
         return trace_page(await backend.search_traces(scope.tenant, query))
 
@@ -211,9 +223,14 @@ def build_router() -> APIRouter:
         step_seconds: Annotated[
             int | None, Query(ge=1, le=2**32 - 1, description="add a time series with this step")
         ] = None,
+        group_series: Annotated[
+            bool, Query(description="with step_seconds: each group's own series too (groups[].series)")
+        ] = False,
     ) -> dict[str, Any]:
         """Request volume, errors, latency percentiles, tokens and cost over model calls, in total and per group."""
-        summary = await backend.metrics_summary(scope, group_by, spans, step_seconds)
+        if group_series and step_seconds is None:
+            raise InvalidArgument("group_series needs step_seconds")
+        summary = await backend.metrics_summary(scope, group_by, spans, step_seconds, group_series)
         return summary_document(summary, scope.start_ns, scope.end_ns)
 
     @router.get("/api/v1/metrics/cost", tags=["metrics"])

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc.aio
 
@@ -17,7 +18,7 @@ from llm_observer.query.app import create_app
 from llm_observer.query.backend import QueryBackend
 from llm_observer.query.config import QueryConfig
 from llm_observer.query.grpc_api import start_grpc_server
-from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
+from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client_for
 from llm_observer.storage.clickhouse.reads import TraceStore
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings
 from llm_observer.storage.clickhouse.signal_reads import SignalStore
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 class QueryService:
     """Serves every read API over the store ``storage`` names (and the routes of the JSON ingest receiver,
     ``ingest_routes``, when it runs in the same process); ``vectors`` None disables semantic search.
+    ``extensions`` is the process's live mapping of running extensions, where the alerting API is found at
+    request time (none serving it: the alert endpoints answer 404).
 
     ``start`` opens the (shared) ClickHouse client and starts both listeners in the running loop; ``shutdown``
     stops them and closes the client. Both are idempotent and ``shutdown`` is safe before ``start``. A port
@@ -46,8 +49,10 @@ class QueryService:
         ingest_routes: Sequence[HttpRoutes] = (),
         telemetry: Telemetry | None = None,
         component_id: str = "query",
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config
+        self.extensions: Mapping[str, Any] = extensions if extensions is not None else {}
         self.storage = storage
         self.vectors = vectors
         self.auth_config = auth if auth is not None else AuthConfig()
@@ -68,15 +73,7 @@ class QueryService:
             if self.backend is not None:
                 return
             storage = self.storage
-            client = await asyncio.to_thread(
-                open_client,
-                storage.endpoint,
-                self.data_dir,
-                storage.username,
-                storage.password,
-                storage.timeout_seconds,
-                storage.tls,
-            )
+            client = await asyncio.to_thread(open_client_for, storage, self.data_dir)
             self._client = client
             try:
                 backend = QueryBackend(
@@ -89,6 +86,7 @@ class QueryService:
                     telemetry=self.telemetry,
                     component_id=self.component_id,
                     signals=SignalStore(client, storage.database),
+                    extensions=self.extensions,
                 )
                 self._http = await serve_asgi(
                     create_app(backend),

@@ -19,7 +19,7 @@ from llm_observer.kernel.errors import PartialFailure, PermanentError, Retryable
 from llm_observer.kernel.signals import SignalBatch
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow, unstorable_rows
-from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
+from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client_for
 from llm_observer.storage.clickhouse.migrate import ensure_schema
 
 logger = logging.getLogger(__name__)
@@ -142,15 +142,7 @@ class ClickHouseExporter:
             if self._client is not None:
                 return
             config = self.config
-            client = await asyncio.to_thread(
-                open_client,
-                config.endpoint,
-                self._ctx.data_dir,
-                config.username,
-                config.password,
-                config.timeout_seconds,
-                config.tls,
-            )
+            client = await asyncio.to_thread(open_client_for, config, self._ctx.data_dir)
             try:
                 if config.create_schema:
                     await asyncio.to_thread(self._migrate, client)

@@ -149,7 +149,7 @@ class GetTraceResponse(_message.Message):
     def __init__(self, trace_id: _Optional[str] = ..., spans: _Optional[_Iterable[_Union[Span, _Mapping]]] = ...) -> None: ...
 
 class SearchTracesRequest(_message.Message):
-    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "filter", "status", "min_duration_ms", "max_duration_ms", "min_cost_usd", "limit", "cursor")
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "filter", "status", "min_duration_ms", "max_duration_ms", "min_cost_usd", "limit", "cursor", "sort", "ascending")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,8 @@ class SearchTracesRequest(_message.Message):
     MIN_COST_USD_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SORT_FIELD_NUMBER: _ClassVar[int]
+    ASCENDING_FIELD_NUMBER: _ClassVar[int]
     organization_id: str
     project_id: str
     start_time_unix_nano: int
@@ -172,7 +174,9 @@ class SearchTracesRequest(_message.Message):
     min_cost_usd: float
     limit: int
     cursor: str
-    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., status: _Optional[str] = ..., min_duration_ms: _Optional[float] = ..., max_duration_ms: _Optional[float] = ..., min_cost_usd: _Optional[float] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    sort: str
+    ascending: bool
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., status: _Optional[str] = ..., min_duration_ms: _Optional[float] = ..., max_duration_ms: _Optional[float] = ..., min_cost_usd: _Optional[float] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., sort: _Optional[str] = ..., ascending: _Optional[bool] = ...) -> None: ...
 
 class TraceSummary(_message.Message):
     __slots__ = ("trace_id", "root_span_name", "service_name", "organization_id", "project_id", "start_time_unix_nano", "duration_ms", "span_count", "error_count", "status", "input_tokens", "output_tokens", "cost_usd", "models")
@@ -243,12 +247,14 @@ class Metrics(_message.Message):
     def __init__(self, request_count: _Optional[int] = ..., error_count: _Optional[int] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
 
 class MetricsGroup(_message.Message):
-    __slots__ = ("key", "metrics")
+    __slots__ = ("key", "metrics", "series")
     KEY_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
     key: str
     metrics: Metrics
-    def __init__(self, key: _Optional[str] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
+    series: _containers.RepeatedCompositeFieldContainer[MetricsPoint]
+    def __init__(self, key: _Optional[str] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., series: _Optional[_Iterable[_Union[MetricsPoint, _Mapping]]] = ...) -> None: ...
 
 class MetricsPoint(_message.Message):
     __slots__ = ("time_unix_nano", "metrics")
@@ -259,7 +265,7 @@ class MetricsPoint(_message.Message):
     def __init__(self, time_unix_nano: _Optional[int] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ...) -> None: ...
 
 class GetMetricsSummaryRequest(_message.Message):
-    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "group_by", "filter", "step_seconds")
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "group_by", "filter", "step_seconds", "group_series")
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
@@ -267,6 +273,7 @@ class GetMetricsSummaryRequest(_message.Message):
     GROUP_BY_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    GROUP_SERIES_FIELD_NUMBER: _ClassVar[int]
     organization_id: str
     project_id: str
     start_time_unix_nano: int
@@ -274,7 +281,8 @@ class GetMetricsSummaryRequest(_message.Message):
     group_by: str
     filter: SpanFilter
     step_seconds: int
-    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., group_by: _Optional[str] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., step_seconds: _Optional[int] = ...) -> None: ...
+    group_series: bool
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., group_by: _Optional[str] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., step_seconds: _Optional[int] = ..., group_series: _Optional[bool] = ...) -> None: ...
 
 class GetMetricsSummaryResponse(_message.Message):
     __slots__ = ("total", "group_by", "groups", "series")
@@ -609,3 +617,226 @@ class ListMetricNamesResponse(_message.Message):
     METRICS_FIELD_NUMBER: _ClassVar[int]
     metrics: _containers.RepeatedCompositeFieldContainer[MetricName]
     def __init__(self, metrics: _Optional[_Iterable[_Union[MetricName, _Mapping]]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("fingerprint", "rule", "organization_id", "state", "labels", "annotations", "value", "active_since_unix_nano", "fired_at_unix_nano", "resolved_at_unix_nano", "incident_id", "generator_url")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class AnnotationsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_SINCE_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    FIRED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    INCIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATOR_URL_FIELD_NUMBER: _ClassVar[int]
+    fingerprint: str
+    rule: str
+    organization_id: str
+    state: str
+    labels: _containers.ScalarMap[str, str]
+    annotations: _containers.ScalarMap[str, str]
+    value: float
+    active_since_unix_nano: int
+    fired_at_unix_nano: int
+    resolved_at_unix_nano: int
+    incident_id: str
+    generator_url: str
+    def __init__(self, fingerprint: _Optional[str] = ..., rule: _Optional[str] = ..., organization_id: _Optional[str] = ..., state: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., annotations: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., active_since_unix_nano: _Optional[int] = ..., fired_at_unix_nano: _Optional[int] = ..., resolved_at_unix_nano: _Optional[int] = ..., incident_id: _Optional[str] = ..., generator_url: _Optional[str] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("organization_id", "states")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    states: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, organization_id: _Optional[str] = ..., states: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ...) -> None: ...
+
+class AlertRule(_message.Message):
+    __slots__ = ("name", "kind", "organization_id", "spec", "last_evaluated_unix_nano", "last_error")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVALUATED_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    organization_id: str
+    spec: _struct_pb2.Struct
+    last_evaluated_unix_nano: int
+    last_error: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., organization_id: _Optional[str] = ..., spec: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., last_evaluated_unix_nano: _Optional[int] = ..., last_error: _Optional[str] = ...) -> None: ...
+
+class ListAlertRulesRequest(_message.Message):
+    __slots__ = ("organization_id",)
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    def __init__(self, organization_id: _Optional[str] = ...) -> None: ...
+
+class ListAlertRulesResponse(_message.Message):
+    __slots__ = ("rules",)
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedCompositeFieldContainer[AlertRule]
+    def __init__(self, rules: _Optional[_Iterable[_Union[AlertRule, _Mapping]]] = ...) -> None: ...
+
+class TestAlertRuleRequest(_message.Message):
+    __slots__ = ("organization_id", "rule", "start_time_unix_nano", "end_time_unix_nano", "step_seconds")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    rule: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    step_seconds: float
+    def __init__(self, organization_id: _Optional[str] = ..., rule: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., step_seconds: _Optional[float] = ...) -> None: ...
+
+class BacktestHit(_message.Message):
+    __slots__ = ("labels", "fired_at_unix_nano", "resolved_at_unix_nano", "peak_value")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    FIRED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    PEAK_VALUE_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    fired_at_unix_nano: int
+    resolved_at_unix_nano: int
+    peak_value: float
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ..., fired_at_unix_nano: _Optional[int] = ..., resolved_at_unix_nano: _Optional[int] = ..., peak_value: _Optional[float] = ...) -> None: ...
+
+class TestAlertRuleResponse(_message.Message):
+    __slots__ = ("hits", "start_time_unix_nano", "end_time_unix_nano", "step_seconds")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    STEP_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[BacktestHit]
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    step_seconds: float
+    def __init__(self, hits: _Optional[_Iterable[_Union[BacktestHit, _Mapping]]] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., step_seconds: _Optional[float] = ...) -> None: ...
+
+class Incident(_message.Message):
+    __slots__ = ("id", "organization_id", "dimension", "value", "started_at_unix_nano", "resolved_at_unix_nano", "alert_fingerprints", "rules", "summary")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FINGERPRINTS_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    organization_id: str
+    dimension: str
+    value: str
+    started_at_unix_nano: int
+    resolved_at_unix_nano: int
+    alert_fingerprints: _containers.RepeatedScalarFieldContainer[str]
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    summary: str
+    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., dimension: _Optional[str] = ..., value: _Optional[str] = ..., started_at_unix_nano: _Optional[int] = ..., resolved_at_unix_nano: _Optional[int] = ..., alert_fingerprints: _Optional[_Iterable[str]] = ..., rules: _Optional[_Iterable[str]] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class ListIncidentsRequest(_message.Message):
+    __slots__ = ("organization_id", "include_resolved")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_RESOLVED_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    include_resolved: bool
+    def __init__(self, organization_id: _Optional[str] = ..., include_resolved: _Optional[bool] = ...) -> None: ...
+
+class ListIncidentsResponse(_message.Message):
+    __slots__ = ("incidents",)
+    INCIDENTS_FIELD_NUMBER: _ClassVar[int]
+    incidents: _containers.RepeatedCompositeFieldContainer[Incident]
+    def __init__(self, incidents: _Optional[_Iterable[_Union[Incident, _Mapping]]] = ...) -> None: ...
+
+class Silence(_message.Message):
+    __slots__ = ("id", "organization_id", "matchers", "starts_at_unix_nano", "ends_at_unix_nano", "state", "created_by", "comment")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    organization_id: str
+    matchers: _containers.RepeatedScalarFieldContainer[str]
+    starts_at_unix_nano: int
+    ends_at_unix_nano: int
+    state: str
+    created_by: str
+    comment: str
+    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., matchers: _Optional[_Iterable[str]] = ..., starts_at_unix_nano: _Optional[int] = ..., ends_at_unix_nano: _Optional[int] = ..., state: _Optional[str] = ..., created_by: _Optional[str] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class ListSilencesRequest(_message.Message):
+    __slots__ = ("organization_id",)
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    def __init__(self, organization_id: _Optional[str] = ...) -> None: ...
+
+class ListSilencesResponse(_message.Message):
+    __slots__ = ("silences",)
+    SILENCES_FIELD_NUMBER: _ClassVar[int]
+    silences: _containers.RepeatedCompositeFieldContainer[Silence]
+    def __init__(self, silences: _Optional[_Iterable[_Union[Silence, _Mapping]]] = ...) -> None: ...
+
+class CreateSilenceRequest(_message.Message):
+    __slots__ = ("organization_id", "matchers", "starts_at_unix_nano", "ends_at_unix_nano", "duration_seconds", "comment", "created_by")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    matchers: _containers.RepeatedScalarFieldContainer[str]
+    starts_at_unix_nano: int
+    ends_at_unix_nano: int
+    duration_seconds: float
+    comment: str
+    created_by: str
+    def __init__(self, organization_id: _Optional[str] = ..., matchers: _Optional[_Iterable[str]] = ..., starts_at_unix_nano: _Optional[int] = ..., ends_at_unix_nano: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., comment: _Optional[str] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class ExpireSilenceRequest(_message.Message):
+    __slots__ = ("organization_id", "id")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    id: str
+    def __init__(self, organization_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...

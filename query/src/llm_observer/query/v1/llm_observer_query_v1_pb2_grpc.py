@@ -85,6 +85,41 @@ class QueryServiceStub:
                 request_serializer=llm__observer__query__v1__pb2.ListMetricNamesRequest.SerializeToString,
                 response_deserializer=llm__observer__query__v1__pb2.ListMetricNamesResponse.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ListAlerts',
+                request_serializer=llm__observer__query__v1__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.ListAlertRules = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ListAlertRules',
+                request_serializer=llm__observer__query__v1__pb2.ListAlertRulesRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ListAlertRulesResponse.FromString,
+                _registered_method=True)
+        self.TestAlertRule = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/TestAlertRule',
+                request_serializer=llm__observer__query__v1__pb2.TestAlertRuleRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.TestAlertRuleResponse.FromString,
+                _registered_method=True)
+        self.ListIncidents = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ListIncidents',
+                request_serializer=llm__observer__query__v1__pb2.ListIncidentsRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ListIncidentsResponse.FromString,
+                _registered_method=True)
+        self.ListSilences = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ListSilences',
+                request_serializer=llm__observer__query__v1__pb2.ListSilencesRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ListSilencesResponse.FromString,
+                _registered_method=True)
+        self.CreateSilence = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/CreateSilence',
+                request_serializer=llm__observer__query__v1__pb2.CreateSilenceRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.Silence.FromString,
+                _registered_method=True)
+        self.ExpireSilence = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ExpireSilence',
+                request_serializer=llm__observer__query__v1__pb2.ExpireSilenceRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.Silence.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -153,6 +188,50 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Alerting: alerts, rules, a rule's test over past data, incidents and silences.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAlertRules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestAlertRule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIncidents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSilences(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSilence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireSilence(self, request, context):
+        """The expired silence; NOT_FOUND when the caller's organization has none of that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +284,41 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ListMetricNames,
                     request_deserializer=llm__observer__query__v1__pb2.ListMetricNamesRequest.FromString,
                     response_serializer=llm__observer__query__v1__pb2.ListMetricNamesResponse.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=llm__observer__query__v1__pb2.ListAlertsRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'ListAlertRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlertRules,
+                    request_deserializer=llm__observer__query__v1__pb2.ListAlertRulesRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ListAlertRulesResponse.SerializeToString,
+            ),
+            'TestAlertRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestAlertRule,
+                    request_deserializer=llm__observer__query__v1__pb2.TestAlertRuleRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.TestAlertRuleResponse.SerializeToString,
+            ),
+            'ListIncidents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIncidents,
+                    request_deserializer=llm__observer__query__v1__pb2.ListIncidentsRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ListIncidentsResponse.SerializeToString,
+            ),
+            'ListSilences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSilences,
+                    request_deserializer=llm__observer__query__v1__pb2.ListSilencesRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ListSilencesResponse.SerializeToString,
+            ),
+            'CreateSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSilence,
+                    request_deserializer=llm__observer__query__v1__pb2.CreateSilenceRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.Silence.SerializeToString,
+            ),
+            'ExpireSilence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireSilence,
+                    request_deserializer=llm__observer__query__v1__pb2.ExpireSilenceRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.Silence.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -477,6 +591,195 @@ class QueryService:
             '/llm_observer.query.v1.QueryService/ListMetricNames',
             llm__observer__query__v1__pb2.ListMetricNamesRequest.SerializeToString,
             llm__observer__query__v1__pb2.ListMetricNamesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ListAlerts',
+            llm__observer__query__v1__pb2.ListAlertsRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlertRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ListAlertRules',
+            llm__observer__query__v1__pb2.ListAlertRulesRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ListAlertRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestAlertRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/TestAlertRule',
+            llm__observer__query__v1__pb2.TestAlertRuleRequest.SerializeToString,
+            llm__observer__query__v1__pb2.TestAlertRuleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIncidents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ListIncidents',
+            llm__observer__query__v1__pb2.ListIncidentsRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ListIncidentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSilences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ListSilences',
+            llm__observer__query__v1__pb2.ListSilencesRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ListSilencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/CreateSilence',
+            llm__observer__query__v1__pb2.CreateSilenceRequest.SerializeToString,
+            llm__observer__query__v1__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireSilence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ExpireSilence',
+            llm__observer__query__v1__pb2.ExpireSilenceRequest.SerializeToString,
+            llm__observer__query__v1__pb2.Silence.FromString,
             options,
             channel_credentials,
             insecure,

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from llm_observer.kernel.errors import ConfigError, PermanentError, RetryableError
-from llm_observer.storage.clickhouse.settings import ClickHouseTls
+from llm_observer.storage.clickhouse.settings import ClickHouseSettings, ClickHouseTls
 
 Params = Mapping[str, Any] | None
 
@@ -319,3 +319,15 @@ def open_client(
     if endpoint.startswith(("http://", "https://")):
         return ServerClient(endpoint, username, password, timeout_seconds, tls)
     raise ConfigError([("endpoint", f"expected chdb://PATH or http(s)://HOST:PORT, got {endpoint!r}")])
+
+
+def open_client_for(settings: ClickHouseSettings, data_dir: Path) -> ClickHouseClient:
+    """``open_client`` for the store ``settings`` name (a relative ``chdb://`` path is under ``data_dir``)."""
+    return open_client(
+        settings.endpoint,
+        data_dir,
+        settings.username,
+        settings.password,
+        settings.timeout_seconds,
+        settings.tls,
+    )

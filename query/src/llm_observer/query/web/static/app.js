@@ -17,7 +17,7 @@ const PAGES = {
   users: "./pages/users.js",
   live: "./pages/live.js",
   search: "./pages/search.js",
-  alerts: "./pages/placeholder.js",
+  alerts: "./pages/alerts.js",
   insights: "./pages/placeholder.js",
 };
 // The page a route highlights in the navigation.

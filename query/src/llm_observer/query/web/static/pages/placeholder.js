@@ -1,14 +1,8 @@
-// Alerts and insights: their place in the view, until the analytics features that fill them exist.
+// Insights: its place in the view, until the analytics features that fill it exist.
 
 import { h } from "../format.js";
 
 const TEXT = {
-  alerts: {
-    title: "Alerts",
-    body: "Alert rules, firing alerts, incidents and silences will be shown here once alerting is part of " +
-      "llm-observer. Until then, the Prometheus metrics at the collector's /metrics endpoint can drive the " +
-      "alerting you already run.",
-  },
   insights: {
     title: "Insights",
     body: "Findings about your LLM traffic (cost anomalies, slow or failing models, prompts that repeat) " +
