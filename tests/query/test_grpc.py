@@ -38,6 +38,21 @@ async def test_grpc_search_traces_paginates_and_filters(running: Any) -> None:
             if not cursor:
                 break
         assert len(seen) == len(set(seen)) == 18
+        # Sorted by cost, ascending, across pages: the order ClickHouse gives the whole range.
+        by_cost: list[pb.TraceSummary] = []
+        cursor = ""
+        while True:
+            response = await stub.SearchTraces(
+                pb.SearchTracesRequest(limit=5, cursor=cursor, sort="cost", ascending=True), metadata=MD_A
+            )
+            by_cost.extend(response.traces)
+            cursor = response.next_cursor
+            if not cursor:
+                break
+        assert sorted(t.trace_id for t in by_cost) == sorted(seen)
+        assert [(t.cost_usd, t.trace_id) for t in by_cost] == sorted(
+            (t.cost_usd, t.trace_id) for t in by_cost
+        )
         want = {
             b.trace_id[i].hex()
             for i in range(len(b))
@@ -114,6 +129,17 @@ async def test_grpc_metrics_summary_and_cost(running: Any) -> None:
         assert sum(p.metrics.request_count for p in response.series) == len(rows)
         times = [p.time_unix_nano for p in response.series]
         assert times == sorted(times) and all(t % (300 * 10**9) == 0 for t in times)
+        assert all(not g.series for g in response.groups)
+        split = await stub.GetMetricsSummary(
+            pb.GetMetricsSummaryRequest(group_by="provider", step_seconds=300, group_series=True),
+            metadata=MD_A,
+        )
+        for group in split.groups:
+            mine = [i for i in rows if b.attributes[i]["gen_ai.provider.name"] == group.key]
+            assert (
+                sum(p.metrics.request_count for p in group.series) == len(mine) == group.metrics.request_count
+            )
+            assert {p.time_unix_nano for p in group.series} <= set(times)
 
         cost = await stub.GetCostBreakdown(pb.GetCostBreakdownRequest(group_by="model"), metadata=MD_A)
         assert cost.total.cost_usd == pytest.approx(total.cost_usd)

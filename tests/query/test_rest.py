@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -306,6 +307,38 @@ async def test_rest_metrics_summary_golden_numbers(running: Any) -> None:
         assert set(groups) == {key_of(i) for i in rows}, group_by
         for key, doc in groups.items():
             check(doc, [i for i in rows if key_of(i) == key])
+
+
+async def test_rest_metrics_summary_group_series_splits_the_series_by_group(running: Any) -> None:
+    b = running.planted.batch
+    rows = model_rows(running.planted, "org-a")
+    step = 600
+    params = {"step_seconds": step, "group_by": "model", "group_series": "true"}
+    body = (await running.http.get("/api/v1/metrics/summary", headers=_hdr(KEY_A), params=params)).json()
+    total = {point["time"]: point for point in body["series"]}
+    for group in body["groups"]:
+        mine = [i for i in rows if b.attributes[i]["gen_ai.request.model"] == group["key"]]
+        # Each group's series holds exactly its own calls, bucketed like the total series.
+        assert sum(point["request_count"] for point in group["series"]) == len(mine) == group["request_count"]
+        assert sum(point["cost_usd"] for point in group["series"]) == pytest.approx(group["cost_usd"])
+        assert {point["time"] for point in group["series"]} <= set(total)
+        for point in group["series"]:
+            start = int(datetime.fromisoformat(point["time"].replace("Z", "+00:00")).timestamp()) * 10**9
+            in_step = [i for i in mine if start <= b.start_time_unix_nano[i] < start + step * 10**9]
+            assert point["request_count"] == len(in_step)
+    # Per time, the groups add up to the total.
+    for time, point in total.items():
+        parts = [p for g in body["groups"] for p in g["series"] if p["time"] == time]
+        assert sum(p["request_count"] for p in parts) == point["request_count"]
+    # Without it (or without a step) the groups carry no series.
+    plain = (
+        await running.http.get("/api/v1/metrics/summary", headers=_hdr(KEY_A), params={"step_seconds": step})
+    ).json()
+    assert all("series" not in group for group in plain["groups"])
+    bad = await running.http.get(
+        "/api/v1/metrics/summary", headers=_hdr(KEY_A), params={"group_series": "true"}
+    )
+    assert bad.status_code == 400
 
 
 async def test_rest_metrics_summary_empty_range(running: Any) -> None:

@@ -68,6 +68,22 @@ def test_traces_list_pages_with_the_cursor(page: WebPage, seeded: Seeded) -> Non
     assert len(cursors) == 2 and all("limit=2" in url for url in cursors)
 
 
+def test_traces_list_sorts_on_the_server_across_pages(page: WebPage, seeded: Seeded, web: WebService) -> None:
+    # The order of the whole list, not of the rows loaded so far: the API sorts, the cursor keeps the order.
+    listing = web.get("/api/v1/traces", KEY_A, service="shop-agent", sort="cost", order="asc", limit=100)
+    want = [t["trace_id"] for t in listing.json()["traces"]]
+    assert sorted(want) == sorted(seeded.acme_traces)
+    page.open("#/traces?service=shop-agent&sort=cost&dir=asc&page_size=2")
+    while page.page.is_visible("button.load-more"):
+        before = len(listed(page))
+        page.page.click("button.load-more")
+        wait_until(lambda before=before: len(listed(page)) > before, what="the next page")
+    assert listed(page) == want
+    assert all(
+        "sort=cost" in url and "order=asc" in url for url in page.api_requests() if "/api/v1/traces?" in url
+    )
+
+
 def test_traces_filter_narrows_and_round_trips_through_the_url(page: WebPage, seeded: Seeded) -> None:
     page.open("#/traces?service=shop-agent")
     page.page.fill("#f-model", "gpt-4o")

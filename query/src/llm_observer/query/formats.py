@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from llm_observer.storage.clickhouse.reads import (
     CostBreakdown,
     InvalidArgument,
     MetricsSummary,
+    SeriesPoint,
     SpanRow,
     TracePage,
     TraceSummary,
@@ -218,16 +219,22 @@ def stats_document(stats: CallStats) -> dict[str, Any]:
 def summary_document(summary: MetricsSummary, start_ns: int, end_ns: int) -> dict[str, Any]:
     """The totals, then ``groups`` (a list) and ``by_<group_by>`` (the same groups by key), then the series."""
     doc = stats_document(summary.total)
-    groups = [{"key": group.key, **stats_document(group.stats)} for group in summary.groups]
+    groups = [
+        {"key": group.key, **stats_document(group.stats), **_series_document(group.series)}
+        for group in summary.groups
+    ]
     doc.update(
         start_time=rfc3339(start_ns), end_time=rfc3339(end_ns), group_by=summary.group_by, groups=groups
     )
     doc[f"by_{summary.group_by}"] = {group["key"]: group for group in groups}
-    if summary.series is not None:
-        doc["series"] = [
-            {"time": rfc3339(point.time_ns), **stats_document(point.stats)} for point in summary.series
-        ]
+    doc.update(_series_document(summary.series))
     return doc
+
+
+def _series_document(series: Sequence[SeriesPoint] | None) -> dict[str, Any]:
+    if series is None:
+        return {}
+    return {"series": [{"time": rfc3339(point.time_ns), **stats_document(point.stats)} for point in series]}
 
 
 def costs_document(costs: CallCosts) -> dict[str, Any]:

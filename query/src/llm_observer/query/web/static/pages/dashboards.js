@@ -12,6 +12,8 @@ const RANGES = { "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400 };
 const GROUPS = { model: "model", provider: "provider", project: "project_id", team: "team_id", user: "user_id" };
 // About this many points per chart.
 const POINTS = 60;
+// Lines per "by group" chart: the most expensive groups (the API lists them by cost), one colour each.
+const TOP_GROUPS = 6;
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
@@ -85,7 +87,9 @@ export async function render(root, params) {
   root.dataset.window = JSON.stringify({ ...timeWindow, step_seconds: step, group_by: groupBy, ...filter });
 
   const [summary, users, costs, traces] = await Promise.all([
-    getJson("/api/v1/metrics/summary", { ...timeWindow, ...filter, group_by: groupBy, step_seconds: step }),
+    getJson("/api/v1/metrics/summary", {
+      ...timeWindow, ...filter, group_by: groupBy, step_seconds: step, group_series: true,
+    }),
     getJson("/api/v1/metrics/summary", { ...timeWindow, ...filter, group_by: "user" }),
     getJson("/api/v1/metrics/cost", { ...timeWindow, ...filter, group_by: groupBy }),
     getJson("/api/v1/traces", { ...timeWindow, ...filter, limit: 500 }),
@@ -124,6 +128,23 @@ export async function render(root, params) {
     ], times, rows, formatCompact, xRange),
     chart("Cost", [{ label: "cost", value: (p) => p.cost_usd }], times, rows, formatCost, xRange),
   ];
+  // The same window split by the group-by switch: one line per group (the most expensive ones), from each
+  // group's own series, aligned on the total series' times (a step where a group had no call is 0 / gap).
+  const top = summary.groups.slice(0, TOP_GROUPS);
+  const pointsOf = top.map((group) => Object.fromEntries((group.series || []).map((p) => [p.time, p])));
+  const byGroup = (pick, empty) => top.map((group, i) => ({
+    label: group.key || "(none)",
+    value: (p) => (pointsOf[i][p.time] ? pick(pointsOf[i][p.time]) : empty),
+  }));
+  if (top.length) {
+    charts.push(
+      chart(`Requests by ${groupBy}`, byGroup((p) => p.request_count, 0), times, rows, formatCompact, xRange),
+      chart(`Error rate by ${groupBy}`, byGroup((p) => p.error_rate, null), times, rows, formatPercent, xRange),
+      chart(`Latency p95 by ${groupBy}`, byGroup((p) => p.latency_ms.p95, null), times, rows, formatDuration, xRange),
+      chart(`Tokens by ${groupBy}`, byGroup((p) => p.input_tokens + p.output_tokens, 0), times, rows, formatCompact, xRange),
+      chart(`Cost by ${groupBy}`, byGroup((p) => p.cost_usd, 0), times, rows, formatCost, xRange),
+    );
+  }
   const grid = h("div", { class: "charts" }, ...charts.map((one) => one.box));
   root.append(grid);
   const resizeAll = () => charts.forEach((one) => one.resize());

@@ -1,8 +1,8 @@
 // The trace list: traces over a time range, filtered and sorted, one page of the API's cursor at a time.
 //
 // Everything the view shows is in the URL (#/traces?range=24h&model=gpt-4o&sort=cost&dir=desc), so a view
-// can be shared and the back button works. The API returns traces newest first; a column sort orders the
-// rows loaded so far (the next page is still fetched by the API's cursor), so nothing is ever loaded whole.
+// can be shared and the back button works. A column sort is the API's (`sort`, `order`): ClickHouse orders the
+// whole range and the cursor pages through it in that order, so nothing is ever loaded whole.
 
 import { getJson } from "../api.js";
 import { formatCost, formatCount, formatDuration, formatTime, h } from "../format.js";
@@ -28,32 +28,22 @@ const FILTERS = [
   ["q", "Text", "in span names, prompts, answers, errors"],
 ];
 
-// Columns: [sort key, header, cell renderer, numeric].
+// Columns: [URL sort key, header, cell renderer, numeric]; a column with a sort key sorts by the API's order
+// of that name (status: by error count), the others (text) do not sort.
 const COLUMNS = [
   ["start", "Start", (t) => formatTime(t.start_time), false],
-  ["name", "Root span", null, false],
-  ["service", "Service", (t) => t.service_name, false],
+  [null, "Root span", (t) => h("a", { href: `#/trace/${t.trace_id}`, class: "trace-link" }, t.root_span_name || "(no root span)"), false],
+  [null, "Service", (t) => t.service_name, false],
   ["duration", "Duration", (t) => formatDuration(t.duration_ms), true],
   ["spans", "Spans", (t) => formatCount(t.span_count), true],
-  ["llm", "LLM calls", (t) => formatCount(t.llm_call_count), true],
-  ["tokens_in", "Tokens in", (t) => formatCount(t.input_tokens), true],
-  ["tokens_out", "Tokens out", (t) => formatCount(t.output_tokens), true],
+  ["llm_calls", "LLM calls", (t) => formatCount(t.llm_call_count), true],
+  ["input_tokens", "Tokens in", (t) => formatCount(t.input_tokens), true],
+  ["output_tokens", "Tokens out", (t) => formatCount(t.output_tokens), true],
   ["cost", "Cost", (t) => formatCost(t.cost_usd), true],
-  ["status", "Status", null, false],
+  ["errors", "Status", statusBadge, false],
 ];
 
-const SORT_VALUE = {
-  start: (t) => Date.parse(t.start_time),
-  name: (t) => t.root_span_name.toLowerCase(),
-  service: (t) => t.service_name.toLowerCase(),
-  duration: (t) => t.duration_ms,
-  spans: (t) => t.span_count,
-  llm: (t) => t.llm_call_count ?? 0,
-  tokens_in: (t) => t.input_tokens,
-  tokens_out: (t) => t.output_tokens,
-  cost: (t) => t.cost_usd,
-  status: (t) => t.status,
-};
+const SORTS = new Set(COLUMNS.map(([key]) => key).filter(Boolean));
 
 /** The API's window ({start_time, end_time?}) of a view's URL: absolute times, or a range back from now. */
 export function windowOf(params, fallback = "24h", now = Date.now()) {
@@ -83,7 +73,7 @@ export async function render(root, { query }) {
   useStyles();
   const params = query;
   const controller = new AbortController();
-  const sort = SORT_VALUE[params.get("sort")] ? params.get("sort") : "start";
+  const sort = SORTS.has(params.get("sort")) ? params.get("sort") : "start";
   const dir = params.get("dir") === "asc" ? "asc" : "desc";
   const loaded = [];
   let cursor = null;
@@ -102,6 +92,7 @@ export async function render(root, { query }) {
       "tr",
       {},
       COLUMNS.map(([key, label, , numeric]) => {
+        if (!key) return h("th", { scope: "col", class: numeric ? "num" : null }, label);
         const active = key === sort;
         const next = active && dir === "desc" ? "asc" : "desc";
         const link = h("a", { href: linkWith(params, { sort: key, dir: next }) }, label, active ? (dir === "desc" ? " ▼" : " ▲") : "");
@@ -130,16 +121,7 @@ export async function render(root, { query }) {
   );
 
   function draw() {
-    const rows = [...loaded];
-    const value = SORT_VALUE[sort];
-    if (sort !== "start" || dir !== "desc") {
-      rows.sort((a, b) => {
-        const x = value(a);
-        const y = value(b);
-        const order = x < y ? -1 : x > y ? 1 : 0;
-        return dir === "asc" ? order : -order;
-      });
-    }
+    const rows = loaded;
     body.replaceChildren(...rows.map(traceRow));
     empty.hidden = rows.length > 0;
     more.hidden = !cursor;
@@ -151,6 +133,10 @@ export async function render(root, { query }) {
     const query = apiQuery(params);
     const size = Number.parseInt(params.get("page_size") || "", 10);
     query.set("limit", String(size >= 1 && size <= 1000 ? size : PAGE_SIZE));
+    if (sort !== "start" || dir !== "desc") {
+      query.set("sort", sort);
+      query.set("order", dir);
+    }
     if (cursor) query.set("cursor", cursor);
     more.disabled = true;
     try {
@@ -175,19 +161,15 @@ export async function render(root, { query }) {
   return () => controller.abort();
 }
 
+function statusBadge(trace) {
+  const cls = trace.status === "Error" ? "badge error" : trace.status === "Ok" ? "badge ok" : "badge";
+  const text = trace.status === "Error" ? `Error (${trace.error_count})` : trace.status;
+  return h("span", { class: cls }, text);
+}
+
 function traceRow(trace) {
   const href = `#/trace/${trace.trace_id}`;
-  const cells = COLUMNS.map(([key, , cell, numeric]) => {
-    if (key === "name") {
-      return h("td", {}, h("a", { href, class: "trace-link" }, trace.root_span_name || "(no root span)"));
-    }
-    if (key === "status") {
-      const cls = trace.status === "Error" ? "badge error" : trace.status === "Ok" ? "badge ok" : "badge";
-      const text = trace.status === "Error" ? `Error (${trace.error_count})` : trace.status;
-      return h("td", {}, h("span", { class: cls }, text));
-    }
-    return h("td", { class: numeric ? "num" : null }, cell(trace));
-  });
+  const cells = COLUMNS.map(([, , cell, numeric]) => h("td", { class: numeric ? "num" : null }, cell(trace)));
   const row = h("tr", { "data-trace-id": trace.trace_id, class: trace.status === "Error" ? "row-error" : null }, cells);
   // A click anywhere on the row opens the trace, as the link in it does for the keyboard.
   row.addEventListener("click", (event) => {
