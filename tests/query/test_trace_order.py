@@ -3,11 +3,14 @@ the sort value, so no page repeats or skips a trace whatever the order and page 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
+from llm_observer.kernel.batch import SpanBatch
 from tests.query.test_rest import KEY_A, _hdr, expected_traces, list_all
+from tests.support.spans import GENAI_ATTRIBUTES, add_span
 
 # Each order as a key over the planted summaries (expected_traces), ties broken by trace id like the API.
 _KEYS = {
@@ -66,3 +69,63 @@ async def test_trace_order_rejects_unknown_order_and_foreign_cursor(running: Any
             "/api/v1/traces", headers=_hdr(KEY_A), params={**params, "cursor": first["next_cursor"]}
         )
         assert response.status_code == 400, params
+
+
+async def test_trace_order_newest_first_is_exact_for_traces_older_than_the_first_window(running: Any) -> None:
+    """The newest page is looked for in the last minutes first: a long trace that started 20 minutes ago and
+    still has a span a minute ago must rank by its real start, below 60 short traces of the last minutes."""
+    now = time.time_ns()
+    batch = SpanBatch()
+    resource = {
+        "service.name": "svc",
+        "llm_observer.organization.id": "org-a",
+        "llm_observer.project.id": "web",
+    }
+    long_id = bytes([0xAA]) * 16
+    add_span(
+        batch,
+        dict(GENAI_ATTRIBUTES),
+        resource=resource,
+        trace_id=long_id,
+        name="agent run",
+        span_id=b"\x01" * 8,
+        start=now - 20 * 60 * 10**9,
+        end=now - 30 * 10**9,
+    )
+    add_span(
+        batch,
+        dict(GENAI_ATTRIBUTES),
+        resource=resource,
+        trace_id=long_id,
+        name="late step",
+        span_id=b"\x02" * 8,
+        parent_span_id=b"\x01" * 8,
+        start=now - 60 * 10**9,
+        end=now - 50 * 10**9,
+    )
+    shorts = []
+    for i in range(60):
+        trace_id = bytes([0xBB, i]) + bytes(14)
+        shorts.append((now - 3 * 60 * 10**9 + i * 10**9, trace_id.hex()))
+        add_span(
+            batch,
+            dict(GENAI_ATTRIBUTES),
+            resource=resource,
+            trace_id=trace_id,
+            name="chat",
+            span_id=bytes([3, i]) + bytes(6),
+            start=shorts[-1][0],
+            end=shorts[-1][0] + 10**6,
+        )
+    batch.origin = "test:straddle"
+    await running.exporter.send(batch)
+
+    planted = expected_traces(running.planted, "org-a")
+    want = [tid for _, tid in sorted(shorts, reverse=True)] + [long_id.hex()]
+    want += sorted(planted, key=lambda tid: (planted[tid]["start"], tid), reverse=True)
+    for limit in (50, 7):
+        got = await list_all(running.http, KEY_A, limit=limit)
+        assert [t["trace_id"] for t in got] == want, limit
+    long_trace = next(t for t in got if t["trace_id"] == long_id.hex())
+    assert long_trace["span_count"] == 2
+    assert long_trace["start_time"] < next(t for t in got if t["trace_id"] == shorts[0][1])["start_time"]
