@@ -20,7 +20,6 @@ only the rules that share it, and a failing rule only itself: both are reported 
 from __future__ import annotations
 
 import calendar
-import logging
 import math
 import threading
 from collections.abc import Sequence
@@ -42,8 +41,6 @@ from llm_observer.query.alerting.model import ALERTNAME, ORGANIZATION, Sample
 from llm_observer.query.alerting.slo import judge
 from llm_observer.query.alerting.templates import describe_group, format_value, render_all
 from llm_observer.storage.clickhouse.alert_reads import AlertStore, CallWindow, SpendSeries
-
-logger = logging.getLogger(__name__)
 
 NS = 10**9
 _WHERE_DIMENSIONS = ("organization", "project", "team", "user", "service", "model", "provider", "operation")
@@ -150,19 +147,10 @@ class Evaluator:
         self._backtests = _Caches()
 
     def evaluate(self, rules: Sequence[Rule], now_ns: int) -> Evaluation:
-        """Every rule's samples at ``now_ns``; a rule that fails is in ``errors`` and costs no other."""
+        """Every rule's samples at ``now_ns``; a rule that fails is in ``errors`` and costs no other (the
+        engine counts it and logs it once per episode, so nothing is logged here every round)."""
         with self._live.lock:
-            evaluation = _Round(self, now_ns - self.evaluation_delay_ns, None, self._live).run(rules)
-        if evaluation.errors:
-            name, message = next(iter(evaluation.errors.items()))
-            logger.warning(
-                "%d of %d alert rules could not be evaluated (first: %s: %s)",
-                len(evaluation.errors),
-                len(rules),
-                name,
-                message,
-            )
-        return evaluation
+            return _Round(self, now_ns - self.evaluation_delay_ns, None, self._live).run(rules)
 
     def evaluate_rule_at(self, rule: Rule, now_ns: int, organization_id: str | None) -> tuple[Sample, ...]:
         """One rule's samples as an evaluation at ``now_ns`` would have made them, over ``organization_id``'s
