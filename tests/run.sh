@@ -13,7 +13,7 @@ fi
 export PYTHONWARNINGS="ignore:Editable installation:UserWarning"
 # Every folder is its own distribution; requirements.txt installs them all, editable, then the test extras.
 .venv/bin/python -m pip install -q -r requirements.txt
-.venv/bin/python -m pip install -q -e ".[test,providers]"
+.venv/bin/python -m pip install -q -e ".[test,providers,frameworks]"
 
 # Jaeger v2 (for the OTLP forwarding tests) and Alertmanager (for the alerting tests) are built from the Go
 # module proxy (cached under ~/.cache/llm-observer, so only a new machine builds them): in the background while

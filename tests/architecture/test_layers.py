@@ -47,6 +47,8 @@ RUNTIME_ONLY: Mapping[tuple[str, str], str] = {
 # Imported but not declared: each needs its reason.
 UNDECLARED: Mapping[tuple[str, str], str] = {
     ("instrumentation", "botocore"): "the instrumented SDK: present when the application uses Bedrock",
+    ("instrumentation", "langchain-core"): "the instrumented framework: present when the application uses it",
+    ("instrumentation", "mcp"): "the instrumented SDK: present when the application uses MCP",
 }
 # A distribution whose module is shipped by another that it depends on: declaring the first is right.
 PROVIDED_BY: Mapping[str, str] = {"chdb-core": "chdb"}

@@ -73,6 +73,13 @@ OLDEST_SDKS = {
         ("mistralai==1.2.0", "typing-inspect==0.9.0", "mypy-extensions==1.0.0"),
         ("tests/instrumentation/test_mistral.py",),
     ),
+    # 1.23 is the oldest that imports with today's pydantic (FastMCP used a private name pydantic dropped).
+    "mcp": OldestSdk(
+        "mcp",
+        "1.23.0",
+        ("mcp==1.23.0",),
+        ("tests/instrumentation/test_mcp.py",),
+    ),
     "ollama": OldestSdk(
         "ollama",
         "0.4.0",

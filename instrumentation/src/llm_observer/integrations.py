@@ -32,6 +32,8 @@ __all__ = [
     "GoogleGenAIIntegration",
     "HuggingFaceIntegration",
     "Integration",
+    "LangChainIntegration",
+    "MCPIntegration",
     "MistralIntegration",
     "OllamaIntegration",
     "OpenAIIntegration",
@@ -117,3 +119,15 @@ class BedrockIntegration(Integration):
     """AWS Bedrock through ``boto3``."""
 
     entry_point = "llm_observer_bedrock"
+
+
+class LangChainIntegration(Integration):
+    """LangChain and LangGraph runs (``langchain-core`` callbacks): workflow, agent, tool and retrieval spans."""
+
+    entry_point = "llm_observer_langchain"
+
+
+class MCPIntegration(Integration):
+    """The ``mcp`` SDK 1.x, client and server: MCP spans, with the trace context carried in ``params._meta``."""
+
+    entry_point = "llm_observer_mcp"
