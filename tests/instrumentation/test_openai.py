@@ -88,6 +88,32 @@ def test_openai_chat_records_request_response_and_usage(
     }
 
 
+def test_openai_chat_with_raw_response_records_the_parsed_response(
+    instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
+) -> None:
+    # The way langchain-openai calls the SDK: the raw response, parsed by the caller afterwards.
+    replay.set_routes(recording("openai/chat.json"))
+    raw = _client(replay).chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert raw.parse().choices[0].message.content == "Paris is the capital of France."
+    attributes = dict(instrumented.only_span().attributes)
+    assert attributes["gen_ai.response.model"] == "gpt-4o-mini-2024-07-18"
+    assert attributes["gen_ai.response.id"] == "chatcmpl-CXq7a1b2c3d4e5f6g7h8i9j0"
+    assert attributes["gen_ai.usage.input_tokens"] == 24 and attributes["gen_ai.usage.output_tokens"] == 8
+    assert attributes["gen_ai.response.finish_reasons"] == ("stop",)
+
+
+async def test_openai_async_chat_with_raw_response_records_the_parsed_response(
+    instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
+) -> None:
+    replay.set_routes(recording("openai/chat.json"))
+    raw = await _async_client(replay).chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    )
+    assert raw.parse().choices[0].message.content == "Paris is the capital of France."
+    attributes = dict(instrumented.only_span().attributes)
+    assert attributes["gen_ai.usage.input_tokens"] == 24 and attributes["gen_ai.usage.output_tokens"] == 8
+
+
 def test_openai_chat_metrics_use_spec_buckets(
     instrumented: TelemetryCapture, replay: ReplayServer, recording: Recording
 ) -> None:

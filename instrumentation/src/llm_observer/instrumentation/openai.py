@@ -223,16 +223,16 @@ class _Adapter:
         """The instrumentor's operations, reading requests and responses with this adapter."""
         chat_streams = stream_wrappers(_SyncChatStream, _AsyncChatStream)
         return {
-            "chat": Operation(_bound(self.chat_request), self.chat_response, chat_streams),
+            "chat": Operation(_bound(self.chat_request), _parsed(self.chat_response), chat_streams),
             "responses": Operation(
                 _bound(self.responses_request),
-                self.responses_response,
+                _parsed(self.responses_response),
                 stream_wrappers(_SyncResponsesStream, _AsyncResponsesStream),
             ),
             "completions": Operation(
-                _bound(self.completions_request), self.completions_response, chat_streams
+                _bound(self.completions_request), _parsed(self.completions_response), chat_streams
             ),
-            "embeddings": Operation(_bound(self.embeddings_request), self.embeddings_response),
+            "embeddings": Operation(_bound(self.embeddings_request), _parsed(self.embeddings_response)),
         }
 
     # --- common -------------------------------------------------------------------------------------
@@ -438,6 +438,25 @@ class _Adapter:
             vector = getattr(data[0], "embedding", None)
             if isinstance(vector, list):
                 call.response_attributes = {gv.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: len(vector)}
+
+
+def _parsed(response: Callable[[LLMCall, Any], None]) -> Callable[[LLMCall, Any], None]:
+    """``response`` reading the parsed result of a ``client.….with_raw_response.create(…)`` call too.
+
+    Such a call (langchain-openai makes every call this way) returns the SDK's ``LegacyAPIResponse``, whose
+    ``parse()`` gives the usual object and caches it, so the caller's own ``parse()`` gets the same one. A
+    streamed raw response is left alone: parsing it would start a second reader of the stream."""
+
+    def read(call: LLMCall, result: Any) -> None:
+        if type(result).__name__ == "LegacyAPIResponse" and not getattr(result, "_stream", False):
+            try:
+                result = result.parse()
+            except Exception:
+                _log.debug("Could not parse a raw OpenAI response.", exc_info=True)
+                return
+        response(call, result)
+
+    return read
 
 
 def _bound(request: RequestFn) -> Callable[[GenAIHandler], RequestFn]:
