@@ -196,8 +196,8 @@ def test_a_storage_collector_killed_mid_stream_loses_and_duplicates_nothing(
     twice = [row for row in stored if int(row["n"]) > 1]
     assert not twice, f"{len(twice)} spans stored more than once"
     assert wanted <= {row["id"] for row in stored}
-    # The dead member had chunks in flight, which the survivor re-read (and storage dropped where stored).
-    assert "chunks (offsets" in second.log.read_text(), second.log.read_text()[-3000:]
+    # Whether the dead member still had chunks in flight at the kill depends on timing (on a loaded machine
+    # it may have committed them all): what must hold either way is above, nothing lost and nothing twice.
     # The survivor read all four partitions to their ends, and every chunk it read is delivered.
     consumer = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": "scale-out-check"})
     try:
