@@ -228,3 +228,85 @@ def test_oldest_sdks_openai_and_anthropic_pass_on_oldest_supported_versions(tmp_
     assert spans[4]["attributes"]["gen_ai.usage.input_tokens"] == 3560
     assert spans[5]["attributes"]["gen_ai.usage.output_tokens"] == 9
     assert spans[6]["attributes"]["gen_ai.usage.output_tokens"] == 9
+
+
+# --- agent frameworks: their oldest releases in a virtualenv of their own ------------------------------
+# Their oldest releases pin older provider SDKs (and httpx) than the venv's, so they cannot be laid over it:
+# each gets a virtualenv (cached under the system temp dir) with those pins, the OpenTelemetry SDK and the
+# test runner, and the framework's own test modules run there with this checkout's source folders on the path.
+
+_RUNNER = (
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation",
+    "wrapt",
+    "pytest",
+    "pytest-asyncio",
+    "pytest-timeout",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class OldestFramework:
+    """A framework's oldest supported release: its pins (with the provider SDK versions of its day), the
+    distribution whose version is checked, and the test modules run against it."""
+
+    distribution: str
+    version: str
+    pins: tuple[str, ...]
+    tests: tuple[str, ...]
+
+
+OLDEST_FRAMEWORKS = {
+    # langchain-openai 0.2.0 needs openai 1.x; openai 1.40 needs httpx before 0.28.
+    "langchain": OldestFramework(
+        "langchain-core",
+        "0.3.0",
+        (
+            "langchain-core==0.3.0",
+            "langchain-openai==0.2.0",
+            "langgraph==0.2.20",
+            "openai==1.40.0",
+            "httpx<0.28",
+        ),
+        ("tests/instrumentation/test_langchain.py", "tests/instrumentation/test_langgraph.py"),
+    ),
+}
+
+
+def _framework_venv(pins: tuple[str, ...]) -> Path:
+    name = "-".join(pins).replace("=", "").replace("<", "lt").replace(">", "gt")
+    venv = Path(tempfile.gettempdir()) / f"llmo-oldest-venv-{name}"
+    python = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *pins, *_RUNNER], check=True, timeout=900)
+        (venv / ".complete").touch()
+    return python
+
+
+@pytest.mark.skipif(SLOW, reason="slow (builds a venv): set LLM_OBSERVER_SLOW_TESTS=1")
+@pytest.mark.parametrize("framework", sorted(OLDEST_FRAMEWORKS))
+def test_oldest_sdks_framework_suite_passes_on_oldest_supported_release(framework: str) -> None:
+    oldest = OLDEST_FRAMEWORKS[framework]
+    python = _framework_venv(oldest.pins)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OTEL_", "PYTEST_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "instrumentation/src"), str(ROOT / "semconv/src")])
+    env.pop("VIRTUAL_ENV", None)
+    version = subprocess.run(
+        [str(python), "-c", f"import importlib.metadata as m; print(m.version({oldest.distribution!r}))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert version.stdout.strip() == oldest.version
+    done = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", *oldest.tests],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
