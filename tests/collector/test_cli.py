@@ -258,7 +258,7 @@ def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
     assert protocols["grpc"]["max_recv_msg_size_mib"] == 16  # defaults filled in
     assert shown["service"]["pipelines"]["traces"] == {
         "receivers": ["otlp", "rest"],
-        "processors": ["tenant", "logjoin", "normalize", "attribute", "cost"],
+        "processors": ["tenant", "logjoin", "normalize", "attribute", "cost", "rollup"],
         "exporters": ["clickhouse", "spanmetrics", "qdrant"],
     }
     assert shown["service"]["wal"]["mode"] == "disk"

@@ -33,7 +33,7 @@ def test_config_default_validates(tmp_path: Path) -> None:
     assert config.source == "<default>"
     pipeline = config.service.pipelines["traces"]
     assert pipeline.receivers == ["otlp", "rest"]
-    assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost"]
+    assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost", "rollup"]
     assert pipeline.exporters == ["clickhouse", "spanmetrics", "qdrant"]
     assert config.service.pipelines["metrics/genai"].exporters == ["prometheus"]
     otlp = config.receivers["otlp"].config
@@ -311,7 +311,7 @@ def test_config_lists_replace_rather_than_merge(tmp_path: Path) -> None:
     pipeline = load_config(path, data_dir=tmp_path).service.pipelines["traces"]
     assert pipeline.exporters == ["debug"]
     # An unset key keeps the default.
-    assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost"]
+    assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost", "rollup"]
 
 
 def test_config_empty_file_is_the_default(tmp_path: Path) -> None:

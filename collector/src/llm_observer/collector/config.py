@@ -48,6 +48,7 @@ processors:
   normalize: {}
   attribute: {}
   cost: {}
+  rollup: {}
 connectors:
   spanmetrics: {}
 exporters:
@@ -71,7 +72,7 @@ service:
   pipelines:
     traces:
       receivers: [otlp, rest]
-      processors: [tenant, logjoin, normalize, attribute, cost]
+      processors: [tenant, logjoin, normalize, attribute, cost, rollup]
       exporters: [clickhouse, spanmetrics, qdrant]
     metrics/genai:
       receivers: [spanmetrics]

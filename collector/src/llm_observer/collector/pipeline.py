@@ -65,8 +65,8 @@ class Decoder:
     """Turns WAL records into one processed ``SpanBatch``: decode the spans, note each request's provenance
     (and, when a processor reads them, the range's OTLP log requests), then run the processors in order.
 
-    Processors are deterministic, so the same records give the same batch; ``logjoin`` documents its one
-    exception (content that waited for its span in an earlier range).
+    Processors are deterministic, so the same records give the same batch; ``logjoin`` and ``rollup``
+    document their exceptions (state that waited for a span in an earlier range).
     """
 
     def __init__(

@@ -68,9 +68,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 #: Sum of ``gen_ai.usage.input_tokens`` over the model calls beneath a workflow/agent/step span.
-SUBTREE_INPUT_TOKENS = "llm_observer.subtree.input_tokens"
+SUBTREE_INPUT_TOKENS = attr.SUBTREE_INPUT_TOKENS
 #: Sum of ``gen_ai.usage.output_tokens`` over the model calls beneath a workflow/agent/step span.
-SUBTREE_OUTPUT_TOKENS = "llm_observer.subtree.output_tokens"
+SUBTREE_OUTPUT_TOKENS = attr.SUBTREE_OUTPUT_TOKENS
 #: Opt-in content of retrieval spans (GenAI conventions, genai repo spelling).
 RETRIEVAL_QUERY_TEXT = "gen_ai.retrieval.query.text"
 RETRIEVAL_DOCUMENTS = "gen_ai.retrieval.documents"

@@ -87,9 +87,12 @@ _INT_PREFIXES = (
     "http.response.status_code",
     "server.port",
     "process.pid",
+    "llm_observer.subtree.input_tokens",
+    "llm_observer.subtree.output_tokens",
 )
 _FLOAT_PREFIXES = (
     "llm_observer.cost.",
+    "llm_observer.subtree.cost_usd",
     "gen_ai.request.temperature",
     "gen_ai.request.top_p",
     "gen_ai.request.frequency_penalty",

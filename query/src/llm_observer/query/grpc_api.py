@@ -23,6 +23,7 @@ from llm_observer.kernel.servers import grpc_listen
 from llm_observer.query import alerts_grpc
 from llm_observer.query.backend import NotFound, QueryBackend, ReadScope
 from llm_observer.query.formats import finite, parse_step, typed_attributes
+from llm_observer.query.rollup import with_rollup
 from llm_observer.query.tail import TailEnded, TooManyTails
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.storage.clickhouse.reads import (
@@ -234,7 +235,9 @@ class _Servicer:
             spans = await self.backend.get_trace(scope.tenant, tid)
             if not spans:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"trace {tid} not found")
-            return pb.GetTraceResponse(trace_id=tid, spans=[span_message(span) for span in spans])
+            return pb.GetTraceResponse(
+                trace_id=tid, spans=[span_message(span) for span in with_rollup(spans)]
+            )
 
     async def SearchTraces(
         self, request: pb.SearchTracesRequest, context: Context

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from llm_observer.query.backend import QueryBackend, ReadScope
 from llm_observer.query.deps import Backend, QueryPrincipal
 from llm_observer.query.formats import parse_time, typed_value
+from llm_observer.query.rollup import with_rollup
 from llm_observer.storage.clickhouse.reads import (
     MAX_TIME_NS,
     MIN_TIME_NS,
@@ -403,7 +404,7 @@ def build_router() -> APIRouter:
         spans = await backend.get_trace(scope.tenant, tid)
         if not spans:
             return _not_found()
-        return _envelope([jaeger_trace(tid, spans)])
+        return _envelope([jaeger_trace(tid, with_rollup(spans))])
 
     # --- api_v3 ----------------------------------------------------------------------------------
 
@@ -455,6 +456,6 @@ def build_router() -> APIRouter:
         spans = await backend.get_trace(scope.tenant, tid)
         if not spans:
             return JSONResponse({"error": {"httpCode": 404, "message": "trace not found"}}, status_code=404)
-        return {"result": {"resourceSpans": otlp_resource_spans(spans)}}
+        return {"result": {"resourceSpans": otlp_resource_spans(with_rollup(spans))}}
 
     return router

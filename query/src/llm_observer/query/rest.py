@@ -30,6 +30,7 @@ from llm_observer.query.formats import (
     summary_document,
     trace_page,
 )
+from llm_observer.query.rollup import with_rollup
 from llm_observer.query.tail import TailEnded
 from llm_observer.storage.clickhouse.reads import (
     TRACE_ORDERS,
@@ -101,12 +102,13 @@ def build_router() -> APIRouter:
 
     @router.get("/api/v1/traces/{trace_id}", tags=["traces"])
     async def get_trace(trace_id: str, scope: TenantScope, backend: Backend) -> dict[str, Any]:
-        """Every span of one trace, ordered by start time."""
+        """Every span of one trace, ordered by start time; workflow, agent and step spans carry the token
+        and cost sums of their subtree (``llm_observer.subtree.*``), computed here when not stored."""
         tid = normalize_trace_id(trace_id)
         spans = await backend.get_trace(scope.tenant, tid)
         if not spans:
             raise StarletteHTTPException(404, f"trace {tid} not found")
-        return {"trace_id": tid, "spans": [span_document(span) for span in spans]}
+        return {"trace_id": tid, "spans": [span_document(span) for span in with_rollup(spans)]}
 
     @router.get("/api/v1/traces/{trace_id}/logs", tags=["logs"])
     async def trace_logs(

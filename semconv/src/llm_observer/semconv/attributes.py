@@ -71,6 +71,11 @@ COST_OUTPUT_USD: Final = "llm_observer.cost.output_usd"
 COST_CACHE_READ_USD: Final = "llm_observer.cost.cache_read_usd"
 COST_CACHE_WRITE_USD: Final = "llm_observer.cost.cache_write_usd"
 COST_SOURCE: Final = "llm_observer.cost.source"  # "computed" or "provided"
+# Sums over the model calls beneath a workflow / agent / step span (framework instrumentors, the collector's
+# ``rollup`` processor and the query service's read-time roll-up write them).
+SUBTREE_INPUT_TOKENS: Final = "llm_observer.subtree.input_tokens"
+SUBTREE_OUTPUT_TOKENS: Final = "llm_observer.subtree.output_tokens"
+SUBTREE_COST_USD: Final = "llm_observer.subtree.cost_usd"
 
 DEFAULT_PROJECT: Final = "default"
 DEFAULT_ORGANIZATION: Final = "default"
