@@ -80,6 +80,13 @@ OLDEST_SDKS = {
         ("mcp==1.23.0",),
         ("tests/instrumentation/test_mcp.py",),
     ),
+    # 3.0 is the first release with per-tool spans (haystack.agent.step.tool); 2.x is not supported.
+    "haystack": OldestSdk(
+        "haystack-ai",
+        "3.0.0",
+        ("haystack-ai==3.0.0",),
+        ("tests/instrumentation/test_haystack.py",),
+    ),
     "ollama": OldestSdk(
         "ollama",
         "0.4.0",

@@ -30,6 +30,7 @@ __all__ = [
     "BedrockIntegration",
     "CohereIntegration",
     "GoogleGenAIIntegration",
+    "HaystackIntegration",
     "HuggingFaceIntegration",
     "Integration",
     "LangChainIntegration",
@@ -125,6 +126,13 @@ class LangChainIntegration(Integration):
     """LangChain and LangGraph runs (``langchain-core`` callbacks): workflow, agent, tool and retrieval spans."""
 
     entry_point = "llm_observer_langchain"
+
+
+class HaystackIntegration(Integration):
+    """Haystack pipelines and agents (``haystack-ai`` 3.x, its tracer): workflow, agent, tool, retrieval and
+    model spans."""
+
+    entry_point = "llm_observer_haystack"
 
 
 class MCPIntegration(Integration):
