@@ -149,6 +149,7 @@ class AlertEngine:
         self._purge_before = 0  # resolved before this: deleted from the state file by the next write
         self._round = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._current: asyncio.Future[None] | None = None
         self._loaded = False
 
     # --- what the API reads ----------------------------------------------------------------------------
@@ -200,9 +201,12 @@ class AlertEngine:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        # Let a round that was running in its thread finish, so its state is written.
-        async with self._round:
-            pass
+        # A round the loop was running goes on to its end (shielded from the cancel), so what it changed is
+        # written before the state file is closed or read again by a restarted engine.
+        current, self._current = self._current, None
+        if current is not None:
+            with contextlib.suppress(Exception):
+                await current
 
     async def reconfigure(self, config: AlertingConfig, evaluator: RuleEvaluator | None = None) -> None:
         """Use new rules from the next round on (between rounds, never during one). Alerts of rules that are
@@ -219,7 +223,8 @@ class AlertEngine:
         while True:
             started = time.monotonic()
             try:
-                await self.run_once(self._clock())
+                self._current = asyncio.ensure_future(self.run_once(self._clock()))
+                await asyncio.shield(self._current)
                 if self._loop_failing:
                     self._loop_failing = False
                     logger.info("Alert evaluation rounds run again")
