@@ -53,6 +53,8 @@ def wheels() -> Path:
 
 @pytest.mark.slow
 @pytest.mark.skipif(SLOW, reason="slow (builds wheels and a venv per folder): set LLM_OBSERVER_SLOW_TESTS=1")
+# A venv per folder from PyPI: minutes on a busy machine, more than the suite's per-test timeout.
+@pytest.mark.timeout(1200)
 @pytest.mark.parametrize("folder", [f for f in FOLDERS if f != "instrumentation"])
 def test_distributions_each_folder_installs_and_imports_on_its_own(
     folder: str, wheels: Path, tmp_path: Path
