@@ -42,7 +42,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import wrapt
 
@@ -76,7 +76,15 @@ def _track(stream: _StreamBase) -> None:
     _open_streams[id(stream)] = stream
 
 
-class _StreamBase(wrapt.ObjectProxy[Any]):
+# wrapt 2 types its proxy as a generic; wrapt 1 (still pinned by some frameworks' OpenTelemetry releases)
+# cannot be subscripted at run time.
+if TYPE_CHECKING:
+    Proxy = wrapt.ObjectProxy[Any]
+else:
+    Proxy = wrapt.ObjectProxy
+
+
+class _StreamBase(Proxy):
     def __init__(
         self, wrapped: Any, handler: GenAIHandler, call: LLMCall, error_type: ErrorTypeFn | None = None
     ) -> None:

@@ -21,8 +21,6 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
-import wrapt
-
 from llm_observer.instrumentation._instrumentor import (
     Operation,
     ProviderInstrumentor,
@@ -30,7 +28,7 @@ from llm_observer.instrumentation._instrumentor import (
     WrapperFactory,
     stream_wrappers,
 )
-from llm_observer.instrumentation._streams import AsyncStreamWrapper, SyncStreamWrapper
+from llm_observer.instrumentation._streams import AsyncStreamWrapper, Proxy, SyncStreamWrapper
 from llm_observer.instrumentation._util import get, given, host_port, integer, put_number, strings
 from llm_observer.instrumentation._wrappers import RequestFn, WraptWrapper, read_request
 from llm_observer.instrumentation.handler import (
@@ -312,7 +310,7 @@ class _AsyncEvents(_EventsState, AsyncStreamWrapper):
     pass
 
 
-class _SyncManager(wrapt.ObjectProxy[Any]):
+class _SyncManager(Proxy):
     """Proxy of ``MessageStreamManager``: the span starts when the request is sent on ``__enter__``; the
     raw event stream inside the ``MessageStream`` is wrapped so its events (and its end) reach the span."""
 
@@ -343,7 +341,7 @@ class _SyncManager(wrapt.ObjectProxy[Any]):
             _end_if_open(self._self_handler, self._self_call, exc)
 
 
-class _AsyncManager(wrapt.ObjectProxy[Any]):
+class _AsyncManager(Proxy):
     """Proxy of ``AsyncMessageStreamManager`` (see :class:`_SyncManager`)."""
 
     def __init__(self, wrapped: Any, handler: GenAIHandler, call: LLMCall) -> None:
