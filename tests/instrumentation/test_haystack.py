@@ -35,6 +35,7 @@ from llm_observer.instrumentation._agents import SUBTREE_INPUT_TOKENS, SUBTREE_O
 from llm_observer.instrumentation.haystack import HaystackInstrumentor
 from llm_observer.instrumentation.openai import OpenAIInstrumentor
 from llm_observer.instrumentation.testing import ReplayServer, Route, TelemetryCapture
+from tests.instrumentation.span_tree import SpanTree as Tree
 
 Recording = Callable[[str], list[Route]]
 HAYSTACK_SCOPE = "llm_observer.instrumentation.haystack"
@@ -119,47 +120,6 @@ def instrumented(telemetry: TelemetryCapture) -> Iterator[HaystackInstrumentor]:
 
 
 # --- reading the tree ---------------------------------------------------------------------------------
-
-
-class Tree:
-    """The finished spans of one trace by id, with lookups by name and parent."""
-
-    def __init__(self, spans: Sequence[ReadableSpan]) -> None:
-        self.spans = list(spans)
-        self.by_id = {span.context.span_id: span for span in spans}
-        assert len({span.context.trace_id for span in spans}) == 1, self.describe()
-
-    def named(self, name: str) -> list[ReadableSpan]:
-        return [span for span in self.spans if span.name == name]
-
-    def one(self, name: str) -> ReadableSpan:
-        found = self.named(name)
-        assert len(found) == 1, (name, self.describe())
-        return found[0]
-
-    def parent(self, span: ReadableSpan) -> ReadableSpan | None:
-        return None if span.parent is None else self.by_id[span.parent.span_id]
-
-    def children(self, span: ReadableSpan) -> list[ReadableSpan]:
-        found = [child for child in self.spans if self.parent(child) is span]
-        return sorted(found, key=lambda child: child.start_time or 0)
-
-    def llm_spans(self) -> list[ReadableSpan]:
-        return [span for span in self.spans if _attribute(span, "gen_ai.operation.name") == "chat"]
-
-    def describe(self) -> str:
-        lines: list[str] = []
-
-        def walk(span: ReadableSpan, depth: int) -> None:
-            lines.append("  " * depth + span.name)
-            for child in self.children(span):
-                walk(child, depth + 1)
-
-        for root in (
-            span for span in self.spans if span.parent is None or span.parent.span_id not in self.by_id
-        ):
-            walk(root, 0)
-        return "\n".join(lines)
 
 
 def _attribute(span: ReadableSpan, key: str) -> Any:

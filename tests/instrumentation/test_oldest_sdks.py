@@ -87,6 +87,28 @@ OLDEST_SDKS = {
         ("haystack-ai==3.0.0",),
         ("tests/instrumentation/test_haystack.py",),
     ),
+    # Older releases build openai's InputTokensDetails without cache_write_tokens, which openai 3.x requires.
+    # 0.12.42 and older wrap an agent in an extra workflow: another tree.
+    "llama_index": OldestSdk(
+        "llama-index-core",
+        "0.12.43",
+        ("llama-index-core==0.12.43", "llama-index-workflows==0.2.1"),
+        ("tests/instrumentation/test_llama_index.py",),
+    ),
+    "openai_agents": OldestSdk(
+        "openai-agents",
+        "0.18.1",
+        ("openai-agents==0.18.1",),
+        ("tests/instrumentation/test_openai_agents.py",),
+    ),
+    # Not a provider: the oldest wrapt the instrumentation declares (some frameworks' OpenTelemetry releases
+    # still pin wrapt 1), under the provider modules that proxy SDK objects.
+    "wrapt": OldestSdk(
+        "wrapt",
+        "1.14.1",
+        ("wrapt==1.14.1",),
+        ("tests/instrumentation/test_openai.py", "tests/instrumentation/test_anthropic.py"),
+    ),
     "ollama": OldestSdk(
         "ollama",
         "0.4.0",

@@ -29,14 +29,17 @@ __all__ = [
     "AnthropicIntegration",
     "BedrockIntegration",
     "CohereIntegration",
+    "CrewAIIntegration",
     "GoogleGenAIIntegration",
     "HaystackIntegration",
     "HuggingFaceIntegration",
     "Integration",
     "LangChainIntegration",
+    "LlamaIndexIntegration",
     "MCPIntegration",
     "MistralIntegration",
     "OllamaIntegration",
+    "OpenAIAgentsIntegration",
     "OpenAIIntegration",
 ]
 
@@ -126,6 +129,24 @@ class LangChainIntegration(Integration):
     """LangChain and LangGraph runs (``langchain-core`` callbacks): workflow, agent, tool and retrieval spans."""
 
     entry_point = "llm_observer_langchain"
+
+
+class LlamaIndexIntegration(Integration):
+    """LlamaIndex workflows, agents, tools, retrievers and model calls (``llama-index-core``)."""
+
+    entry_point = "llm_observer_llama_index"
+
+
+class CrewAIIntegration(Integration):
+    """CrewAI crews and flows (its event bus): workflow, task, agent, tool, knowledge and model spans."""
+
+    entry_point = "llm_observer_crewai"
+
+
+class OpenAIAgentsIntegration(Integration):
+    """OpenAI Agents SDK runs (its tracing processor): workflow, agent, tool, handoff and retrieval spans."""
+
+    entry_point = "llm_observer_openai_agents"
 
 
 class HaystackIntegration(Integration):
