@@ -31,7 +31,9 @@ LAYERS: Mapping[str, frozenset[str]] = {
     "processors": frozenset({"kernel", "semconv"}),
     "storage": frozenset({"kernel", "semconv"}),
     "exporters": frozenset({"kernel", "semconv", "storage"}),
-    "query": frozenset({"kernel", "semconv", "storage"}),
+    # The top layer: cost advice and replay price tokens with the cost processor's table, and replay
+    # re-issues recorded calls through the instrumentation.
+    "query": frozenset({"kernel", "semconv", "storage", "processors", "instrumentation"}),
 }
 # Modules at the namespace root belong to the distribution that ships them.
 ROOT_MODULES = {"llm_observer": "instrumentation", "llm_observer.integrations": "instrumentation"}
@@ -49,6 +51,15 @@ UNDECLARED: Mapping[tuple[str, str], str] = {
     ("instrumentation", "botocore"): "the instrumented SDK: present when the application uses Bedrock",
     ("instrumentation", "langchain-core"): "the instrumented framework: present when the application uses it",
     ("instrumentation", "mcp"): "the instrumented SDK: present when the application uses MCP",
+    ("instrumentation", "haystack-ai"): "the instrumented framework: present when the application uses it",
+    (
+        "instrumentation",
+        "llama-index-core",
+    ): "the instrumented framework: present when the application uses it",
+    ("instrumentation", "openai-agents"): "the instrumented framework: present when the application uses it",
+    ("instrumentation", "crewai"): "the instrumented framework: present when the application uses it",
+    ("query", "openai"): "replay's provider SDK: the `replay` extra",
+    ("query", "anthropic"): "replay's provider SDK: the `replay` extra",
 }
 # A distribution whose module is shipped by another that it depends on: declaring the first is right.
 PROVIDED_BY: Mapping[str, str] = {"chdb-core": "chdb"}

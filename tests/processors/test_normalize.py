@@ -461,3 +461,17 @@ def test_normalize_convert_messages_false_keeps_legacy_content():
         "gen_ai.prompt.0.content": "hi",
         "gen_ai.completion": "hello",
     }
+
+
+def test_normalize_keep_original_false_keeps_the_prompt_version():
+    raw = {
+        "gen_ai.system": "OpenAI",
+        "gen_ai.prompt.0.role": "user",
+        "gen_ai.prompt.0.content": "hi",
+        "gen_ai.prompt.name": "greeting",
+        "gen_ai.prompt.version": "2",
+    }
+    attrs = normalize_batch(_batch(("openai.chat", raw)), keep_original=False).attributes[0]
+    assert "gen_ai.prompt.0.content" not in attrs
+    assert attrs["gen_ai.prompt.name"] == "greeting"
+    assert attrs["gen_ai.prompt.version"] == "2"

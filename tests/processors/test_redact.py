@@ -318,3 +318,19 @@ def test_redact_odd_attribute_types_never_raise(tmp_path: Path) -> None:
         "",
         "{not json [REDACTED:email]",
     ]
+
+
+def test_redact_drop_content_keeps_the_prompt_version(tmp_path: Path) -> None:
+    # Which prompt and version a call used is not content: prompt versions are told by it when no text is left.
+    process, _ = make_processor(tmp_path, drop_content=True)
+    identity = {
+        "gen_ai.prompt.name": "support",
+        "gen_ai.prompt.version": "3",
+        "llm.prompt_template.version": "3",
+    }
+    batch = process(batch_of({**content_span(), **identity}))
+    assert batch.attributes[0] == {
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 3,
+        **identity,
+    }

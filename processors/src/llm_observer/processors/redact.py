@@ -37,6 +37,7 @@ from llm_observer.semconv.attributes import (
     GEN_AI_TOOL_DEFINITIONS,
     PROJECT_ID,
 )
+from llm_observer.semconv.mappings import PROMPT_IDENTITY_KEYS
 
 CONTENT_KEYS: frozenset[str] = frozenset(
     {
@@ -341,6 +342,8 @@ def create(ctx: CreateContext, config: RedactConfig) -> Processor:
     extra_keys = frozenset(config.extra_content_keys)
 
     def is_content(key: str) -> bool:
+        if key in PROMPT_IDENTITY_KEYS:  # which prompt version, not what it said
+            return False
         return key in CONTENT_KEYS or key in extra_keys or key.startswith(CONTENT_PREFIXES)
 
     def drops(attrs: Attributes, resource: Attributes) -> bool:

@@ -27,6 +27,7 @@ from llm_observer.kernel.component import HttpRoutes
 from llm_observer.kernel.errors import AuthError, Backpressure, PermanentError, RetryableError
 from llm_observer.query import alerts_rest, jaeger, rest, sessions
 from llm_observer.query.backend import NotFound, QueryBackend
+from llm_observer.query.insights import cost_routes, prompt_routes, replay_routes
 from llm_observer.query.tail import TooManyTails
 from llm_observer.query.web import assets as web_assets
 from llm_observer.storage.clickhouse.reads import InvalidArgument
@@ -150,6 +151,9 @@ def create_app(backend: QueryBackend) -> FastAPI:
     app.include_router(rest.build_router())
     app.include_router(sessions.build_router())
     app.include_router(alerts_rest.build_router())
+    app.include_router(cost_routes.build_router())
+    app.include_router(prompt_routes.build_router())
+    app.include_router(replay_routes.build_router())
     if backend.ingest_routes:
         _serve_offered_routes(app, backend.ingest_routes)
     else:

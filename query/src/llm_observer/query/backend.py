@@ -121,6 +121,8 @@ class QueryBackend:
         self.data_dir = data_dir
         self.vectors = vectors
         self.clock = clock
+        # Where a trace replay sends its new trace (the collector's OTLP/HTTP receiver, in ``up``).
+        self.replay_otlp_endpoint: str | None = None
         self.cache = ResultCache(config.cache_ttl_seconds, config.cache_max_entries)
         self._vectors: Any = None
         self._vectors_error: str | None = None
@@ -307,7 +309,7 @@ class QueryBackend:
 
     # --- semantic search ---------------------------------------------------------------------------
 
-    async def _vector_search(self) -> Any:
+    async def vector_search(self) -> Any:
         """The shared vector search, opened on first use; a failure is retried after a minute."""
         settings = self.vectors
         if settings is None:
@@ -358,7 +360,7 @@ class QueryBackend:
             raise InvalidArgument("k must be between 1 and 1000")
         if kind not in ("prompt", "output", None):
             raise InvalidArgument("kind must be prompt, output or all")
-        vectors = await self._vector_search()
+        vectors = await self.vector_search()
         organization = tenant.organization_id or attrs.DEFAULT_ORGANIZATION
         projects = sorted(tenant.project_ids) if tenant.project_ids is not None else [None]
         start = datetime.fromtimestamp(start_ns / 1e9, tz=UTC) if start_ns is not None else None

@@ -60,7 +60,24 @@ def create(ctx: CreateContext, config: QueryConfig) -> QueryService:
         component_id=ctx.component_id,
         # The process's running extensions (live): where the alert routes find the alerting API.
         extensions=ctx.extensions,
+        replay_otlp_endpoint=_otlp_http_url(ctx),
     )
+
+
+def _otlp_http_url(ctx: CreateContext) -> str | None:
+    """The OTLP/HTTP receiver of the same process, where a trace replay sends its new trace (None when the
+    process receives no OTLP/HTTP: the replay then uses ``LLM_OBSERVER_REPLAY_OTLP_ENDPOINT``)."""
+    otlp = ctx.configs.get("receivers", {}).get("otlp")
+    http = getattr(getattr(otlp, "protocols", None), "http", None)
+    endpoint = getattr(http, "endpoint", None)
+    if not getattr(http, "enabled", True) or not isinstance(endpoint, str) or ":" not in endpoint:
+        return None
+    host, _, port = endpoint.rpartition(":")
+    if port == "0":  # picked at start: unknown here
+        return None
+    if host in ("", "0.0.0.0", "[::]", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
 
 
 factory: Factory[QueryConfig, QueryService] = Factory("query", QueryConfig, create, references=references)

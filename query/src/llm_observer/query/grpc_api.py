@@ -23,6 +23,8 @@ from llm_observer.kernel.servers import grpc_listen
 from llm_observer.query import alerts_grpc
 from llm_observer.query.backend import NotFound, QueryBackend, ReadScope
 from llm_observer.query.formats import finite, parse_step, typed_attributes
+from llm_observer.query.insights import grpc_handlers as insights_grpc
+from llm_observer.query.insights.replay_routes import ReplayRefused
 from llm_observer.query.rollup import with_rollup
 from llm_observer.query.tail import TailEnded, TooManyTails
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
@@ -500,6 +502,65 @@ class _Servicer:
         async with _errors(context, self.backend):
             return await alerts_grpc.expire(self.backend, principal_of(self.backend, context), request)
 
+    # --- insights (insights.grpc_handlers) ----------------------------------------------------------------
+
+    async def ForecastSpend(
+        self, request: pb.ForecastSpendRequest, context: Context
+    ) -> pb.ForecastSpendResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(self.backend, context, request)
+            return await insights_grpc.forecast_spend(self.backend, scope, request)
+
+    async def GetCostAdvice(self, request: pb.CostAdviceRequest, context: Context) -> pb.CostAdviceResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            return await insights_grpc.cost_advice(self.backend, scope, request)
+
+    async def GetPromptClusters(
+        self, request: pb.PromptClustersRequest, context: Context
+    ) -> pb.PromptClustersResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            return await insights_grpc.prompt_clusters(self.backend, scope, request)
+
+    async def ListPromptVersions(
+        self, request: pb.PromptVersionsRequest, context: Context
+    ) -> pb.PromptVersionsResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            spans = _span_filter(request.filter)
+            return await insights_grpc.prompt_versions(self.backend, scope, spans, request)
+
+    async def ComparePromptVersions(
+        self, request: pb.ComparePromptVersionsRequest, context: Context
+    ) -> pb.ComparePromptVersionsResponse:
+        async with _errors(context, self.backend):
+            scope = read_scope(
+                self.backend, context, request, request.start_time_unix_nano, request.end_time_unix_nano
+            )
+            spans = _span_filter(request.filter)
+            return await insights_grpc.compare_prompt_versions(self.backend, scope, spans, request)
+
+    async def ReplayTrace(self, request: pb.ReplayTraceRequest, context: Context) -> pb.ReplayTraceResponse:
+        async with _errors(context, self.backend):
+            return await insights_grpc.replay_trace(
+                self.backend, read_scope(self.backend, context, request), request
+            )
+
+
+# A replay that cannot start, by its REST status.
+_REPLAY_CODES = {
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    501: grpc.StatusCode.UNIMPLEMENTED,
+}
+
 
 class _errors:
     """Maps the package's exceptions to gRPC status codes (as ``context.abort``), counting each."""
@@ -521,6 +582,10 @@ class _errors:
             await self.context.abort(code, str(exc))
         if isinstance(exc, InvalidArgument):
             await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if isinstance(exc, ReplayRefused):
+            await self.context.abort(
+                _REPLAY_CODES.get(exc.status, grpc.StatusCode.FAILED_PRECONDITION), str(exc)
+            )
         if isinstance(exc, NotFound):
             await self.context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         if isinstance(exc, TooManyTails | TailEnded):

@@ -50,8 +50,10 @@ class QueryService:
         telemetry: Telemetry | None = None,
         component_id: str = "query",
         extensions: Mapping[str, Any] | None = None,
+        replay_otlp_endpoint: str | None = None,
     ) -> None:
         self.config = config
+        self.replay_otlp_endpoint = replay_otlp_endpoint
         self.extensions: Mapping[str, Any] = extensions if extensions is not None else {}
         self.storage = storage
         self.vectors = vectors
@@ -88,6 +90,7 @@ class QueryService:
                     signals=SignalStore(client, storage.database),
                     extensions=self.extensions,
                 )
+                backend.replay_otlp_endpoint = self.replay_otlp_endpoint
                 self._http = await serve_asgi(
                     create_app(backend),
                     self.config.http.endpoint,

@@ -323,6 +323,12 @@ LEGACY_PREFIXES: Final = (
     OI_OUTPUT_MESSAGES_PREFIX,
 )
 
+# Prompt identity under the content prefixes above: which prompt (template) and version a call used. Not
+# content: kept when content is dropped or legacy keys removed (prompt versions are told by them).
+PROMPT_IDENTITY_KEYS: Final = frozenset(
+    {"gen_ai.prompt.name", "gen_ai.prompt.version", "llm.prompt_template.version"}
+)
+
 # --- key groups the normaliser checks with one set intersection per span ---------------------------------
 USAGE_KEYS: Final = frozenset(
     {

@@ -308,7 +308,11 @@ def drop_legacy(attributes: Attributes, messages: bool = True) -> None:
     """Remove the legacy keys the normaliser maps (for ``keep_original: false``); legacy content only when
     it was converted (``messages``)."""
     if messages:
-        doomed = [k for k in attributes if k in M.LEGACY_KEYS or k.startswith(M.LEGACY_PREFIXES)]
+        doomed = [
+            k
+            for k in attributes
+            if k in M.LEGACY_KEYS or (k.startswith(M.LEGACY_PREFIXES) and k not in M.PROMPT_IDENTITY_KEYS)
+        ]
     else:
         doomed = [k for k in attributes if k in M.LEGACY_KEYS and k not in M.LEGACY_CONTENT_KEYS]
     for key in doomed:

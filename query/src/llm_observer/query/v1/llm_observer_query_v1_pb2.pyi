@@ -840,3 +840,558 @@ class ExpireSilenceRequest(_message.Message):
     organization_id: str
     id: str
     def __init__(self, organization_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+
+class ForecastSpendRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "period", "group_by", "budget_usd", "confidence", "history_days", "as_of_unix_nano")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_DAYS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    period: str
+    group_by: _containers.RepeatedScalarFieldContainer[str]
+    budget_usd: float
+    confidence: float
+    history_days: int
+    as_of_unix_nano: int
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., period: _Optional[str] = ..., group_by: _Optional[_Iterable[str]] = ..., budget_usd: _Optional[float] = ..., confidence: _Optional[float] = ..., history_days: _Optional[int] = ..., as_of_unix_nano: _Optional[int] = ...) -> None: ...
+
+class SpendForecast(_message.Message):
+    __slots__ = ("group", "spent_usd", "forecast_usd", "low_usd", "high_usd", "confidence", "method", "budget_usd", "budget_exhausted_on", "daily_usd", "expected_cumulative_usd")
+    class GroupEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    SPENT_USD_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_USD_FIELD_NUMBER: _ClassVar[int]
+    LOW_USD_FIELD_NUMBER: _ClassVar[int]
+    HIGH_USD_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_USD_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_EXHAUSTED_ON_FIELD_NUMBER: _ClassVar[int]
+    DAILY_USD_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_CUMULATIVE_USD_FIELD_NUMBER: _ClassVar[int]
+    group: _containers.ScalarMap[str, str]
+    spent_usd: float
+    forecast_usd: float
+    low_usd: float
+    high_usd: float
+    confidence: float
+    method: str
+    budget_usd: float
+    budget_exhausted_on: str
+    daily_usd: _containers.RepeatedScalarFieldContainer[float]
+    expected_cumulative_usd: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, group: _Optional[_Mapping[str, str]] = ..., spent_usd: _Optional[float] = ..., forecast_usd: _Optional[float] = ..., low_usd: _Optional[float] = ..., high_usd: _Optional[float] = ..., confidence: _Optional[float] = ..., method: _Optional[str] = ..., budget_usd: _Optional[float] = ..., budget_exhausted_on: _Optional[str] = ..., daily_usd: _Optional[_Iterable[float]] = ..., expected_cumulative_usd: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class ForecastSpendResponse(_message.Message):
+    __slots__ = ("period", "period_start", "period_end", "as_of", "forecasts")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    FORECASTS_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    period_start: str
+    period_end: str
+    as_of: str
+    forecasts: _containers.RepeatedCompositeFieldContainer[SpendForecast]
+    def __init__(self, period: _Optional[str] = ..., period_start: _Optional[str] = ..., period_end: _Optional[str] = ..., as_of: _Optional[str] = ..., forecasts: _Optional[_Iterable[_Union[SpendForecast, _Mapping]]] = ...) -> None: ...
+
+class CostAdviceRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "kinds", "skip_near_duplicates", "near_threshold", "min_prefix_tokens", "examples")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_NEAR_DUPLICATES_FIELD_NUMBER: _ClassVar[int]
+    NEAR_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MIN_PREFIX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    skip_near_duplicates: bool
+    near_threshold: float
+    min_prefix_tokens: int
+    examples: int
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., skip_near_duplicates: _Optional[bool] = ..., near_threshold: _Optional[float] = ..., min_prefix_tokens: _Optional[int] = ..., examples: _Optional[int] = ...) -> None: ...
+
+class CostAdviceItem(_message.Message):
+    __slots__ = ("kind", "title", "organization_id", "project_id", "provider", "model", "saving_usd", "spend_usd", "calls", "groups", "span_ids", "trace_ids", "details")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    SAVING_USD_FIELD_NUMBER: _ClassVar[int]
+    SPEND_USD_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    SPAN_IDS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_IDS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    title: str
+    organization_id: str
+    project_id: str
+    provider: str
+    model: str
+    saving_usd: float
+    spend_usd: float
+    calls: int
+    groups: int
+    span_ids: _containers.RepeatedScalarFieldContainer[str]
+    trace_ids: _containers.RepeatedScalarFieldContainer[str]
+    details: _struct_pb2.Struct
+    def __init__(self, kind: _Optional[str] = ..., title: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., saving_usd: _Optional[float] = ..., spend_usd: _Optional[float] = ..., calls: _Optional[int] = ..., groups: _Optional[int] = ..., span_ids: _Optional[_Iterable[str]] = ..., trace_ids: _Optional[_Iterable[str]] = ..., details: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class CostAdviceResponse(_message.Message):
+    __slots__ = ("start_time", "end_time", "total_saving_usd", "items", "notes")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SAVING_USD_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    start_time: str
+    end_time: str
+    total_saving_usd: float
+    items: _containers.RepeatedCompositeFieldContainer[CostAdviceItem]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., total_saving_usd: _Optional[float] = ..., items: _Optional[_Iterable[_Union[CostAdviceItem, _Mapping]]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PromptClustersRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "k", "k_min", "k_max", "max_prompts")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    K_MIN_FIELD_NUMBER: _ClassVar[int]
+    K_MAX_FIELD_NUMBER: _ClassVar[int]
+    MAX_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    k: int
+    k_min: int
+    k_max: int
+    max_prompts: int
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., k: _Optional[int] = ..., k_min: _Optional[int] = ..., k_max: _Optional[int] = ..., max_prompts: _Optional[int] = ...) -> None: ...
+
+class LatencyPercentiles(_message.Message):
+    __slots__ = ("p50", "p95")
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P95_FIELD_NUMBER: _ClassVar[int]
+    p50: float
+    p95: float
+    def __init__(self, p50: _Optional[float] = ..., p95: _Optional[float] = ...) -> None: ...
+
+class ClusterTerm(_message.Message):
+    __slots__ = ("term", "score")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    score: float
+    def __init__(self, term: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class ClusterDayShare(_message.Message):
+    __slots__ = ("day", "prompts", "share")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    day: str
+    prompts: int
+    share: float
+    def __init__(self, day: _Optional[str] = ..., prompts: _Optional[int] = ..., share: _Optional[float] = ...) -> None: ...
+
+class PromptCluster(_message.Message):
+    __slots__ = ("id", "label", "terms", "prompts", "share", "calls", "errors", "error_rate", "cost_usd", "input_tokens", "output_tokens", "latency_ms", "models", "examples", "first_half_share", "second_half_share", "share_change", "daily")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLES_FIELD_NUMBER: _ClassVar[int]
+    FIRST_HALF_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SECOND_HALF_SHARE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_CHANGE_FIELD_NUMBER: _ClassVar[int]
+    DAILY_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    label: str
+    terms: _containers.RepeatedCompositeFieldContainer[ClusterTerm]
+    prompts: int
+    share: float
+    calls: int
+    errors: int
+    error_rate: float
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    latency_ms: LatencyPercentiles
+    models: _containers.RepeatedScalarFieldContainer[str]
+    examples: _containers.RepeatedScalarFieldContainer[str]
+    first_half_share: float
+    second_half_share: float
+    share_change: float
+    daily: _containers.RepeatedCompositeFieldContainer[ClusterDayShare]
+    def __init__(self, id: _Optional[int] = ..., label: _Optional[str] = ..., terms: _Optional[_Iterable[_Union[ClusterTerm, _Mapping]]] = ..., prompts: _Optional[int] = ..., share: _Optional[float] = ..., calls: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., cost_usd: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., latency_ms: _Optional[_Union[LatencyPercentiles, _Mapping]] = ..., models: _Optional[_Iterable[str]] = ..., examples: _Optional[_Iterable[str]] = ..., first_half_share: _Optional[float] = ..., second_half_share: _Optional[float] = ..., share_change: _Optional[float] = ..., daily: _Optional[_Iterable[_Union[ClusterDayShare, _Mapping]]] = ...) -> None: ...
+
+class SilhouetteScore(_message.Message):
+    __slots__ = ("k", "silhouette")
+    K_FIELD_NUMBER: _ClassVar[int]
+    SILHOUETTE_FIELD_NUMBER: _ClassVar[int]
+    k: int
+    silhouette: float
+    def __init__(self, k: _Optional[int] = ..., silhouette: _Optional[float] = ...) -> None: ...
+
+class ClusterDrift(_message.Message):
+    __slots__ = ("js_divergence", "first_half_prompts", "second_half_prompts")
+    JS_DIVERGENCE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_HALF_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    SECOND_HALF_PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    js_divergence: float
+    first_half_prompts: int
+    second_half_prompts: int
+    def __init__(self, js_divergence: _Optional[float] = ..., first_half_prompts: _Optional[int] = ..., second_half_prompts: _Optional[int] = ...) -> None: ...
+
+class PromptClustersResponse(_message.Message):
+    __slots__ = ("project_id", "start_time", "end_time", "method", "k", "k_chosen_by", "silhouette", "silhouette_by_k", "prompts", "matched_calls", "truncated", "drift", "days", "clusters")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    K_CHOSEN_BY_FIELD_NUMBER: _ClassVar[int]
+    SILHOUETTE_FIELD_NUMBER: _ClassVar[int]
+    SILHOUETTE_BY_K_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    start_time: str
+    end_time: str
+    method: str
+    k: int
+    k_chosen_by: str
+    silhouette: float
+    silhouette_by_k: _containers.RepeatedCompositeFieldContainer[SilhouetteScore]
+    prompts: int
+    matched_calls: int
+    truncated: bool
+    drift: ClusterDrift
+    days: _containers.RepeatedScalarFieldContainer[str]
+    clusters: _containers.RepeatedCompositeFieldContainer[PromptCluster]
+    def __init__(self, project_id: _Optional[str] = ..., start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., method: _Optional[str] = ..., k: _Optional[int] = ..., k_chosen_by: _Optional[str] = ..., silhouette: _Optional[float] = ..., silhouette_by_k: _Optional[_Iterable[_Union[SilhouetteScore, _Mapping]]] = ..., prompts: _Optional[int] = ..., matched_calls: _Optional[int] = ..., truncated: _Optional[bool] = ..., drift: _Optional[_Union[ClusterDrift, _Mapping]] = ..., days: _Optional[_Iterable[str]] = ..., clusters: _Optional[_Iterable[_Union[PromptCluster, _Mapping]]] = ...) -> None: ...
+
+class PromptVersionsRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "filter", "min_calls", "limit")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    MIN_CALLS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    filter: SpanFilter
+    min_calls: int
+    limit: int
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., min_calls: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SpanExample(_message.Message):
+    __slots__ = ("trace_id", "span_id")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    span_id: str
+    def __init__(self, trace_id: _Optional[str] = ..., span_id: _Optional[str] = ...) -> None: ...
+
+class PromptVersion(_message.Message):
+    __slots__ = ("id", "source", "name", "version", "fingerprint", "template", "first_seen", "last_seen", "calls", "errors", "error_rate", "input_tokens", "output_tokens", "cost_usd", "cost_per_call_usd", "latency_ms", "models", "example")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    COST_PER_CALL_USD_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    EXAMPLE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    source: str
+    name: str
+    version: str
+    fingerprint: str
+    template: str
+    first_seen: str
+    last_seen: str
+    calls: int
+    errors: int
+    error_rate: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    cost_per_call_usd: float
+    latency_ms: LatencyPercentiles
+    models: _containers.RepeatedScalarFieldContainer[str]
+    example: SpanExample
+    def __init__(self, id: _Optional[str] = ..., source: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[str] = ..., fingerprint: _Optional[str] = ..., template: _Optional[str] = ..., first_seen: _Optional[str] = ..., last_seen: _Optional[str] = ..., calls: _Optional[int] = ..., errors: _Optional[int] = ..., error_rate: _Optional[float] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., cost_per_call_usd: _Optional[float] = ..., latency_ms: _Optional[_Union[LatencyPercentiles, _Mapping]] = ..., models: _Optional[_Iterable[str]] = ..., example: _Optional[_Union[SpanExample, _Mapping]] = ...) -> None: ...
+
+class PromptVersionsResponse(_message.Message):
+    __slots__ = ("start_time", "end_time", "total_calls", "identified_calls", "unidentified_calls", "truncated", "versions")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CALLS_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFIED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    UNIDENTIFIED_CALLS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    start_time: str
+    end_time: str
+    total_calls: int
+    identified_calls: int
+    unidentified_calls: int
+    truncated: bool
+    versions: _containers.RepeatedCompositeFieldContainer[PromptVersion]
+    def __init__(self, start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., total_calls: _Optional[int] = ..., identified_calls: _Optional[int] = ..., unidentified_calls: _Optional[int] = ..., truncated: _Optional[bool] = ..., versions: _Optional[_Iterable[_Union[PromptVersion, _Mapping]]] = ...) -> None: ...
+
+class ComparePromptVersionsRequest(_message.Message):
+    __slots__ = ("organization_id", "project_id", "start_time_unix_nano", "end_time_unix_nano", "filter", "a", "b")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_UNIX_NANO_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    project_id: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    filter: SpanFilter
+    a: str
+    b: str
+    def __init__(self, organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., start_time_unix_nano: _Optional[int] = ..., end_time_unix_nano: _Optional[int] = ..., filter: _Optional[_Union[SpanFilter, _Mapping]] = ..., a: _Optional[str] = ..., b: _Optional[str] = ...) -> None: ...
+
+class PromptVersionDelta(_message.Message):
+    __slots__ = ("calls", "error_rate", "latency_p50_ms", "latency_p95_ms", "cost_per_call_usd", "input_tokens_per_call", "output_tokens_per_call")
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P50_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_P95_MS_FIELD_NUMBER: _ClassVar[int]
+    COST_PER_CALL_USD_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_PER_CALL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_PER_CALL_FIELD_NUMBER: _ClassVar[int]
+    calls: int
+    error_rate: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    cost_per_call_usd: float
+    input_tokens_per_call: float
+    output_tokens_per_call: float
+    def __init__(self, calls: _Optional[int] = ..., error_rate: _Optional[float] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., cost_per_call_usd: _Optional[float] = ..., input_tokens_per_call: _Optional[float] = ..., output_tokens_per_call: _Optional[float] = ...) -> None: ...
+
+class ErrorRateTest(_message.Message):
+    __slots__ = ("method", "p_value")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    p_value: float
+    def __init__(self, method: _Optional[str] = ..., p_value: _Optional[float] = ...) -> None: ...
+
+class LatencyTest(_message.Message):
+    __slots__ = ("method", "u", "p_value", "probability_b_slower")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    U_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITY_B_SLOWER_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    u: float
+    p_value: float
+    probability_b_slower: float
+    def __init__(self, method: _Optional[str] = ..., u: _Optional[float] = ..., p_value: _Optional[float] = ..., probability_b_slower: _Optional[float] = ...) -> None: ...
+
+class ComparePromptVersionsResponse(_message.Message):
+    __slots__ = ("start_time", "end_time", "a", "b", "delta", "error_rate_test", "latency_test")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    A_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_TEST_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_TEST_FIELD_NUMBER: _ClassVar[int]
+    start_time: str
+    end_time: str
+    a: PromptVersion
+    b: PromptVersion
+    delta: PromptVersionDelta
+    error_rate_test: ErrorRateTest
+    latency_test: LatencyTest
+    def __init__(self, start_time: _Optional[str] = ..., end_time: _Optional[str] = ..., a: _Optional[_Union[PromptVersion, _Mapping]] = ..., b: _Optional[_Union[PromptVersion, _Mapping]] = ..., delta: _Optional[_Union[PromptVersionDelta, _Mapping]] = ..., error_rate_test: _Optional[_Union[ErrorRateTest, _Mapping]] = ..., latency_test: _Optional[_Union[LatencyTest, _Mapping]] = ...) -> None: ...
+
+class ReplayTraceRequest(_message.Message):
+    __slots__ = ("trace_id", "organization_id", "project_id", "span_id", "model", "base_url", "base_urls", "api_keys")
+    class BaseUrlsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class ApiKeysEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    BASE_URL_FIELD_NUMBER: _ClassVar[int]
+    BASE_URLS_FIELD_NUMBER: _ClassVar[int]
+    API_KEYS_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    organization_id: str
+    project_id: str
+    span_id: str
+    model: str
+    base_url: str
+    base_urls: _containers.ScalarMap[str, str]
+    api_keys: _containers.ScalarMap[str, str]
+    def __init__(self, trace_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_id: _Optional[str] = ..., span_id: _Optional[str] = ..., model: _Optional[str] = ..., base_url: _Optional[str] = ..., base_urls: _Optional[_Mapping[str, str]] = ..., api_keys: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ReplayCallSide(_message.Message):
+    __slots__ = ("model", "response_model", "output", "finish_reasons", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "cost_usd", "latency_ms")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_MODEL_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASONS_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_READ_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REASONING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    response_model: str
+    output: str
+    finish_reasons: _containers.RepeatedScalarFieldContainer[str]
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+    latency_ms: float
+    def __init__(self, model: _Optional[str] = ..., response_model: _Optional[str] = ..., output: _Optional[str] = ..., finish_reasons: _Optional[_Iterable[str]] = ..., input_tokens: _Optional[int] = ..., output_tokens: _Optional[int] = ..., cache_read_tokens: _Optional[int] = ..., cache_write_tokens: _Optional[int] = ..., reasoning_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class ReplayCallDiff(_message.Message):
+    __slots__ = ("original_span_id", "replay_span_id", "name", "provider", "error", "original", "replay", "output_changed", "output_diff", "input_tokens_delta", "output_tokens_delta", "cost_delta_usd", "latency_delta_ms")
+    ORIGINAL_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DIFF_FIELD_NUMBER: _ClassVar[int]
+    INPUT_TOKENS_DELTA_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_TOKENS_DELTA_FIELD_NUMBER: _ClassVar[int]
+    COST_DELTA_USD_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_DELTA_MS_FIELD_NUMBER: _ClassVar[int]
+    original_span_id: str
+    replay_span_id: str
+    name: str
+    provider: str
+    error: str
+    original: ReplayCallSide
+    replay: ReplayCallSide
+    output_changed: bool
+    output_diff: str
+    input_tokens_delta: int
+    output_tokens_delta: int
+    cost_delta_usd: float
+    latency_delta_ms: float
+    def __init__(self, original_span_id: _Optional[str] = ..., replay_span_id: _Optional[str] = ..., name: _Optional[str] = ..., provider: _Optional[str] = ..., error: _Optional[str] = ..., original: _Optional[_Union[ReplayCallSide, _Mapping]] = ..., replay: _Optional[_Union[ReplayCallSide, _Mapping]] = ..., output_changed: _Optional[bool] = ..., output_diff: _Optional[str] = ..., input_tokens_delta: _Optional[int] = ..., output_tokens_delta: _Optional[int] = ..., cost_delta_usd: _Optional[float] = ..., latency_delta_ms: _Optional[float] = ...) -> None: ...
+
+class ReplayTotals(_message.Message):
+    __slots__ = ("original_cost_usd", "replay_cost_usd", "cost_delta_usd", "original_input_tokens", "replay_input_tokens", "original_output_tokens", "replay_output_tokens", "original_latency_ms", "replay_latency_ms")
+    ORIGINAL_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_COST_USD_FIELD_NUMBER: _ClassVar[int]
+    COST_DELTA_USD_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_INPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_OUTPUT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    ORIGINAL_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    original_cost_usd: float
+    replay_cost_usd: float
+    cost_delta_usd: float
+    original_input_tokens: int
+    replay_input_tokens: int
+    original_output_tokens: int
+    replay_output_tokens: int
+    original_latency_ms: float
+    replay_latency_ms: float
+    def __init__(self, original_cost_usd: _Optional[float] = ..., replay_cost_usd: _Optional[float] = ..., cost_delta_usd: _Optional[float] = ..., original_input_tokens: _Optional[int] = ..., replay_input_tokens: _Optional[int] = ..., original_output_tokens: _Optional[int] = ..., replay_output_tokens: _Optional[int] = ..., original_latency_ms: _Optional[float] = ..., replay_latency_ms: _Optional[float] = ...) -> None: ...
+
+class ReplayTraceResponse(_message.Message):
+    __slots__ = ("original_trace_id", "replay_trace_id", "replay_root_span_id", "exported", "calls", "totals")
+    ORIGINAL_TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_ROOT_SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_FIELD_NUMBER: _ClassVar[int]
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    original_trace_id: str
+    replay_trace_id: str
+    replay_root_span_id: str
+    exported: bool
+    calls: _containers.RepeatedCompositeFieldContainer[ReplayCallDiff]
+    totals: ReplayTotals
+    def __init__(self, original_trace_id: _Optional[str] = ..., replay_trace_id: _Optional[str] = ..., replay_root_span_id: _Optional[str] = ..., exported: _Optional[bool] = ..., calls: _Optional[_Iterable[_Union[ReplayCallDiff, _Mapping]]] = ..., totals: _Optional[_Union[ReplayTotals, _Mapping]] = ...) -> None: ...

@@ -120,6 +120,36 @@ class QueryServiceStub:
                 request_serializer=llm__observer__query__v1__pb2.ExpireSilenceRequest.SerializeToString,
                 response_deserializer=llm__observer__query__v1__pb2.Silence.FromString,
                 _registered_method=True)
+        self.ForecastSpend = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ForecastSpend',
+                request_serializer=llm__observer__query__v1__pb2.ForecastSpendRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ForecastSpendResponse.FromString,
+                _registered_method=True)
+        self.GetCostAdvice = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/GetCostAdvice',
+                request_serializer=llm__observer__query__v1__pb2.CostAdviceRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.CostAdviceResponse.FromString,
+                _registered_method=True)
+        self.GetPromptClusters = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/GetPromptClusters',
+                request_serializer=llm__observer__query__v1__pb2.PromptClustersRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.PromptClustersResponse.FromString,
+                _registered_method=True)
+        self.ListPromptVersions = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ListPromptVersions',
+                request_serializer=llm__observer__query__v1__pb2.PromptVersionsRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.PromptVersionsResponse.FromString,
+                _registered_method=True)
+        self.ComparePromptVersions = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ComparePromptVersions',
+                request_serializer=llm__observer__query__v1__pb2.ComparePromptVersionsRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ComparePromptVersionsResponse.FromString,
+                _registered_method=True)
+        self.ReplayTrace = channel.unary_unary(
+                '/llm_observer.query.v1.QueryService/ReplayTrace',
+                request_serializer=llm__observer__query__v1__pb2.ReplayTraceRequest.SerializeToString,
+                response_deserializer=llm__observer__query__v1__pb2.ReplayTraceResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServiceServicer:
@@ -232,6 +262,43 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForecastSpend(self, request, context):
+        """Insights: cost forecast and advice, prompt clusters and versions, trace replay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCostAdvice(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPromptClusters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPromptVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ComparePromptVersions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayTrace(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -319,6 +386,36 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.ExpireSilence,
                     request_deserializer=llm__observer__query__v1__pb2.ExpireSilenceRequest.FromString,
                     response_serializer=llm__observer__query__v1__pb2.Silence.SerializeToString,
+            ),
+            'ForecastSpend': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForecastSpend,
+                    request_deserializer=llm__observer__query__v1__pb2.ForecastSpendRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ForecastSpendResponse.SerializeToString,
+            ),
+            'GetCostAdvice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCostAdvice,
+                    request_deserializer=llm__observer__query__v1__pb2.CostAdviceRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.CostAdviceResponse.SerializeToString,
+            ),
+            'GetPromptClusters': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPromptClusters,
+                    request_deserializer=llm__observer__query__v1__pb2.PromptClustersRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.PromptClustersResponse.SerializeToString,
+            ),
+            'ListPromptVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPromptVersions,
+                    request_deserializer=llm__observer__query__v1__pb2.PromptVersionsRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.PromptVersionsResponse.SerializeToString,
+            ),
+            'ComparePromptVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ComparePromptVersions,
+                    request_deserializer=llm__observer__query__v1__pb2.ComparePromptVersionsRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ComparePromptVersionsResponse.SerializeToString,
+            ),
+            'ReplayTrace': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayTrace,
+                    request_deserializer=llm__observer__query__v1__pb2.ReplayTraceRequest.FromString,
+                    response_serializer=llm__observer__query__v1__pb2.ReplayTraceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -780,6 +877,168 @@ class QueryService:
             '/llm_observer.query.v1.QueryService/ExpireSilence',
             llm__observer__query__v1__pb2.ExpireSilenceRequest.SerializeToString,
             llm__observer__query__v1__pb2.Silence.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForecastSpend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ForecastSpend',
+            llm__observer__query__v1__pb2.ForecastSpendRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ForecastSpendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCostAdvice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/GetCostAdvice',
+            llm__observer__query__v1__pb2.CostAdviceRequest.SerializeToString,
+            llm__observer__query__v1__pb2.CostAdviceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPromptClusters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/GetPromptClusters',
+            llm__observer__query__v1__pb2.PromptClustersRequest.SerializeToString,
+            llm__observer__query__v1__pb2.PromptClustersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPromptVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ListPromptVersions',
+            llm__observer__query__v1__pb2.PromptVersionsRequest.SerializeToString,
+            llm__observer__query__v1__pb2.PromptVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ComparePromptVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ComparePromptVersions',
+            llm__observer__query__v1__pb2.ComparePromptVersionsRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ComparePromptVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayTrace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llm_observer.query.v1.QueryService/ReplayTrace',
+            llm__observer__query__v1__pb2.ReplayTraceRequest.SerializeToString,
+            llm__observer__query__v1__pb2.ReplayTraceResponse.FromString,
             options,
             channel_credentials,
             insecure,

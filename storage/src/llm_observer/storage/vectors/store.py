@@ -110,6 +110,33 @@ class VectorStore:
         except Exception as exc:
             raise _wrap(exc, what, self.timeout_seconds) from exc
 
+    def scroll(
+        self,
+        name: str,
+        query_filter: Any,
+        limit: int,
+        offset: Any = None,
+        fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> tuple[list[Any], Any]:
+        """A page of the points of collection ``name`` matching ``query_filter`` (in id order) and the offset
+        of the next page (None after the last); empty when the collection does not exist."""
+
+        def scroll(client: QdrantClient) -> tuple[list[Any], Any]:
+            if not client.collection_exists(name):
+                return [], None
+            records, following = client.scroll(
+                name,
+                scroll_filter=query_filter,
+                limit=max(1, limit),
+                offset=offset,
+                with_payload=list(fields) if fields is not None else True,
+                with_vectors=with_vectors,
+            )
+            return list(records), following
+
+        return self._call("scroll", scroll)
+
     # --- collections ---------------------------------------------------------------------------------
 
     def ensure_collection(self, name: str, dim: int) -> None:

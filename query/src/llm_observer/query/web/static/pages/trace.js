@@ -5,7 +5,7 @@
 // (or go to the parent / first child), Home/End jump. The selected span is kept in the URL (?span=…) with
 // history.replaceState, so a link opens the same span without the page reloading as the selection moves.
 
-import { getJson } from "../api.js";
+import { getJson, postJson } from "../api.js";
 import { formatCost, formatCount, formatDuration, formatTime, formatValue, h, parseTime } from "../format.js";
 import { parseMessages, renderMessages } from "./messages.js";
 import { useStyles } from "./styles.js";
@@ -388,8 +388,124 @@ function showDetail(panel, span, totals) {
       );
     }
   }
+  if (role === "llm" && REPLAYABLE.has(span.operation)) parts.push(replayBlock(span));
   parts.push(attributeTable(span));
   panel.replaceChildren(...parts);
+}
+
+const REPLAYABLE = new Set(["chat", "text_completion", "generate_content"]);
+
+/**
+ * "Replay": re-issue this call (optionally with another model) through ``POST /api/v1/traces/{id}/replay``
+ * and show what changed — the answer as a diff, tokens, cost and latency — with a link to the new trace.
+ */
+function replayBlock(span) {
+  const result = h("div", { class: "replay-result", "data-testid": "replay-result", "aria-live": "polite" });
+  if (span.attributes?.["gen_ai.input.messages"] == null) {
+    return h(
+      "section",
+      { class: "replay", "aria-label": "Replay", "data-testid": "replay" },
+      h("h3", {}, "Replay"),
+      h("p", { class: "muted" }, "The prompt of this call was not captured, so it cannot be replayed."),
+    );
+  }
+  const model = h("input", {
+    type: "text",
+    name: "model",
+    placeholder: span.request_model || "model",
+    "aria-label": "Model to replay with (empty: the same)",
+    "data-testid": "replay-model",
+  });
+  const button = h("button", { type: "submit", "data-testid": "replay-button" }, "Replay");
+  async function submit(event) {
+    event.preventDefault();
+    button.disabled = true;
+    result.replaceChildren(h("p", { role: "status" }, "Replaying…"));
+    const body = { span_id: span.span_id };
+    if (model.value.trim()) body.model = model.value.trim();
+    try {
+      const answer = await postJson(`/api/v1/traces/${encodeURIComponent(span.trace_id)}/replay`, body);
+      result.replaceChildren(replayAnswer(answer));
+      result.scrollIntoView({ block: "nearest" });
+    } catch (error) {
+      result.replaceChildren(h("p", { class: "error-message", role: "alert" }, `Replay failed: ${error.message ?? error}`));
+    } finally {
+      button.disabled = false;
+    }
+  }
+  return h(
+    "section",
+    { class: "replay", "aria-label": "Replay", "data-testid": "replay" },
+    h("h3", {}, "Replay"),
+    h("form", { class: "replay-form", onsubmit: submit }, model, " ", button),
+    result,
+  );
+}
+
+const DIFF_STYLES = { "+": "background:rgba(46,160,67,.18)", "-": "background:rgba(248,81,73,.18)" };
+
+function replayAnswer(answer) {
+  const parts = [
+    h(
+      "p",
+      {},
+      "New trace: ",
+      h("a", { href: `#/trace/${answer.replay_trace_id}`, "data-link": "replay-trace" }, answer.replay_trace_id),
+      answer.exported ? null : h("span", { class: "badge error" }, "not stored"),
+    ),
+  ];
+  for (const call of answer.calls) {
+    if (!call.replay) {
+      parts.push(h("p", { class: "error-message", role: "alert" }, `Replay of ${call.name} failed: ${call.error}`));
+      continue;
+    }
+    const lines = call.output_diff.split("\n").filter((line, i, all) => line || i < all.length - 1);
+    parts.push(
+      call.output_changed
+        ? h(
+            "pre",
+            { class: "code replay-diff", "data-testid": "replay-diff" },
+            ...lines.map((line) => {
+              const sign = line.startsWith("+++") || line.startsWith("---") ? "" : line[0];
+              return h("span", { style: DIFF_STYLES[sign] ?? null, "data-diff": sign === "+" ? "add" : sign === "-" ? "remove" : null }, line + "\n");
+            }),
+          )
+        : h("p", { class: "muted", "data-testid": "replay-diff" }, "The answer is the same."),
+    );
+    const o = call.original;
+    const r = call.replay;
+    const rows = [
+      ["Model", o.response_model || o.model, r.response_model || r.model, null, "model"],
+      ["Input tokens", formatCount(o.input_tokens), formatCount(r.input_tokens), signed(call.input_tokens_delta, formatCount), "input"],
+      ["Output tokens", formatCount(o.output_tokens), formatCount(r.output_tokens), signed(call.output_tokens_delta, formatCount), "output"],
+      ["Cost", costOrNone(o.cost_usd), costOrNone(r.cost_usd), signed(call.cost_delta_usd, formatCost), "cost"],
+      ["Latency", formatDuration(o.latency_ms), formatDuration(r.latency_ms), signed(call.latency_delta_ms, formatDuration), "latency"],
+    ];
+    parts.push(
+      h(
+        "table",
+        { class: "data replay-table", "data-testid": "replay-table" },
+        h("thead", {}, h("tr", {}, ...["", "Original", "Replay", "Change"].map((title) => h("th", { scope: "col" }, title)))),
+        h(
+          "tbody",
+          {},
+          ...rows.map(([label, before, after, change, key]) =>
+            h("tr", { "data-replay": key }, h("th", { scope: "row" }, label), h("td", {}, before), h("td", {}, after), h("td", {}, change ?? "")),
+          ),
+        ),
+      ),
+    );
+  }
+  return h("div", {}, ...parts);
+}
+
+function costOrNone(usd) {
+  return usd == null ? "n/a" : formatCost(usd);
+}
+
+function signed(value, format) {
+  if (value == null) return "n/a";
+  return (value > 0 ? "+" : value < 0 ? "−" : "±") + format(Math.abs(value));
 }
 
 function formatReasons(value) {

@@ -1,0 +1,1 @@
+"""Insights: cost forecasts and advice, prompt clusters and versions, trace replay."""
