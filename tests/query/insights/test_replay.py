@@ -35,7 +35,7 @@ from llm_observer.collector.service import Service
 from llm_observer.collector.testing import local_config, running
 from llm_observer.instrumentation.anthropic import AnthropicInstrumentor
 from llm_observer.instrumentation.openai import OpenAIInstrumentor
-from llm_observer.instrumentation.testing import ReplayServer, load_recording
+from llm_observer.instrumentation.testing import ReplayServer, Route, load_recording
 from llm_observer.query.app import create_app
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
@@ -176,12 +176,13 @@ async def recorded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Re
         yield recorded
 
 
-def _api(recorded: Recorded) -> httpx.AsyncClient:
-    """The query app as ``up`` serves it plus the replay router, over ASGI, on the service's backend."""
+def _api(recorded: Recorded, otlp: str | None = None) -> httpx.AsyncClient:
+    """The query app as ``up`` serves it, over ASGI, on the service's backend; replays go to ``otlp`` (default:
+    the service's own OTLP/HTTP receiver)."""
     backend = recorded.service.query_service.backend  # type: ignore[union-attr]
     assert backend is not None
     app = create_app(backend)
-    app.state.replay_otlp_endpoint = recorded.otlp
+    app.state.replay_otlp_endpoint = otlp or recorded.otlp
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://query", timeout=120)
 
 
@@ -449,3 +450,25 @@ async def test_replay_grpc_answers_the_api_document(recorded: Recorded, provider
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await stub.ReplayTrace(pb.ReplayTraceRequest(trace_id="ab" * 16))
         assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_replay_api_sends_the_configured_otlp_headers(
+    recorded: Recorded, provider: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A collector that requires ingest keys: the operator gives the query service one for replays.
+    monkeypatch.setenv("LLM_OBSERVER_REPLAY_OTLP_HEADERS", "authorization=Bearer%20ingest-key,x-empty")
+    with ReplayServer([Route("POST", "/v1/traces", body=b"")]) as collector:
+        async with _api(recorded, collector.url) as client:
+            response = await client.post(
+                f"/api/v1/traces/{recorded.trace_id}/replay",
+                json={
+                    "span_id": recorded.openai_span,
+                    "base_urls": {"openai": provider.url + "/v1"},
+                    "api_keys": {"openai": "replay-key"},
+                },
+            )
+        assert response.status_code == 200, response.text
+        assert response.json()["exported"] is True
+        (export,) = collector.requests
+        assert export.path == "/v1/traces"
+        assert export.headers["authorization"] == "Bearer ingest-key"

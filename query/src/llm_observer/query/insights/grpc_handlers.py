@@ -112,6 +112,11 @@ async def replay_trace(
         **optional, base_urls=dict(request.base_urls), api_keys=dict(request.api_keys)
     )
     result = await replay_routes.run_replay(
-        backend, scope, request.trace_id, asked, replay_routes.backend_otlp_endpoint(backend)
+        backend,
+        scope,
+        request.trace_id,
+        asked,
+        replay_routes.backend_otlp_endpoint(backend),
+        replay_routes.env_otlp_headers(),
     )
     return _message(result, pb.ReplayTraceResponse())

@@ -12,8 +12,9 @@ caller needs the ``ingest`` scope besides ``query``.
 
 The new trace goes over OTLP/HTTP to the collector named by ``app.state.replay_otlp_endpoint`` (what
 ``llm-observer up`` sets to its own OTLP/HTTP receiver), else ``LLM_OBSERVER_REPLAY_OTLP_ENDPOINT``, else
-``http://127.0.0.1:4318``, with the headers of ``app.state.replay_otlp_headers`` (an ingest key when the
-collector requires one).
+``http://127.0.0.1:4318``, with the headers of ``app.state.replay_otlp_headers``, else of
+``LLM_OBSERVER_REPLAY_OTLP_HEADERS`` (``key=value`` pairs separated by commas, as
+``OTEL_EXPORTER_OTLP_HEADERS``: an ingest key when the collector requires one).
 
 Provider API keys come from the request's ``api_keys`` or the service's environment (``OPENAI_API_KEY``,
 ``ANTHROPIC_API_KEY``); they are neither logged nor stored. A request that points a provider at another
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
@@ -43,14 +45,17 @@ from llm_observer.storage.clickhouse.reads import normalize_trace_id
 
 __all__ = [
     "OTLP_ENDPOINT_ENV",
+    "OTLP_HEADERS_ENV",
     "ReplayRefused",
     "ReplayRequest",
     "backend_otlp_endpoint",
     "build_router",
+    "env_otlp_headers",
     "run_replay",
 ]
 
 OTLP_ENDPOINT_ENV = "LLM_OBSERVER_REPLAY_OTLP_ENDPOINT"
+OTLP_HEADERS_ENV = "LLM_OBSERVER_REPLAY_OTLP_HEADERS"
 _DEFAULT_OTLP_ENDPOINT = "http://127.0.0.1:4318"
 
 
@@ -140,6 +145,17 @@ async def run_replay(
     return result
 
 
+def env_otlp_headers() -> dict[str, str]:
+    """The headers of ``LLM_OBSERVER_REPLAY_OTLP_HEADERS`` (``key=value,key2=value2``; values may be
+    percent-encoded, as in ``OTEL_EXPORTER_OTLP_HEADERS``); pairs without ``=`` are ignored."""
+    headers: dict[str, str] = {}
+    for pair in os.environ.get(OTLP_HEADERS_ENV, "").split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            headers[key.strip()] = unquote(value.strip())
+    return headers
+
+
 def backend_otlp_endpoint(backend: QueryBackend) -> str:
     """Where a replay sends its trace when the app names no endpoint: the backend's (``up``), else
     ``LLM_OBSERVER_REPLAY_OTLP_ENDPOINT``, else the default OTLP/HTTP port on this host."""
@@ -172,7 +188,7 @@ def build_router() -> APIRouter:
                 trace_id,
                 body or ReplayRequest(),
                 _otlp_endpoint(request),
-                dict(getattr(request.app.state, "replay_otlp_headers", None) or {}),
+                dict(getattr(request.app.state, "replay_otlp_headers", None) or env_otlp_headers()),
             )
         except ReplayRefused as exc:
             return _error(exc.status, exc.code, str(exc))
