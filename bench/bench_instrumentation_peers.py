@@ -106,26 +106,37 @@ def _client() -> tuple[Any, Callable[[], None]]:
         return answer
 
     def reset() -> None:
-        Completions.create = create  # type: ignore[method-assign,assignment]
+        Completions.create = create  # type: ignore[method-assign]
 
     reset()
     return openai.OpenAI(base_url="https://api.openai.com/v1", api_key="k", max_retries=0), reset
 
 
-def _instrumentors() -> dict[str, tuple[Callable[[], Any], dict[str, str], dict[str, str]]]:
-    """name → (make instrumentor, content-off env, content-on env)."""
+Setup = tuple[Callable[[], Any], dict[str, str], dict[str, str], dict[str, Any]]
+
+
+def _instrumentors() -> dict[str, Setup]:
+    """name → (make instrumentor, content-off env, content-on env, extra ``instrument`` arguments).
+
+    llm-observer's is measured at each client-metrics level: ``all`` (the default, the metrics the peers
+    record too), ``duration`` and ``none`` (for applications whose spans go to llm-observer's collector,
+    which derives the same metrics from them)."""
     from opentelemetry.instrumentation.openai import OpenAIInstrumentor as OpenLLMetry
     from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIV2
 
     from llm_observer.instrumentation.openai import OpenAIInstrumentor as Ours
 
+    ours_on = {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}
     return {
-        "llm_observer": (Ours, {}, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}),
-        "openai_v2": (OpenAIV2, {}, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}),
+        "llm_observer": (Ours, {}, ours_on, {}),
+        "llm_observer_client_metrics_duration": (Ours, {}, ours_on, {"client_metrics": "duration"}),
+        "llm_observer_client_metrics_none": (Ours, {}, ours_on, {"client_metrics": "none"}),
+        "openai_v2": (OpenAIV2, {}, {"OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "SPAN_ONLY"}, {}),
         "openllmetry": (
             OpenLLMetry,
             {"TRACELOOP_TRACE_CONTENT": "false"},
             {"TRACELOOP_TRACE_CONTENT": "true"},
+            {},
         ),
     }
 
@@ -164,13 +175,13 @@ def bench(calls: int, rounds: int) -> dict[str, Any]:
                 if name == "none":
                     samples[name].append(_time_calls(client, calls))
                     continue
-                make, off_env, on_env = instrumentors[name]
+                make, off_env, on_env, extra = instrumentors[name]
                 env = on_env if content == "on" else off_env
                 for key in CONTENT_ENV:
                     os.environ.pop(key, None)
                 os.environ.update(env)
                 instrumentor = make()
-                instrumentor.instrument(**providers)
+                instrumentor.instrument(**providers, **extra)
                 try:
                     samples[name].append(_time_calls(client, calls))
                 finally:

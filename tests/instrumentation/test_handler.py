@@ -285,3 +285,45 @@ def test_handler_capture_content_kwarg_accepts_booleans_and_names(
 def test_handler_capture_content_kwarg_rejects_unknown_value() -> None:
     with pytest.raises(ValueError, match=r"capture_content must be True, False.*'SPAN_ONLY'.*not 'on'"):
         GenAIHandler.from_kwargs({"capture_content": "on"}, "x")
+
+
+@pytest.mark.parametrize(
+    ("level", "histograms"),
+    [
+        ("all", {"gen_ai.client.operation.duration": 1, "gen_ai.client.token.usage": 2}),
+        ("duration", {"gen_ai.client.operation.duration": 1, "gen_ai.client.token.usage": 0}),
+        ("none", {"gen_ai.client.operation.duration": 0, "gen_ai.client.token.usage": 0}),
+    ],
+)
+def test_handler_client_metrics_levels(
+    telemetry: TelemetryCapture,
+    replay: ReplayServer,
+    recording: Recording,
+    level: str,
+    histograms: dict[str, int],
+) -> None:
+    replay.set_routes(recording("openai/chat.json"))
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(**telemetry.kwargs, client_metrics=level)
+    try:
+        client = openai.OpenAI(base_url=replay.url + "/v1", api_key="k", max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        instrumentor.uninstrument()
+    # The span is the same at every level: only the per-call histogram records differ.
+    (span,) = telemetry.spans()
+    assert span.attributes is not None and span.attributes["gen_ai.usage.input_tokens"] == 24
+    for name, points in histograms.items():
+        assert len(telemetry.histogram_points(name)) == points, name
+
+
+def test_handler_client_metrics_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLM_OBSERVER_GENAI_CLIENT_METRICS", " Duration ")
+    assert GenAIHandler.from_kwargs({}, "x").metrics == "duration"
+    assert GenAIHandler.from_kwargs({"client_metrics": "NONE"}, "x").metrics == "none"
+    monkeypatch.setenv("LLM_OBSERVER_GENAI_CLIENT_METRICS", "some")
+    assert GenAIHandler.from_kwargs({}, "x").metrics == "all"
+    monkeypatch.delenv("LLM_OBSERVER_GENAI_CLIENT_METRICS")
+    assert GenAIHandler.from_kwargs({}, "x").metrics == "all"
+    with pytest.raises(ValueError, match="client_metrics must be one of all, duration, none, not 'tokens'"):
+        GenAIHandler.from_kwargs({"client_metrics": "tokens"}, "x")

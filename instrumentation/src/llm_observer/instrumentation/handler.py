@@ -10,6 +10,12 @@ instrumentors build on it, and it imports none of them.
 A call goes ``start`` (span made current) → ``detach`` (once the SDK method returned) → ``first_chunk``
 (streams) → ``finish`` or ``fail``, each ending the call exactly once.
 
+Client metrics (``client_metrics``, else ``LLM_OBSERVER_GENAI_CLIENT_METRICS``): ``all`` (the default:
+``gen_ai.client.operation.duration``, ``gen_ai.client.token.usage`` and time to first chunk), ``duration``
+(the two time histograms, no token histogram) or ``none``. Each histogram record costs about as much as a
+third of the span itself; llm-observer's collector derives the same metrics from the spans, so applications
+that send their spans to it can record fewer (see :func:`client_metrics`).
+
 ``error.type`` is the provider error code an instrumentor passes to :meth:`GenAIHandler.fail`, falling back to
 the exception's qualified class name.
 
@@ -27,11 +33,12 @@ LlamaIndex…) that makes its own LLM span for a model call wraps the provider c
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -58,11 +65,14 @@ from llm_observer.semconv import genai_values as gv
 from llm_observer.semconv.registry import SCHEMA_URL
 
 __all__ = [
+    "CLIENT_METRICS_ENV",
+    "ClientMetrics",
     "ContentCapture",
     "GenAIHandler",
     "LLMCall",
     "Message",
     "Part",
+    "client_metrics",
     "content_capture",
     "content_capture_from_env",
     "llm_spans_suppressed",
@@ -76,6 +86,32 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _SUPPRESS_LLM_KEY = otel_context.create_key("llm_observer.suppress_llm_span")
+
+#: Which client metrics a handler records per call when ``client_metrics`` is not given.
+CLIENT_METRICS_ENV = "LLM_OBSERVER_GENAI_CLIENT_METRICS"
+ClientMetrics = Literal["all", "duration", "none"]
+_CLIENT_METRICS: tuple[ClientMetrics, ...] = ("all", "duration", "none")
+
+
+def client_metrics(value: object = None, environ: Mapping[str, str] | None = None) -> ClientMetrics:
+    """The client-metrics level: ``value`` (a name in any case; anything else is a ValueError), else the
+    environment's ``LLM_OBSERVER_GENAI_CLIENT_METRICS`` (an unknown name there is logged and means ``all``),
+    else ``all``."""
+    if value is not None:
+        name = str(value).strip().lower()
+        for level in _CLIENT_METRICS:
+            if name == level:
+                return level
+        raise ValueError(f"client_metrics must be one of {', '.join(_CLIENT_METRICS)}, not {value!r}")
+    raw = (os.environ if environ is None else environ).get(CLIENT_METRICS_ENV, "").strip().lower()
+    for level in _CLIENT_METRICS:
+        if raw == level:
+            return level
+    if raw:
+        _log.warning(
+            "%s=%r is not one of %s: recording all client metrics", CLIENT_METRICS_ENV, raw, _CLIENT_METRICS
+        )
+    return "all"
 
 
 @contextmanager
@@ -153,8 +189,11 @@ class GenAIHandler:
         meter_provider: MeterProvider | None = None,
         logger_provider: LoggerProvider | None = None,
         capture: ContentCapture | None = None,
+        metrics: ClientMetrics | None = None,
     ) -> None:
         self.capture = content_capture_from_env() if capture is None else capture
+        #: Which client metrics are recorded per call (see :func:`client_metrics`).
+        self.metrics: ClientMetrics = client_metrics() if metrics is None else metrics
         #: Whether instrumentors should build content (messages, instructions, tool definitions).
         self.capture_content = self.capture.enabled
         self._tracer = trace.get_tracer(scope, version, tracer_provider, schema_url=SCHEMA_URL)
@@ -187,7 +226,8 @@ class GenAIHandler:
     def from_kwargs(cls, kwargs: Mapping[str, Any], scope: str, version: str = "") -> GenAIHandler:
         """Make a handler from ``BaseInstrumentor._instrument(**kwargs)`` (``tracer_provider``,
         ``meter_provider``, ``logger_provider``; ``capture_content`` overrides the environment variable:
-        ``True``/``False``, a :class:`ContentCapture` or its name in any case, else ValueError)."""
+        ``True``/``False``, a :class:`ContentCapture` or its name in any case, else ValueError;
+        ``client_metrics`` likewise: ``all``, ``duration`` or ``none``)."""
         return cls(
             scope,
             version,
@@ -195,6 +235,7 @@ class GenAIHandler:
             meter_provider=kwargs.get("meter_provider"),
             logger_provider=kwargs.get("logger_provider"),
             capture=content_capture(kwargs.get("capture_content")),
+            metrics=client_metrics(kwargs.get("client_metrics")),
         )
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -296,6 +337,8 @@ class GenAIHandler:
         return {key: to_json(value) for key, value in _content(call).items()}
 
     def _record_metrics(self, call: LLMCall, duration_s: float, error_type: str | None) -> None:
+        if self.metrics == "none":
+            return
         labels = _naming_attributes(call, True, True)
         if call.first_chunk_ns is not None:
             self._ttfc.record((call.first_chunk_ns - call.start_ns) / 1e9, labels)
@@ -303,6 +346,8 @@ class GenAIHandler:
             self._duration.record(duration_s, {**labels, attr.ERROR_TYPE: error_type})
             return
         self._duration.record(duration_s, labels)
+        if self.metrics == "duration":
+            return
         if call.input_tokens is not None:
             self._token_usage.record(
                 call.input_tokens, {**labels, attr.GEN_AI_TOKEN_TYPE: gv.TOKEN_TYPE_INPUT}
