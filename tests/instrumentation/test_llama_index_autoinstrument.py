@@ -5,10 +5,7 @@ spans over OTLP/HTTP, with one LLM span for the model call although the OpenAI i
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from pathlib import Path
-
-import pytest
 
 from llm_observer.instrumentation.testing import ReplayServer, Route
 from llm_observer.instrumentation.testing.autoinstrument import run_instrumented
@@ -17,7 +14,6 @@ from llm_observer.instrumentation.testing.otlp import otlp_trace_route, spans_fr
 Recording = Callable[[str], list[Route]]
 
 ENTRY_POINT = "llm_observer_llama_index"
-INSTALLED = any(entry.name == ENTRY_POINT for entry in entry_points(group="opentelemetry_instrumentor"))
 
 APP = """
 import asyncio
@@ -66,7 +62,6 @@ print(asyncio.run(main()))
 """
 
 
-@pytest.mark.skipif(not INSTALLED, reason=f"the {ENTRY_POINT} entry point is not installed yet")
 def test_llama_index_autoinstrument_entry_point_exports_one_tree(
     tmp_path: Path, replay: ReplayServer, recording: Recording
 ) -> None:
