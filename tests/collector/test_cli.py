@@ -259,7 +259,7 @@ def test_cli_config_show_prints_the_effective_config(tmp_path: Path) -> None:
     assert shown["service"]["pipelines"]["traces"] == {
         "receivers": ["otlp", "rest"],
         "processors": ["tenant", "logjoin", "normalize", "attribute", "cost", "rollup"],
-        "exporters": ["clickhouse", "spanmetrics", "qdrant"],
+        "exporters": ["clickhouse", "spanmetrics", "vectors"],
     }
     assert shown["service"]["wal"]["mode"] == "disk"
     assert shown["exporters"]["prometheus"]["endpoint"] == "127.0.0.1:9464"

@@ -34,7 +34,7 @@ def test_config_default_validates(tmp_path: Path) -> None:
     pipeline = config.service.pipelines["traces"]
     assert pipeline.receivers == ["otlp", "rest"]
     assert pipeline.processors == ["tenant", "logjoin", "normalize", "attribute", "cost", "rollup"]
-    assert pipeline.exporters == ["clickhouse", "spanmetrics", "qdrant"]
+    assert pipeline.exporters == ["clickhouse", "spanmetrics", "vectors"]
     assert config.service.pipelines["metrics/genai"].exporters == ["prometheus"]
     otlp = config.receivers["otlp"].config
     assert otlp.protocols.grpc.endpoint == "127.0.0.1:4317"
@@ -47,7 +47,7 @@ def test_config_default_validates(tmp_path: Path) -> None:
     assert {spec.factory.type_name for spec in config.exporters.values()} == {
         "clickhouse",
         "prometheus",
-        "qdrant",
+        "vectors",
     }
 
 

@@ -463,7 +463,7 @@ def test_signals_config_refuses_exporters_in_the_wrong_kind_of_pipeline(tmp_path
                 "logs": {
                     "receivers": ["otlp"],
                     "processors": ["cost"],
-                    "exporters": ["clickhouse", "qdrant"],
+                    "exporters": ["clickhouse", "vectors"],
                 },
                 "logs/from_connector": {"receivers": ["spanmetrics"], "exporters": ["clickhouse"]},
             }
@@ -478,7 +478,7 @@ def test_signals_config_refuses_exporters_in_the_wrong_kind_of_pipeline(tmp_path
     ) in problems
     assert any(path == "service.pipelines.metrics/mixed.receivers" for path, _ in problems)
     assert ("service.pipelines.logs.processors", "logs pipelines take no processors") in problems
-    assert ("service.pipelines.logs.exporters[1]", "'qdrant' takes traces, not logs") in problems
+    assert ("service.pipelines.logs.exporters[1]", "'vectors' takes traces, not logs") in problems
     assert (
         "service.pipelines.logs/from_connector.receivers[0]",
         "'spanmetrics' is not defined under receivers",

@@ -55,10 +55,12 @@ async def test_qdrant_pipeline_burst_is_acked_while_embedding_catches_up(tmp_pat
     config = local_config(
         tmp_path,
         {
+            # Not in the default config any more (the vectors exporter is): named here.
+            "exporters": {"qdrant": {"url": "qdrant", "sending_queue": {"on_overflow": "drop"}}},
             "service": {
                 "delivery": {"linger_seconds": 0},
                 "pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["qdrant"]}},
-            }
+            },
         },
     )
     # 10,000 spans, 4,000 of them chat spans with a prompt drawn from 600 questions.

@@ -26,6 +26,7 @@ from llm_observer.collector.service import make_authenticate
 from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.clickhouse import create as create_exporter
 from llm_observer.exporters.qdrant import QdrantExporterConfig
+from llm_observer.exporters.vectors import VectorsExporterConfig
 from llm_observer.kernel.auth import ApiKeyConfig, AuthConfig, UserConfig, hash_api_key, hash_password
 from llm_observer.kernel.batch import STATUS_ERROR, STATUS_OK, Event, SpanBatch
 from llm_observer.kernel.component import CreateContext, HttpRoutes, Ingest, IngestMeta
@@ -221,8 +222,15 @@ def auth_config(**extra: Any) -> AuthConfig:
 
 
 def exporter_configs() -> dict[str, dict[str, Any]]:
-    """What ``ctx.configs`` holds for the default pipeline: the exporters whose stores the service reads."""
-    return {"exporters": {"clickhouse": ClickHouseExporterConfig(), "qdrant": QdrantExporterConfig()}}
+    """What ``ctx.configs`` holds for the default pipeline (and a Qdrant exporter): the exporters whose
+    stores the service reads."""
+    return {
+        "exporters": {
+            "clickhouse": ClickHouseExporterConfig(),
+            "vectors": VectorsExporterConfig(),
+            "qdrant": QdrantExporterConfig(),
+        }
+    }
 
 
 def make_service(

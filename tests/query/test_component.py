@@ -13,6 +13,7 @@ import pytest
 
 from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.qdrant import QdrantExporterConfig
+from llm_observer.exporters.vectors import VectorsExporterConfig
 from llm_observer.kernel.component import Component, CreateContext, Factory, Reference
 from llm_observer.kernel.errors import ConfigError
 from llm_observer.kernel.telemetry import Telemetry
@@ -21,7 +22,7 @@ from llm_observer.query.component import factory
 from llm_observer.query.config import GrpcConfig, HttpConfig, QueryConfig, VectorsConfig
 from llm_observer.query.service import QueryService
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings
-from llm_observer.storage.vectors.settings import VectorSettings
+from llm_observer.storage.vectors.settings import ClickHouseVectorSettings, VectorSettings
 
 
 def _config(**fields: Any) -> QueryConfig:
@@ -92,7 +93,7 @@ def test_component_refuses_a_store_it_cannot_read(tmp_path: Path) -> None:
 
 async def test_component_starts_and_shuts_down_twice(tmp_path: Path) -> None:
     exporters = {"clickhouse": ClickHouseExporterConfig(), "qdrant": QdrantExporterConfig(collection="c1")}
-    service = factory.create(_context(tmp_path, exporters), _config())
+    service = factory.create(_context(tmp_path, exporters), _config(vectors=VectorsConfig(exporter="qdrant")))
     assert isinstance(service, QueryService) and isinstance(service, Component)
     assert service.vectors is not None and service.vectors.collection == "c1"
     await service.shutdown()  # before start
@@ -108,3 +109,16 @@ async def test_component_starts_and_shuts_down_twice(tmp_path: Path) -> None:
             assert health == {"status": "ok", "storage": "chdb://clickhouse", "ingest": False}
         await service.shutdown()
         await service.shutdown()
+
+
+def test_component_reads_vectors_from_the_clickhouse_store_the_vectors_exporter_names(tmp_path: Path) -> None:
+    spans = ClickHouseExporterConfig(database="spans")
+    exporters = {"ch": spans, "vectors": VectorsExporterConfig(storage="ch")}
+    service = factory.create(_context(tmp_path, exporters), _config(storage="ch"))
+    assert isinstance(service.vectors, ClickHouseVectorSettings)
+    assert service.vectors.clickhouse is spans
+    # Its storage must be a ClickHouse store.
+    bad = {"ch": spans, "vectors": VectorsExporterConfig(storage="qdrant"), "qdrant": QdrantExporterConfig()}
+    with pytest.raises(ConfigError) as info:
+        factory.create(_context(tmp_path, bad), _config(storage="ch"))
+    assert [problem[0] for problem in info.value.problems] == ["query.vectors.exporter"]

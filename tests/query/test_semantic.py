@@ -1,4 +1,5 @@
-"""Semantic search over the vectors the real Qdrant exporter wrote (bundled model, Qdrant local mode)."""
+"""Semantic search over the vectors the real exporters wrote (bundled model): the default ``vectors`` exporter
+(ClickHouse tables beside the spans, in chDB) and the ``qdrant`` exporter (Qdrant local mode)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import logging
 from typing import Any
 
 import grpc
+import pytest
 
+from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.qdrant import factory as qdrant_factory
+from llm_observer.exporters.vectors import factory as vectors_factory
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.query.config import VectorsConfig
 from llm_observer.query.v1 import llm_observer_query_v1_pb2 as pb
 from llm_observer.query.v1 import llm_observer_query_v1_pb2_grpc as pb_grpc
 
@@ -65,9 +70,21 @@ def prompts_batch(prompts: list[str], org: str, first: int, start_ns: int) -> Sp
     return batch
 
 
-async def test_semantic_search_finds_planted_near_duplicates_first(running: Any, tmp_path: Any) -> None:
-    ctx = CreateContext("qdrant", tmp_path, Telemetry(), logging.getLogger("test.qdrant"))
-    exporter = qdrant_factory.create(ctx, qdrant_factory.config_model())
+@pytest.mark.parametrize("store", ["vectors", "qdrant"])
+async def test_semantic_search_finds_planted_near_duplicates_first(
+    store: str, start_running: Any, tmp_path: Any
+) -> None:
+    # The default store, and Qdrant named by query.vectors.exporter; auth on, as in ``running``.
+    running = await start_running(cache_ttl_seconds=0, vectors=VectorsConfig(exporter=store))
+    ctx = CreateContext(
+        store,
+        tmp_path,
+        Telemetry(),
+        logging.getLogger(f"test.{store}"),
+        configs={"exporters": {"clickhouse": ClickHouseExporterConfig()}},
+    )
+    factory: Any = vectors_factory if store == "vectors" else qdrant_factory
+    exporter = factory.create(ctx, factory.config_model())
     await exporter.start()
     try:
         start = running.planted.base_ns

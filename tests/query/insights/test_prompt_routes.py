@@ -1,6 +1,6 @@
-"""The prompt insight routes over REST: a running query service (real chDB store, real Qdrant local store
-written by the real exporters, auth on), its backend served with the prompt router, called over HTTP (ASGI);
-and the CLI's tables over the same answers."""
+"""The prompt insight routes over REST: a running query service (real chDB store, and real vectors in
+ClickHouse or in a Qdrant local store, written by the real exporters, auth on), its backend served with the
+prompt router, called over HTTP (ASGI); and the CLI's tables over the same answers."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
+from llm_observer.exporters.clickhouse import ClickHouseExporterConfig
 from llm_observer.exporters.qdrant import factory as qdrant_factory
+from llm_observer.exporters.vectors import factory as vectors_factory
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.query.app import create_app
+from llm_observer.query.config import VectorsConfig
 from llm_observer.query.insights import prompt_cli
 from llm_observer.query.insights.fingerprint import fingerprint
 from tests.query.conftest import KEY_A, KEY_A_WEB, KEY_B, Running
@@ -37,15 +40,18 @@ def inclusive_quantile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-@pytest.fixture
-async def insights_http(running: Running) -> AsyncIterator[httpx.AsyncClient]:
+def insights_client(running: Running) -> httpx.AsyncClient:
     """The running service's backend behind an app that also serves the prompt insight routes."""
     backend = running.service.backend
     assert backend is not None
-    app = create_app(backend)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://insights"
-    ) as client:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(backend)), base_url="http://insights"
+    )
+
+
+@pytest.fixture
+async def insights_http(running: Running) -> AsyncIterator[httpx.AsyncClient]:
+    async with insights_client(running) as client:
         yield client
 
 
@@ -162,8 +168,20 @@ async def test_prompt_routes_compare_two_named_versions(
     assert "triage@3" in text and "triage@4" in text and "-25.0pt (p=0.444)" in text
 
 
+# Qdrant first: its points come back in an order set by the span ids, which a counter shared by the tests of
+# this file hands out, and k-means seeding depends on that order.
+@pytest.mark.parametrize("store", ["qdrant", "vectors"])
 async def test_prompt_routes_clusters_over_stored_vectors(
-    running: Running, insights_http: httpx.AsyncClient, tmp_path: Path
+    store: str, start_running: Any, tmp_path: Path
+) -> None:
+    # The default store (ClickHouse tables beside the spans) and Qdrant, each named by query.vectors.exporter.
+    running: Running = await start_running(cache_ttl_seconds=0, vectors=VectorsConfig(exporter=store))
+    async with insights_client(running) as insights_http:
+        await _clusters_over_stored_vectors(store, running, insights_http, tmp_path)
+
+
+async def _clusters_over_stored_vectors(
+    store: str, running: Running, insights_http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     intents: dict[str, list[str]] = json.loads(DATA.read_text(encoding="utf-8"))["intents"]
     end = time.time_ns() // MINUTE * MINUTE
@@ -195,8 +213,17 @@ async def test_prompt_routes_clusters_over_stored_vectors(
         }
     batch, _ = batch_of(calls)
     await running.exporter.send(batch)
-    ctx = CreateContext("qdrant", tmp_path, Telemetry(), logging.getLogger("test.qdrant"))
-    exporter = qdrant_factory.create(ctx, qdrant_factory.config_model())
+    ctx = CreateContext(
+        store,
+        tmp_path,
+        Telemetry(),
+        logging.getLogger(f"test.{store}"),
+        configs={"exporters": {"clickhouse": ClickHouseExporterConfig()}},
+    )
+    factory: Any = vectors_factory if store == "vectors" else qdrant_factory
+    # The prompts are up to 20 h old: the vectors exporter must not take that for a backlog and sample.
+    settings = {"max_lag_seconds": 86_400} if store == "vectors" else {}
+    exporter = factory.create(ctx, factory.config_model.model_validate(settings))
     await exporter.start()
     try:
         await exporter.send(batch)

@@ -56,8 +56,10 @@ exporters:
     endpoint: chdb://clickhouse
   prometheus:
     endpoint: 127.0.0.1:9464
-  qdrant:
-    url: qdrant
+  # Prompt embeddings, each unique text once, in ClickHouse beside the spans (the qdrant exporter is the
+  # option for a Qdrant server).
+  vectors:
+    storage: clickhouse
     # Semantic search is optional: it must never hold the WAL, and so ingest, hostage.
     sending_queue:
       on_overflow: drop
@@ -73,7 +75,7 @@ service:
     traces:
       receivers: [otlp, rest]
       processors: [tenant, logjoin, normalize, attribute, cost, rollup]
-      exporters: [clickhouse, spanmetrics, qdrant]
+      exporters: [clickhouse, spanmetrics, vectors]
     metrics/genai:
       receivers: [spanmetrics]
       exporters: [prometheus]

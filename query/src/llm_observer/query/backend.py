@@ -48,7 +48,7 @@ from llm_observer.storage.clickhouse.signal_reads import (
     MetricSeriesResult,
     SignalStore,
 )
-from llm_observer.storage.vectors.settings import VectorSettings
+from llm_observer.storage.vectors.settings import ClickHouseVectorSettings, VectorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -318,17 +318,7 @@ class QueryBackend:
             now = time.monotonic()
             if self._vectors is None and (self._vectors_error is None or now - self._vectors_failed_at > 60):
                 try:
-                    from llm_observer.storage.vectors.search import VectorSearch
-
-                    self._vectors = await asyncio.to_thread(
-                        VectorSearch.open,
-                        settings.url,
-                        self.data_dir,
-                        collection=settings.collection,
-                        model=settings.model,
-                        api_key=settings.api_key,
-                        threads=settings.threads,
-                    )
+                    self._vectors = await asyncio.to_thread(self._open_vector_search, settings)
                     self._vectors_error = None
                 except Exception as exc:  # ImportError without the extra, or a store that cannot open
                     self._vectors_error = f"semantic search is unavailable: {exc}"
@@ -337,6 +327,28 @@ class QueryBackend:
         if self._vectors is None:
             raise Unavailable(self._vectors_error or "semantic search is unavailable", retry_after=60)
         return self._vectors
+
+    def _open_vector_search(self, settings: VectorSettings) -> Any:
+        """The search over the store ``settings`` describe: ClickHouse tables beside the spans (the
+        ``vectors`` exporter) or a Qdrant collection (the ``qdrant`` exporter)."""
+        if isinstance(settings, ClickHouseVectorSettings):
+            from llm_observer.storage.clickhouse.vector_reads import ClickHouseVectorSearch
+
+            if settings.clickhouse is None:
+                raise ValueError(f"the ClickHouse store of exporter storage {settings.storage!r} is unknown")
+            return ClickHouseVectorSearch.open(
+                settings.clickhouse, self.data_dir, model=settings.model, threads=settings.threads
+            )
+        from llm_observer.storage.vectors.search import VectorSearch
+
+        return VectorSearch.open(
+            settings.url,
+            self.data_dir,
+            collection=settings.collection,
+            model=settings.model,
+            api_key=settings.api_key,
+            threads=settings.threads,
+        )
 
     async def semantic_search(
         self,

@@ -15,7 +15,7 @@ from llm_observer.kernel.errors import ConfigError
 from llm_observer.query.config import QueryConfig
 from llm_observer.query.service import QueryService
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings
-from llm_observer.storage.vectors.settings import VectorSettings
+from llm_observer.storage.vectors.settings import ClickHouseVectorSettings, VectorSettings
 
 EXPORTERS = "exporters"
 
@@ -49,6 +49,16 @@ def create(ctx: CreateContext, config: QueryConfig) -> QueryService:
         vectors = _settings(
             ctx, "query.vectors.exporter", config.vectors.exporter, VectorSettings, "a vector store"
         )
+        if isinstance(vectors, ClickHouseVectorSettings):
+            # Vectors beside the spans: the search opens the store of the ClickHouse exporter they name.
+            where = _settings(
+                ctx,
+                "query.vectors.exporter",
+                vectors.storage,
+                ClickHouseSettings,
+                "a ClickHouse store",
+            )
+            vectors = vectors.bound(where)
     return QueryService(
         config,
         storage,

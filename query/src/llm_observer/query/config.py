@@ -2,13 +2,14 @@
 
 The service reads the stores that exporters write, so it names them instead of repeating their settings:
 ``storage`` is the id of an exporter whose config is a ``ClickHouseSettings`` (the ClickHouse exporter's),
-``vectors.exporter`` the id of one whose config is a ``VectorSettings`` (the Qdrant exporter's)::
+``vectors.exporter`` the id of one whose config is a ``VectorSettings`` (the ``vectors`` exporter's, which
+keeps embeddings in ClickHouse beside the spans, or the ``qdrant`` exporter's)::
 
     query:
       http: {endpoint: 127.0.0.1:8080}
       grpc: {endpoint: 127.0.0.1:8081}
       storage: clickhouse
-      vectors: {enabled: true, exporter: qdrant}
+      vectors: {enabled: true, exporter: vectors}
 """
 
 from __future__ import annotations
@@ -33,10 +34,10 @@ class GrpcConfig(ComponentConfig):
 
 
 class VectorsConfig(ComponentConfig):
-    """Semantic search over the embeddings that the named exporter writes (same store, collection, model)."""
+    """Semantic search over the embeddings that the named exporter writes (same store and model)."""
 
     enabled: bool = True
-    exporter: str = Field(default="qdrant", min_length=1)
+    exporter: str = Field(default="vectors", min_length=1)
 
 
 class QueryConfig(ComponentConfig):

@@ -11,11 +11,12 @@ import asyncio
 import logging
 import time
 
+from llm_observer.exporters.embedding import await_write
 from llm_observer.exporters.qdrant.config import QdrantExporterConfig
 from llm_observer.exporters.qdrant.points import build_points
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
-from llm_observer.kernel.errors import LLMObserverError, PermanentError, RetryableError
+from llm_observer.kernel.errors import RetryableError
 from llm_observer.storage.vectors.embed import (
     EmbedCounts,
     Embedder,
@@ -23,7 +24,7 @@ from llm_observer.storage.vectors.embed import (
     shared_embedder,
     span_texts,
 )
-from llm_observer.storage.vectors.store import VectorStore, describe, open_vector_store
+from llm_observer.storage.vectors.store import VectorStore, open_vector_store
 
 logger = logging.getLogger(__name__)
 
@@ -114,19 +115,8 @@ class QdrantExporter:
         deadline = began + self.config.send_budget_seconds
         # Everything, down to parsing the messages, runs off the event loop that answers the receivers.
         job = asyncio.ensure_future(asyncio.to_thread(self._write, store, embedder, batch, deadline))
-        job.add_done_callback(_retrieve_exception)
         self._job = job
-        try:
-            # Shielded: a cancelled send (the collector's own timeout) leaves the work running, and useful.
-            done, total = await asyncio.shield(job)
-        except RetryableError as exc:
-            raise RetryableError(f"{self._what(batch, began)}: {exc}", exc.retry_after) from exc
-        except PermanentError as exc:
-            raise PermanentError(f"{self._what(batch, began)}: {exc}", exc.reason) from exc
-        except LLMObserverError:
-            raise
-        except Exception as exc:
-            raise RetryableError(f"{self._what(batch, began)}: {describe(exc)}") from exc
+        done, total = await await_write(job, lambda: self._what(batch, began))
         if done < total:
             self._metrics.event("sends_over_budget")
             raise RetryableError(
@@ -205,12 +195,6 @@ class QdrantExporter:
                 await asyncio.to_thread(store.close)
             if embedder is not None:
                 release_embedder(embedder)
-
-
-def _retrieve_exception(job: asyncio.Future[tuple[int, int]]) -> None:
-    # The error of a write whose send was cancelled has no one to go to; the retry reports its own.
-    if not job.cancelled():
-        job.exception()
 
 
 def create(ctx: CreateContext, config: QdrantExporterConfig) -> QdrantExporter:

@@ -1,6 +1,6 @@
 """Prompt clusters: what a project's users ask, from the prompt embeddings the vector store already holds.
 
-The points the Qdrant exporter wrote for a project's prompts (unit-length all-MiniLM-L6-v2 vectors, with
+The prompt vectors a vector exporter wrote for a project's spans (unit-length all-MiniLM-L6-v2 vectors, with
 trace id, span id, time and an excerpt of the text in the payload) are read back, clustered, and joined by
 span id to the model calls in ClickHouse for each cluster's volume, cost, latency and error rate. Each
 cluster is labelled by its most distinctive terms and followed over time.
@@ -22,8 +22,9 @@ mean number of terms per cluster), English stop words and numbers left out.
 Drift: each cluster's share of the prompts per UTC day, and the Jensen-Shannon divergence (base 2: 0 =
 the same mix, 1 = disjoint) between the cluster mix of the window's first half and that of its second.
 
-Reading the store: points are scrolled in id order; ids are hashes of the span ids, so stopping at
-``max_prompts`` keeps an unbiased sample of the window.
+Reading the store: Qdrant points are scrolled in id order; ids are hashes of the span ids, so stopping at
+``max_prompts`` keeps an unbiased sample of the window. The ClickHouse store (the ``vectors`` exporter) is
+read in the order of a hash of the span ids, to the same effect.
 """
 
 from __future__ import annotations
@@ -211,6 +212,40 @@ def load_prompt_points(
             break
     return PromptPoints(
         tuple(traces), tuple(spans), tuple(times), tuple(texts), vectors[: len(spans)], truncated
+    )
+
+
+def prompt_points_of(
+    search: Any,
+    organization_id: str,
+    project_id: str,
+    start_ns: int,
+    end_ns: int,
+    max_prompts: int = DEFAULT_MAX_PROMPTS,
+) -> PromptPoints:
+    """``load_prompt_points`` from the store behind ``search``, the backend's vector search: ClickHouse
+    tables beside the spans (``ClickHouseVectorSearch``) or a Qdrant collection (``VectorSearch``)."""
+    from llm_observer.storage.clickhouse.vector_reads import ClickHouseVectorSearch
+
+    if not 1 <= max_prompts <= MAX_PROMPTS:
+        raise InvalidArgument(f"max_prompts must be between 1 and {MAX_PROMPTS}")
+    if isinstance(search, ClickHouseVectorSearch):
+        found = search.prompt_vectors(organization_id, project_id, start_ns, end_ns, max_prompts)
+        # k-means seeding depends on the order of the points: by text, then ids, the same prompts cluster
+        # the same way whatever their spans' ids.
+        order = sorted(
+            range(len(found.span_ids)), key=lambda i: (found.texts[i], found.trace_ids[i], found.span_ids[i])
+        )
+        return PromptPoints(
+            tuple(found.trace_ids[i] for i in order),
+            tuple(found.span_ids[i] for i in order),
+            tuple(found.times_ns[i] for i in order),
+            tuple(found.texts[i] for i in order),
+            found.vectors[order],
+            found.truncated,
+        )
+    return load_prompt_points(
+        search.store, search.collection, organization_id, project_id, start_ns, end_ns, max_prompts
     )
 
 

@@ -27,7 +27,7 @@ from llm_observer.query.insights.clusters import (
     PromptClusterReport,
     cluster_report,
     cluster_vectors,
-    load_prompt_points,
+    prompt_points_of,
 )
 from llm_observer.query.insights.versions import (
     PromptVersion,
@@ -335,9 +335,7 @@ async def prompt_clusters(
     prompts = PromptStore.beside(backend.store)
 
     def compute() -> PromptClusterReport:
-        points = load_prompt_points(
-            search.store, search.collection, organization, project, start, end, max_prompts
-        )
+        points = prompt_points_of(search, organization, project, start, end, max_prompts)
         calls = prompts.calls(tenant, start, end)
         clustering = cluster_vectors(points.vectors, k, k_min=k_min, k_max=k_max)
         return cluster_report(points, calls, clustering, project, start, end)
