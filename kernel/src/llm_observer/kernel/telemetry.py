@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from llm_observer.kernel.health import Health
+from llm_observer.kernel.memory import MemoryCollector, MemoryPart
 
 
 class Telemetry:
@@ -22,6 +23,9 @@ class Telemetry:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.health = Health()
+        # Parts of the process's memory that components can measure (``llm_observer_memory_bytes{part}``).
+        self.memory_parts: dict[str, MemoryPart] = {}
+        self.registry.register(MemoryCollector(self.memory_parts))
         r = self.registry
         self.received = Counter(
             "llm_observer_spans_received", "Spans received by a receiver.", ["component"], registry=r

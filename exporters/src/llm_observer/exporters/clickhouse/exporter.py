@@ -19,7 +19,11 @@ from llm_observer.kernel.errors import PartialFailure, PermanentError, Retryable
 from llm_observer.kernel.signals import SignalBatch
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow, unstorable_rows
-from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client_for
+from llm_observer.storage.clickhouse.client import (
+    ClickHouseClient,
+    embedded_engine_memory_bytes,
+    open_client_for,
+)
 from llm_observer.storage.clickhouse.migrate import ensure_schema
 
 logger = logging.getLogger(__name__)
@@ -150,6 +154,8 @@ class ClickHouseExporter:
                 client.close()
                 raise
             self._client = client
+            if config.endpoint.startswith("chdb://"):
+                self._ctx.telemetry.memory_parts["chdb_tracked"] = embedded_engine_memory_bytes
             logger.info(
                 "Exporter %s stores spans in %s at %s",
                 self._ctx.component_id,
