@@ -11,6 +11,12 @@ content, unique ids) over OTLP/gRPC:
 Also: peak RSS of the collector process and the ClickHouse compression ratio of what was stored.
 
     .venv/bin/python bench/bench_collector.py [--seconds 20] [--senders 2] [--processors normalize,attribute,cost]
+
+``--up`` measures ``llm-observer up`` as shipped instead: the default pipeline (every default processor, the
+ClickHouse, span-metrics and vector exporters, Prometheus) and the query service, only the endpoints moved.
+The load the speed goals are stated for is eight concurrent streams of 500-span requests, 200k spans:
+
+    .venv/bin/python bench/bench_collector.py --up --senders 2 --inflight 4 --spans 200000
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import multiprocessing as mp
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -46,8 +53,11 @@ def _payloads(count: int, traces: int, seed: int) -> list[bytes]:
     return [genai_request(traces=traces, rng=rng).SerializeToString() for _ in range(count)]
 
 
-def _sender(port: int, seconds: float, rate: float, inflight: int, traces: int, seed: int, out: Any) -> None:
-    """Send for ``seconds``; ``rate`` requests/s (open loop) or as fast as acks allow when 0."""
+def _sender(
+    port: int, seconds: float, rate: float, inflight: int, traces: int, seed: int, budget: int, out: Any
+) -> None:
+    """Send for ``seconds`` (or until ``budget`` requests are sent, when not 0); ``rate`` requests/s (open
+    loop) or as fast as acks allow when 0."""
     payloads = _payloads(64, traces, seed)
     spans = traces * 5
     latencies: list[float] = []
@@ -73,7 +83,7 @@ def _sender(port: int, seconds: float, rate: float, inflight: int, traces: int, 
 
     while True:
         now = time.perf_counter()
-        if now >= deadline:
+        if now >= deadline or (budget and sent >= budget):
             break
         if rate:
             due = start + sent / rate
@@ -94,12 +104,24 @@ def _sender(port: int, seconds: float, rate: float, inflight: int, traces: int, 
 
 
 def _run_senders(
-    port: int, senders: int, seconds: float, rate: float, inflight: int, traces: int
+    port: int, senders: int, seconds: float, rate: float, inflight: int, traces: int, spans: int = 0
 ) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     queue: Any = ctx.Queue()
     procs = [
-        ctx.Process(target=_sender, args=(port, seconds, rate / senders, inflight, traces, i, queue))
+        ctx.Process(
+            target=_sender,
+            args=(
+                port,
+                seconds,
+                rate / senders,
+                inflight,
+                traces,
+                i,
+                -(-spans // (senders * traces * 5)),
+                queue,
+            ),
+        )
         for i in range(senders)
     ]
     for p in procs:
@@ -131,16 +153,60 @@ def _metric(port: int, name: str, labels: str = "") -> float:
     return total
 
 
+def _vector_lag(prom_port: int, accepted: float, started: float, acked_after: float) -> dict[str, Any]:
+    """How long after the last ack the vector exporter caught up (or gave up, within two minutes)."""
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        if _metric(prom_port, "llm_observer_spans_exported_total", 'exporter="vectors"') >= accepted:
+            return {"caught_up_after_last_ack_s": round(time.perf_counter() - started - acked_after, 1)}
+        time.sleep(0.5)
+    done = _metric(prom_port, "llm_observer_spans_exported_total", 'exporter="vectors"')
+    return {"caught_up_after_last_ack_s": None, "spans_done_after_120_s": int(done)}
+
+
+def _dir_bytes(root: Path) -> int:
+    """Bytes under the data dir, less the embedding model copied there and the benchmark's own files."""
+    total = 0
+    for path in root.rglob("*"):
+        if path.is_file() and "models" not in path.relative_to(root).parts[:1]:
+            total += path.stat().st_size
+    return total - sum(p.stat().st_size for p in (root / "bench.yaml", root / "collector.log") if p.exists())
+
+
+def _memory_parts(port: int) -> dict[str, int]:
+    """``llm_observer_memory_bytes{part}`` in MB, as the collector reports it."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    parts = {}
+    for line in text.splitlines():
+        match = re.match(r'llm_observer_memory_bytes\{part="([a-z_]+)"\} ([0-9.e+]+)$', line)
+        if match:
+            parts[match.group(1)] = round(float(match.group(2)) / 1e6)
+    return parts
+
+
 class _RssSampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, prom_port: int) -> None:
         super().__init__(daemon=True)
         self.proc = psutil.Process(pid)
+        self.prom_port = prom_port
         self.peak = 0
         self.peak_private = 0  # anonymous RSS: RSS less mapped files (chDB's engine library is ~370 MB)
+        self.parts_at_peak: dict[str, int] = {}  # the collector's own breakdown, read about once a second
         self.stop = threading.Event()
 
     def run(self) -> None:
+        last_parts = 0.0
         while not self.stop.is_set():
+            if time.monotonic() - last_parts > 1.0:
+                last_parts = time.monotonic()
+                try:
+                    parts = _memory_parts(self.prom_port)
+                except OSError:
+                    parts = {}
+                if parts.get("rss_anonymous", 0) + parts.get("rss_file", 0) >= sum(
+                    self.parts_at_peak.get(k, 0) for k in ("rss_anonymous", "rss_file")
+                ):
+                    self.parts_at_peak = parts
             try:
                 rss = self.proc.memory_info().rss
                 status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -152,6 +218,34 @@ class _RssSampler(threading.Thread):
             self.peak = max(self.peak, rss)
             self.peak_private = max(self.peak_private, anon)
             time.sleep(0.1)
+
+
+def _collector_config(args: argparse.Namespace, grpc_port: int, prom_port: int) -> str:
+    return yaml.safe_dump(
+        {
+            "receivers": {
+                "otlp": {
+                    "protocols": {
+                        "grpc": {"endpoint": f"127.0.0.1:{grpc_port}", "max_recv_msg_size_mib": 64},
+                        "http": {"enabled": False},
+                    }
+                }
+            },
+            "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{prom_port}"}},
+            "service": {
+                "wal": {"mode": args.wal},
+                "telemetry": {"logs": {"level": "warning"}},
+                "pipelines": {
+                    "traces": {
+                        "receivers": ["otlp"],
+                        "processors": [p for p in args.processors.split(",") if p],
+                        # spanmetrics derives the GenAI metrics prometheus serves, as by default.
+                        "exporters": ["clickhouse", "spanmetrics"],
+                    }
+                },
+            },
+        }
+    )
 
 
 def main() -> None:
@@ -166,45 +260,49 @@ def main() -> None:
     parser.add_argument("--wal", choices=["disk", "memory"], default="disk")
     parser.add_argument("--skip-half-rate", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--up", action="store_true", help="measure `llm-observer up` as shipped")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the data dir (printed) instead of deleting it"
+    )
+    parser.add_argument(
+        "--spans", type=int, default=0, help="stop the peak phase after this many spans (0: after --seconds)"
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="llm-observer-bench-"))
     grpc_port, prom_port = free_port(), free_port()
     config = data_dir / "bench.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "receivers": {
-                    "otlp": {
-                        "protocols": {
-                            "grpc": {"endpoint": f"127.0.0.1:{grpc_port}", "max_recv_msg_size_mib": 64},
-                            "http": {"enabled": False},
-                        }
-                    }
-                },
-                "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{prom_port}"}},
-                "service": {
-                    "wal": {"mode": args.wal},
-                    "telemetry": {"logs": {"level": "warning"}},
-                    "pipelines": {
-                        "traces": {
-                            "receivers": ["otlp"],
-                            "processors": [p for p in args.processors.split(",") if p],
-                            # spanmetrics derives the GenAI metrics prometheus serves, as by default.
-                            "exporters": ["clickhouse", "spanmetrics"],
+    if args.up:
+        # Only the endpoints move: merged over the built-in default, the pipeline stays ``up``'s.
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "receivers": {
+                        "otlp": {
+                            "protocols": {
+                                "grpc": {"endpoint": f"127.0.0.1:{grpc_port}", "max_recv_msg_size_mib": 64},
+                                "http": {"endpoint": f"127.0.0.1:{free_port()}"},
+                            }
                         }
                     },
-                },
-            }
+                    "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{prom_port}"}},
+                    "query": {
+                        "http": {"endpoint": f"127.0.0.1:{free_port()}"},
+                        "grpc": {"endpoint": f"127.0.0.1:{free_port()}"},
+                    },
+                    "service": {"telemetry": {"logs": {"level": "warning"}}},
+                }
+            )
         )
-    )
+    else:
+        config.write_text(_collector_config(args, grpc_port, prom_port))
     log = (data_dir / "collector.log").open("wb")
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "llm_observer.collector.cli",
-            "collector",
+            "up" if args.up else "collector",
             "--config",
             str(config),
             "--data-dir",
@@ -213,11 +311,12 @@ def main() -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    sampler = _RssSampler(proc.pid)
+    sampler = _RssSampler(proc.pid, prom_port)
     results: dict[str, Any] = {
-        "processors": args.processors or "none",
+        "processors": "up's default pipeline" if args.up else args.processors or "none",
         "wal": args.wal,
         "cpus": os.cpu_count(),
+        "data_dir": str(data_dir),
     }
     try:
         deadline = time.time() + 60
@@ -233,12 +332,16 @@ def main() -> None:
                 time.sleep(0.2)
         sampler.start()
         started = time.perf_counter()
-        peak = _run_senders(grpc_port, args.senders, args.seconds, 0, args.inflight, args.traces_per_request)
+        peak = _run_senders(
+            grpc_port, args.senders, args.seconds, 0, args.inflight, args.traces_per_request, args.spans
+        )
         accepted = _metric(prom_port, "llm_observer_spans_accepted_total")
         while _metric(prom_port, "llm_observer_spans_exported_total", 'exporter="clickhouse"') < accepted:
             time.sleep(0.1)
         stored_elapsed = time.perf_counter() - started
         peak["stored_spans_per_s"] = round(accepted / stored_elapsed)
+        if args.up:
+            peak["vectors"] = _vector_lag(prom_port, accepted, started, peak["elapsed_s"])
         results["peak"] = peak
         if not args.skip_half_rate:
             # Half the sustainable rate: what storage keeps up with, not the burst the WAL absorbs.
@@ -249,6 +352,7 @@ def main() -> None:
             )
         results["peak_rss_mb"] = round(sampler.peak / 1e6)
         results["peak_anon_rss_mb"] = round(sampler.peak_private / 1e6)
+        results["memory_parts_mb_near_peak"] = sampler.parts_at_peak
     finally:
         sampler.stop.set()
         proc.send_signal(signal.SIGTERM)
@@ -262,7 +366,10 @@ def main() -> None:
     )[0]
     client.close()
     results["stored_rows"] = row["n"]
+    results["disk_bytes_per_stored_span"] = round(_dir_bytes(data_dir) / max(1, row["n"]))
     results["compression_ratio"] = round(row["u"] / max(1, row["c"]), 1)
+    if not args.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
     print(json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
