@@ -262,6 +262,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--up", action="store_true", help="measure `llm-observer up` as shipped")
     parser.add_argument(
+        "--max-batch-mib",
+        type=float,
+        default=0,
+        help="with --up: service.delivery.max_batch_mib (0: the default)",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the data dir (printed) instead of deleting it"
     )
     parser.add_argument(
@@ -290,7 +296,10 @@ def main() -> None:
                         "http": {"endpoint": f"127.0.0.1:{free_port()}"},
                         "grpc": {"endpoint": f"127.0.0.1:{free_port()}"},
                     },
-                    "service": {"telemetry": {"logs": {"level": "warning"}}},
+                    "service": {
+                        "telemetry": {"logs": {"level": "warning"}},
+                        **({"delivery": {"max_batch_mib": args.max_batch_mib}} if args.max_batch_mib else {}),
+                    },
                 }
             )
         )

@@ -154,6 +154,28 @@ def test_embed_span_texts_one_prompt_and_optional_output_per_span() -> None:
     assert all(i.hash == content_hash(i.text) for i in items)
 
 
+def test_embed_span_texts_of_repeated_content_equal_each_spans_own() -> None:
+    shared = _messages(("user", "Where is my order?"))
+    attributes = [
+        {"gen_ai.input.messages": shared},
+        {"gen_ai.input.messages": shared, "gen_ai.system_instructions": "Be brief."},
+        {"gen_ai.input.messages": shared, "gen_ai.system_instructions": "Be kind."},
+        {"gen_ai.prompt": "Where is my order?"},
+        {"input.value": ["not", "a", "string"]},  # an array attribute: read, never remembered
+        {"input.value": ["still", "not"]},
+        {"gen_ai.input.messages": shared},
+    ]
+    for roles in (("user",), ("system", "user")):
+        for scope in ("last", "all"):
+            items = span_texts(SpanBatch(attributes=attributes), max_chars=100, roles=roles, scope=scope)
+            expected = [
+                (row, normalize_text(prompt_text(attrs, roles, scope), 100))
+                for row, attrs in enumerate(attributes)
+            ]
+            assert [(i.row, i.text) for i in items] == [(row, text) for row, text in expected if text]
+            assert all(i.hash == content_hash(i.text) for i in items)
+
+
 def test_embed_embedder_bundled_model_ranks_paraphrases_nearest(models_dir: Path) -> None:
     embedder = Embedder(BUNDLED_MODEL, models_dir)
     assert embedder.dim == BUNDLED_MODEL_DIM

@@ -10,6 +10,7 @@ What remains of ``rss_anonymous`` is the interpreter's heap: spans being process
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -50,10 +51,21 @@ def _engine_library_kib() -> int | None:
 
 
 class MemoryCollector:
-    """A Prometheus collector of the parts above, plus ``extra`` (read when scraped)."""
+    """A Prometheus collector of the parts above, plus ``extra`` (read when scraped). The engine library's
+    part, which takes reading every mapping of the process, is re-read at most every ``library_seconds``."""
 
-    def __init__(self, extra: Mapping[str, MemoryPart]) -> None:
+    def __init__(self, extra: Mapping[str, MemoryPart], library_seconds: float = 30.0) -> None:
         self.extra = extra
+        self.library_seconds = library_seconds
+        self._library: tuple[float, int | None] = (-library_seconds, None)
+
+    def _library_kib(self) -> int | None:
+        read_at, value = self._library
+        now = time.monotonic()
+        if value is None or now - read_at >= self.library_seconds:  # not loaded yet: look again
+            value = _engine_library_kib()
+            self._library = (now, value)
+        return value
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -65,7 +77,7 @@ class MemoryCollector:
         for part, key in (("rss_anonymous", "RssAnon"), ("rss_file", "RssFile")):
             if key in status:
                 family.add_metric([part], status[key] * 1024)
-        library = _engine_library_kib()
+        library = self._library_kib()
         if library is not None:
             family.add_metric(["rss_engine_library"], library * 1024)
         arrow = sys.modules.get("pyarrow")

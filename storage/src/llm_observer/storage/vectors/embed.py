@@ -198,6 +198,13 @@ def output_text(attrs: Attributes) -> str:
     return ""
 
 
+_UNREADABLE = "\0unreadable"  # a content attribute that is not a string: read it, never remember it
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if value is None or isinstance(value, str) else _UNREADABLE
+
+
 def span_texts(
     batch: SpanBatch,
     *,
@@ -208,11 +215,24 @@ def span_texts(
 ) -> list[SpanText]:
     """The texts to embed for every span of ``batch`` that carries content (prompt first, then output)."""
     roles = tuple(roles)
+    system = "system" in roles
     out: list[SpanText] = []
+    # Spans of a batch mostly repeat their content (one conversation's calls, canned prompts): the same raw
+    # attributes give the same text, parsed and hashed once.
+    seen: dict[tuple[str | None, ...], tuple[str, str]] = {}
     for row, attrs in enumerate(batch.attributes):
-        prompt = normalize_text(prompt_text(attrs, roles, scope), max_chars)
+        raw = tuple(_str_or_none(attrs.get(k)) for k in _PROMPT_KEYS)
+        if system:
+            raw += (_str_or_none(attrs.get(a.GEN_AI_SYSTEM_INSTRUCTIONS)),)
+        known = seen.get(raw) if _UNREADABLE not in raw else None
+        if known is None:
+            text = normalize_text(prompt_text(attrs, roles, scope), max_chars)
+            known = (text, content_hash(text) if text else "")
+            if _UNREADABLE not in raw:
+                seen[raw] = known
+        prompt, digest = known
         if prompt:
-            out.append(SpanText(row, "prompt", prompt, content_hash(prompt)))
+            out.append(SpanText(row, "prompt", prompt, digest))
         if embed_outputs:
             output = normalize_text(output_text(attrs), max_chars)
             if output:
