@@ -4,6 +4,10 @@ Spans are realistic GenAI traces: 5 spans per trace (an agent span, two chat com
 completion content, a tool call and an embeddings call), ~1 KB each, a few resources per batch.
 
     .venv/bin/python bench/bench_clickhouse.py [--spans 100000] [--batch 5000] [--rounds 3] [--profile]
+
+``--rollup-ab`` measures instead what the model-call aggregates' materialized views (``storage.clickhouse.rollup``)
+cost the insert of converted batches: each batch goes into a database with the views and one without, in
+alternating order, for ``--rounds`` rounds.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow
+from llm_observer.storage.clickhouse.rollup import ROLLUPS
 
 MODELS = [
     ("openai", "gpt-4o-2024-08-06"),
@@ -235,6 +240,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=3, help="store rounds; the best of them is reported")
     parser.add_argument("--profile", action="store_true", help="profile the conversion and print the top")
+    parser.add_argument(
+        "--rollup-ab", action="store_true", help="compare inserts with and without the aggregates' views"
+    )
     args = parser.parse_args()
 
     batches = [
@@ -244,6 +252,10 @@ def main() -> None:
     total = sum(len(b) for b in batches)
     otlp_bytes = _encoded_size(batches[0]) / len(batches[0])
     print(f"{total} spans in {len(batches)} batches of {args.batch}; {otlp_bytes:.0f} OTLP bytes/span")
+
+    if args.rollup_ab:
+        _rollup_ab(batches, args.rounds)
+        return
 
     to_arrow(batches[0])  # warm up
     best = float("inf")
@@ -293,6 +305,46 @@ def main() -> None:
     for column in stored["columns"]:
         ratio = int(column["uncompressed"]) / max(1, int(column["compressed"]))
         print(f"  {column['name']:<24} {int(column['uncompressed']) / 1e6:8.1f} MB  {ratio:5.1f}:1")
+
+
+def _rollup_ab(batches: list[SpanBatch], rounds: int) -> None:
+    """What the aggregates' views cost an insert. One chDB store, two fresh databases per round (one with the
+    views, one whose views were dropped); each converted batch is inserted into one then the other, in
+    alternating order, so a busy machine slows both alike. Reports spans/s of insert time and per process
+    CPU-second, summed over every round."""
+    from llm_observer.storage.clickhouse.client import open_client
+    from llm_observer.storage.clickhouse.migrate import ensure_schema
+
+    tables = [to_arrow(batch) for batch in batches]
+    spent = {(views, clock): 0.0 for views in (True, False) for clock in ("wall", "cpu")}
+    with tempfile.TemporaryDirectory() as tmp:
+        client = open_client("chdb://ab", Path(tmp))
+        try:
+            for n in range(rounds):
+                databases = {True: f"on_{n}", False: f"off_{n}"}
+                for views, database in databases.items():
+                    ensure_schema(client, database, 30)
+                    if not views:
+                        for _, view, _ in ROLLUPS:
+                            client.command(f"DROP VIEW `{database}`.{view}")
+                for i, (batch, table) in enumerate(zip(batches, tables, strict=True)):
+                    for views in (True, False) if i % 2 == 0 else (False, True):
+                        settings = {"insert_deduplication_token": dedup_token(batch)}
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        client.insert_arrow(
+                            f"`{databases[views]}`.otel_traces", schema.INSERT_COLUMNS, table, settings
+                        )
+                        spent[(views, "wall")] += time.perf_counter() - t0
+                        spent[(views, "cpu")] += time.process_time() - c0
+                for database in databases.values():
+                    client.command(f"DROP DATABASE `{database}`")
+        finally:
+            client.close()
+    total = rounds * sum(len(batch) for batch in batches)
+    for clock in ("wall", "cpu"):
+        on, off = total / spent[(True, clock)], total / spent[(False, clock)]
+        unit = "spans/s" if clock == "wall" else "spans per CPU-second"
+        print(f"insert, {unit}: {on:,.0f} with the views, {off:,.0f} without: ratio {on / off:.3f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from llm_observer.storage.clickhouse.logs import logs_retention, logs_table
 from llm_observer.storage.clickhouse.metrics import metric_tables, metrics_retention
+from llm_observer.storage.clickhouse.rollup import retention as rollup_retention
+from llm_observer.storage.clickhouse.rollup import rollup_statements
 
 TRACES_TABLE = "otel_traces"
 TRACE_ID_TS_TABLE = "otel_traces_trace_id_ts"
@@ -176,6 +178,11 @@ GROUP BY TraceId
             "otel_logs and the otel_metrics_* tables, with tenant columns",
             (logs_table(database, ttl_days), *metric_tables(database, ttl_days)),
         ),
+        Migration(
+            3,
+            "per-minute and per-hour aggregates of model calls, filled from the stored spans",
+            rollup_statements(database, ttl_days, TRACES_TABLE),
+        ),
     )
 
 
@@ -196,4 +203,5 @@ def retention_statements(database: str, ttl_days: int) -> tuple[str, ...]:
         f"ALTER TABLE `{database}`.{TRACE_ID_TS_TABLE} MODIFY TTL toDateTime(Start) + toIntervalDay({int(ttl_days)})",
         *logs_retention(database, ttl_days),
         *metrics_retention(database, ttl_days),
+        *rollup_retention(database, ttl_days),
     )
