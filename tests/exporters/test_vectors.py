@@ -22,7 +22,12 @@ from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.storage.clickhouse.vector_schema import VECTOR_SPANS_TABLE, VECTORS_TABLE
 from tests.support import add_span, wait_for
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+def now() -> datetime:
+    """The current time, read when a batch is made: a module-level constant would age while a long suite runs,
+    and batches meant to be fresh would look like a backlog."""
+    return datetime.now(UTC).replace(microsecond=0)
+
 
 TEXTS = [
     "How do I reset my password?",
@@ -43,7 +48,7 @@ def make_batch(
     outputs: Sequence[str] | None = None,
 ) -> SpanBatch:
     """One chat span per prompt, a second apart from ``start`` (default: a minute ago)."""
-    start = start if start is not None else NOW - timedelta(minutes=1)
+    start = start if start is not None else now() - timedelta(minutes=1)
     batch = SpanBatch()
     resource = {
         "service.name": "chatbot",
@@ -183,7 +188,7 @@ async def test_vectors_backlog_embeds_a_counted_sample(data_dir: Path) -> None:
         await exporter.send(make_batch(fresh))
         # Spans an hour old: the exporter is behind and embeds 3 of the 10 new texts.
         old = [f"Backlog question number {i} about shipping" for i in range(10)]
-        late = make_batch([*old, fresh[0]], start=NOW - timedelta(hours=1), first_span=100)
+        late = make_batch([*old, fresh[0]], start=now() - timedelta(hours=1), first_span=100)
         await exporter.send(late)
         assert exporter.counts.embedded == 2 + 3
         assert exporter.sampled_out == 7
@@ -202,7 +207,7 @@ async def test_vectors_span_rows_expire_with_the_retention(data_dir: Path) -> No
     exporter = make_exporter(data_dir, retention_days=2)
     await exporter.start()
     try:
-        await exporter.send(make_batch(TEXTS[:2], start=NOW - timedelta(days=5)))
+        await exporter.send(make_batch(TEXTS[:2], start=now() - timedelta(days=5)))
         await exporter.send(make_batch(TEXTS[2:], first_span=10))
         assert exporter.client is not None
         engine = exporter.client.rows(
@@ -312,7 +317,7 @@ async def test_vectors_sweep_deletes_vectors_whose_spans_expired(data_dir: Path)
         assert exporter.client is not None and exporter.embedder is not None
         # A text seen long ago whose spans are gone, and one as old that a span still names.
         orphan, kept = "An old question nobody asks any more", TEXTS[0]
-        old = (NOW - timedelta(days=10)).timestamp()
+        old = (now() - timedelta(days=10)).timestamp()
         model = exporter.embedder.cache_key
         for text in (orphan, kept):
             insert_vectors(
