@@ -13,7 +13,7 @@ from llm_observer.exporters.vectors import VectorsExporter
 from llm_observer.storage.clickhouse import vector_reads
 from llm_observer.storage.clickhouse.vector_reads import ClickHouseVectorSearch
 from llm_observer.storage.clickhouse.vector_schema import VECTORS_TABLE
-from tests.exporters.test_vectors import NOW, make_batch, make_exporter
+from tests.exporters.test_vectors import make_batch, make_exporter, now
 
 PASSWORD = [
     "How do I reset my password?",
@@ -33,7 +33,7 @@ OTHER = [
 async def filled(tmp_path: Path) -> AsyncIterator[tuple[VectorsExporter, ClickHouseVectorSearch]]:
     exporter = make_exporter(tmp_path, embed_outputs=True)
     await exporter.start()
-    old = NOW - timedelta(days=3)
+    old = now() - timedelta(days=3)
     # acme/support: every text, some twice (one vector, two spans); gpt-4o-mini.
     await exporter.send(make_batch([*PASSWORD, *OTHER, PASSWORD[0], OTHER[0]], outputs=["ok"] * 10))
     # acme/sales: two texts with another model, three days ago.
@@ -80,7 +80,7 @@ async def test_vector_search_ranks_as_an_exact_numpy_computation(
     from llm_observer.storage.vectors.embed import content_hash
 
     prompts = [*PASSWORD, *OTHER, PASSWORD[0], OTHER[0]]
-    start = int((NOW - timedelta(minutes=1)).timestamp() * 1e9)
+    start = int((now() - timedelta(minutes=1)).timestamp() * 1e9)
     spans = [
         ((i + 1).to_bytes(8, "big").hex(), content_hash(text), text, start + i * 10**9)
         for i, text in enumerate(prompts)
@@ -120,9 +120,9 @@ async def test_vector_search_filters_by_project_model_kind_and_time(
     assert {h["project_id"] for h in by_model} == {"sales"}
     answered = search.search("password", 10, organization_id="acme", model="gpt-4o-mini-2024-07-18")
     assert answered and {h["project_id"] for h in answered} == {"support"}
-    recent = search.search("password", 50, organization_id="acme", start=NOW - timedelta(days=1))
+    recent = search.search("password", 50, organization_id="acme", start=now() - timedelta(days=1))
     assert recent and {h["project_id"] for h in recent} == {"support"}
-    older = search.search("password", 50, organization_id="acme", end=NOW - timedelta(days=1))
+    older = search.search("password", 50, organization_id="acme", end=now() - timedelta(days=1))
     assert {h["project_id"] for h in older} == {"sales"}
     outputs = search.search("ok", 50, organization_id="acme", kind="output")
     assert len(outputs) == 10 and {h["kind"] for h in outputs} == {"output"}
@@ -141,7 +141,7 @@ async def test_vector_search_replayed_spans_are_one_hit(
             PASSWORD[1:],
             project="sales",
             model="claude-3-5-haiku",
-            start=NOW - timedelta(days=3),
+            start=now() - timedelta(days=3),
             first_span=100,
         )
     )
@@ -153,7 +153,7 @@ async def test_vector_prompt_vectors_for_clusters(
     filled: tuple[VectorsExporter, ClickHouseVectorSearch],
 ) -> None:
     _, search = filled
-    end = int(NOW.timestamp() * 1e9) + 10**9
+    end = int(now().timestamp() * 1e9) + 10**9
     start = end - 86_400 * 10**9
     points = search.prompt_vectors("acme", "support", start, end, 100)
     assert len(points.span_ids) == 10 and points.vectors.shape == (10, 384) and not points.truncated
