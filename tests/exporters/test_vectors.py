@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -20,6 +19,7 @@ from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.errors import ConfigError, RetryableError
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.storage.clickhouse.vector_schema import VECTOR_SPANS_TABLE, VECTORS_TABLE
+from tests.exporters.test_qdrant import make_batch as qdrant_batch
 from tests.support import add_span, wait_for
 
 
@@ -47,41 +47,17 @@ def make_batch(
     first_span: int = 1,
     outputs: Sequence[str] | None = None,
 ) -> SpanBatch:
-    """One chat span per prompt, a second apart from ``start`` (default: a minute ago)."""
-    start = start if start is not None else now() - timedelta(minutes=1)
-    batch = SpanBatch()
-    resource = {
-        "service.name": "chatbot",
-        "llm_observer.organization.id": org,
-        "llm_observer.project.id": project,
-    }
-    for i, prompt in enumerate(prompts):
-        n = first_span + i
-        begin = int((start + timedelta(seconds=i)).timestamp() * 1e9)
-        attrs = {
-            "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": "openai",
-            "gen_ai.request.model": model,
-            "gen_ai.response.model": model + "-2024-07-18",
-            "gen_ai.input.messages": json.dumps(
-                [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
-            ),
-        }
-        if outputs is not None:
-            attrs["gen_ai.output.messages"] = json.dumps(
-                [{"role": "assistant", "parts": [{"type": "text", "content": outputs[i]}]}]
-            )
-        add_span(
-            batch,
-            attrs,
-            resource=resource,
-            trace_id=n.to_bytes(16, "big"),
-            span_id=n.to_bytes(8, "big"),
-            name=f"chat {model}",
-            start=begin,
-            end=begin + 500_000_000,
-        )
-    return batch
+    """The Qdrant tests' chat spans (a system message, then the prompt), a second apart from ``start``
+    (default: a minute ago, so that the exporter is not behind)."""
+    return qdrant_batch(
+        prompts,
+        org=org,
+        project=project,
+        model=model,
+        start=start if start is not None else now() - timedelta(minutes=1),
+        first_span=first_span,
+        outputs=outputs,
+    )
 
 
 def make_exporter(

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import Field
 
+from llm_observer.kernel.batch import Attributes, SpanBatch
 from llm_observer.kernel.component import ComponentConfig
 from llm_observer.kernel.errors import LLMObserverError, PermanentError, RetryableError
+from llm_observer.semconv import attributes as a
 from llm_observer.storage.vectors.embed import DEFAULT_MODEL_BATCH
 from llm_observer.storage.vectors.store import describe
 
@@ -54,3 +57,35 @@ async def await_write(job: asyncio.Future[tuple[int, int]], what: Callable[[], s
 def _retrieve_exception(job: asyncio.Future[tuple[int, int]]) -> None:
     if not job.cancelled():
         job.exception()
+
+
+@dataclass(frozen=True, slots=True)
+class SpanLabels:
+    """What a stored text is filtered and labelled by: the tenant as the span store derives it (span attribute,
+    then resource, then the default), the responding model (else the requested one) and the provider."""
+
+    organization_id: str
+    project_id: str
+    model: str
+    request_model: str
+    provider: str
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _tenant(attrs: Attributes, resource: Attributes, key: str, default: str) -> str:
+    return _str(attrs.get(key)) or _str(resource.get(key)) or default
+
+
+def span_labels(batch: SpanBatch, row: int) -> SpanLabels:
+    attrs, resource = batch.attributes[row], batch.resource[row]
+    request_model = _str(attrs.get(a.GEN_AI_REQUEST_MODEL))
+    return SpanLabels(
+        organization_id=_tenant(attrs, resource, a.ORGANIZATION_ID, a.DEFAULT_ORGANIZATION),
+        project_id=_tenant(attrs, resource, a.PROJECT_ID, a.DEFAULT_PROJECT),
+        model=_str(attrs.get(a.GEN_AI_RESPONSE_MODEL)) or request_model,
+        request_model=request_model,
+        provider=_str(attrs.get(a.GEN_AI_PROVIDER_NAME)) or _str(attrs.get(a.GEN_AI_SYSTEM)),
+    )

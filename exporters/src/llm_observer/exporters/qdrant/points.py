@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from llm_observer.kernel.batch import Attributes, SpanBatch
-from llm_observer.semconv import attributes as a
+from llm_observer.exporters.embedding import span_labels
+from llm_observer.kernel.batch import SpanBatch
 from llm_observer.storage.vectors.embed import SpanText, Vector
 
 _POINT_NAMESPACE = uuid.UUID("0b8f5f0e-4d8e-4f55-9a43-1f3c6b2a7d10")
@@ -25,30 +25,19 @@ def rfc3339(unix_nano: int) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _tenant(attrs: Attributes, resource: Attributes, key: str, default: str) -> str:
-    return _str(attrs.get(key)) or _str(resource.get(key)) or default
-
-
 def payload(batch: SpanBatch, item: SpanText, excerpt_chars: int) -> dict[str, Any]:
     """What the search returns and filters on for ``item`` (tenant, model, provider, time, excerpt, hash)."""
     row = item.row
-    attrs, resource = batch.attributes[row], batch.resource[row]
-    request_model = _str(attrs.get(a.GEN_AI_REQUEST_MODEL))
-    model = _str(attrs.get(a.GEN_AI_RESPONSE_MODEL)) or request_model
-    provider = _str(attrs.get(a.GEN_AI_PROVIDER_NAME)) or _str(attrs.get(a.GEN_AI_SYSTEM))
+    labels = span_labels(batch, row)
     start = batch.start_time_unix_nano[row]
     return {
         "trace_id": batch.trace_id[row].hex(),
         "span_id": batch.span_id[row].hex(),
-        "organization_id": _tenant(attrs, resource, a.ORGANIZATION_ID, a.DEFAULT_ORGANIZATION),
-        "project_id": _tenant(attrs, resource, a.PROJECT_ID, a.DEFAULT_PROJECT),
-        "model": model,
-        "request_model": request_model,
-        "provider": provider,
+        "organization_id": labels.organization_id,
+        "project_id": labels.project_id,
+        "model": labels.model,
+        "request_model": labels.request_model,
+        "provider": labels.provider,
         "service_name": batch.service_name(row),
         "span_name": batch.name[row],
         "time_unix": start / 1e9,
