@@ -26,7 +26,7 @@ OTHER = {"service.name": "shop", "llm_observer.organization.id": "globex", "llm_
 
 def _planted() -> tuple[SpanBatch, dict[str, int]]:
     """Acme's traces end three hours ago (one a minute, two spans each); one long trace starts eight hours ago
-    and has a span in the last of them; globex writes up to now. Returns the batch and each acme trace's
+    and has a span in the last of them; globex writes up to now, and once into acme's newest trace. Returns the batch and each acme trace's
     start."""
     batch = SpanBatch()
     starts: dict[str, int] = {}
@@ -48,6 +48,10 @@ def _planted() -> tuple[SpanBatch, dict[str, int]]:
     )
     last = NOW - 3 * HOUR - 30 * SECOND  # among the newest acme traces
     add_span(batch, resource=RESOURCE, trace_id=long_trace, start=last, end=last + SECOND)
+    # Globex writes a span, hours before everything of acme's, into acme's newest trace: acme's list must not
+    # take that trace for one that began before the window.
+    early = NOW - 20 * HOUR
+    add_span(batch, resource=OTHER, trace_id=(1).to_bytes(16, "big"), start=early, end=early + 1)
     for n in range(50):
         start = NOW - n * 10 * SECOND
         add_span(batch, resource=OTHER, trace_id=(5000 + n).to_bytes(16, "big"), start=start, end=start + 1)

@@ -126,6 +126,10 @@ _INT_RANGES: Mapping[str, tuple[int, int]] = {
 }
 
 
+# The last second a DateTime holds (2106-02-07): bounds past it are left to the Timestamp conditions alone.
+_LAST_DATETIME = 2**32 - 1
+
+
 class _Sql:
     """Collects WHERE conditions and their parameters under generated names.
 
@@ -160,10 +164,20 @@ class _Sql:
         return out
 
     def time(self, start_ns: int, end_ns: int) -> list[str]:
-        return [
+        """``[start_ns, end_ns)`` on ``Timestamp``, and the whole seconds around it on ``toDateTime(Timestamp)``:
+        the sort key holds the latter before ``Timestamp``, so only with it can the primary index keep, under
+        each service and span name, just the granules of that time."""
+        first_s, last_s = start_ns // 10**9, (end_ns - 1) // 10**9
+        out = [
             f"Timestamp >= fromUnixTimestamp64Nano({self.param(start_ns, 'Int64')})",
             f"Timestamp < fromUnixTimestamp64Nano({self.param(end_ns, 'Int64')})",
         ]
+        if 0 <= first_s <= last_s <= _LAST_DATETIME:
+            out.append(
+                f"toDateTime(Timestamp) BETWEEN toDateTime({self.param(first_s, 'UInt32')}) "
+                f"AND toDateTime({self.param(last_s, 'UInt32')})"
+            )
+        return out
 
     def spans(self, spans: SpanFilter) -> list[str]:
         """One condition per set field of ``spans``."""
@@ -530,43 +544,76 @@ GROUP BY TraceId
             low = top_ns - width
             candidates = first_pass(low, rows * 2)
             if candidates:
-                check = _Sql()
-                ids = [row["trace_id"] for row in candidates]
-                earlier = {
-                    row["trace_id"]
-                    for row in self._rows(
-                        f"SELECT DISTINCT TraceId AS trace_id FROM {self.traces} WHERE "
-                        + _where(
-                            [
-                                f"TraceId IN {check.values(ids, 'String')}",
-                                *check.tenant(tenant),
-                                *check.time(start_ns, low),
-                            ]
-                        ),
-                        check.params,
-                    )
-                }
+                earlier = self._with_spans_between(
+                    tenant, [row["trace_id"] for row in candidates], start_ns, low
+                )
                 whole = [row for row in candidates if row["trace_id"] not in earlier]
                 if len(whole) >= rows:
                     return whole[:rows], low
             width *= self._WIDEN if candidates else self._WIDEN_EMPTY
         return first_pass(start_ns, rows), start_ns
 
+    def _with_spans_between(self, tenant: Tenant, ids: list[str], start_ns: int, end_ns: int) -> set[str]:
+        """Those of ``ids`` with a span of the tenant's in ``[start_ns, end_ns)``.
+
+        The trace-id lookup table, ordered by TraceId, names the suspects in a few point reads (its rows bound
+        each trace's spans per insert); scanning the TraceId bloom filter over the whole range instead costs a
+        read of every granule's index. The lookup table holds every tenant's spans, so each suspect is confirmed
+        in the tenant's own spans, over only the time its lookup rows cover.
+        """
+        lookup = _Sql()
+        suspects = self._rows(
+            f"""
+SELECT TraceId AS trace_id, toUnixTimestamp64Nano(min(Start)) AS first_ns
+FROM {self.trace_ids}
+WHERE TraceId IN {lookup.values(ids, "String")}
+    AND Start < fromUnixTimestamp64Nano({lookup.param(end_ns, "Int64")})
+    AND End >= fromUnixTimestamp64Nano({lookup.param(start_ns, "Int64")})
+GROUP BY TraceId
+""",
+            lookup.params,
+        )
+        if not suspects:
+            return set()
+        first_ns = max(start_ns, min(int(row["first_ns"]) for row in suspects))
+        check = _Sql()
+        where = [
+            f"TraceId IN {check.values([row['trace_id'] for row in suspects], 'String')}",
+            *check.tenant(tenant),
+            *check.time(first_ns, end_ns),
+        ]
+        return {
+            row["trace_id"]
+            for row in self._rows(
+                f"SELECT DISTINCT TraceId AS trace_id FROM {self.traces} WHERE {_where(where)}", check.params
+            )
+        }
+
     def get_traces(self, tenant: Tenant, trace_ids: Sequence[str]) -> dict[str, tuple[SpanRow, ...]]:
         """The spans of each trace (ordered by start), for the ids that exist in the tenant's data.
 
-        One round trip: scalar subqueries over the lookup table bound ``Timestamp``, which ClickHouse
-        evaluates first and uses to prune partitions and granules before the TraceId bloom filter.
+        The lookup table, ordered by TraceId, gives the time the traces' spans lie in; that time then prunes
+        partitions and, through the sort key's seconds (``_Sql.time``), granules, before the TraceId condition
+        is read.
         """
         if not trace_ids:
             return {}
+        lookup = _Sql()
+        bounds = self._rows(
+            f"""
+SELECT count() AS found, toUnixTimestamp64Nano(min(Start)) AS first_ns, toUnixTimestamp64Nano(max(End)) AS last_ns
+FROM {self.trace_ids}
+WHERE TraceId IN {lookup.values(sorted(set(trace_ids)), "String")}
+""",
+            lookup.params,
+        )
+        if not bounds or not int(bounds[0]["found"]):
+            return {}
         sql = _Sql()
-        ids = sql.values(sorted(set(trace_ids)), "String")
         where = [
-            f"TraceId IN {ids}",
+            f"TraceId IN {sql.values(sorted(set(trace_ids)), 'String')}",
             *sql.tenant(tenant),
-            f"Timestamp >= (SELECT min(Start) FROM {self.trace_ids} WHERE TraceId IN {ids})",
-            f"Timestamp <= (SELECT max(End) FROM {self.trace_ids} WHERE TraceId IN {ids})",
+            *sql.time(int(bounds[0]["first_ns"]), int(bounds[0]["last_ns"]) + 1),
         ]
         rows = self._rows(
             f"SELECT {_SPAN_COLUMNS} FROM {self.traces} WHERE {_where(where)} ORDER BY Timestamp, SpanId",
