@@ -598,12 +598,13 @@ GROUP BY TraceId
         """
         if not trace_ids:
             return {}
+        ids = sorted(set(trace_ids))
         lookup = _Sql()
         bounds = self._rows(
             f"""
 SELECT count() AS found, toUnixTimestamp64Nano(min(Start)) AS first_ns, toUnixTimestamp64Nano(max(End)) AS last_ns
 FROM {self.trace_ids}
-WHERE TraceId IN {lookup.values(sorted(set(trace_ids)), "String")}
+WHERE TraceId IN {lookup.values(ids, "String")}
 """,
             lookup.params,
         )
@@ -611,7 +612,7 @@ WHERE TraceId IN {lookup.values(sorted(set(trace_ids)), "String")}
             return {}
         sql = _Sql()
         where = [
-            f"TraceId IN {sql.values(sorted(set(trace_ids)), 'String')}",
+            f"TraceId IN {sql.values(ids, 'String')}",
             *sql.tenant(tenant),
             *sql.time(int(bounds[0]["first_ns"]), int(bounds[0]["last_ns"]) + 1),
         ]
