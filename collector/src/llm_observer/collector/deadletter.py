@@ -34,12 +34,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from llm_observer.collector.wal import decode_meta, encode_meta, write_atomically
 from llm_observer.kernel.batch import IngestMeta, Provenance, SpanBatch
 from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_METRICS
-from llm_observer.kernel.otlp_codec import decode_traces, encode_traces
+from llm_observer.kernel.otlp_codec import decode_trace_bytes, encode_traces
 from llm_observer.kernel.signals import SignalBatch, SignalRecord, organization_of_record
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.semconv.attributes import DEFAULT_ORGANIZATION, ORGANIZATION_ID
@@ -202,7 +200,7 @@ class DeadLetterStore:
         while pos < len(data):
             (length,) = _FRAME.unpack_from(data, pos)
             pos += _FRAME.size
-            decode_traces(ExportTraceServiceRequest.FromString(data[pos : pos + length]), batch)
+            decode_trace_bytes(data[pos : pos + length], batch)
             pos += length
         batch.origin = entry.origin
         for start, end, meta in entry.provenance:

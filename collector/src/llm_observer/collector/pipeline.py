@@ -25,7 +25,6 @@ from functools import partial
 from typing import Any, Generic
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from llm_observer.collector.deadletter import DeadLetterStore
 from llm_observer.collector.delivery import (
@@ -44,7 +43,7 @@ from llm_observer.collector.notify import Notifier
 from llm_observer.collector.wal import Log, Record
 from llm_observer.kernel.batch import Provenance, SpanBatch
 from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_TRACES, Processor
-from llm_observer.kernel.otlp_codec import decode_traces
+from llm_observer.kernel.otlp_codec import decode_trace_bytes
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.kernel.tenancy import enforce_tenancy
 
@@ -88,7 +87,7 @@ class Decoder:
             if record.signal == SIGNAL_TRACES:
                 before = len(batch)
                 try:
-                    request = ExportTraceServiceRequest.FromString(record.payload)
+                    decode_trace_bytes(record.payload, batch)
                 except DecodeError:
                     # Ingest parsed every record before writing it, so this is a damaged log: skipping the
                     # record costs its spans, keeping it would stop the pipeline for good.
@@ -99,7 +98,6 @@ class Decoder:
                             "pipeline %s skipped WAL record %d: it does not decode", self.name, record.lsn
                         )
                     continue
-                decode_traces(request, batch)
                 if record.meta is not None and len(batch) > before:
                     batch.provenance.append(Provenance(before, len(batch), record.meta))
             elif record.signal == SIGNAL_LOGS and self.read_logs:

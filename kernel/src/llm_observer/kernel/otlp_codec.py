@@ -17,8 +17,24 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from llm_observer.kernel.batch import Attributes, AttrValue, Event, Link, SpanBatch
+from llm_observer.kernel.batch import COLUMNS, Attributes, AttrValue, Event, Link, SpanBatch
 from llm_observer.kernel.limits import MAX_JSON_DEPTH, UNLIMITED, TimeLimits
+
+try:
+    from llm_observer.kernel import _otlp_native
+except ImportError:  # built without a C compiler: the protobuf runtime decodes everything
+    _otlp_native = None  # type: ignore[assignment]
+
+NATIVE_DECODE = _otlp_native is not None
+"""Whether ``decode_trace_bytes`` reads request bytes natively (the C extension was built)."""
+
+# The order in which the native decoder fills a batch's columns.
+_NATIVE_COLUMNS = (
+    "trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_time_unix_nano",
+    "end_time_unix_nano", "status_code", "status_message", "attributes", "resource", "scope_name",
+    "scope_version", "events", "links",
+)  # fmt: skip
+assert COLUMNS == _NATIVE_COLUMNS, "SpanBatch columns changed: update _otlp_native.c and this tuple"
 
 
 def any_value(value: AnyValue) -> AttrValue:
@@ -107,6 +123,29 @@ def decode_traces(request: ExportTraceServiceRequest, into: SpanBatch | None = N
                     else []
                 )
     return batch
+
+
+def decode_trace_bytes(payload: bytes, into: SpanBatch | None = None) -> SpanBatch:
+    """Append every span of the serialised ``ExportTraceServiceRequest`` to ``into`` and return it.
+
+    The same batch as ``decode_traces(ExportTraceServiceRequest.FromString(payload))``, about five times
+    faster when the native decoder is built: it reads the wire format without building the message. What it
+    does not handle as the protobuf runtime does (unexpected wire types, invalid UTF-8, deep nesting,
+    truncation) goes the slow way, which raises ``DecodeError`` for bytes that are not a request. It reads only
+    the fields a ``SpanBatch`` holds, so damage confined to the others (a scope's attributes, a schema URL)
+    does not stop it; ingest has parsed every request in full before it reaches the WAL.
+    """
+    batch = into if into is not None else SpanBatch()
+    if _otlp_native is not None:
+        before = len(batch)
+        columns = tuple(getattr(batch, name) for name in _NATIVE_COLUMNS)
+        try:
+            _otlp_native.decode_traces(payload, columns, Event, Link)
+            return batch
+        except _otlp_native.Unsupported:
+            for column in columns:
+                del column[before:]
+    return decode_traces(ExportTraceServiceRequest.FromString(payload), batch)
 
 
 def to_any_value(value: AttrValue, out: AnyValue) -> None:
