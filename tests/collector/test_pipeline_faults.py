@@ -324,3 +324,34 @@ async def test_pipeline_slow_optional_exporter_drops_with_a_count_and_releases_t
         )
         assert dropped is not None and dropped > 0
         assert service.log.first > 1  # segments behind the slow exporter were released
+
+
+async def test_pipeline_a_slightly_slower_exporter_stays_on_the_ring_and_nothing_is_processed_twice(
+    tmp_path: Path,
+) -> None:
+    # Storage a little behind span metrics is the usual case: the stage waits for it rather than evicting
+    # each chunk the moment the faster exporter is done, which made the slower one decode and process every
+    # chunk again from the WAL.
+    cfg = config(
+        tmp_path,
+        {"refusing/fast": {}, "refusing/slow": {"delay_seconds": 0.05}},
+        {"linger_seconds": 0, "min_batch_mib": 0, "max_batch_mib": 0.01},
+    )
+    async with running(cfg) as service:
+        sent = 0
+        for n in range(40):
+            await append(
+                service,
+                request("orgA", [time.time_ns() + i for i in range(20)], ["chat " + "x" * 400] * 20, seed=n),
+            )
+            sent += 20
+        await wait_for(lambda: service.pipelines[0].caught_up(), 60, "both exporters to reach the head")
+        fast, slow = service.exporters["refusing/fast"], service.exporters["refusing/slow"]
+        assert isinstance(fast, RefusingExporter) and isinstance(slow, RefusingExporter)
+        assert len(fast.span_ids) == len(slow.span_ids) == sent
+        assert slow.sends > 10  # many chunks went through the ring
+        samples = await scrape(metrics_port(service))
+        reprocessed = samples.value(
+            "llm_observer_component_events_total", component="traces", event="records_reprocessed"
+        )
+        assert not reprocessed

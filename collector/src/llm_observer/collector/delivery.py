@@ -68,6 +68,9 @@ class DeliverySettings:
     linger_seconds: float = 0.2
     timeout_seconds: float = 30.0
     ring_size: int = 2
+    # How long the stage waits, once one worker is done with the ring's oldest chunk, for the others still on
+    # it before it evicts the chunk and sends them to the WAL (``Pipeline._evict_oldest``).
+    ring_wait_seconds: float = 2.0
     # The retry of exporters that do not set their own ``retry_on_failure``.
     retry: RetrySettings = RetrySettings()
     # /health reports a worker with WAL records waiting and no progress for this long.

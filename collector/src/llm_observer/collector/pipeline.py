@@ -21,7 +21,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any, Generic
 
 from google.protobuf.message import DecodeError
@@ -150,6 +149,8 @@ class Pipeline(Generic[B]):
             for exporter_id, exporter in exporters
         ]
         self._ring: deque[Chunk[B]] = deque()
+        # (start of the ring's oldest chunk, when a worker first consumed it): how long the others have had.
+        self._first_consumed: tuple[int, float] = (-1, 0.0)
         self._stage_pos = 0
         self._changed = Notifier()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llm-observer-{name}")
@@ -181,8 +182,42 @@ class Pipeline(Generic[B]):
         stop = records[-1].lsn + 1
         return Chunk(start, stop, self.decoder(records, start, stop))
 
-    def _consumed(self, end: int) -> bool:
-        return any(w.cursor.next >= end for w in self.workers)
+    def _waited_on(self, chunk: Chunk[B]) -> bool:
+        """Whether a worker that never drops (``on_overflow: block``) is on ``chunk`` and has not consumed it
+        yet. A worker already behind the chunk reads the WAL for itself, and one that may drop its backlog
+        never holds the others up: neither is waited for."""
+        return any(
+            chunk.start <= w.cursor.next < chunk.end and w.policy.queue.on_overflow != "drop"
+            for w in self.workers
+        )
+
+    async def _evict_oldest(self) -> bool:
+        """Wait for room in the full ring; True once the oldest chunk is gone.
+
+        The oldest chunk goes once the workers that never drop have consumed it, or ``ring_wait_seconds``
+        after the first worker did: a worker still on it then falls back to reading and processing the WAL
+        itself, which costs the same work again. (Evicting as soon as the fastest worker was done made every
+        slower one — storage behind span metrics by milliseconds — reprocess nearly every chunk, on the decode
+        thread the stage needs too.) The stage never runs ahead of every worker.
+        """
+        oldest = self._ring[0]
+        done = any(w.cursor.next >= oldest.end for w in self.workers)
+        if done and not self._waited_on(oldest):
+            self._ring.popleft()
+            return True
+        timeout = 1.0
+        if done:
+            if self._first_consumed[0] != oldest.start:
+                self._first_consumed = (oldest.start, time.monotonic())
+            timeout = self._first_consumed[1] + self.settings.ring_wait_seconds - time.monotonic()
+            if timeout <= 0:
+                self._ring.popleft()
+                return True
+        await self._changed.wait_until(
+            lambda: any(w.cursor.next >= oldest.end for w in self.workers) and not self._waited_on(oldest),
+            min(timeout, 1.0),
+        )
+        return False
 
     def has_work_at(self, cursor: int) -> bool:
         return self._stage_pos > cursor
@@ -239,11 +274,8 @@ class Pipeline(Generic[B]):
         s = self.settings
         while True:
             while len(self._ring) >= s.ring_size:
-                oldest = self._ring[0]
-                if any(w.cursor.next >= oldest.end for w in self.workers):
-                    self._ring.popleft()  # a worker still on it falls back to reading the WAL
+                if await self._evict_oldest():
                     break
-                await self.wait_for_chunks(partial(self._consumed, oldest.end))
             pos = self._stage_pos
             if not await self.log.wait_beyond(pos, 1.0):
                 continue
