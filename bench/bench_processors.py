@@ -34,7 +34,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
-from llm_observer.kernel.otlp_codec import decode_traces, hex_ids_to_base64
+from llm_observer.kernel.otlp_codec import decode_trace_bytes, hex_ids_to_base64
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.processors.logjoin import content_events_by_span
 from llm_observer.processors.normalize import normalize_batch
@@ -179,7 +179,7 @@ def bench_normalize(request: ExportTraceServiceRequest, rounds: int, profile: bo
     decode_s, normalize_s, renormalize_s, plain_s = [], [], [], []
     profiler = cProfile.Profile() if profile else None
     for _ in range(rounds):
-        t, batch = _timed(lambda: decode_traces(ExportTraceServiceRequest.FromString(payload)))
+        t, batch = _timed(lambda: decode_trace_bytes(payload))
         decode_s.append(t)
         if profiler is not None:
             profiler.enable()
@@ -189,7 +189,7 @@ def bench_normalize(request: ExportTraceServiceRequest, rounds: int, profile: bo
         normalize_s.append(t)
         t, _ = _timed(lambda b=batch: normalize_batch(b))  # already normalised: the idempotent pass
         renormalize_s.append(t)
-        fresh = decode_traces(ExportTraceServiceRequest.FromString(payload))
+        fresh = decode_trace_bytes(payload)
         t, _ = _timed(lambda b=fresh: normalize_batch(b, convert_messages=False))
         plain_s.append(t)
     if profiler is not None:
@@ -232,10 +232,10 @@ def bench_attribute_cost(request: ExportTraceServiceRequest, rounds: int, profil
     profiler = cProfile.Profile() if profile else None
     priced = 0
     # A first pass resolves the prices of the corpus' models (once per model, then cached).
-    cost_processor(normalize_batch(decode_traces(ExportTraceServiceRequest.FromString(payload))))
+    cost_processor(normalize_batch(decode_trace_bytes(payload)))
     for _ in range(rounds):
         t0 = time.perf_counter()
-        batch = decode_traces(ExportTraceServiceRequest.FromString(payload))
+        batch = decode_trace_bytes(payload)
         t1 = time.perf_counter()
         batch = normalize_batch(batch)
         t2 = time.perf_counter()
