@@ -517,84 +517,92 @@ done:
 
 /* --- ScopeSpans, ResourceSpans, the request --------------------------------------------------------- */
 
+typedef int (*MessageFn)(const Field *f, void *ctx);
+
+/* ``fn(field, ctx)`` for every occurrence of the message field ``number`` in [data, data + len). */
 static int
-parse_scope_spans(const Field *outer, Target *t, PyObject *resource)
+each_message(const uint8_t *data, Py_ssize_t len, uint32_t number, MessageFn fn, void *ctx)
 {
-    Cursor c = {outer->data, outer->data + outer->len};
+    Cursor c = {data, data + len};
     Field f;
-    int r, status = -1;
-    PyObject *name = Py_NewRef(empty_str), *version = Py_NewRef(empty_str);
-    /* The scope may follow its spans on the wire: read it first. */
-    while ((r = next_field(&c, &f)) > 0) {
-        if (f.number != 1)
-            continue;
-        if (expect(&f, WT_LEN) < 0)
-            goto done;
-        Cursor sc = {f.data, f.data + f.len};
-        Field g;
-        int sr;
-        while ((sr = next_field(&sc, &g)) > 0) {
-            if (g.number == 1 && (expect(&g, WT_LEN) < 0 || set_slot(&name, utf8(&g)) < 0))
-                goto done;
-            if (g.number == 2 && (expect(&g, WT_LEN) < 0 || set_slot(&version, utf8(&g)) < 0))
-                goto done;
-        }
-        if (sr < 0)
-            goto done;
-    }
-    if (r < 0)
-        goto done;
-    c.p = outer->data;
-    while ((r = next_field(&c, &f)) > 0) {
-        if (f.number != 2)
-            continue;
-        if (expect(&f, WT_LEN) < 0 || parse_span(&f, t, resource, name, version) < 0)
-            goto done;
-    }
-    status = r;
-done:
-    Py_DECREF(name);
-    Py_DECREF(version);
-    return status;
+    int r;
+    while ((r = next_field(&c, &f)) > 0)
+        if (f.number == number && (expect(&f, WT_LEN) < 0 || fn(&f, ctx) < 0))
+            return -1;
+    return r;
 }
 
 static int
-parse_resource_spans(const Field *outer, Target *t)
+add_attribute(const Field *f, void *into)
 {
+    return parse_key_value(f->data, f->len, (PyObject *)into, 0);
+}
+
+/* A Resource: its attributes into the map every span of the ResourceSpans shares (occurrences merge). */
+static int
+add_resource(const Field *f, void *resource)
+{
+    return each_message(f->data, f->len, 1, add_attribute, resource);
+}
+
+typedef struct {
+    Target *t;
+    PyObject *resource;
+    PyObject *name;
+    PyObject *version;
+} Scope;
+
+/* An InstrumentationScope: its name and version (occurrences merge: the last value wins). */
+static int
+read_scope(const Field *outer, void *ctx)
+{
+    Scope *scope = ctx;
     Cursor c = {outer->data, outer->data + outer->len};
     Field f;
-    int r, status = -1;
-    PyObject *resource = PyDict_New();
-    if (resource == NULL)
+    int r;
+    while ((r = next_field(&c, &f)) > 0) {
+        if (f.number == 1 && (expect(&f, WT_LEN) < 0 || set_slot(&scope->name, utf8(&f)) < 0))
+            return -1;
+        if (f.number == 2 && (expect(&f, WT_LEN) < 0 || set_slot(&scope->version, utf8(&f)) < 0))
+            return -1;
+    }
+    return r;
+}
+
+static int
+add_span(const Field *f, void *ctx)
+{
+    Scope *scope = ctx;
+    return parse_span(f, scope->t, scope->resource, scope->name, scope->version);
+}
+
+static int
+add_scope_spans(const Field *outer, void *ctx)
+{
+    Scope scope = *(Scope *)ctx;
+    scope.name = Py_NewRef(empty_str);
+    scope.version = Py_NewRef(empty_str);
+    /* The scope may follow its spans on the wire: read it first. */
+    int r = each_message(outer->data, outer->len, 1, read_scope, &scope);
+    if (r == 0)
+        r = each_message(outer->data, outer->len, 2, add_span, &scope);
+    Py_DECREF(scope.name);
+    Py_DECREF(scope.version);
+    return r;
+}
+
+static int
+add_resource_spans(const Field *outer, void *t)
+{
+    Scope scope = {t, PyDict_New(), NULL, NULL};
+    if (scope.resource == NULL)
         return -1;
-    /* Every occurrence of ``resource`` merges into the one map the spans of this ResourceSpans share. */
-    while ((r = next_field(&c, &f)) > 0) {
-        if (f.number != 1)
-            continue;
-        if (expect(&f, WT_LEN) < 0)
-            goto done;
-        Cursor rc = {f.data, f.data + f.len};
-        Field g;
-        int rr;
-        while ((rr = next_field(&rc, &g)) > 0)
-            if (g.number == 1 && parse_attributes_field(&g, resource) < 0)
-                goto done;
-        if (rr < 0)
-            goto done;
-    }
-    if (r < 0)
-        goto done;
-    c.p = outer->data;
-    while ((r = next_field(&c, &f)) > 0) {
-        if (f.number != 2)
-            continue;
-        if (expect(&f, WT_LEN) < 0 || parse_scope_spans(&f, t, resource) < 0)
-            goto done;
-    }
-    status = r;
-done:
-    Py_DECREF(resource);
-    return status;
+    /* The resource may follow its spans too, and every occurrence merges into the one shared map. */
+    int r = each_message(outer->data, outer->len, 1, add_resource, scope.resource);
+    if (r == 0)
+        r = each_message(outer->data, outer->len, 2, add_scope_spans, &scope);
+    Py_DECREF(scope.resource);
+    return r;
 }
 
 PyDoc_STRVAR(decode_traces_doc,
@@ -623,18 +631,8 @@ decode_traces(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    Cursor c = {(const uint8_t *)data.buf, (const uint8_t *)data.buf + data.len};
-    Field f;
-    int r;
-    while ((r = next_field(&c, &f)) > 0) {
-        if (f.number != 1)
-            continue;
-        if (expect(&f, WT_LEN) < 0 || parse_resource_spans(&f, &t) < 0)
-            goto done;
-    }
-    if (r < 0)
-        goto done;
-    result = Py_NewRef(Py_None);
+    if (each_message(data.buf, data.len, 1, add_resource_spans, &t) == 0)
+        result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&data);
     return result;
