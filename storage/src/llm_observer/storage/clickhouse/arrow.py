@@ -4,8 +4,10 @@ Values follow the contrib ClickHouse exporter, so tools that read its tables rea
 hex (empty when absent), ``SpanKind`` / ``StatusCode`` as names, ``Duration`` in nanoseconds, and attribute
 maps as ``Map(String, String)`` with every value stringified (see ``stringify``).
 
-This is the collector's hot path: each column is built in one pass, with C-level iteration
-(``map``/``chain``/``accumulate``) wherever Python allows it, and the per-resource work done once per
+This is the collector's hot path. The attribute maps and the ids, most of its work, are laid out as Arrow
+buffers by the native ``_arrow_native`` when it is built (``NATIVE_ARROW``), with no Python object per value;
+anything it does not take (see its docstring) and every other column are built in Python, each in one pass
+with C-level iteration (``map``/``chain``/``accumulate``), and the per-resource work is done once per
 distinct resource map rather than once per span.
 """
 
@@ -22,6 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_observer.kernel.batch import SPAN_KIND_NAMES, STATUS_NAMES, Attributes, AttrValue, SpanBatch
+
+try:
+    from llm_observer.storage.clickhouse import _arrow_native
+except ImportError:  # installed without a C compiler
+    _arrow_native = None  # type: ignore[assignment]
+
+NATIVE_ARROW = _arrow_native is not None
+"""Whether the attribute maps and ids are laid out natively (see ``_arrow_native``)."""
 
 _STRING_MAP = pa.map_(pa.string(), pa.string())
 _TIMESTAMP = pa.timestamp("ns")
@@ -140,14 +150,38 @@ def _offsets(lengths: Iterable[int]) -> pa.Array:
     return pa.array(list(accumulate(lengths, initial=0)), pa.int32())
 
 
+def _utf8(count: int, offsets: bytes, data: bytes) -> pa.Array:
+    return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
 def map_array(maps: Sequence[Attributes]) -> pa.MapArray:
     """One ``Map(String, String)`` value per attribute dict, values stringified."""
-    keys = pa.array(list(chain.from_iterable(maps)), pa.string())
-    values = pa.array(_strings(chain.from_iterable(map(dict.values, maps))), pa.string())
-    return pa.MapArray.from_arrays(_offsets(map(len, maps)), keys, values)
+    if _arrow_native is not None and maps.__class__ is list:
+        try:
+            map_offsets, key_offsets, keys, value_offsets, values, entries = _arrow_native.string_map(
+                maps, stringify
+            )
+        except (TypeError, ValueError, OverflowError):
+            pass  # what the native layout does not take: the Python way below decides what it means
+        else:
+            return pa.MapArray.from_arrays(
+                pa.Array.from_buffers(pa.int32(), len(maps) + 1, [None, pa.py_buffer(map_offsets)]),
+                _utf8(entries, key_offsets, keys),
+                _utf8(entries, value_offsets, values),
+            )
+    keys_array = pa.array(list(chain.from_iterable(maps)), pa.string())
+    values_array = pa.array(_strings(chain.from_iterable(map(dict.values, maps))), pa.string())
+    return pa.MapArray.from_arrays(_offsets(map(len, maps)), keys_array, values_array)
 
 
 def _hex(ids: Iterable[bytes]) -> pa.Array:
+    if _arrow_native is not None and ids.__class__ is list:
+        try:
+            offsets, data = _arrow_native.hex_ids(ids)
+        except TypeError:
+            pass
+        else:
+            return _utf8(len(ids), offsets, data)
     return pa.array(list(map(bytes.hex, ids)), pa.string())
 
 

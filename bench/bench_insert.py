@@ -1,0 +1,88 @@
+"""Benchmark of what one insert into ``otel_traces`` costs the embedded engine, and which part of the table
+costs it: the real table (its skip indexes, typed GenAI columns and the materialized views behind it) against
+copies without the views and without the skip indexes, on the same Arrow tables, alternating.
+
+The input is what the ClickHouse exporter inserts in ``llm-observer up``: ``bench_arrow``'s batches
+(``genai_request`` spans run through ``up``'s default processors), ``--batch`` spans each, converted once.
+Wall time per insert (the engine works on its own threads, with the GIL released), median of ``--rounds``.
+
+    .venv/bin/python bench/bench_insert.py [--batch 9000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench_arrow import _processed_batches
+
+from llm_observer.exporters.clickhouse import ClickHouseExporterConfig, factory
+from llm_observer.kernel.component import CreateContext
+from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.storage.clickhouse import schema
+from llm_observer.storage.clickhouse.arrow import to_arrow
+
+SKIP_INDEXES = (
+    "idx_trace_id",
+    "idx_res_attr_key",
+    "idx_res_attr_value",
+    "idx_span_attr_key",
+    "idx_span_attr_value",
+    "idx_duration",
+    "idx_model",
+)
+
+
+async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
+    tables = [to_arrow(batch) for batch in _processed_batches(batch_spans, 4)]
+    with tempfile.TemporaryDirectory() as data_dir:
+        ctx = CreateContext("clickhouse", Path(data_dir), Telemetry(), logging.getLogger("bench"))
+        exporter = factory.create(ctx, ClickHouseExporterConfig())
+        await exporter.start()
+        try:
+            client = exporter.client
+            assert client is not None
+            client.command("CREATE TABLE otel.bench_no_views AS otel.otel_traces")
+            client.command("CREATE TABLE otel.bench_no_indexes AS otel.otel_traces")
+            for index in SKIP_INDEXES:
+                client.command(f"ALTER TABLE otel.bench_no_indexes DROP INDEX {index}")
+            variants = {
+                "otel_traces with its views and indexes": "otel.otel_traces",
+                "without the views": "otel.bench_no_views",
+                "without the views and skip indexes": "otel.bench_no_indexes",
+            }
+            times: dict[str, list[float]] = {name: [] for name in variants}
+            token = 0
+            for _ in range(rounds):
+                for name, table in variants.items():
+                    started = time.perf_counter()
+                    for arrow_table in tables:
+                        token += 1
+                        settings = {"insert_deduplication_token": f"bench-{token}"}
+                        client.insert_arrow(table, schema.INSERT_COLUMNS, arrow_table, settings)
+                    times[name].append((time.perf_counter() - started) / len(tables))
+        finally:
+            await exporter.shutdown()
+    return {
+        "spans_per_insert": batch_spans,
+        "ms_per_insert": {name: round(1000 * statistics.median(t), 1) for name, t in times.items()},
+        "spans_per_s": {name: round(batch_spans / statistics.median(t)) for name, t in times.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=9_000, help="spans per insert (up inserts ~9,000)")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(_measure(args.batch, args.rounds)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
