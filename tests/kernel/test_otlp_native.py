@@ -153,6 +153,46 @@ def test_the_empty_request_and_generated_requests() -> None:
         assert len(assert_same(genai_request(traces=20, rng=rng).SerializeToString())) > 0
 
 
+def test_short_strings_are_one_object_each_and_long_ones_are_not_shared() -> None:
+    # Keys, names and short values repeat from span to span: the decoder keeps one str per distinct short
+    # string (up to 64 bytes), so a batch holds one copy of each. Longer strings are decoded every time.
+    long_value = "x" * 65
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for n in range(3):
+        span = spans.add(name="chat gpt-4o", trace_id=bytes(16), span_id=n.to_bytes(8, "big"))
+        span.attributes.extend(
+            [
+                attribute("gen_ai.request.model", "gpt-4o-mini"),
+                attribute("naïve 🙂", "日本語" * 7),  # 63 bytes of UTF-8
+                attribute("edge", "y" * 64),
+                attribute("long", long_value),
+            ]
+        )
+    batch = assert_same(request.SerializeToString())
+    first, *others = batch.attributes
+    for other in others:
+        for (key, value), (other_key, other_value) in zip(first.items(), other.items(), strict=True):
+            assert key is other_key
+            assert (value is other_value) == (key != "long")
+    assert batch.name[0] is batch.name[1] is batch.name[2]
+    assert first["long"] == long_value
+
+
+def test_strings_that_share_a_cache_slot_keep_their_own_values() -> None:
+    # Thousands of distinct short strings, more than the cache holds, each read twice: every one decodes to
+    # itself whatever string held its slot before.
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    for n in range(10_000):
+        spans.add(name=f"op-{n}", span_id=n.to_bytes(8, "big")).attributes.append(
+            attribute(f"k{n % 97}", f"v{n}")
+        )
+    payload = request.SerializeToString()
+    assert_same(payload)
+    assert_same(payload)
+
+
 def test_spans_are_appended_after_the_rows_already_in_the_batch() -> None:
     first = genai_request(traces=3, rng=random.Random(1)).SerializeToString()
     second = genai_request(traces=4, rng=random.Random(2)).SerializeToString()

@@ -115,6 +115,32 @@ expect(const Field *f, int wire_type)
     return f->wire_type == wire_type ? 0 : unsupported("unexpected wire type for a known field");
 }
 
+/* Short strings repeat from span to span: attribute keys, span and scope names, model and provider names.
+ * One str object per distinct short string (a direct-mapped cache, replaced on collision) means each is
+ * decoded and hashed once, and a batch holds one copy instead of one per span. The decoder runs with the
+ * GIL held, which guards the cache. */
+#define CACHED_MAX 64
+#define CACHE_SLOTS 4096
+
+typedef struct {
+    PyObject *str; /* NULL: empty slot */
+    Py_ssize_t len;
+    uint8_t bytes[CACHED_MAX];
+} CachedStr;
+
+static CachedStr str_cache[CACHE_SLOTS];
+
+static PyObject *
+decode_str(const Field *f)
+{
+    PyObject *s = PyUnicode_DecodeUTF8((const char *)f->data, f->len, NULL);
+    if (s == NULL) {
+        PyErr_Clear();
+        unsupported("string field is not valid UTF-8");
+    }
+    return s;
+}
+
 static PyObject *
 utf8(const Field *f)
 {
@@ -122,11 +148,20 @@ utf8(const Field *f)
         Py_INCREF(empty_str);
         return empty_str;
     }
-    PyObject *s = PyUnicode_DecodeUTF8((const char *)f->data, f->len, NULL);
-    if (s == NULL) {
-        PyErr_Clear();
-        unsupported("string field is not valid UTF-8");
-    }
+    if (f->len > CACHED_MAX)
+        return decode_str(f);
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < f->len; i++)
+        h = (h ^ f->data[i]) * 1099511628211ULL;
+    CachedStr *slot = &str_cache[(h ^ (h >> 29)) & (CACHE_SLOTS - 1)];
+    if (slot->str != NULL && slot->len == f->len && memcmp(slot->bytes, f->data, (size_t)f->len) == 0)
+        return Py_NewRef(slot->str);
+    PyObject *s = decode_str(f);
+    if (s == NULL)
+        return NULL;
+    Py_XSETREF(slot->str, Py_NewRef(s));
+    slot->len = f->len;
+    memcpy(slot->bytes, f->data, (size_t)f->len);
     return s;
 }
 
