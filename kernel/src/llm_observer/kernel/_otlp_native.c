@@ -7,6 +7,7 @@
  * runtime does -- a known field with an unexpected wire type, groups, invalid UTF-8, nesting deeper than
  * MAX_DEPTH, a truncated buffer -- raises ``Unsupported``: the caller then decodes the request the slow
  * way, which decides what such bytes mean. Every length is checked against the buffer before it is read.
+ * Equal short strings come out as one shared (immutable) object; see ``utf8``.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
