@@ -178,8 +178,8 @@ def _hex(ids: Iterable[bytes]) -> pa.Array:
     if _arrow_native is not None and ids.__class__ is list:
         try:
             offsets, data = _arrow_native.hex_ids(ids)
-        except TypeError:
-            pass
+        except (TypeError, OverflowError):
+            pass  # non-bytes ids, or 2 GiB of hex: the Python way decides
         else:
             return _utf8(len(ids), offsets, data)
     return pa.array(list(map(bytes.hex, ids)), pa.string())
