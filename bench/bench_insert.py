@@ -1,6 +1,8 @@
 """Benchmark of what one insert into ``otel_traces`` costs the embedded engine, and which part of the table
 costs it: the real table (its skip indexes, typed GenAI columns and the materialized views behind it) against
-copies without the views and without the skip indexes, on the same Arrow tables, alternating.
+copies without the views, without the skip indexes, and without the views written as wide parts (a file per
+column: ClickHouse's format for parts over 10 MB, which ``schema.WIDE_PART_BYTES`` raises), on the same Arrow
+tables, alternating.
 
 The input is what the ClickHouse exporter inserts in ``llm-observer up``: ``bench_arrow``'s batches
 (``genai_request`` spans run through ``up``'s default processors), ``--batch`` spans each, converted once.
@@ -40,6 +42,8 @@ async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
             assert client is not None
             client.command("CREATE TABLE otel.bench_no_views AS otel.otel_traces")
             client.command("CREATE TABLE otel.bench_no_indexes AS otel.otel_traces")
+            client.command("CREATE TABLE otel.bench_wide AS otel.otel_traces")
+            client.command("ALTER TABLE otel.bench_wide MODIFY SETTING min_bytes_for_wide_part = 10485760")
             # Whatever skip indexes the schema gives otel_traces (the copy has the same).
             indexes = client.rows(
                 "SELECT name FROM system.data_skipping_indices "
@@ -52,6 +56,7 @@ async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
                 "otel_traces with its views and indexes": "otel.otel_traces",
                 "without the views": "otel.bench_no_views",
                 "without the views and skip indexes": "otel.bench_no_indexes",
+                "without the views, as wide parts": "otel.bench_wide",
             }
             times: dict[str, list[float]] = {name: [] for name in variants}
             token = 0

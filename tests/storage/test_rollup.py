@@ -298,7 +298,7 @@ def test_rollup_upgrade_backfills_existing_store(client: ClickHouseClient) -> No
     before = fast.metrics_summary(ACME, start_ns, end_ns, "model", None, 3600)
     _assert_same_sums(before, want)
     assert _latencies(before.total) == _latencies(want.total)
-    assert ensure_schema(client, "older", 30) == [3]
+    assert ensure_schema(client, "older", 30) == [3, 4]
     got = fast.metrics_summary(ACME, start_ns, end_ns, "model", None, 3600)
     _assert_same_sums(got, want)
     sketch = _sketch(client, ACME, start_ns, end_ns, "ProjectId", "older")
