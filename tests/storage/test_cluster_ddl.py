@@ -86,9 +86,14 @@ def test_cluster_ddl_traces_are_replicated_local_tables_behind_distributed_ones(
     assert "ON CLUSTER `c1` TO `otel`.`otel_traces_trace_id_ts_local`" in view
     assert "FROM `otel`.`otel_traces_local`" in view
     alters = [s for s in statements if s.startswith("ALTER")]
-    assert alters[0] == (
+    assert (
         "ALTER TABLE `otel`.`otel_traces_local` ON CLUSTER `c1` MODIFY TTL toDateTime(Timestamp) + toIntervalDay(30)"
-    )
+    ) in alters
+    # Table settings (the part format) live on the local tables only.
+    assert [s for s in alters if "min_bytes_for_wide_part" in s and "otel_traces" in s] == [
+        "ALTER TABLE `otel`.`otel_traces_local` ON CLUSTER `c1` "
+        f"MODIFY SETTING min_bytes_for_wide_part = {schema.WIDE_PART_BYTES}"
+    ]
     assert all("_local` ON CLUSTER `c1`" in s for s in alters)
     # Every sharded table (whatever module added it) is keyed by its row, never by rand().
     assert not any("rand()" in s for s in statements)
