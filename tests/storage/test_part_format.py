@@ -31,7 +31,9 @@ def _insert_spans(client: ClickHouseClient, database: str) -> list[dict[str, obj
     """One insert of ~14 MB of spans; the part format of every active part of ``otel_traces``."""
     client.command(
         f"INSERT INTO `{database}`.otel_traces (Timestamp, TraceId, SpanId, SpanName, ServiceName, SpanAttributes) "
-        "SELECT now64(9) - number, hex(cityHash64(number)), hex(number), 'chat', 'svc', "
+        # One millisecond apart from the start of today: one day, so one partition and one part.
+        "SELECT toDateTime64(toStartOfDay(now()), 9) + toIntervalMillisecond(number), "
+        "hex(cityHash64(number)), hex(number), 'chat', 'svc', "
         f"map('gen_ai.request.model', 'gpt-4o', 'gen_ai.prompt', concat(toString(number), repeat('x', {PADDING}))) "
         f"FROM numbers({ROWS})"
     )
