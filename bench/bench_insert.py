@@ -1,8 +1,9 @@
 """Benchmark of what one insert into ``otel_traces`` costs the embedded engine, and which part of the table
 costs it: the real table (its skip indexes, typed GenAI columns and the materialized views behind it) against
-copies without the views, without the skip indexes, and without the views written as wide parts (a file per
-column: ClickHouse's format for parts over 10 MB, which ``schema.WIDE_PART_BYTES`` raises), on the same Arrow
-tables, alternating.
+copies without the views, without the skip indexes, without the views written as wide parts (a file per
+column: ClickHouse's format for parts over 10 MB, which ``schema.WIDE_PART_BYTES`` raises), and without the
+views with granules closed at 1 MiB instead of 8,192 rows (``index_granularity_bytes``: what a trace-by-id
+read would gain, ``bench_trace_by_id.py --granules``), on the same Arrow tables, alternating.
 
 The input is what the ClickHouse exporter inserts in ``llm-observer up``: ``bench_arrow``'s batches
 (``genai_request`` spans run through ``up``'s default processors), ``--batch`` spans each, converted once.
@@ -31,6 +32,19 @@ from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow
 
 
+def _small_granules_table(database: str, name: str) -> str:
+    """``otel_traces`` as the migrations make it (compact parts included), named ``name``, with granules
+    closed at 1 MiB: a setting fixed when a table is made, so the copy is made from the schema's statement."""
+    statement = schema.migrations(database, 30)[0].statements[0]
+    made = statement.replace(f"`{database}`.{schema.TRACES_TABLE} (", f"`{database}`.{name} (").replace(
+        "SETTINGS index_granularity = 8192,",
+        "SETTINGS index_granularity = 8192, index_granularity_bytes = 1048576, "
+        f"min_bytes_for_wide_part = {schema.WIDE_PART_BYTES},",
+    )
+    assert name in made and "1048576" in made, "otel_traces' statement changed: update this benchmark"
+    return made
+
+
 async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
     tables = [to_arrow(batch) for batch in _processed_batches(batch_spans, 4)]
     with tempfile.TemporaryDirectory() as data_dir:
@@ -44,6 +58,7 @@ async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
             client.command("CREATE TABLE otel.bench_no_indexes AS otel.otel_traces")
             client.command("CREATE TABLE otel.bench_wide AS otel.otel_traces")
             client.command("ALTER TABLE otel.bench_wide MODIFY SETTING min_bytes_for_wide_part = 10485760")
+            client.command(_small_granules_table("otel", "bench_small_granules"))
             # Whatever skip indexes the schema gives otel_traces (the copy has the same).
             indexes = client.rows(
                 "SELECT name FROM system.data_skipping_indices "
@@ -57,6 +72,7 @@ async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
                 "without the views": "otel.bench_no_views",
                 "without the views and skip indexes": "otel.bench_no_indexes",
                 "without the views, as wide parts": "otel.bench_wide",
+                "without the views, 1 MiB granules": "otel.bench_small_granules",
             }
             times: dict[str, list[float]] = {name: [] for name in variants}
             token = 0
