@@ -93,7 +93,7 @@ def breakdown(client: Any, traces: int, rng: random.Random) -> dict[str, Any]:
     ids = [
         row["TraceId"]
         for row in client.rows(
-            f"SELECT TraceId FROM otel.{schema.TRACE_ID_TS_TABLE} "
+            f"SELECT DISTINCT TraceId FROM otel.{schema.TRACE_ID_TS_TABLE} "
             f"WHERE cityHash64(TraceId) % 1000 = {rng.randrange(1000)} LIMIT {traces}"
         )
     ]
@@ -164,7 +164,7 @@ def granules(
         ids = [
             row["TraceId"]
             for row in client.rows(
-                f"SELECT TraceId FROM otel.{schema.TRACE_ID_TS_TABLE} WHERE toDate(Start) = '{day}' "
+                f"SELECT DISTINCT TraceId FROM otel.{schema.TRACE_ID_TS_TABLE} WHERE toDate(Start) = '{day}' "
                 f"ORDER BY cityHash64(TraceId) LIMIT {traces}"
             )
         ]
