@@ -174,7 +174,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # included) gets a trace no earlier read asked for: a repeated id would be answered from the engine's
         # caches (its query condition cache remembers which granules held no match for that id).
         reads = args.runs * 2 + 1
-        picked = rng.sample(range(max(1, traces // args.orgs)), min(2 * reads, max(1, traces // args.orgs)))
+        pool = max(1, traces // args.orgs)
+        picked = rng.sample(range(pool), min(2 * reads, pool))
         ids = [trace_id(t * args.orgs) for t in picked]
 
         config = QueryConfig(

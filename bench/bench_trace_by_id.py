@@ -117,18 +117,22 @@ def breakdown(client: Any, traces: int, rng: random.Random) -> dict[str, Any]:
     return _alternate(ids, variants, rng)
 
 
-def _granular_migrations(granule_bytes: int) -> Callable[[str, int], tuple[schema.Migration, ...]]:
-    def migrations(database: str, ttl_days: int) -> tuple[schema.Migration, ...]:
-        first, *rest = schema.migrations(database, ttl_days)
-        traces = first.statements[0]
-        changed = traces.replace(
-            "SETTINGS index_granularity = 8192,",
-            f"SETTINGS index_granularity = 8192, index_granularity_bytes = {granule_bytes},",
-        )
-        assert changed != traces, "otel_traces' settings changed: update this benchmark"
-        return (schema.Migration(1, first.description, (changed, *first.statements[1:])), *rest)
+def with_granule_bytes(statement: str, granule_bytes: int) -> str:
+    """``otel_traces``' creating statement with granules closed at ``granule_bytes`` (``index_granularity_bytes``
+    can only be given when a table is made)."""
+    changed = statement.replace(
+        "SETTINGS index_granularity = 8192,",
+        f"SETTINGS index_granularity = 8192, index_granularity_bytes = {granule_bytes},",
+    )
+    assert changed != statement, "otel_traces' settings changed: update this benchmark"
+    return changed
 
-    return migrations
+
+def _granular_migrations(database: str, granule_bytes: int) -> tuple[schema.Migration, ...]:
+    """The migrations of ``database``, its ``otel_traces`` made with granules closed at ``granule_bytes``."""
+    first, *rest = schema.migrations(database, 30)
+    traces = with_granule_bytes(first.statements[0], granule_bytes)
+    return (schema.Migration(1, first.description, (traces, *first.statements[1:])), *rest)
 
 
 def granules(
@@ -139,13 +143,14 @@ def granules(
         "8192 rows / 10 MB": "bench_granules_default",
         f"{granule_bytes} bytes": "bench_granules_small",
     }
+    made_with = {
+        "bench_granules_default": None,
+        "bench_granules_small": _granular_migrations("bench_granules_small", granule_bytes),
+    }
     out: dict[str, Any] = {"day": day}
     try:
-        for database in databases.values():
+        for database, migrations in made_with.items():
             client.command(f"DROP DATABASE IF EXISTS `{database}` SYNC")
-            migrations = (
-                None if database.endswith("default") else _granular_migrations(granule_bytes)(database, 30)
-            )
             migrate.ensure_schema(client, database, ttl_days=30, migrations=migrations)
             began = time.perf_counter()
             client.command(
