@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_observer.collector.config import Config, effective_yaml, load_config
+from llm_observer.kernel import c_heap
 from llm_observer.kernel.errors import ConfigError
 
 
@@ -67,6 +68,8 @@ def _print_unavailable(error: ConfigError) -> None:
 
 
 def _run(args: argparse.Namespace, collector: bool, query: bool) -> int:
+    # Before any thread starts: the heaps glibc makes for threads keep their free memory apart.
+    c_heap.limit_arenas()
     from llm_observer.collector.service import Service, run_until_signalled
     from llm_observer.kernel.servers import PortsUnavailable
 

@@ -2,9 +2,11 @@
 
 Parts: ``rss_anonymous`` and ``rss_file`` (the kernel's split of resident memory), ``rss_engine_library``
 (the resident part of chDB's engine library, a mapped file that is most of ``rss_file``), ``arrow_pool``
-(pyarrow's allocator, when pyarrow is loaded) and whatever components add to ``Telemetry.memory_parts`` (the
-ClickHouse exporter: ``chdb_tracked``, what the embedded engine says it holds for caches, inserts and merges).
-What remains of ``rss_anonymous`` is the interpreter's heap: spans being processed, the models, the rest.
+(pyarrow's allocator, when pyarrow is loaded), ``malloc_in_use`` and ``malloc_free`` (glibc's heaps: what is
+allocated from them, and what they keep free; see ``c_heap``) and whatever components add to
+``Telemetry.memory_parts`` (the ClickHouse exporter: ``chdb_tracked``, what the embedded engine, which has an
+allocator of its own, says it holds for caches, inserts and merges). What remains of ``rss_anonymous`` is
+mostly the interpreter's small objects, which it keeps in arenas of its own, and the threads' stacks.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from llm_observer.kernel import c_heap
 
 MemoryPart = Callable[[], int | None]
 
@@ -83,6 +87,10 @@ class MemoryCollector:
         arrow = sys.modules.get("pyarrow")
         if arrow is not None:
             family.add_metric(["arrow_pool"], int(arrow.total_allocated_bytes()))
+        heap = c_heap.usage()
+        if heap is not None:
+            family.add_metric(["malloc_in_use"], heap.in_use)
+            family.add_metric(["malloc_free"], heap.free)
         for part, read in list(self.extra.items()):
             value = read()
             if value is not None:
