@@ -41,6 +41,7 @@ async def test_memory_parts_include_the_embedded_engine_once_it_stores(tmp_path:
         ClickHouseExporterConfig(),
     )
     assert "chdb_tracked" not in _parts(telemetry)
+    assert "chdb_heap_resident" not in _parts(telemetry)
     await exporter.start()
     try:
         batch = SpanBatch()
@@ -49,6 +50,10 @@ async def test_memory_parts_include_the_embedded_engine_once_it_stores(tmp_path:
         await exporter.send(batch)
         parts = _parts(telemetry)
         assert parts["chdb_tracked"] > 0
+        # The engine's own allocator: what it allocated lies in its active pages; resident pages are read
+        # from the allocator, not derived from the other two.
+        assert 0 < parts["chdb_heap_allocated"] <= parts["chdb_heap_active"]
+        assert parts["chdb_heap_resident"] > 0
         # The engine library is a mapped file: resident, counted in rss_file, and not the process's heap.
         assert 0 < parts["rss_engine_library"] <= parts["rss_file"]
     finally:

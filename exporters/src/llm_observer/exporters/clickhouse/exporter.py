@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,6 +21,7 @@ from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow, unstorable_rows
 from llm_observer.storage.clickhouse.client import (
     ClickHouseClient,
+    embedded_engine_allocator,
     embedded_engine_memory_bytes,
     open_client_for,
 )
@@ -112,6 +113,13 @@ def insert_units(
     return [(token, unit) for _, token, unit in units], False
 
 
+def _allocator_part(key: str) -> Callable[[], int | None]:
+    def read() -> int | None:
+        return (embedded_engine_allocator() or {}).get(key)
+
+    return read
+
+
 def _without_credentials(endpoint: str) -> str:
     parts = urlsplit(endpoint)
     if parts.password is None and parts.username is None:
@@ -155,7 +163,10 @@ class ClickHouseExporter:
                 raise
             self._client = client
             if config.endpoint.startswith("chdb://"):
-                self._ctx.telemetry.memory_parts["chdb_tracked"] = embedded_engine_memory_bytes
+                parts = self._ctx.telemetry.memory_parts
+                parts["chdb_tracked"] = embedded_engine_memory_bytes
+                for key in ("resident", "active", "allocated"):
+                    parts[f"chdb_heap_{key}"] = _allocator_part(key)
             logger.info(
                 "Exporter %s stores spans in %s at %s",
                 self._ctx.component_id,

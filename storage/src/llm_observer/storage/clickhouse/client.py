@@ -14,6 +14,7 @@ import json
 import os
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -352,11 +353,50 @@ def open_client_for(settings: ClickHouseSettings, data_dir: Path) -> ClickHouseC
     )
 
 
+def _embedded_client() -> ChdbClient | None:
+    with _registry_lock:
+        return next(iter(_chdb_clients.values()), None)
+
+
+_ALLOCATOR_LINE = re.compile(
+    r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?, resident: (\d+), mapped: (\d+)"
+)
+
+
+_allocator_read: tuple[float, dict[str, int] | None] = (float("-inf"), None)
+
+
+def embedded_engine_allocator(max_age: float = 1.0) -> dict[str, int] | None:
+    """What the in-process engine's own allocator (chDB links jemalloc; the interpreter and the rest of the
+    process use the C library's) holds: ``allocated`` by the engine, ``active`` (the pages those allocations
+    lie in), ``resident`` pages, which include pages it freed and has not handed back yet, and ``mapped``. From ``system.jemalloc_stats`` (~3 ms), read again
+    when older than ``max_age`` seconds; None when no chDB store is open in this process or the engine does
+    not say."""
+    global _allocator_read
+    read_at, value = _allocator_read
+    if time.monotonic() - read_at < max_age:
+        return value
+    client = _embedded_client()
+    if client is None:
+        return None
+    try:
+        rows = client.rows("SELECT stats FROM system.jemalloc_stats")
+    except LLMObserverError:
+        return None
+    found = _ALLOCATOR_LINE.search(rows[0]["stats"]) if rows else None
+    if found is not None:
+        allocated, active, _metadata, resident, mapped = (int(g) for g in found.groups())
+        value = {"allocated": allocated, "active": active, "resident": resident, "mapped": mapped}
+    else:
+        value = None
+    _allocator_read = (time.monotonic(), value)
+    return value
+
+
 def embedded_engine_memory_bytes() -> int | None:
     """What the in-process ClickHouse engine (chDB) says it has allocated (its ``MemoryTracking``: caches,
     insert and merge buffers, query state), or None when no chDB store is open in this process."""
-    with _registry_lock:
-        client = next(iter(_chdb_clients.values()), None)
+    client = _embedded_client()
     if client is None:
         return None
     try:
