@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench_arrow import _processed_batches
@@ -31,6 +33,7 @@ from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow
+from llm_observer.storage.clickhouse.client import ClickHouseClient
 
 
 def _small_granules_table(database: str, name: str) -> str:
@@ -45,47 +48,53 @@ def _small_granules_table(database: str, name: str) -> str:
     return made.rstrip() + f", min_bytes_for_wide_part = {schema.WIDE_PART_BYTES}"
 
 
-async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
-    tables = [to_arrow(batch) for batch in _processed_batches(batch_spans, 4)]
+@contextlib.asynccontextmanager
+async def migrated_store() -> AsyncIterator[ClickHouseClient]:
+    """A fresh embedded store with the schema the ClickHouse exporter makes (database ``otel``), dropped after."""
     with tempfile.TemporaryDirectory() as data_dir:
         ctx = CreateContext("clickhouse", Path(data_dir), Telemetry(), logging.getLogger("bench"))
         exporter = factory.create(ctx, ClickHouseExporterConfig())
         await exporter.start()
         try:
-            client = exporter.client
-            assert client is not None
-            client.command("CREATE TABLE otel.bench_no_views AS otel.otel_traces")
-            client.command("CREATE TABLE otel.bench_no_indexes AS otel.otel_traces")
-            client.command("CREATE TABLE otel.bench_wide AS otel.otel_traces")
-            client.command("ALTER TABLE otel.bench_wide MODIFY SETTING min_bytes_for_wide_part = 10485760")
-            client.command(_small_granules_table("otel", "bench_small_granules"))
-            # Whatever skip indexes the schema gives otel_traces (the copy has the same).
-            indexes = client.rows(
-                "SELECT name FROM system.data_skipping_indices "
-                "WHERE database = 'otel' AND table = 'bench_no_indexes'"
-            )
-            assert indexes, "otel_traces has no skip indexes to leave out"
-            for index in indexes:
-                client.command(f"ALTER TABLE otel.bench_no_indexes DROP INDEX `{index['name']}`")
-            variants = {
-                "otel_traces with its views and indexes": "otel.otel_traces",
-                "without the views": "otel.bench_no_views",
-                "without the views and skip indexes": "otel.bench_no_indexes",
-                "without the views, as wide parts": "otel.bench_wide",
-                "without the views, 1 MiB granules": "otel.bench_small_granules",
-            }
-            times: dict[str, list[float]] = {name: [] for name in variants}
-            token = 0
-            for _ in range(rounds):
-                for name, table in variants.items():
-                    started = time.perf_counter()
-                    for arrow_table in tables:
-                        token += 1
-                        settings = {"insert_deduplication_token": f"bench-{token}"}
-                        client.insert_arrow(table, schema.INSERT_COLUMNS, arrow_table, settings)
-                    times[name].append((time.perf_counter() - started) / len(tables))
+            assert exporter.client is not None
+            yield exporter.client
         finally:
             await exporter.shutdown()
+
+
+async def _measure(batch_spans: int, rounds: int) -> dict[str, object]:
+    tables = [to_arrow(batch) for batch in _processed_batches(batch_spans, 4)]
+    async with migrated_store() as client:
+        client.command("CREATE TABLE otel.bench_no_views AS otel.otel_traces")
+        client.command("CREATE TABLE otel.bench_no_indexes AS otel.otel_traces")
+        client.command("CREATE TABLE otel.bench_wide AS otel.otel_traces")
+        client.command("ALTER TABLE otel.bench_wide MODIFY SETTING min_bytes_for_wide_part = 10485760")
+        client.command(_small_granules_table("otel", "bench_small_granules"))
+        # Whatever skip indexes the schema gives otel_traces (the copy has the same).
+        indexes = client.rows(
+            "SELECT name FROM system.data_skipping_indices "
+            "WHERE database = 'otel' AND table = 'bench_no_indexes'"
+        )
+        assert indexes, "otel_traces has no skip indexes to leave out"
+        for index in indexes:
+            client.command(f"ALTER TABLE otel.bench_no_indexes DROP INDEX `{index['name']}`")
+        variants = {
+            "otel_traces with its views and indexes": "otel.otel_traces",
+            "without the views": "otel.bench_no_views",
+            "without the views and skip indexes": "otel.bench_no_indexes",
+            "without the views, as wide parts": "otel.bench_wide",
+            "without the views, 1 MiB granules": "otel.bench_small_granules",
+        }
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        token = 0
+        for _ in range(rounds):
+            for name, table in variants.items():
+                started = time.perf_counter()
+                for arrow_table in tables:
+                    token += 1
+                    settings = {"insert_deduplication_token": f"bench-{token}"}
+                    client.insert_arrow(table, schema.INSERT_COLUMNS, arrow_table, settings)
+                times[name].append((time.perf_counter() - started) / len(tables))
     return {
         "spans_per_insert": batch_spans,
         "ms_per_insert": {name: round(1000 * statistics.median(t), 1) for name, t in times.items()},
