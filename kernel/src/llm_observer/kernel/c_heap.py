@@ -64,7 +64,8 @@ class HeapUsage:
 
 
 def usage() -> HeapUsage | None:
-    """What glibc's heaps hold now (``mallinfo2``; it walks every heap's free lists), or None elsewhere."""
+    """What glibc's heaps hold now, or None elsewhere. ``mallinfo2`` walks every heap's free lists, each
+    heap locked meanwhile: well under a millisecond in the collector, ~16 ms with 100,000 free chunks."""
     libc = _glibc()
     if libc is None:
         return None
