@@ -4,9 +4,11 @@ Parts: ``rss_anonymous`` and ``rss_file`` (the kernel's split of resident memory
 (the resident part of chDB's engine library, a mapped file that is most of ``rss_file``), ``arrow_pool``
 (pyarrow's allocator, when pyarrow is loaded), ``malloc_in_use`` and ``malloc_free`` (glibc's heaps: what is
 allocated from them, and what they keep free; see ``c_heap``) and whatever components add to
-``Telemetry.memory_parts`` (the ClickHouse exporter: ``chdb_tracked``, what the embedded engine, which has an
-allocator of its own, says it holds for caches, inserts and merges). What remains of ``rss_anonymous`` is
-mostly the interpreter's small objects, which it keeps in arenas of its own, and the threads' stacks.
+``Telemetry.memory_parts`` (the ClickHouse exporter, for the embedded engine, which has an allocator of its
+own: ``chdb_heap_allocated``, ``chdb_heap_active`` and ``chdb_heap_resident`` from that allocator, and
+``chdb_tracked``, what the engine says it holds for caches, inserts and merges). What remains of
+``rss_anonymous`` is mostly the interpreter's small objects, which it keeps in arenas of its own, and the
+threads' stacks.
 """
 
 from __future__ import annotations

@@ -358,20 +358,20 @@ def _embedded_client() -> ChdbClient | None:
         return next(iter(_chdb_clients.values()), None)
 
 
+# The summary line of jemalloc's malloc_stats_print, which system.jemalloc_stats returns as one text.
 _ALLOCATOR_LINE = re.compile(
     r"Allocated: (\d+), active: (\d+), metadata: (\d+).*?, resident: (\d+), mapped: (\d+)"
 )
-
-
 _allocator_read: tuple[float, dict[str, int] | None] = (float("-inf"), None)
 
 
 def embedded_engine_allocator(max_age: float = 1.0) -> dict[str, int] | None:
     """What the in-process engine's own allocator (chDB links jemalloc; the interpreter and the rest of the
     process use the C library's) holds: ``allocated`` by the engine, ``active`` (the pages those allocations
-    lie in), ``resident`` pages, which include pages it freed and has not handed back yet, and ``mapped``. From ``system.jemalloc_stats`` (~3 ms), read again
-    when older than ``max_age`` seconds; None when no chDB store is open in this process or the engine does
-    not say."""
+    lie in), ``resident`` pages, which include pages it freed and has not handed back yet, and ``mapped``.
+    Read from ``system.jemalloc_stats`` (~3 ms), at most once per ``max_age`` seconds, so that one scrape of
+    its three parts reads it once; None when no chDB store is open in this process or the engine does not
+    say. Concurrent callers may both read it: harmless."""
     global _allocator_read
     read_at, value = _allocator_read
     if time.monotonic() - read_at < max_age:
