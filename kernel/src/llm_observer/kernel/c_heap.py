@@ -11,32 +11,12 @@ no such heaps, and nothing here applies to them.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from dataclasses import dataclass
 
 ARENAS = 2
 _M_ARENA_MAX = -8  # mallopt's parameter, from glibc's malloc.h
-
-
-def _glibc() -> ctypes.CDLL | None:
-    try:
-        libc = ctypes.CDLL(None)
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "mallinfo2") else None
-
-
-def limit_arenas(count: int = ARENAS) -> bool:
-    """Cap glibc's heaps at ``count``, unless ``MALLOC_ARENA_MAX`` says otherwise (glibc reads it at
-    start-up, and the user's value wins). Call before the process starts threads: heaps made before stay.
-    True when the cap was set here."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    libc = _glibc()
-    if libc is None:
-        return False
-    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    return bool(libc.mallopt(_M_ARENA_MAX, count))
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -57,6 +37,32 @@ class _Mallinfo2(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, its functions typed once, when it is glibc 2.33 or later (``mallinfo2``)."""
+    try:
+        libc = ctypes.CDLL(None)
+    except OSError:
+        return None
+    if not (hasattr(libc, "mallopt") and hasattr(libc, "mallinfo2")):
+        return None
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallinfo2.restype = _Mallinfo2
+    return libc
+
+
+def limit_arenas(count: int = ARENAS) -> bool:
+    """Cap glibc's heaps at ``count``, unless ``MALLOC_ARENA_MAX`` says otherwise (glibc reads it at
+    start-up, and the user's value wins). Call before the process starts threads: heaps made before stay.
+    True when the cap was set here."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(_M_ARENA_MAX, count))
+
+
 @dataclass(frozen=True)
 class HeapUsage:
     in_use: int  # allocated, from the heaps or mapped on their own
@@ -69,6 +75,5 @@ def usage() -> HeapUsage | None:
     libc = _glibc()
     if libc is None:
         return None
-    libc.mallinfo2.restype = _Mallinfo2
     info = libc.mallinfo2()
     return HeapUsage(in_use=info.uordblks + info.hblkhd, free=info.fordblks)
