@@ -5,29 +5,19 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from prometheus_client import generate_latest
-
 from llm_observer.exporters.clickhouse import ClickHouseExporterConfig, factory
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.telemetry import Telemetry
 from tests.support import add_span
-
-
-def _parts(telemetry: Telemetry) -> dict[str, float]:
-    out = {}
-    for line in generate_latest(telemetry.registry).decode().splitlines():
-        if line.startswith("llm_observer_memory_bytes{"):
-            labels, value = line.rsplit(" ", 1)
-            out[labels.split('part="', 1)[1].split('"', 1)[0]] = float(value)
-    return out
+from tests.support.memory import memory_parts
 
 
 def test_memory_parts_of_the_process_without_a_store() -> None:
     telemetry = Telemetry()
     telemetry.memory_parts["model"] = lambda: 12_345
     telemetry.memory_parts["gone"] = lambda: None  # a part that cannot say is left out
-    parts = _parts(telemetry)
+    parts = memory_parts(telemetry)
     assert parts["rss_anonymous"] > 0
     assert parts["rss_file"] > 0
     assert parts["model"] == 12_345
@@ -40,15 +30,15 @@ async def test_memory_parts_include_the_embedded_engine_once_it_stores(tmp_path:
         CreateContext("clickhouse", tmp_path, telemetry, logging.getLogger("test")),
         ClickHouseExporterConfig(),
     )
-    assert "chdb_tracked" not in _parts(telemetry)
-    assert "chdb_heap_resident" not in _parts(telemetry)
+    assert "chdb_tracked" not in memory_parts(telemetry)
+    assert "chdb_heap_resident" not in memory_parts(telemetry)
     await exporter.start()
     try:
         batch = SpanBatch()
         for n in range(50):
             add_span(batch, {"gen_ai.operation.name": "chat"}, span_id=(n + 1).to_bytes(8, "big"))
         await exporter.send(batch)
-        parts = _parts(telemetry)
+        parts = memory_parts(telemetry)
         assert parts["chdb_tracked"] > 0
         # The engine's own allocator: what it allocated lies in its active pages; resident pages are read
         # from the allocator, not derived from the other two.
