@@ -66,17 +66,16 @@ async def _one(variant: str, parts: int, batch_spans: int) -> dict[str, object]:
             left = client.rows(f"SELECT count() AS n FROM system.parts WHERE active AND {where}")
             if not int(rows[0]["n"]) and int(left[0]["n"]) <= 4:
                 break
-            time.sleep(0.02)
+            await asyncio.sleep(0.02)
         merged_s = time.perf_counter() - started
-        disk = client.rows(f"SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND {where}")[0][
-            "b"
-        ]
+        disk = client.rows(f"SELECT sum(bytes_on_disk) AS b FROM system.parts WHERE active AND {where}")
+    disk_mb = round(int(disk[0]["b"]) / 1e6, 2)
     return {
         "variant": variant,
         "merges_mb": merge_mb,
         "anonymous_mb": {"before": before, "inserted": inserted, "merging_peak": peak},
         "merge_s": round(merged_s, 2),
-        "disk_mb": round(int(disk) / 1e6, 2),
+        "disk_mb": disk_mb,
     }
 
 
