@@ -32,7 +32,7 @@ from typing import Any
 
 from llm_observer.storage.clickhouse import migrate, schema
 from llm_observer.storage.clickhouse.client import open_client
-from llm_observer.storage.clickhouse.reads import _SPAN_COLUMNS, Tenant, TraceQuery, TraceStore
+from llm_observer.storage.clickhouse.reads import _SPAN_COLUMNS, Tenant, TraceQuery, TraceStore, _Sql, _where
 
 TENANT = Tenant(organization_id="org-0", project_ids=None)
 TYPED = (
@@ -77,14 +77,15 @@ def _bounds(client: Any, database: str, trace_id: str) -> tuple[int, int]:
     return int(row["first"]), int(row["last"]) + 1
 
 
-def _span_query(database: str, columns: str, trace_id: str, first: int, end: int) -> str:
+def _span_query(
+    database: str, columns: str, trace_id: str, first: int, end: int
+) -> tuple[str, dict[str, Any]]:
     """The span query ``get_traces`` sends once the lookup gave the trace's time (same conditions)."""
+    sql = _Sql()
+    where = [f"TraceId IN {sql.values([trace_id], 'String')}", *sql.tenant(TENANT), *sql.time(first, end)]
     return (
-        f"SELECT {columns} FROM `{database}`.{schema.TRACES_TABLE} "
-        f"WHERE TraceId IN ('{trace_id}') AND OrganizationId = 'org-0' "
-        f"AND Timestamp >= fromUnixTimestamp64Nano({first}) AND Timestamp < fromUnixTimestamp64Nano({end}) "
-        f"AND toDateTime(Timestamp) BETWEEN toDateTime({first // 10**9}) AND toDateTime({(end - 1) // 10**9}) "
-        "ORDER BY Timestamp, SpanId"
+        f"SELECT {columns} FROM `{database}`.{schema.TRACES_TABLE} WHERE {_where(where)} ORDER BY Timestamp, SpanId",
+        sql.params,
     )
 
 
@@ -102,7 +103,7 @@ def breakdown(client: Any, traces: int, rng: random.Random) -> dict[str, Any]:
     assert untyped != _SPAN_COLUMNS, "the span columns changed: update TYPED"
 
     def span_query(columns: str) -> Callable[[str], Any]:
-        return lambda trace_id: client.rows(_span_query("otel", columns, trace_id, *bounds[trace_id]))
+        return lambda trace_id: client.rows(*_span_query("otel", columns, trace_id, *bounds[trace_id]))
 
     variants: dict[str, Callable[[str], Any]] = {
         "get_trace (lookup + span query + rows)": lambda trace_id: store.get_trace(TENANT, trace_id),

@@ -1,5 +1,6 @@
-"""Time ranges are matched to the nanosecond, whatever whole seconds the primary index is given to prune with:
-spans on either side of a second's edge, ranges one nanosecond wide, and bounds past what a DateTime holds."""
+"""Time ranges are matched to the nanosecond, whatever whole seconds and minutes the primary index is given to
+prune with: spans on either side of a second's and a minute's edge, ranges one nanosecond wide, and bounds past
+what a DateTime holds."""
 
 from __future__ import annotations
 
@@ -20,10 +21,13 @@ SECOND = 10**9
 ACME = Tenant(organization_id="acme", project_ids=None)
 RESOURCE = {"service.name": "shop", "llm_observer.organization.id": "acme", "llm_observer.project.id": "web"}
 EDGE = (time.time_ns() // SECOND - 60) * SECOND  # a whole second, a minute ago
+MINUTE = (time.time_ns() // (60 * SECOND) - 3) * 60 * SECOND  # a whole minute, before EDGE
 STARTS = {
     "before": EDGE - 1,  # the last nanosecond of the second before
     "at": EDGE,
     "after": EDGE + SECOND - 1,  # the last nanosecond of the second that starts at EDGE
+    "before the minute": MINUTE - 1,
+    "at the minute": MINUTE,
 }
 
 
@@ -58,6 +62,9 @@ def test_time_bounds_one_nanosecond_range_finds_exactly_its_span(store: TraceSto
 def test_time_bounds_half_open_at_both_edges(store: TraceStore) -> None:
     assert _found(store, EDGE, EDGE + SECOND - 1) == {"at"}
     assert _found(store, EDGE - 1, EDGE) == {"before"}
+    assert _found(store, MINUTE - 1, MINUTE) == {"before the minute"}
+    assert _found(store, MINUTE, MINUTE + 60 * SECOND) == {"at the minute"}
+    assert _found(store, MINUTE - 60 * SECOND, MINUTE + 1) == {"before the minute", "at the minute"}
     assert _found(store, EDGE + 1, EDGE + SECOND) == {"after"}
 
 
@@ -65,4 +72,4 @@ def test_time_bounds_past_what_a_datetime_holds(store: TraceStore) -> None:
     everything = set(STARTS)
     assert _found(store, 0, 2**63 - 1) == everything  # ends in 2262
     assert _found(store, -(2**62), EDGE + SECOND) == everything  # starts before 1970
-    assert _found(store, EDGE - SECOND, 5 * 10**18) == everything  # ends in 2128
+    assert _found(store, MINUTE - SECOND, 5 * 10**18) == everything  # ends in 2128

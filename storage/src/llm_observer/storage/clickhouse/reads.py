@@ -164,19 +164,23 @@ class _Sql:
         return out
 
     def time(self, start_ns: int, end_ns: int) -> list[str]:
-        """``[start_ns, end_ns)`` on ``Timestamp``, and the whole seconds around it on ``toDateTime(Timestamp)``:
-        the sort key holds the latter before ``Timestamp``, so only with it can the primary index keep, under
-        each service and span name, just the granules of that time."""
+        """``[start_ns, end_ns)`` on ``Timestamp``, and the minutes around it on ``toStartOfMinute(Timestamp)``:
+        the sort key holds the minute before ``TraceId`` and ``Timestamp``, and only a condition on that same
+        expression lets the primary index keep, under each service, just the granules of that time. Stores made
+        before the key was keyed by trace hold the second (``toDateTime(Timestamp)``) after the span name
+        instead; the condition on it prunes those."""
         first_s, last_s = start_ns // 10**9, (end_ns - 1) // 10**9
         out = [
             f"Timestamp >= fromUnixTimestamp64Nano({self.param(start_ns, 'Int64')})",
             f"Timestamp < fromUnixTimestamp64Nano({self.param(end_ns, 'Int64')})",
         ]
         if 0 <= first_s <= last_s <= _LAST_DATETIME:
+            first, last = self.param(first_s, "UInt32"), self.param(last_s, "UInt32")
             out.append(
-                f"toDateTime(Timestamp) BETWEEN toDateTime({self.param(first_s, 'UInt32')}) "
-                f"AND toDateTime({self.param(last_s, 'UInt32')})"
+                f"toStartOfMinute(Timestamp) BETWEEN toStartOfMinute(toDateTime({first})) "
+                f"AND toStartOfMinute(toDateTime({last}))"
             )
+            out.append(f"toDateTime(Timestamp) BETWEEN toDateTime({first}) AND toDateTime({last})")
         return out
 
     def spans(self, spans: SpanFilter) -> list[str]:
@@ -593,8 +597,9 @@ GROUP BY TraceId
         """The spans of each trace (ordered by start), for the ids that exist in the tenant's data.
 
         The lookup table, ordered by TraceId, gives the time the traces' spans lie in; that time then prunes
-        partitions and, through the sort key's seconds (``_Sql.time``), granules, before the TraceId condition
-        is read.
+        partitions and, through the sort key's minutes (``_Sql.time``), granules, before the TraceId bloom
+        filter is read. The sort key holds ``TraceId`` after the service and the minute, so a trace's spans of
+        one service and minute lie side by side, mostly in one granule.
         """
         if not trace_ids:
             return {}

@@ -150,7 +150,7 @@ CREATE TABLE IF NOT EXISTS {db}.{TRACES_TABLE} (
     INDEX idx_model GenAiRequestModel TYPE set(256) GRANULARITY 4
 ) ENGINE = MergeTree
 PARTITION BY toDate(Timestamp)
-ORDER BY (OrganizationId, ProjectId, ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
+ORDER BY (OrganizationId, ProjectId, ServiceName, toStartOfMinute(Timestamp), TraceId, Timestamp)
 TTL toDateTime(Timestamp) + toIntervalDay({int(ttl_days)})
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000
 """
