@@ -1,7 +1,8 @@
-"""Where a trace-by-id read spends its time on a large store, and what smaller granules would change.
+"""Where a trace-by-id read spends its time on a large store, and what smaller granules and fewer lookup
+partitions would change.
 
 Reads a store made by ``bench_query.py`` (``--data-dir``; 100 M spans for the query goal), with the engine in
-this process and nothing else running on it. Two parts:
+this process and nothing else running on it. Three parts:
 
 ``breakdown`` — for ``--traces`` random traces, each read once in every variant, the variants in a random
 order per trace (the first read of a trace pays for what the engine then caches, so a fixed order would favour
@@ -16,7 +17,11 @@ databases made by the real migrations, one as they are (8,192-row granules, up t
 made), waits for their merges, then alternates between them: trace by id, and the newest 50 traces of that
 day (``search_traces``). The copies are dropped at the end.
 
-    .venv/bin/python bench/bench_trace_by_id.py --data-dir DIR [--traces 150] [--granules] [--json F]
+``lookup`` (with ``--lookup``) — copies the trace-id lookup table twice the same way, into the table as the
+migrations make it (a partition a week) and into one with a partition a day (as stores made before have it),
+waits for their merges, then alternates the lookup query between them. Dropped at the end.
+
+    .venv/bin/python bench/bench_trace_by_id.py --data-dir DIR [--traces 150] [--granules] [--lookup] [--json F]
 """
 
 from __future__ import annotations
@@ -197,6 +202,53 @@ def granules(
     return out
 
 
+def lookup_partitions(client: Any, traces: int, rng: random.Random) -> dict[str, Any]:
+    """The lookup table's rows copied twice the same way, into the table as the migrations make it (a partition
+    a week) and into one with a partition a day (as stores made before have it), merges left to finish; then
+    the lookup query on each, alternating. A lookup by id probes every part."""
+    statement = schema.migrations("bench_lookup", 30)[0].statements[1]
+    weekly = "PARTITION BY toMonday(Start)"
+    assert weekly in statement, "the lookup table's partitioning changed: update this benchmark"
+    tables = {"a partition a week": "bench_lookup.weekly", "a partition a day": "bench_lookup.daily"}
+    out: dict[str, Any] = {}
+    try:
+        client.command("DROP DATABASE IF EXISTS bench_lookup SYNC")
+        client.command("CREATE DATABASE bench_lookup")
+        for name, table in tables.items():
+            made = statement.replace(f"`bench_lookup`.{schema.TRACE_ID_TS_TABLE}", table)
+            client.command(made if "week" in name else made.replace(weekly, "PARTITION BY toDate(Start)"))
+            client.command(
+                f"INSERT INTO {table} SELECT TraceId, Start, End FROM otel.{schema.TRACE_ID_TS_TABLE}"
+            )
+        while client.rows("SELECT count() AS n FROM system.merges WHERE database = 'bench_lookup'")[0]["n"]:
+            time.sleep(2)
+        out["parts"] = {
+            name: client.rows(
+                "SELECT count() AS n FROM system.parts WHERE active AND database = 'bench_lookup' "
+                f"AND table = '{table.split('.')[1]}'"
+            )[0]["n"]
+            for name, table in tables.items()
+        }
+        ids = [
+            row["TraceId"]
+            for row in client.rows(
+                f"SELECT TraceId FROM otel.{schema.TRACE_ID_TS_TABLE} "
+                f"WHERE cityHash64(TraceId) % 1000 = {rng.randrange(1000)} LIMIT {traces}"
+            )
+        ]
+
+        def lookup(table: str) -> Callable[[str], Any]:
+            return lambda trace_id: client.rows(
+                f"SELECT min(Start) AS first, max(End) AS last FROM {table} WHERE TraceId = {{id:String}}",
+                {"id": trace_id},
+            )
+
+        out["lookup"] = _alternate(ids, {name: lookup(table) for name, table in tables.items()}, rng)
+    finally:
+        client.command("DROP DATABASE IF EXISTS bench_lookup SYNC")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,6 +257,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=150)
     parser.add_argument("--granules", action="store_true", help="also compare smaller granules on one day")
     parser.add_argument("--granule-bytes", type=int, default=1 << 20)
+    parser.add_argument("--lookup", action="store_true", help="also compare the lookup table's partitions")
     parser.add_argument("--day-offset", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="also write the results to this file")
@@ -225,6 +278,14 @@ def main() -> None:
             for part in ("trace_by_id", "search_day"):
                 for name, figures in results["granules"][part].items():
                     print(f"  {name:<46} median {figures['median_ms']:6.1f}   p95 {figures['p95_ms']:6.1f}")
+        if args.lookup:
+            print("Lookup table partitions:", flush=True)
+            results["lookup"] = lookup_partitions(client, args.traces, rng)
+            print(f"  parts: {results['lookup']['parts']}", flush=True)
+            for name, figures in results["lookup"]["lookup"].items():
+                print(
+                    f"  lookup, {name:<38} median {figures['median_ms']:6.1f}   p95 {figures['p95_ms']:6.1f}"
+                )
     finally:
         client.close()
     if args.json:
