@@ -96,3 +96,22 @@ def test_search_windows_pages_through_everything(planted: tuple[TraceStore, dict
         if cursor is None:
             break
     assert seen == sorted(starts, key=lambda tid: (-starts[tid], tid))
+
+
+def test_search_windows_newest_below_a_gap(planted: tuple[TraceStore, dict[str, int]]) -> None:
+    """Below a gap, the search finds a time with no span of the tenant's above it and one in the first window
+    under it; globex's spans in the gap are not acme's."""
+    store, _ = planted
+    window = TraceStore._FIRST_WINDOW_NS
+    newest = NOW - 3 * HOUR + 10  # acme's newest span starts here (the newest trace's second span)
+    found = store._newest_below(ACME, NOW - 24 * HOUR, NOW + SECOND)
+    assert found is not None
+    assert newest < found <= newest + window
+    assert not store._has_spans(ACME, found, NOW + SECOND)
+    assert store._has_spans(ACME, found - window, found)
+
+
+def test_search_windows_newest_below_none(planted: tuple[TraceStore, dict[str, int]]) -> None:
+    store, _ = planted
+    assert store._newest_below(ACME, NOW - 2 * HOUR, NOW + SECOND) is None
+    assert store._newest_below(ACME, NOW - 30 * HOUR, NOW - 25 * HOUR) is None

@@ -521,8 +521,10 @@ GROUP BY TraceId
 
     # The newest page first looks at the last few minutes, then at 8 times more, and so on: a busy store has a
     # page of traces in its last minutes, and grouping those is far cheaper than grouping the whole range. A
-    # window with no trace at all (an idle tenant, a gap before the range's end) is only doubled: empty windows
-    # cost a few milliseconds, and the first one that holds spans then holds little more than a page.
+    # window with spans but no trace that passes the filters is only doubled. A window with no span of the
+    # tenant at all (an idle tenant, a gap before the range's end) sends the search below it for the newest
+    # spans (``_newest_below``, one-row reads), and the windows start again from there: doubling from the
+    # range's end instead would reach past a gap of hours by as much again, and group hours of spans.
     _FIRST_WINDOW_NS = 300 * 10**9
     _WIDEN = 8
     _WIDEN_EMPTY = 2
@@ -554,8 +556,46 @@ GROUP BY TraceId
                 whole = [row for row in candidates if row["trace_id"] not in earlier]
                 if len(whole) >= rows:
                     return whole[:rows], low
-            width *= self._WIDEN if candidates else self._WIDEN_EMPTY
+                width *= self._WIDEN
+            elif self._has_spans(tenant, low, top_ns):
+                width *= self._WIDEN_EMPTY
+            else:
+                below = self._newest_below(tenant, start_ns, low)
+                if below is None:
+                    return [], low
+                top_ns, width = below, self._FIRST_WINDOW_NS
         return first_pass(start_ns, rows), start_ns
+
+    def _has_spans(self, tenant: Tenant, start_ns: int, end_ns: int) -> bool:
+        """Whether the tenant has a span in ``[start_ns, end_ns)`` (reads until the first one)."""
+        sql = _Sql()
+        where = [*sql.tenant(tenant), *sql.time(start_ns, end_ns)]
+        return bool(
+            self._rows(f"SELECT 1 AS found FROM {self.traces} WHERE {_where(where)} LIMIT 1", sql.params)
+        )
+
+    def _newest_below(self, tenant: Tenant, start_ns: int, end_ns: int) -> int | None:
+        """A time ``t`` in ``(start_ns, end_ns]`` such that the tenant has no span in ``[t, end_ns)`` and has one
+        in the first window below ``t``; None when it has none in ``[start_ns, end_ns)``.
+
+        Steps down in doubling steps until a step holds a span, then halves that step to the first window's
+        width: two dozen one-row reads at most for a gap of days, where grouping the spans a doubled window
+        reaches costs a read of all of them."""
+        high, step = end_ns, self._FIRST_WINDOW_NS
+        while True:
+            low = max(start_ns, high - step)
+            if self._has_spans(tenant, low, high):
+                break
+            if low == start_ns:
+                return None
+            high, step = low, step * 2
+        while high - low > self._FIRST_WINDOW_NS:
+            middle = (low + high) // 2
+            if self._has_spans(tenant, middle, high):
+                low = middle
+            else:
+                high = middle
+        return high
 
     def _with_spans_between(self, tenant: Tenant, ids: list[str], start_ns: int, end_ns: int) -> set[str]:
         """Those of ``ids`` with a span of the tenant's in ``[start_ns, end_ns)``.
