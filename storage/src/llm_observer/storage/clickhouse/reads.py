@@ -579,8 +579,8 @@ GROUP BY TraceId
         in the first window below ``t``; None when it has none in ``[start_ns, end_ns)``.
 
         Steps down in doubling steps until a step holds a span, then halves that step to the first window's
-        width: two dozen one-row reads at most for a gap of days, where grouping the spans a doubled window
-        reaches costs a read of all of them."""
+        width: some twenty one-row reads for a gap of a day, where grouping the spans that a window doubled
+        past the gap reaches costs a read of all of them."""
         high, step = end_ns, self._FIRST_WINDOW_NS
         while True:
             low = max(start_ns, high - step)
