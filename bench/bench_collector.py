@@ -173,6 +173,11 @@ def _dir_bytes(root: Path) -> int:
     return total - sum(p.stat().st_size for p in (root / "bench.yaml", root / "collector.log") if p.exists())
 
 
+def _maps_file(pid: int, part: str) -> bool:
+    """Whether process ``pid`` maps a file whose path contains ``part``."""
+    return part in Path(f"/proc/{pid}/maps").read_text()
+
+
 def _memory_parts(port: int) -> dict[str, int]:
     """``llm_observer_memory_bytes{part}`` in MB, as the collector reports it."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -362,6 +367,8 @@ def main() -> None:
         results["peak_rss_mb"] = round(sampler.peak / 1e6)
         results["peak_anon_rss_mb"] = round(sampler.peak_private / 1e6)
         results["memory_parts_mb_near_peak"] = sampler.parts_at_peak
+        # pandas adds ~55 MB when anything loads it (see storage.clickhouse.pandas_check): it should not.
+        results["pandas_loaded"] = _maps_file(proc.pid, "/pandas/")
     finally:
         sampler.stop.set()
         proc.send_signal(signal.SIGTERM)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from llm_observer.kernel.batch import SPAN_KIND_NAMES, STATUS_NAMES, Attributes, AttrValue, SpanBatch
+from llm_observer.storage.clickhouse.pandas_check import settle_without_pandas
 
 try:
     from llm_observer.storage.clickhouse import _arrow_native
@@ -32,6 +33,8 @@ except ImportError:  # installed without a C compiler
 
 NATIVE_ARROW = _arrow_native is not None
 """Whether the attribute maps and ids are laid out natively (see ``_arrow_native``)."""
+
+settle_without_pandas()  # before the first conversion: see pandas_check
 
 _STRING_MAP = pa.map_(pa.string(), pa.string())
 _TIMESTAMP = pa.timestamp("ns")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from llm_observer.kernel.errors import ConfigError, LLMObserverError, PermanentError, RetryableError
+from llm_observer.storage.clickhouse.pandas_check import settle_without_pandas
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings, ClickHouseTls
 
 Params = Mapping[str, Any] | None
@@ -139,9 +140,10 @@ def _engine_settings() -> str:
 class ChdbClient:
     """ClickHouse in this process. Thread-safe: every call into chDB holds ``_engine_lock``.
 
-    chDB serialises calls internally and releases the GIL while one runs; but an insert through ``Python()``
-    takes the GIL back to read its Arrow table while holding chDB's own lock, so a second thread entering
-    chDB with the GIL held would deadlock both. Waiting on a Python lock releases the GIL, so it cannot.
+    chDB serialises calls internally and releases the GIL while one runs; a thread that needs the GIL back
+    inside chDB (its ``Python()`` table function does, to read a Python object) while holding chDB's own lock
+    would deadlock a second thread entering chDB with the GIL held. Waiting on a Python lock releases the
+    GIL, so it cannot.
     """
 
     def __init__(self, endpoint: str, path: Path) -> None:
@@ -149,6 +151,7 @@ class ChdbClient:
         # its default 10 s keeps ~170 MB less resident under sustained inserts at the same insert rate
         # (measured with bench/bench_clickhouse-sized batches); a value the user set wins.
         os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
+        settle_without_pandas()
         import chdb.session
 
         self.endpoint = endpoint
@@ -187,31 +190,21 @@ class ChdbClient:
     def insert_arrow(
         self, table: str, columns: Sequence[str], data: pa.Table, settings: Mapping[str, Any] | None = None
     ) -> None:
+        # As an Arrow IPC stream through chDB's public insert API. chDB's ``Python()`` table function would read
+        # the table in place, but it imports pandas (~30 MB more for the process) to look at it, and stores no
+        # faster (bench/bench_collector.py --up, alternating). Handing the stream over in slices, for the
+        # engine to parse as they come, stored ~10% less for the same peak.
         cols = ", ".join(f"`{c}`" for c in columns)
-        names = ", ".join(f"`{c}`" for c in data.column_names)
-        sql = f"INSERT INTO {table} ({cols}) SELECT {names} FROM Python(_llm_observer_arrow)"
-        sql += _settings_clause(settings)
-        native = getattr(getattr(self._session, "_conn", None), "_conn", None)
-        if native is not None:
-            # chDB's Python() table function resolves the name in the frame that calls the engine, and only
-            # there: call the engine from this frame so it reads the Arrow table in place, without a copy.
-            _llm_observer_arrow = data
-            try:
-                with self._engine_lock:
-                    native.query(sql, "CSV", params={})
-            except Exception as exc:
-                raise classify(str(exc), "ClickHouse insert failed") from exc
-            return
-        # chDB moved its internals: stream the table as Arrow IPC through the public insert API instead.
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, data.schema) as writer:
             writer.write_table(data)
+        stream = sink.getvalue()
         try:
             with self._engine_lock:
                 inserter = self._session.send_insert(
                     f"INSERT INTO {table} ({cols})" + _settings_clause(settings), "ArrowStream"
                 )
-                inserter.append(sink.getvalue().to_pybytes())
+                inserter.append(memoryview(stream))
                 inserter.finish()
         except Exception as exc:
             raise classify(str(exc), "ClickHouse insert failed") from exc
