@@ -15,21 +15,16 @@ import time
 from pathlib import Path
 
 from llm_observer.kernel.batch import SpanBatch
-from llm_observer.storage.clickhouse.arrow import to_arrow
-from llm_observer.storage.clickhouse.client import open_client
-from llm_observer.storage.clickhouse.migrate import ensure_schema
-from llm_observer.storage.clickhouse import schema
 from tests.support import add_span
+from tests.support.span_store import span_store
 
-client = open_client("chdb://clickhouse", Path(sys.argv[1]))
-ensure_schema(client, "otel", ttl_days=30)
 batch = SpanBatch()
 now = time.time_ns()
 resource = {"service.name": "shop", "llm_observer.organization.id": "acme"}
 for i in range(50):
     add_span(batch, resource=resource, trace_id=bytes([i + 1]) * 16, start=now, end=now + 10**6)
-client.insert_arrow(f"`otel`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(batch))
-stored = client.rows("SELECT count() AS n FROM otel.otel_traces")[0]["n"]
+with span_store(Path(sys.argv[1]), batch) as client:
+    stored = client.rows("SELECT count() AS n FROM otel.otel_traces")[0]["n"]
 print(stored, "pandas" in sys.modules)
 """
 

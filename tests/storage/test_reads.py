@@ -14,7 +14,6 @@ import pytest
 from llm_observer.kernel.batch import Event, Link, SpanBatch
 from llm_observer.storage.clickhouse import schema
 from llm_observer.storage.clickhouse.arrow import to_arrow
-from llm_observer.storage.clickhouse.client import open_client
 from llm_observer.storage.clickhouse.migrate import ensure_schema
 from llm_observer.storage.clickhouse.reads import (
     CallCosts,
@@ -37,6 +36,7 @@ from llm_observer.storage.clickhouse.reads import (
     normalize_trace_id,
 )
 from tests.support import add_span
+from tests.support.span_store import span_store
 
 HOUR = 3600 * 10**9
 BASE = (time.time_ns() - 2 * HOUR) // HOUR * HOUR  # two hours ago, on the hour
@@ -134,13 +134,8 @@ def _planted() -> SpanBatch:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceStore]:
-    client = open_client("chdb://clickhouse", tmp_path_factory.mktemp("reads"))
-    try:
-        ensure_schema(client, "otel", ttl_days=30)
-        client.insert_arrow(f"`otel`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(_planted()))
+    with span_store(tmp_path_factory.mktemp("reads"), _planted()) as client:
         yield TraceStore(client, "otel")
-    finally:
-        client.close()
 
 
 def test_reads_get_trace_returns_typed_spans(store: TraceStore) -> None:

@@ -9,12 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from llm_observer.kernel.batch import SpanBatch
-from llm_observer.storage.clickhouse import schema
-from llm_observer.storage.clickhouse.arrow import to_arrow
-from llm_observer.storage.clickhouse.client import open_client
-from llm_observer.storage.clickhouse.migrate import ensure_schema
 from llm_observer.storage.clickhouse.reads import Tenant, TraceQuery, TraceStore
 from tests.support import add_span
+from tests.support.span_store import span_store
 
 SECOND = 10**9
 HOUR = 3600 * SECOND
@@ -60,14 +57,9 @@ def _planted() -> tuple[SpanBatch, dict[str, int]]:
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TraceStore, dict[str, int]]]:
-    client = open_client("chdb://clickhouse", tmp_path_factory.mktemp("windows"))
-    try:
-        ensure_schema(client, "otel", ttl_days=30)
-        batch, starts = _planted()
-        client.insert_arrow(f"`otel`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(batch))
+    batch, starts = _planted()
+    with span_store(tmp_path_factory.mktemp("windows"), batch) as client:
         yield TraceStore(client, "otel"), starts
-    finally:
-        client.close()
 
 
 @pytest.mark.parametrize("limit", [1, 7, 50])

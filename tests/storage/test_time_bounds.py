@@ -10,12 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from llm_observer.kernel.batch import SpanBatch
-from llm_observer.storage.clickhouse import schema
-from llm_observer.storage.clickhouse.arrow import to_arrow
-from llm_observer.storage.clickhouse.client import open_client
-from llm_observer.storage.clickhouse.migrate import ensure_schema
 from llm_observer.storage.clickhouse.reads import Tenant, TraceQuery, TraceStore
 from tests.support import add_span
+from tests.support.span_store import span_store
 
 SECOND = 10**9
 ACME = Tenant(organization_id="acme", project_ids=None)
@@ -33,18 +30,11 @@ STARTS = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TraceStore]:
-    client = open_client("chdb://clickhouse", tmp_path_factory.mktemp("bounds"))
-    try:
-        ensure_schema(client, "otel", ttl_days=30)
-        batch = SpanBatch()
-        for n, start in enumerate(STARTS.values()):
-            add_span(
-                batch, resource=RESOURCE, trace_id=(n + 1).to_bytes(16, "big"), start=start, end=start + 5
-            )
-        client.insert_arrow(f"`otel`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(batch))
+    batch = SpanBatch()
+    for n, start in enumerate(STARTS.values()):
+        add_span(batch, resource=RESOURCE, trace_id=(n + 1).to_bytes(16, "big"), start=start, end=start + 5)
+    with span_store(tmp_path_factory.mktemp("bounds"), batch) as client:
         yield TraceStore(client, "otel")
-    finally:
-        client.close()
 
 
 def _found(store: TraceStore, start_ns: int, end_ns: int) -> set[str]:

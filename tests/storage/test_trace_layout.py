@@ -12,11 +12,10 @@ import pytest
 
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.storage.clickhouse import schema
-from llm_observer.storage.clickhouse.arrow import to_arrow
-from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
-from llm_observer.storage.clickhouse.migrate import ensure_schema
+from llm_observer.storage.clickhouse.client import ClickHouseClient
 from llm_observer.storage.clickhouse.reads import Tenant, TraceStore, _Sql, _where
 from tests.support import add_span
+from tests.support.span_store import span_store
 
 SECOND = 10**9
 ACME = Tenant(organization_id="acme", project_ids=None)
@@ -47,26 +46,17 @@ def stored(
 ) -> Iterator[ClickHouseClient]:
     """A store whose ``otel_traces`` has the given key, holding ``TRACES`` traces of four spans, one per span
     name, all in the same minute, inserted at once (one part)."""
-    client = open_client("chdb://clickhouse", tmp_path_factory.mktemp("layout"))
-    try:
-        order_by = TRACE_KEYED if request.param == "trace-keyed" else BY_SPAN_NAME
-        ensure_schema(client, "otel", ttl_days=30, migrations=_migrations_with(order_by))
-        batch = SpanBatch()
-        for n in range(TRACES):
-            start = START + n * 1000
-            for k, name in enumerate(NAMES):
-                add_span(
-                    batch,
-                    resource=RESOURCE,
-                    trace_id=bytes.fromhex(_trace_id(n)),
-                    name=name,
-                    start=start + k,
-                    end=start + k + 500,
-                )
-        client.insert_arrow(f"`otel`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(batch))
+    order_by = TRACE_KEYED if request.param == "trace-keyed" else BY_SPAN_NAME
+    batch = SpanBatch()
+    for n in range(TRACES):
+        start = START + n * 1000
+        for k, name in enumerate(NAMES):
+            trace_id = bytes.fromhex(_trace_id(n))
+            add_span(
+                batch, resource=RESOURCE, trace_id=trace_id, name=name, start=start + k, end=start + k + 500
+            )
+    with span_store(tmp_path_factory.mktemp("layout"), batch, _migrations_with(order_by)) as client:
         yield client
-    finally:
-        client.close()
 
 
 def _granules_read(client: ClickHouseClient, trace_id: str) -> int:

@@ -10,11 +10,10 @@ import pytest
 
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.storage.clickhouse import schema
-from llm_observer.storage.clickhouse.arrow import to_arrow
-from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client
-from llm_observer.storage.clickhouse.migrate import ensure_schema
+from llm_observer.storage.clickhouse.client import ClickHouseClient
 from llm_observer.storage.clickhouse.reads import Tenant, TraceStore
 from tests.support import add_span
+from tests.support.span_store import span_store
 
 DAY = 86400 * 10**9
 ACME = Tenant(organization_id="acme", project_ids=None)
@@ -29,19 +28,14 @@ def _trace_id(day: int) -> str:
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseClient]:
-    client = open_client("chdb://clickhouse", tmp_path_factory.mktemp("lookup"))
-    try:
-        ensure_schema(client, "otel", ttl_days=30)
-        batch = SpanBatch()
-        for day in range(DAYS):
-            start = NOW - day * DAY
-            trace = bytes.fromhex(_trace_id(day))
-            add_span(batch, resource=RESOURCE, trace_id=trace, name="handle", start=start, end=start + 10**9)
-            add_span(batch, resource=RESOURCE, trace_id=trace, start=start + 5, end=start + 10**8)
-        client.insert_arrow(f"`otel`.{schema.TRACES_TABLE}", schema.INSERT_COLUMNS, to_arrow(batch))
+    batch = SpanBatch()
+    for day in range(DAYS):
+        start = NOW - day * DAY
+        trace = bytes.fromhex(_trace_id(day))
+        add_span(batch, resource=RESOURCE, trace_id=trace, name="handle", start=start, end=start + 10**9)
+        add_span(batch, resource=RESOURCE, trace_id=trace, start=start + 5, end=start + 10**8)
+    with span_store(tmp_path_factory.mktemp("lookup"), batch) as client:
         yield client
-    finally:
-        client.close()
 
 
 def test_trace_lookup_partitions_by_week(client: ClickHouseClient) -> None:
