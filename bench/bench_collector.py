@@ -67,6 +67,7 @@ def _sender(
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)])
     export = channel.unary_unary(EXPORT)
     start = time.perf_counter()
+    cpu_start = time.process_time()  # the sending, not the interpreter's start-up and payload building
     deadline = start + seconds
     sent = 0
 
@@ -99,7 +100,13 @@ def _sender(
         slots.acquire()
     channel.close()
     out.put(
-        {"acked": acked, "refused": refused, "latencies": latencies, "elapsed": time.perf_counter() - start}
+        {
+            "acked": acked,
+            "refused": refused,
+            "latencies": latencies,
+            "elapsed": time.perf_counter() - start,
+            "cpu_s": time.process_time() - cpu_start,
+        }
     )
 
 
@@ -139,6 +146,7 @@ def _run_senders(
         "acked_spans_per_s": round(acked / elapsed),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 2) if latencies else None,
         "latency_ms_p99": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 2) if latencies else None,
+        "senders_cpu_s": sum(r["cpu_s"] for r in results),
     }
 
 
@@ -171,6 +179,62 @@ def _dir_bytes(root: Path) -> int:
         if path.is_file() and "models" not in path.relative_to(root).parts[:1]:
             total += path.stat().st_size
     return total - sum(p.stat().st_size for p in (root / "bench.yaml", root / "collector.log") if p.exists())
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_cpu_s(stat: str) -> tuple[str, float]:
+    """(name, user + system CPU seconds) from a ``/proc/…/stat`` line; the name may hold spaces and parentheses."""
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return name, (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: the stat's fields 14 and 15
+
+
+def _cpu_by_thread(pid: int) -> tuple[float, dict[str, float]]:
+    """The process's CPU seconds (threads that have exited included) and its live threads' by thread name:
+    the interpreter's threads are ``python`` (with the engine work they call into, such as an insert's
+    parsing), chDB's own are named for their pool (``MergeMutate`` for merges)."""
+    total = _stat_cpu_s(Path(f"/proc/{pid}/stat").read_text())[1]
+    by_name: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name, cpu = _stat_cpu_s((task / "stat").read_text())
+        except OSError:  # the thread exited meanwhile
+            continue
+        by_name[name] = by_name.get(name, 0.0) + cpu
+    return total, by_name
+
+
+def _cpu_per_span(
+    before: tuple[float, dict[str, float]],
+    after: tuple[float, dict[str, float]],
+    window_s: float,
+    spans: int,
+    senders_cpu_s: float,
+) -> dict[str, Any]:
+    """Where the CPU of storing ``spans`` went, in µs per span, and the stored rate it allows on this machine.
+
+    ``machine_bound_spans_per_s`` is the rate at which the collector and the load generator together would
+    keep every core busy: the ceiling the stored rate can reach with this CPU per span."""
+    total = after[0] - before[0]
+    names = {
+        name: cpu - before[1].get(name, 0.0)
+        for name, cpu in after[1].items()
+        if cpu - before[1].get(name, 0.0) > 0
+    }
+    listed = dict(sorted(names.items(), key=lambda kv: -kv[1])[:6])
+    per_span = 1e6 / max(1, spans)
+    by_thread = {name: round(cpu * per_span, 1) for name, cpu in listed.items()}
+    by_thread["other (and exited threads)"] = round((total - sum(listed.values())) * per_span, 1)
+    collector_us, senders_us = total * per_span, senders_cpu_s * per_span
+    return {
+        "collector_cores": round(total / window_s, 2),
+        "collector_us_per_span": round(collector_us, 1),
+        "collector_by_thread_us_per_span": by_thread,
+        "senders_us_per_span": round(senders_us, 1),
+        "machine_bound_spans_per_s": round((os.cpu_count() or 1) * 1e6 / (collector_us + senders_us)),
+    }
 
 
 def _maps_file(pid: int, part: str) -> bool:
@@ -345,6 +409,7 @@ def main() -> None:
                     ) from None
                 time.sleep(0.2)
         sampler.start()
+        cpu_before = _cpu_by_thread(proc.pid)
         started = time.perf_counter()
         peak = _run_senders(
             grpc_port, args.senders, args.seconds, 0, args.inflight, args.traces_per_request, args.spans
@@ -354,6 +419,10 @@ def main() -> None:
             time.sleep(0.1)
         stored_elapsed = time.perf_counter() - started
         peak["stored_spans_per_s"] = round(accepted / stored_elapsed)
+        # Up to the last span stored (merges and the vector exporter may still run after it).
+        peak["cpu"] = _cpu_per_span(
+            cpu_before, _cpu_by_thread(proc.pid), stored_elapsed, int(accepted), peak.pop("senders_cpu_s")
+        )
         if args.up:
             peak["vectors"] = _vector_lag(prom_port, accepted, started, peak["elapsed_s"])
         results["peak"] = peak
@@ -378,7 +447,9 @@ def main() -> None:
     client = open_client("chdb://clickhouse", data_dir)
     row = client.rows(
         "SELECT sum(data_compressed_bytes) AS c, sum(data_uncompressed_bytes) AS u, "
-        "(SELECT count() FROM otel.otel_traces) AS n FROM system.columns WHERE database = 'otel' AND table = 'otel_traces'"
+        # system.parts, not system.columns: compact parts report no size per column.
+        "(SELECT count() FROM otel.otel_traces) AS n FROM system.parts "
+        "WHERE active AND database = 'otel' AND table = 'otel_traces'"
     )[0]
     client.close()
     results["stored_rows"] = row["n"]

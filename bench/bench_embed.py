@@ -215,10 +215,12 @@ async def bench_pipeline(data_dir: Path, spans: int, unique: int) -> None:
     config = local_config(
         data_dir / "pipeline",
         {
+            # Qdrant (local mode here) is the deployments' option, not a default exporter: declare it.
+            "exporters": {"qdrant": {"cache_size": 10_000}},
             "service": {
                 "delivery": {"linger_seconds": 0},
                 "pipelines": {"traces": {"receivers": ["otlp"], "processors": [], "exporters": ["qdrant"]}},
-            }
+            },
         },
     )
     async with running(config) as service:

@@ -1,9 +1,9 @@
 """Does the semantic-search exporter keep up with a steady ingest rate, in the default pipeline?
 
-Runs a collector with the default pipeline (clickhouse, spanmetrics and qdrant behind the WAL) in this process,
+Runs a collector with the default pipeline (clickhouse, spanmetrics and vectors behind the WAL) in this process,
 as ``llm-observer up`` does, and sends agent traces over OTLP/HTTP at a fixed rate for ``--seconds``: 5 spans
 per trace, 2 of them chat spans whose user prompts are distinct and 300 to 3,000 characters long (a question
-with pasted context). Reports the spans/s the qdrant exporter delivered (from the collector's own
+with pasted context). Reports the spans/s the vectors exporter delivered (from the collector's own
 ``llm_observer_spans_exported_total``, whole batches only) and the prompts/s it stored, against what was sent.
 
     .venv/bin/python bench/bench_embed_rate.py [--rate 360] [--seconds 60]
@@ -23,6 +23,8 @@ from pathlib import Path
 import httpx
 
 from llm_observer.collector.testing import genai_request, local_config, running
+from llm_observer.exporters.vectors.exporter import VectorsExporter
+from llm_observer.storage.clickhouse.vector_schema import VECTORS_TABLE
 
 WORDS = [
     "refund",
@@ -104,7 +106,7 @@ async def main(rate: float, seconds: float) -> None:
 
             def exported() -> float:
                 value = registry.get_sample_value(
-                    "llm_observer_spans_exported_total", {"pipeline": "traces", "exporter": "qdrant"}
+                    "llm_observer_spans_exported_total", {"pipeline": "traces", "exporter": "vectors"}
                 )
                 return value or 0.0
 
@@ -121,15 +123,21 @@ async def main(rate: float, seconds: float) -> None:
                     sent += traces * 5
             elapsed = time.perf_counter() - began
             delivered = exported()
-            exporter = service.exporters["qdrant"]
-            stored = exporter.store.count("llm_observer_prompts") if exporter.store is not None else 0
+            exporter = service.exporters["vectors"]
+            assert isinstance(exporter, VectorsExporter)
+            client = exporter.client
+            stored = (
+                int(client.rows(f"SELECT count() AS n FROM `{exporter.database}`.{VECTORS_TABLE}")[0]["n"])
+                if client is not None
+                else 0
+            )
             print(
                 f"prompts stored: {stored / elapsed:.1f}/s of {sum(c for _, c in bodies) / elapsed:.1f}/s sent "
                 "(batches still in progress count here, not in the delivered spans)"
             )
             print(
                 f"sent {sent / elapsed:.0f} spans/s for {elapsed:.0f} s "
-                f"({sum(c for _, c in bodies)} distinct prompts of 300-3000 chars); the qdrant exporter "
+                f"({sum(c for _, c in bodies)} distinct prompts of 300-3000 chars); the vectors exporter "
                 f"delivered {delivered / elapsed:.0f} spans/s ({delivered / max(1, sent):.0%} of them)"
             )
 

@@ -156,7 +156,7 @@ def _run(setup: str, broker: KafkaBroker, topic: str, args: argparse.Namespace) 
                 int(prom["endpoint"].rsplit(":", 1)[1]),
             )
             collectors.append(store)
-        samplers = [_RssSampler(c.proc.pid) for c in collectors]
+        samplers = [_RssSampler(c.proc.pid, c.prom_port) for c in collectors]
         for sampler in samplers:
             sampler.start()
         started = time.perf_counter()

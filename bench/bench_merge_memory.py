@@ -51,8 +51,14 @@ async def _one(variant: str, parts: int, batch_spans: int) -> dict[str, object]:
         before = _anonymous_mb()
         for n in range(parts):
             table = tables[n % len(tables)]
-            client.insert_arrow(f"otel.{name}", schema.INSERT_COLUMNS, table, {"insert_deduplicate": 0})
+            # Four distinct tables, inserted again and again: the engine would drop the repeats as duplicates.
+            # (Since ClickHouse 26 ``deduplicate_insert`` decides that; ``insert_deduplicate = 0`` no longer does.)
+            client.insert_arrow(
+                f"otel.{name}", schema.INSERT_COLUMNS, table, {"deduplicate_insert": "disable"}
+            )
         inserted = _anonymous_mb()
+        made = client.rows(f"SELECT count() AS n FROM system.parts WHERE active AND {where}")
+        assert int(made[0]["n"]) == parts, f"{made[0]['n']} parts made of {parts} inserts: nothing to merge"
         del tables
         peak, merge_mb = _anonymous_mb(), 0
         started = time.perf_counter()
