@@ -17,6 +17,11 @@ ClickHouse, span-metrics and vector exporters, Prometheus) and the query service
 The load the speed goals are stated for is eight concurrent streams of 500-span requests, 200k spans:
 
     .venv/bin/python bench/bench_collector.py --up --senders 2 --inflight 4 --spans 200000
+
+With ``--up`` the peak phase also reports where the CPU went until the last span was stored (``cpu``: the
+collector's cores, its CPU per stored span by thread name, the load generator's, and the stored rate at which
+both would fill every core), and ``--reads`` adds REST reads to the half-rate phase (the query service's
+latency while spans are ingested; its result cache is off in ``--up`` runs).
 """
 
 from __future__ import annotations
@@ -289,6 +294,45 @@ class _RssSampler(threading.Thread):
             time.sleep(0.1)
 
 
+class _ReadProbe(threading.Thread):
+    """What a user of the query service waits for while spans are ingested: the trace list and the metrics
+    summary of the last 24 hours through REST, one request at a time, every 100 ms."""
+
+    READS = {"traces": "/api/v1/traces?limit=20", "summary": "/api/v1/metrics/summary"}
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.latencies: dict[str, list[float]] = {name: [] for name in self.READS}
+        self.failed = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for name, path in self.READS.items():
+                began = time.perf_counter()
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=30).read()
+                except OSError:
+                    self.failed += 1
+                    continue
+                self.latencies[name].append(time.perf_counter() - began)
+            self.stop.wait(0.1)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"failed": self.failed}
+        for name, values in self.latencies.items():
+            values = sorted(values)
+            if values:
+                out[name] = {
+                    "n": len(values),
+                    "p50_ms": round(1000 * statistics.median(values), 1),
+                    "p99_ms": round(1000 * values[max(0, int(len(values) * 0.99) - 1)], 1),
+                    "max_ms": round(1000 * values[-1], 1),
+                }
+        return out
+
+
 def _collector_config(args: argparse.Namespace, grpc_port: int, prom_port: int) -> str:
     return yaml.safe_dump(
         {
@@ -342,10 +386,16 @@ def main() -> None:
     parser.add_argument(
         "--spans", type=int, default=0, help="stop the peak phase after this many spans (0: after --seconds)"
     )
+    parser.add_argument(
+        "--reads",
+        action="store_true",
+        help="with --up: during the half-rate phase also read the trace list and the metrics summary through "
+        "REST, one request every 100 ms, and report their latency (the load of goal 2 has no reads)",
+    )
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="llm-observer-bench-"))
-    grpc_port, prom_port = free_port(), free_port()
+    grpc_port, prom_port, query_port = free_port(), free_port(), free_port()
     config = data_dir / "bench.yaml"
     if args.up:
         # Only the endpoints move: merged over the built-in default, the pipeline stays ``up``'s.
@@ -362,8 +412,10 @@ def main() -> None:
                     },
                     "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{prom_port}"}},
                     "query": {
-                        "http": {"endpoint": f"127.0.0.1:{free_port()}"},
+                        "http": {"endpoint": f"127.0.0.1:{query_port}"},
                         "grpc": {"endpoint": f"127.0.0.1:{free_port()}"},
+                        # The reads made during the half-rate phase reach the store, not the result cache.
+                        "cache_ttl_seconds": 0,
                     },
                     "service": {
                         "telemetry": {"logs": {"level": "warning"}},
@@ -430,9 +482,17 @@ def main() -> None:
             # Half the sustainable rate: what storage keeps up with, not the burst the WAL absorbs.
             sustained = min(peak["acked_spans_per_s"], peak["stored_spans_per_s"])
             rate = sustained / 2 / (args.traces_per_request * 5)
+            reads = _ReadProbe(query_port) if args.up and args.reads else None
+            if reads is not None:
+                reads.start()
             results["half_rate"] = _run_senders(
                 grpc_port, args.senders, args.seconds, rate, 64, args.traces_per_request
             )
+            if reads is not None:
+                reads.stop.set()
+                reads.join()
+                results["half_rate"]["reads"] = reads.summary()
+            results["half_rate"].pop("senders_cpu_s")
         results["peak_rss_mb"] = round(sampler.peak / 1e6)
         results["peak_anon_rss_mb"] = round(sampler.peak_private / 1e6)
         results["memory_parts_mb_near_peak"] = sampler.parts_at_peak

@@ -49,6 +49,7 @@ def test_benches_run_collector_up_stores_every_span_and_accounts_for_its_cpu(tmp
         "5000",
         "--seconds",
         "2",
+        "--reads",
         "--json",
         str(result_file),
     )
@@ -63,6 +64,8 @@ def test_benches_run_collector_up_stores_every_span_and_accounts_for_its_cpu(tmp
     assert cpu["collector_by_thread_us_per_span"]["python"] > 0
     assert cpu["machine_bound_spans_per_s"] > 0
     assert result["half_rate"]["latency_ms_p99"] > 0
+    reads = result["half_rate"]["reads"]
+    assert reads["failed"] == 0 and reads["traces"]["n"] > 0 and reads["summary"]["n"] > 0
 
 
 def test_benches_run_merge_memory_merges_what_it_inserted() -> None:
