@@ -18,9 +18,9 @@ The load the speed goals are stated for is eight concurrent streams of 500-span 
 
     .venv/bin/python bench/bench_collector.py --up --senders 2 --inflight 4 --spans 200000
 
-With ``--up`` the peak phase also reports where the CPU went until the last span was stored (``cpu``: the
-collector's cores, its CPU per stored span by thread name, the load generator's, and the stored rate at which
-both would fill every core), and ``--reads`` adds REST reads to the half-rate phase (the query service's
+The peak phase also reports where the CPU went until the last span was stored (``cpu``: the collector's
+cores, its CPU per stored span by thread name, the load generator's, and the stored rate at which both would
+fill every core). With ``--up``, ``--reads`` adds REST reads to the half-rate phase (the query service's
 latency while spans are ingested; its result cache is off in ``--up`` runs).
 """
 
@@ -115,6 +115,11 @@ def _sender(
     )
 
 
+def _p99(ordered: list[float]) -> float:
+    """The 99th percentile of ``ordered`` (sorted, not empty): the value 99% of them do not exceed."""
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
 def _run_senders(
     port: int, senders: int, seconds: float, rate: float, inflight: int, traces: int, spans: int = 0
 ) -> dict[str, Any]:
@@ -150,7 +155,7 @@ def _run_senders(
         "elapsed_s": round(elapsed, 2),
         "acked_spans_per_s": round(acked / elapsed),
         "latency_ms_p50": round(1000 * statistics.median(latencies), 2) if latencies else None,
-        "latency_ms_p99": round(1000 * latencies[int(len(latencies) * 0.99) - 1], 2) if latencies else None,
+        "latency_ms_p99": round(1000 * _p99(latencies), 2) if latencies else None,
         "senders_cpu_s": sum(r["cpu_s"] for r in results),
     }
 
@@ -327,7 +332,7 @@ class _ReadProbe(threading.Thread):
                 out[name] = {
                     "n": len(values),
                     "p50_ms": round(1000 * statistics.median(values), 1),
-                    "p99_ms": round(1000 * values[max(0, int(len(values) * 0.99) - 1)], 1),
+                    "p99_ms": round(1000 * _p99(values), 1),
                     "max_ms": round(1000 * values[-1], 1),
                 }
         return out

@@ -61,9 +61,9 @@ def _run_json(args: list[str], timeout: float) -> dict[str, Any]:
         return data
 
 
-def collector_figures(spans: int, seconds: float) -> tuple[dict[str, float], dict[str, Any]]:
-    """The figures of goals 1 to 4 that ``up`` gives, and its memory by part near the peak (MB) and where its
-    CPU went (``cpu``)."""
+def collector_figures(spans: int, seconds: float) -> tuple[dict[str, float], dict[str, int], dict[str, Any]]:
+    """The figures of goals 1 to 4 that ``up`` gives, its memory by part near the peak (MB) and where its CPU
+    went."""
     result = _run_json(
         [
             str(HERE / "bench_collector.py"),
@@ -91,7 +91,7 @@ def collector_figures(spans: int, seconds: float) -> tuple[dict[str, float], dic
     caught_up = (peak.get("vectors") or {}).get("caught_up_after_last_ack_s")
     if caught_up is not None:
         figures["vectors_caught_up_s"] = caught_up
-    return figures, {**(result.get("memory_parts_mb_near_peak") or {}), "cpu": peak.get("cpu") or {}}
+    return figures, result.get("memory_parts_mb_near_peak") or {}, peak.get("cpu") or {}
 
 
 def cpu_breakdown(cpu: dict[str, Any]) -> str:
@@ -107,7 +107,7 @@ def cpu_breakdown(cpu: dict[str, Any]) -> str:
     )
 
 
-def memory_breakdown(parts: dict[str, Any]) -> str:
+def memory_breakdown(parts: dict[str, int]) -> str:
     """Where ``up``'s resident memory was near the peak: mapped files, the engine's and glibc's heaps, the rest
     (the interpreter's small objects, stacks, and the engine's heap as it moved between reads)."""
     anonymous, files = parts.get("rss_anonymous"), parts.get("rss_file")
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true", help=f"write the figures to {BASELINE.name}")
     args = parser.parse_args()
     began = time.monotonic()
-    from_up, details = collector_figures(args.spans, args.seconds)
+    from_up, memory, cpu = collector_figures(args.spans, args.seconds)
     figures = {**from_up, **search_figures(args.queries)}
     baseline = json.loads(BASELINE.read_text()) if BASELINE.exists() else {}
     for goal in GOALS:
@@ -155,9 +155,9 @@ def main() -> None:
         mark = "met" if goal.met(value) else "NOT met"
         print(f"{goal.what}: {value:g} {goal.unit} (goal {goal.target:g}, {mark}; {ratio})")
         if goal.key == "peak_rss_mb":
-            print(f"   near the peak: {memory_breakdown(details)}")
+            print(f"   near the peak: {memory_breakdown(memory)}")
         if goal.key == "stored_spans_per_s":
-            print(f"   CPU: {cpu_breakdown(details['cpu'])}")
+            print(f"   CPU: {cpu_breakdown(cpu)}")
     print(f"(guard ran {time.monotonic() - began:.0f} s)")
     if args.record:
         BASELINE.write_text(json.dumps(figures, indent=2) + "\n")

@@ -140,10 +140,10 @@ def _engine_settings() -> str:
 class ChdbClient:
     """ClickHouse in this process. Thread-safe: every call into chDB holds ``_engine_lock``.
 
-    chDB serialises calls internally and releases the GIL while one runs; a thread that needs the GIL back
-    inside chDB (its ``Python()`` table function does, to read a Python object) while holding chDB's own lock
-    would deadlock a second thread entering chDB with the GIL held. Waiting on a Python lock releases the
-    GIL, so it cannot.
+    The client has one connection to the engine, and chDB wants one call at a time on a connection; it releases
+    the GIL while a call runs, and so does waiting on the lock. Several connections would let reads and inserts
+    run side by side, but in ``llm-observer up`` that took a core from the thread that acknowledges clients
+    (the export p99 at half rate rose in every measured pair; README, "Where the CPU goes").
     """
 
     def __init__(self, endpoint: str, path: Path) -> None:
