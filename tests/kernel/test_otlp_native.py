@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import struct
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from llm_observer.collector.testing import genai_request
 from llm_observer.kernel import otlp_codec
 from llm_observer.kernel.batch import COLUMNS, SpanBatch
 from llm_observer.kernel.otlp_codec import decode_trace_bytes, decode_traces, to_any_value
+from tests.support.protobuf_wire import damaged, field, varint
 
 
 def slow(payload: bytes) -> SpanBatch:
@@ -203,31 +203,6 @@ def test_spans_are_appended_after_the_rows_already_in_the_batch() -> None:
 # --- wire bytes written by hand ----------------------------------------------------------------------
 
 
-def varint(n: int) -> bytes:
-    n &= (1 << 64) - 1
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number: int, payload: bytes | int, wire_type: int = 2) -> bytes:
-    key = varint(number << 3 | wire_type)
-    if wire_type == 0:
-        assert isinstance(payload, int)
-        return key + varint(payload)
-    if wire_type == 1:
-        assert isinstance(payload, int)
-        return key + struct.pack("<Q", payload)
-    if wire_type == 5:
-        assert isinstance(payload, int)
-        return key + struct.pack("<I", payload)
-    assert isinstance(payload, bytes)
-    return key + varint(len(payload)) + payload
-
-
 def text(number: int, value: str) -> bytes:
     return field(number, value.encode())
 
@@ -394,17 +369,7 @@ def test_random_damage_never_gives_another_batch_than_the_runtime() -> None:
     rng = random.Random(11)
     source = full_request().SerializeToString()
     agreed = 0
-    for _ in range(3000):
-        damaged = bytearray(source)
-        for _ in range(rng.randint(1, 4)):
-            pos = rng.randrange(len(damaged))
-            if rng.random() < 0.2:
-                del damaged[pos:]
-                if not damaged:
-                    break
-            else:
-                damaged[pos] = rng.randrange(256)
-        payload = bytes(damaged)
+    for payload in damaged(source, rng, 3000):
         try:
             expected = rows(slow(payload))
         except DecodeError:

@@ -674,8 +674,121 @@ done:
     return result;
 }
 
+/* --- the acknowledgement's span check ------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t earliest, latest;
+    Py_ssize_t spans;
+    int failed; /* a span did not pass: the walk stops (-1 without an exception) */
+} Check;
+
+static int
+all_zero(const uint8_t *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* 0 when the span passes ``drop_invalid_spans``' inline check; -1 when it does not (or holds events, which
+ * only the full check reads), with ``failed`` set, or when its bytes are not what the decoder expects
+ * (exception set). */
+static int
+check_span(const Field *outer, void *ctx)
+{
+    Check *k = ctx;
+    Cursor c = {outer->data, outer->data + outer->len};
+    Field f;
+    int r, events = 0;
+    const uint8_t *tid = NULL, *sid = NULL;
+    Py_ssize_t tid_len = 0, sid_len = 0, parent_len = 0;
+    uint64_t start = 0, end = 0;
+    while ((r = next_field(&c, &f)) > 0) {
+        switch (f.number) {
+        case 1:
+        case 2:
+        case 4:
+            if (expect(&f, WT_LEN) < 0)
+                return -1;
+            if (f.number == 1)
+                tid = f.data, tid_len = f.len;
+            else if (f.number == 2)
+                sid = f.data, sid_len = f.len;
+            else
+                parent_len = f.len;
+            break;
+        case 7:
+        case 8:
+            if (expect(&f, WT_I64) < 0)
+                return -1;
+            if (f.number == 7)
+                start = f.value;
+            else
+                end = f.value;
+            break;
+        case 11:
+            if (expect(&f, WT_LEN) < 0)
+                return -1;
+            events = 1;
+            break;
+        default:
+            break;
+        }
+    }
+    if (r < 0)
+        return -1;
+    k->spans++;
+    int ok = tid_len == 16 && sid_len == 8 && !all_zero(tid, 16) && !all_zero(sid, 8) &&
+             (parent_len == 0 || parent_len == 8) && 0 < start && start <= end && end <= k->latest &&
+             start >= k->earliest && !events;
+    if (ok)
+        return 0;
+    k->failed = 1;
+    return -1;
+}
+
+static int
+check_scope_spans(const Field *outer, void *ctx)
+{
+    return each_message(outer->data, outer->len, 2, check_span, ctx);
+}
+
+static int
+check_resource_spans(const Field *outer, void *ctx)
+{
+    return each_message(outer->data, outer->len, 2, check_scope_spans, ctx);
+}
+
+PyDoc_STRVAR(count_valid_spans_doc,
+             "count_valid_spans(data, earliest, latest) -> int | None\n\n"
+             "How many spans the ExportTraceServiceRequest ``data`` holds when every one of them has ids of\n"
+             "the right length that are not all zero, an empty or 8-byte parent, ``0 < start <= end``, start\n"
+             "and end within ``[earliest, latest]`` and no events; None as soon as one does not (or the bytes\n"
+             "hold something the decoder would hand to the slow way): the caller then checks every span.");
+
+static PyObject *
+count_valid_spans(PyObject *self, PyObject *args)
+{
+    Py_buffer data;
+    Check k = {0, 0, 0, 0};
+    if (!PyArg_ParseTuple(args, "y*KK", &data, &k.earliest, &k.latest))
+        return NULL;
+    int r = each_message(data.buf, data.len, 1, check_resource_spans, &k);
+    PyBuffer_Release(&data);
+    if (r < 0 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(Unsupported))
+            return NULL;
+        PyErr_Clear();
+    }
+    if (r != 0 || k.failed)
+        Py_RETURN_NONE;
+    return PyLong_FromSsize_t(k.spans);
+}
+
 static PyMethodDef methods[] = {
     {"decode_traces", decode_traces, METH_VARARGS, decode_traces_doc},
+    {"count_valid_spans", count_valid_spans, METH_VARARGS, count_valid_spans_doc},
     {NULL, NULL, 0, NULL},
 };
 

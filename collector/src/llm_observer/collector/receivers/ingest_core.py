@@ -155,7 +155,7 @@ class IngestCore:
             return response
         request = parsed.message
         assert isinstance(request, ExportTraceServiceRequest)
-        dropped = drop_invalid_spans(request, self.limits, self.clock())
+        dropped = drop_invalid_spans(request, self.limits, self.clock(), parsed.raw)
         kept, rejected = dropped.kept, dropped.count
         t.received.labels(self.component_id).inc(kept + rejected)
         if rejected:
