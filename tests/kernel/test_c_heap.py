@@ -127,7 +127,14 @@ def test_usage_counts_an_allocation_until_it_is_freed() -> None:
 
 def test_the_memory_metric_reports_the_heaps() -> None:
     telemetry = Telemetry()
-    before = memory_parts(telemetry)
-    assert before["malloc_free"] >= 0
-    with c_allocation(64 << 20):
-        assert memory_parts(telemetry)["malloc_in_use"] - before["malloc_in_use"] >= 64 << 20
+    rises = []
+    # Threads that earlier tests left winding down free memory of their own between two readings: one of
+    # three tries must see the whole allocation.
+    for _ in range(3):
+        before = memory_parts(telemetry)
+        assert before["malloc_free"] >= 0
+        with c_allocation(64 << 20):
+            rises.append(memory_parts(telemetry)["malloc_in_use"] - before["malloc_in_use"])
+        if rises[-1] >= 64 << 20:
+            break
+    assert max(rises) >= 64 << 20, rises
