@@ -476,6 +476,11 @@ def main() -> None:
             time.sleep(0.1)
         stored_elapsed = time.perf_counter() - started
         peak["stored_spans_per_s"] = round(accepted / stored_elapsed)
+        # WAL records an exporter decoded and processed again because the ring had moved past them: work
+        # that costs the stage's CPU twice (0 when every exporter kept up with the ring).
+        peak["records_reprocessed"] = int(
+            _metric(prom_port, "llm_observer_component_events_total", 'event="records_reprocessed"')
+        )
         # Up to the last span stored (merges and the vector exporter may still run after it).
         peak["cpu"] = _cpu_per_span(
             cpu_before, _cpu_by_thread(proc.pid), stored_elapsed, int(accepted), peak.pop("senders_cpu_s")
