@@ -8,6 +8,7 @@ receivers would refuse still reach storage: the delivery path must hold on its o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import time
 from collections.abc import Sequence
@@ -37,11 +38,14 @@ ORG_KEY = "llm_observer.organization.id"
 class RefusingConfig(ComponentConfig):
     poison: str = Field("poison", description="spans with this name are refused for good")
     delay_seconds: float = 0.0
+    # One send (the n-th, from 1) takes this long instead: an insert slowed by merges or a busy machine.
+    slow_send: int = 0
+    slow_send_seconds: float = 0.0
 
 
 class RefusingExporter:
     """Refuses (``PermanentError``, as a store refusing data would) any batch holding a span named
-    ``poison``, without saying which; stores the rest. Optionally slow."""
+    ``poison``, without saying which; stores the rest. Optionally slow, every send or one."""
 
     def __init__(self, config: RefusingConfig) -> None:
         self.config = config
@@ -57,8 +61,13 @@ class RefusingExporter:
 
     async def send(self, batch: SpanBatch) -> None:
         self.sends += 1
-        if self.config.delay_seconds:
-            await asyncio.sleep(self.config.delay_seconds)
+        delay = (
+            self.config.slow_send_seconds
+            if self.sends == self.config.slow_send
+            else self.config.delay_seconds
+        )
+        if delay:
+            await asyncio.sleep(delay)
         if self.poison in batch.name:
             raise PermanentError("the store refused the batch", "rejected_by_storage")
         self.span_ids.extend(batch.span_id)
@@ -355,3 +364,38 @@ async def test_pipeline_a_slightly_slower_exporter_stays_on_the_ring_and_nothing
             "llm_observer_component_events_total", component="traces", event="records_reprocessed"
         )
         assert not reprocessed
+
+
+async def test_pipeline_storage_slowed_once_past_the_ring_wait_rejoins_the_ring(tmp_path: Path) -> None:
+    # Clients sent faster than storage stores, and one insert takes longer than the ring's wait: the stage
+    # evicts the chunk storage has in hand, but waits for it on the next one. Evicting that one too made
+    # storage decode and process the rest of the backlog again from the WAL while the stage ran ahead.
+    cfg = config(
+        tmp_path,
+        {
+            "refusing/fast": {},
+            "refusing/slow": {"delay_seconds": 0.05, "slow_send": 3, "slow_send_seconds": 0.8},
+        },
+        {"linger_seconds": 0, "min_batch_mib": 0, "max_batch_mib": 0.01},
+    )
+    async with running(cfg) as service:
+        pipeline = service.pipelines[0]
+        pipeline.settings = dataclasses.replace(pipeline.settings, ring_wait_seconds=0.5)
+        sent = 0
+        for n in range(30):
+            await append(
+                service,
+                request("orgA", [time.time_ns() + i for i in range(20)], ["chat " + "x" * 400] * 20, seed=n),
+            )
+            sent += 20
+        await wait_for(lambda: service.pipelines[0].caught_up(), 60, "both exporters to reach the head")
+        fast, slow = service.exporters["refusing/fast"], service.exporters["refusing/slow"]
+        assert isinstance(fast, RefusingExporter) and isinstance(slow, RefusingExporter)
+        assert len(fast.span_ids) == len(slow.span_ids) == sent
+        assert slow.sends > 5  # the slow send came early, with most of the backlog still ahead
+        samples = await scrape(metrics_port(service))
+        reprocessed = samples.value(
+            "llm_observer_component_events_total", component="traces", event="records_reprocessed"
+        )
+        # At most the chunk evicted from storage's hands while the stage waited past the ring's wait.
+        assert (reprocessed or 0) <= 2

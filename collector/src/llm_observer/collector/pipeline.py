@@ -151,6 +151,7 @@ class Pipeline(Generic[B]):
         self._ring: deque[Chunk[B]] = deque()
         # (start of the ring's oldest chunk, when a worker first consumed it): how long the others have had.
         self._first_consumed: tuple[int, float] = (-1, 0.0)
+        self._evicted: tuple[int, int] = (-1, -1)  # [start, end) of the chunk the ring evicted last
         self._stage_pos = 0
         self._changed = Notifier()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llm-observer-{name}")
@@ -183,12 +184,14 @@ class Pipeline(Generic[B]):
         return Chunk(start, stop, self.decoder(records, start, stop))
 
     def _waited_on(self, chunk: Chunk[B]) -> bool:
-        """Whether a worker that never drops (``on_overflow: block``) is on ``chunk`` and has not consumed it
-        yet. A worker already behind the chunk reads the WAL for itself, and one that may drop its backlog
-        never holds the others up: neither is waited for."""
+        """Whether a worker that never drops (``on_overflow: block``) has yet to consume ``chunk`` and will
+        take it from the ring: one on it, or on the chunk evicted just before it while the worker had it in
+        hand. A worker further behind reads the WAL for itself, and one that may drop its backlog never holds
+        the others up: neither is waited for."""
+        evicted_start, evicted_end = self._evicted
+        lower = evicted_start if evicted_end == chunk.start else chunk.start
         return any(
-            chunk.start <= w.cursor.next < chunk.end and w.policy.queue.on_overflow != "drop"
-            for w in self.workers
+            lower <= w.cursor.next < chunk.end and w.policy.queue.on_overflow != "drop" for w in self.workers
         )
 
     async def _evict_oldest(self) -> bool:
@@ -198,12 +201,16 @@ class Pipeline(Generic[B]):
         after the first worker did: a worker still on it then falls back to reading and processing the WAL
         itself, which costs the same work again. (Evicting as soon as the fastest worker was done made every
         slower one — storage behind span metrics by milliseconds — reprocess nearly every chunk, on the decode
-        thread the stage needs too.) The stage never runs ahead of every worker.
+        thread the stage needs too.) A worker whose chunk was evicted from under it is waited for on the next
+        chunk too, ``ring_wait_seconds`` again, so that one slow delivery costs it one chunk processed twice:
+        evicting the next one at once, as nobody was on it yet, sent storage off the ring for the whole
+        backlog whenever one insert took longer than the wait. A worker that is stuck thus holds the stage for
+        two waits, once. The stage never runs ahead of every worker.
         """
         oldest = self._ring[0]
         done = any(w.cursor.next >= oldest.end for w in self.workers)
         if done and not self._waited_on(oldest):
-            self._ring.popleft()
+            self._evict()
             return True
         timeout = 1.0
         if done:
@@ -211,13 +218,17 @@ class Pipeline(Generic[B]):
                 self._first_consumed = (oldest.start, time.monotonic())
             timeout = self._first_consumed[1] + self.settings.ring_wait_seconds - time.monotonic()
             if timeout <= 0:
-                self._ring.popleft()
+                self._evict()
                 return True
         await self._changed.wait_until(
             lambda: any(w.cursor.next >= oldest.end for w in self.workers) and not self._waited_on(oldest),
             min(timeout, 1.0),
         )
         return False
+
+    def _evict(self) -> None:
+        chunk = self._ring.popleft()
+        self._evicted = (chunk.start, chunk.end)
 
     def has_work_at(self, cursor: int) -> bool:
         return self._stage_pos > cursor
