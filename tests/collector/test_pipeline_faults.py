@@ -128,6 +128,32 @@ def count(service: Service) -> int:
     return int(stored(service, "SELECT count() AS n FROM otel.otel_traces")[0]["n"])
 
 
+async def send_past_two_exporters(service: Service, requests: int) -> RefusingExporter:
+    """Append ``requests`` requests of 20 spans at once, wait until ``refusing/fast`` and ``refusing/slow``
+    both hold every span, and return the slow one."""
+    sent = 0
+    for n in range(requests):
+        await append(
+            service,
+            request("orgA", [time.time_ns() + i for i in range(20)], ["chat " + "x" * 400] * 20, seed=n),
+        )
+        sent += 20
+    await wait_for(lambda: service.pipelines[0].caught_up(), 60, "both exporters to reach the head")
+    fast, slow = service.exporters["refusing/fast"], service.exporters["refusing/slow"]
+    assert isinstance(fast, RefusingExporter) and isinstance(slow, RefusingExporter)
+    assert len(fast.span_ids) == len(slow.span_ids) == sent
+    return slow
+
+
+async def reprocessed_records(service: Service) -> float:
+    """WAL records a worker off the ring decoded and processed again."""
+    samples = await scrape(metrics_port(service))
+    value = samples.value(
+        "llm_observer_component_events_total", component="traces", event="records_reprocessed"
+    )
+    return value or 0.0
+
+
 def deadletter(tmp_path: Path) -> DeadLetterStore:
     return DeadLetterStore(tmp_path / DEADLETTER_DIR)
 
@@ -347,22 +373,9 @@ async def test_pipeline_a_slightly_slower_exporter_stays_on_the_ring_and_nothing
         {"linger_seconds": 0, "min_batch_mib": 0, "max_batch_mib": 0.01},
     )
     async with running(cfg) as service:
-        sent = 0
-        for n in range(40):
-            await append(
-                service,
-                request("orgA", [time.time_ns() + i for i in range(20)], ["chat " + "x" * 400] * 20, seed=n),
-            )
-            sent += 20
-        await wait_for(lambda: service.pipelines[0].caught_up(), 60, "both exporters to reach the head")
-        fast, slow = service.exporters["refusing/fast"], service.exporters["refusing/slow"]
-        assert isinstance(fast, RefusingExporter) and isinstance(slow, RefusingExporter)
-        assert len(fast.span_ids) == len(slow.span_ids) == sent
+        slow = await send_past_two_exporters(service, 40)
         assert slow.sends > 10  # many chunks went through the ring
-        samples = await scrape(metrics_port(service))
-        reprocessed = samples.value(
-            "llm_observer_component_events_total", component="traces", event="records_reprocessed"
-        )
+        reprocessed = await reprocessed_records(service)
         assert not reprocessed
 
 
@@ -381,21 +394,8 @@ async def test_pipeline_storage_slowed_once_past_the_ring_wait_rejoins_the_ring(
     async with running(cfg) as service:
         pipeline = service.pipelines[0]
         pipeline.settings = dataclasses.replace(pipeline.settings, ring_wait_seconds=0.5)
-        sent = 0
-        for n in range(30):
-            await append(
-                service,
-                request("orgA", [time.time_ns() + i for i in range(20)], ["chat " + "x" * 400] * 20, seed=n),
-            )
-            sent += 20
-        await wait_for(lambda: service.pipelines[0].caught_up(), 60, "both exporters to reach the head")
-        fast, slow = service.exporters["refusing/fast"], service.exporters["refusing/slow"]
-        assert isinstance(fast, RefusingExporter) and isinstance(slow, RefusingExporter)
-        assert len(fast.span_ids) == len(slow.span_ids) == sent
+        slow = await send_past_two_exporters(service, 30)
         assert slow.sends > 5  # the slow send came early, with most of the backlog still ahead
-        samples = await scrape(metrics_port(service))
-        reprocessed = samples.value(
-            "llm_observer_component_events_total", component="traces", event="records_reprocessed"
-        )
+        reprocessed = await reprocessed_records(service)
         # At most the chunk evicted from storage's hands while the stage waited past the ring's wait.
-        assert (reprocessed or 0) <= 2
+        assert reprocessed <= 2
