@@ -202,10 +202,11 @@ class Pipeline(Generic[B]):
         itself, which costs the same work again. (Evicting as soon as the fastest worker was done made every
         slower one — storage behind span metrics by milliseconds — reprocess nearly every chunk, on the decode
         thread the stage needs too.) A worker whose chunk was evicted from under it is waited for on the next
-        chunk too, ``ring_wait_seconds`` again, so that one slow delivery costs it one chunk processed twice:
-        evicting the next one at once, as nobody was on it yet, sent storage off the ring for the whole
-        backlog whenever one insert took longer than the wait. A worker that is stuck thus holds the stage for
-        two waits, once. The stage never runs ahead of every worker.
+        chunk too, ``ring_wait_seconds`` again: it still delivers the evicted chunk from its hands, so a
+        delivery that outlasts one wait but not two costs nothing processed twice. Evicting the next one at
+        once, as nobody was on it yet, sent storage off the ring for the whole backlog whenever one insert
+        took longer than the wait. A worker that is stuck thus holds the stage for two waits, once. The stage
+        never runs ahead of every worker.
         """
         oldest = self._ring[0]
         done = any(w.cursor.next >= oldest.end for w in self.workers)
