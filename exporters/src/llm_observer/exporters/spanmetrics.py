@@ -8,8 +8,8 @@ capped per organization (``max_series_per_organization``) and overall (``max_ser
 organization's new combinations fold into its own ``_other`` series (every label ``_other`` but
 ``organization``), so one tenant's cardinality never folds another's series. Those per-organization
 ``_other`` series are capped by ``max_series`` too, past which they fold into the all-``_other`` series: at
-most ``2 * max_series + 1`` label sets in all. Observations are aggregated per batch in plain Python: one dict
-lookup and one bisect per span.
+most ``2 * max_series + 1`` label sets in all. Observations are aggregated per batch in plain Python: a
+batch's label sets are looked up once each, then one bisect per histogram a span counts in.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ class SpanMetricsConfig(ComponentConfig):
     )
 
 
+_NUMBER = (int, float)  # exactly: a bool is not a count
+
+
 class _Histogram:
     __slots__ = ("buckets", "count", "total")
 
@@ -48,6 +51,23 @@ class _Histogram:
         self.buckets = [0] * (size + 1)  # the last one is +Inf
         self.count = 0
         self.total = 0.0
+
+    def add(self, bucket: int, value: float) -> None:
+        self.buckets[bucket] += 1
+        self.count += 1
+        self.total += value
+
+
+class _Series:
+    """One label set's histograms within one batch: the token ones, and the durations by error type."""
+
+    __slots__ = ("durations", "input", "labels", "output")
+
+    def __init__(self, labels: tuple[str, ...]) -> None:
+        self.labels = labels
+        self.input: _Histogram | None = None
+        self.output: _Histogram | None = None
+        self.durations: dict[str, _Histogram] = {}
 
 
 class GenAIMetrics:
@@ -80,54 +100,75 @@ class GenAIMetrics:
         return _ALL_OTHER
 
     def observe(self, batch: SpanBatch) -> None:
+        bounds_t, bounds_d, bisect_left, str_ = TOKEN_BUCKETS, DURATION_BUCKETS, bisect.bisect_left, str
+        # A batch repeats a handful of label sets: each is looked up, and its histograms found, once.
+        found: dict[tuple[str, ...], _Series] = {}
         with self._lock:
-            for row, attrs in enumerate(batch.attributes):
+            for attrs, resource, status, start, end in zip(
+                batch.attributes,
+                batch.resource,
+                batch.status_code,
+                batch.start_time_unix_nano,
+                batch.end_time_unix_nano,
+                strict=True,
+            ):
                 operation = attrs.get(A.GEN_AI_OPERATION_NAME)
                 if operation is None:
                     continue
-                resource = batch.resource[row]
-                labels = self._key(
-                    (
-                        str(attrs.get(A.GEN_AI_PROVIDER_NAME, "")),
-                        str(attrs.get(A.GEN_AI_REQUEST_MODEL) or attrs.get(A.GEN_AI_RESPONSE_MODEL) or ""),
-                        str(operation),
-                        str(
-                            attrs.get(A.ORGANIZATION_ID)
-                            or resource.get(A.ORGANIZATION_ID)
-                            or A.DEFAULT_ORGANIZATION
-                        ),
-                        str(attrs.get(A.PROJECT_ID) or resource.get(A.PROJECT_ID) or A.DEFAULT_PROJECT),
-                    )
+                raw = (
+                    attrs.get(A.GEN_AI_PROVIDER_NAME, ""),
+                    attrs.get(A.GEN_AI_REQUEST_MODEL) or attrs.get(A.GEN_AI_RESPONSE_MODEL) or "",
+                    operation,
+                    attrs.get(A.ORGANIZATION_ID) or resource.get(A.ORGANIZATION_ID) or A.DEFAULT_ORGANIZATION,
+                    attrs.get(A.PROJECT_ID) or resource.get(A.PROJECT_ID) or A.DEFAULT_PROJECT,
                 )
-                for token_type, key in (
-                    ("input", A.GEN_AI_USAGE_INPUT_TOKENS),
-                    ("output", A.GEN_AI_USAGE_OUTPUT_TOKENS),
+                # Only label sets of strings are remembered: 1, 1.0 and True are equal keys but distinct labels.
+                provider, model, _, organization, project = raw
+                if (
+                    provider.__class__ is str_
+                    and model.__class__ is str_
+                    and operation.__class__ is str_
+                    and organization.__class__ is str_
+                    and project.__class__ is str_
                 ):
-                    value = attrs.get(key)
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        self._add(self._tokens, (*labels, token_type), TOKEN_BUCKETS, float(value))
-                error_type = str(attrs.get(A.ERROR_TYPE, "")) or (
-                    A.ERROR_TYPE_OTHER if batch.status_code[row] == STATUS_ERROR else ""
+                    series = found.get(raw)
+                    if series is None:
+                        series = found[raw] = _Series(self._key(raw))
+                else:
+                    series = _Series(self._key(tuple(map(str_, raw))))
+                value = attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS)
+                if value.__class__ in _NUMBER:
+                    if series.input is None:
+                        series.input = self._histogram(self._tokens, (*series.labels, "input"), bounds_t)
+                    series.input.add(bisect_left(bounds_t, value), float(value))
+                value = attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)
+                if value.__class__ in _NUMBER:
+                    if series.output is None:
+                        series.output = self._histogram(self._tokens, (*series.labels, "output"), bounds_t)
+                    series.output.add(bisect_left(bounds_t, value), float(value))
+                error = attrs.get(A.ERROR_TYPE, "")
+                error_type = (error if error.__class__ is str_ else str_(error)) or (
+                    A.ERROR_TYPE_OTHER if status == STATUS_ERROR else ""
                 )
-                seconds = max(0, batch.end_time_unix_nano[row] - batch.start_time_unix_nano[row]) / 1e9
-                self._add(self._durations, (*labels, error_type), DURATION_BUCKETS, seconds)
+                durations = series.durations.get(error_type)
+                if durations is None:
+                    durations = series.durations[error_type] = self._histogram(
+                        self._durations, (*series.labels, error_type), bounds_d
+                    )
+                seconds = max(0, end - start) / 1e9
+                durations.add(bisect_left(bounds_d, seconds), seconds)
                 cost = attrs.get(A.COST_USD)
-                if isinstance(cost, int | float) and not isinstance(cost, bool):
-                    self._cost[labels] = self._cost.get(labels, 0.0) + float(cost)
+                if cost.__class__ in _NUMBER:
+                    self._cost[series.labels] = self._cost.get(series.labels, 0.0) + float(cost)
 
     @staticmethod
-    def _add(
-        table: dict[tuple[str, ...], _Histogram],
-        key: tuple[str, ...],
-        bounds: tuple[float, ...],
-        value: float,
-    ) -> None:
+    def _histogram(
+        table: dict[tuple[str, ...], _Histogram], key: tuple[str, ...], bounds: tuple[float, ...]
+    ) -> _Histogram:
         hist = table.get(key)
         if hist is None:
             hist = table[key] = _Histogram(len(bounds))
-        hist.buckets[bisect.bisect_left(bounds, value)] += 1
-        hist.count += 1
-        hist.total += value
+        return hist
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
