@@ -19,7 +19,7 @@ The load the speed goals are stated for is eight concurrent streams of 500-span 
     .venv/bin/python bench/bench_collector.py --up --senders 2 --inflight 4 --spans 200000
 
 The peak phase also reports where the CPU went until the last span was stored (``cpu``: the collector's
-cores, its CPU per stored span by thread name, the load generator's, and the stored rate at which both would
+cores, its CPU per stored span by thread (the stage, the exporters' pool, merges…), the load generator's, and the stored rate at which both would
 fill every core). With ``--up``, ``--reads`` adds REST reads to the half-rate phase (the query service's
 latency while spans are ingested; its result cache is off in ``--up`` runs).
 """
@@ -202,9 +202,13 @@ def _stat_cpu_s(stat: str) -> tuple[str, float]:
 
 
 def _cpu_by_thread(pid: int) -> tuple[float, dict[str, float]]:
-    """The process's CPU seconds (threads that have exited included) and its live threads' by thread name:
-    the interpreter's threads are ``python`` (with the engine work they call into, such as an insert's
-    parsing), chDB's own are named for their pool (``MergeMutate`` for merges)."""
+    """The process's CPU seconds (threads that have exited included) and its live threads' by thread name,
+    the threads of one pool together (``asyncio_0``, ``asyncio_1``… as ``asyncio``). The collector names its
+    interpreter threads (``llm_observer.kernel.threads``): the event loop keeps the executable's name
+    (``python``), ``stage-<pipeline>`` decodes and processes, ``asyncio`` is the pool the exporters convert and
+    insert in (with the engine work an insert calls into, such as parsing its Arrow stream), ``embed-<id>``
+    runs the embedding model, ``wal-writer`` writes and syncs the WAL; chDB's own threads are named for their
+    pool (``MergeMutate`` for merges, ``ThreadPool`` for its query pool)."""
     total = _stat_cpu_s(Path(f"/proc/{pid}/stat").read_text())[1]
     by_name: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -212,6 +216,7 @@ def _cpu_by_thread(pid: int) -> tuple[float, dict[str, float]]:
             name, cpu = _stat_cpu_s((task / "stat").read_text())
         except OSError:  # the thread exited meanwhile
             continue
+        name = re.sub(r"_\d+$", "", name)
         by_name[name] = by_name.get(name, 0.0) + cpu
     return total, by_name
 
@@ -233,7 +238,7 @@ def _cpu_per_span(
         for name, cpu in after[1].items()
         if cpu - before[1].get(name, 0.0) > 0
     }
-    listed = dict(sorted(names.items(), key=lambda kv: -kv[1])[:6])
+    listed = dict(sorted(names.items(), key=lambda kv: -kv[1])[:8])
     per_span = 1e6 / max(1, spans)
     by_thread = {name: round(cpu * per_span, 1) for name, cpu in listed.items()}
     by_thread["other (and exited threads)"] = round((total - sum(listed.values())) * per_span, 1)

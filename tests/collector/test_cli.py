@@ -10,8 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
+
+from tests.support import free_port, trace_request, wait_until
+from tests.support.collector import debug_collector_yaml
 
 
 def _script() -> str:
@@ -36,6 +40,12 @@ def _run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
 def _write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _debug_collector(tmp_path: Path, grpc: str, http: str) -> Path:
+    path = tmp_path / "collector.yaml"
+    path.write_text(debug_collector_yaml(grpc, http))
     return path
 
 
@@ -121,27 +131,7 @@ def test_cli_collector_port_in_use_names_the_endpoint(tmp_path: Path, protocol: 
         busy.listen()
         port = busy.getsockname()[1]
         endpoints = {"grpc": "127.0.0.1:0", "http": "127.0.0.1:0", protocol: f"127.0.0.1:{port}"}
-        config = _write(
-            tmp_path,
-            "collector.yaml",
-            f"""
-            receivers:
-              otlp:
-                protocols:
-                  grpc:
-                    endpoint: {endpoints["grpc"]}
-                  http:
-                    endpoint: {endpoints["http"]}
-            exporters:
-              debug: {{}}
-            service:
-              pipelines:
-                traces:
-                  receivers: [otlp]
-                  processors: []
-                  exporters: [debug]
-            """,
-        )
+        config = _debug_collector(tmp_path, endpoints["grpc"], endpoints["http"])
         result = _run(tmp_path, "collector", "--config", str(config), "--data-dir", str(tmp_path / "data"))
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"receivers.otlp.protocols.{protocol}.endpoint: cannot listen on 127.0.0.1:{port}" in result.stderr
@@ -285,3 +275,53 @@ def test_cli_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("up", "collector", "query", "validate", "config"):
         assert command in result.stdout
+
+
+def _thread_names(pid: int) -> set[str]:
+    names = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            names.add((task / "comm").read_text().strip())
+        except OSError:  # the thread exited meanwhile
+            continue
+    return names
+
+
+def _acknowledged(port: int) -> bool:
+    try:
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/v1/traces",
+            content=trace_request(1).SerializeToString(),
+            headers={"content-type": "application/x-protobuf"},
+            timeout=5,
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread names in /proc: Linux")
+def test_cli_collector_names_its_threads_for_the_os(tmp_path: Path) -> None:
+    """``top -H`` and ``ps -L`` tell the stage, the WAL writer and the exporters' pool apart."""
+    port = free_port()
+    config = _debug_collector(tmp_path, "127.0.0.1:0", f"127.0.0.1:{port}")
+    log = tmp_path / "collector.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [_script(), "collector", "--config", str(config), "--data-dir", str(tmp_path / "data")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: _acknowledged(port), 60, lambda: log.read_text()[-2000:], interval=0.2)
+        # The stage's thread starts with the first records to process.
+        wait_until(
+            lambda: _thread_names(proc.pid) >= {"wal-writer", "stage-traces_0"},
+            30,
+            lambda: sorted(_thread_names(proc.pid)),
+        )
+        names = _thread_names(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    assert any(name.startswith("asyncio_") for name in names), sorted(names)

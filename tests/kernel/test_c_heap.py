@@ -14,6 +14,7 @@ import pytest
 from llm_observer.kernel import c_heap
 from llm_observer.kernel.telemetry import Telemetry
 from tests.support import free_port
+from tests.support.collector import debug_collector_yaml
 from tests.support.memory import c_allocation, memory_parts
 
 pytestmark = pytest.mark.skipif(c_heap.usage() is None, reason="glibc only")
@@ -81,27 +82,7 @@ def test_limit_arenas_keeps_two_heaps_where_threads_would_each_get_one() -> None
 def test_the_collector_command_caps_its_heaps(tmp_path: Path) -> None:
     port = free_port()
     config = tmp_path / "collector.yaml"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            receivers:
-              otlp:
-                protocols:
-                  grpc:
-                    endpoint: 127.0.0.1:{port}
-                  http:
-                    enabled: false
-            exporters:
-              debug: {{}}
-            service:
-              pipelines:
-                traces:
-                  receivers: [otlp]
-                  processors: []
-                  exporters: [debug]
-            """
-        )
-    )
+    config.write_text(debug_collector_yaml(f"127.0.0.1:{port}", None))
     heaps, code = _heaps(_without_arena_max(), "cli", str(config), str(port), str(tmp_path / "data"))
     assert code == 1  # the port was taken: the command ran and stopped
     assert heaps <= c_heap.ARENAS

@@ -4,6 +4,8 @@
   exporters=..., processors=..., overrides=...)``, a started ``Service`` shut down when the test ends.
 - ``collector_config(data_dir, exporters=..., processors=..., overrides=...)`` → the validated ``Config``
   behind it; ``running(config)`` (from ``llm_observer.collector.testing``) runs one in an ``async with``.
+- ``debug_collector_yaml(grpc, http)`` → the YAML of a collector that takes OTLP into the ``debug`` exporter,
+  for tests that run the ``llm-observer`` command.
 - ``sink(service)`` → the ``debug`` exporter (``.spans``: dicts of the span columns); ``stored(service, sql)``
   → rows of the ``clickhouse`` exporter's store; ``metrics_port(service)`` and ``scrape(port)`` → the
   Prometheus samples the collector serves (its own metrics, and GenAI metrics when the traces pipeline
@@ -159,3 +161,24 @@ async def scrape(port: int) -> Samples:
         for sample in family.samples:
             out.append(Sample(sample.name, dict(sample.labels), float(sample.value)))
     return out
+
+
+def debug_collector_yaml(grpc: str, http: str | None) -> str:
+    """A collector config: OTLP on ``grpc`` and ``http`` (None: off) into the debug exporter, no processors."""
+    http_yaml = "enabled: false" if http is None else f"endpoint: {http}"
+    return f"""receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: {grpc}
+      http:
+        {http_yaml}
+exporters:
+  debug: {{}}
+service:
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: []
+      exporters: [debug]
+"""

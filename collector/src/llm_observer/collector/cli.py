@@ -17,6 +17,7 @@ from typing import Any
 from llm_observer.collector.config import Config, effective_yaml, load_config
 from llm_observer.kernel import c_heap
 from llm_observer.kernel.errors import ConfigError
+from llm_observer.kernel.threads import named_thread_pool
 
 
 class _JsonFormatter(logging.Formatter):
@@ -84,8 +85,14 @@ def _run(args: argparse.Namespace, collector: bool, query: bool) -> int:
     # out of its reach and the young generation made larger (the spans themselves hold no cycles).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+
+    async def main() -> None:
+        # The pool the exporters convert and insert batches in, named so that its CPU can be told apart.
+        asyncio.get_running_loop().set_default_executor(named_thread_pool("asyncio"))
+        await run_until_signalled(service)
+
     try:
-        asyncio.run(run_until_signalled(service))
+        asyncio.run(main())
     except PortsUnavailable as exc:
         _print_unavailable(exc)
         return 1

@@ -20,7 +20,6 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic
 
 from google.protobuf.message import DecodeError
@@ -45,6 +44,7 @@ from llm_observer.kernel.component import SIGNAL_LOGS, SIGNAL_TRACES, Processor
 from llm_observer.kernel.otlp_codec import decode_trace_bytes
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.kernel.tenancy import enforce_tenancy
+from llm_observer.kernel.threads import named_thread_pool
 
 __all__ = [
     "Chunk",
@@ -154,7 +154,7 @@ class Pipeline(Generic[B]):
         self._evicted: tuple[int, int] = (-1, -1)  # [start, end) of the chunk the ring evicted last
         self._stage_pos = 0
         self._changed = Notifier()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"llm-observer-{name}")
+        self._executor = named_thread_pool(f"stage-{name}", 1)
         self._stage_task: asyncio.Task[None] | None = None
         self._lag_task: asyncio.Task[None] | None = None
         self._stage_supervisor = Supervisor(

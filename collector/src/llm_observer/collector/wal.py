@@ -32,6 +32,7 @@ from llm_observer.collector.notify import Notifier
 from llm_observer.kernel.component import IngestMeta
 from llm_observer.kernel.errors import Backpressure
 from llm_observer.kernel.telemetry import Telemetry
+from llm_observer.kernel.threads import name_native_thread
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ class WriteAheadLog:
         self._loop = asyncio.get_running_loop()
         self._waiters.bind()
         await asyncio.to_thread(self._recover)
-        self._writer = threading.Thread(target=self._write_loop, name="llm-observer-wal", daemon=True)
+        self._writer = threading.Thread(target=self._write_loop, name="wal-writer", daemon=True)
         self._writer.start()
         if self._telemetry is not None:
             self._telemetry.health.register("wal", self.problem)
@@ -359,6 +360,7 @@ class WriteAheadLog:
         return await entry.future
 
     def _write_loop(self) -> None:
+        name_native_thread()
         while True:
             with self._wake:
                 while not self._pending and not self._closing:

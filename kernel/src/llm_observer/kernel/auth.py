@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from llm_observer.kernel.config import ComponentConfig
 from llm_observer.kernel.errors import AuthError, PermissionDenied, Unauthenticated
+from llm_observer.kernel.threads import named_thread_pool
 
 # ``metrics``: the operator's scrape of Prometheus ``/metrics``, every organization's series and the
 # collector's own; with ``query`` alone a scrape shows only the caller's organization's GenAI series.
@@ -381,9 +382,7 @@ class LoginGuard:
                 raise LoginThrottled("too many logins in progress", 1.0)
             self._in_flight += 1
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                limits.max_concurrent, thread_name_prefix="llm-observer-login"
-            )
+            self._executor = named_thread_pool("login", limits.max_concurrent)
         try:
             work = self._executor.submit(self.authenticator.login, username, password)
         except BaseException:

@@ -22,6 +22,7 @@ from llm_observer.exporters.vectors.rows import span_rows
 from llm_observer.kernel.batch import SpanBatch
 from llm_observer.kernel.component import CreateContext
 from llm_observer.kernel.errors import ConfigError, LLMObserverError, RetryableError
+from llm_observer.kernel.threads import name_native_thread
 from llm_observer.storage.clickhouse.client import ClickHouseClient, open_client_for
 from llm_observer.storage.clickhouse.settings import ClickHouseSettings
 from llm_observer.storage.clickhouse.vector_schema import ensure_vector_schema
@@ -119,6 +120,7 @@ class VectorsExporter:
         return int(getattr(storage, "ttl_days", _DEFAULT_TTL_DAYS))
 
     def _init_thread(self) -> None:
+        name_native_thread()
         try:
             self.thread_priority = lower_thread_priority(self.config.nice)
         except OSError as exc:
