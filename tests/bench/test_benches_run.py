@@ -62,11 +62,18 @@ def test_benches_run_collector_up_stores_every_span_and_accounts_for_its_cpu(tmp
     assert result["pandas_loaded"] is False
     cpu = peak["cpu"]
     assert cpu["collector_us_per_span"] > 0 and cpu["senders_us_per_span"] > 0
-    assert cpu["collector_by_thread_us_per_span"]["python"] > 0
+    # The threads carry their names: the stage that decodes and processes, the exporters' pool.
+    assert cpu["collector_by_thread_us_per_span"]["stage-traces"] > 0
+    assert cpu["collector_by_thread_us_per_span"]["asyncio"] > 0
     assert cpu["machine_bound_spans_per_s"] > 0
     assert result["half_rate"]["latency_ms_p99"] > 0
     reads = result["half_rate"]["reads"]
     assert reads["failed"] == 0 and reads["traces"]["n"] > 0 and reads["summary"]["n"] > 0
+
+
+def test_benches_run_spanmetrics_counts_up_s_batches() -> None:
+    result = json.loads(_bench("bench/bench_spanmetrics.py", "--batch", "500", "--rounds", "1"))
+    assert result["observe_us_per_span"] > 0 and result["label_sets"] > 0 and result["exposition_bytes"] > 0
 
 
 def test_benches_run_merge_memory_merges_what_it_inserted() -> None:
