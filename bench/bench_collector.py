@@ -49,6 +49,7 @@ import psutil
 import yaml
 
 from llm_observer.collector.testing import free_port, genai_request
+from llm_observer.kernel.cpu import pool_name, process_cpu_seconds, thread_cpu_seconds
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
@@ -191,16 +192,6 @@ def _dir_bytes(root: Path) -> int:
     return total - sum(p.stat().st_size for p in (root / "bench.yaml", root / "collector.log") if p.exists())
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _stat_cpu_s(stat: str) -> tuple[str, float]:
-    """(name, user + system CPU seconds) from a ``/proc/…/stat`` line; the name may hold spaces and parentheses."""
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return name, (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: the stat's fields 14 and 15
-
-
 def _cpu_by_thread(pid: int) -> tuple[float, dict[str, float]]:
     """The process's CPU seconds (threads that have exited included) and its live threads' by thread name,
     the threads of one pool together (``asyncio_0``, ``asyncio_1``… as ``asyncio``). The collector names its
@@ -209,15 +200,12 @@ def _cpu_by_thread(pid: int) -> tuple[float, dict[str, float]]:
     insert in (with the engine work an insert calls into, such as parsing its Arrow stream), ``embed-<id>``
     runs the embedding model, ``wal-writer`` writes and syncs the WAL; chDB's own threads are named for their
     pool (``MergeMutate`` for merges, ``ThreadPool`` for its query pool)."""
-    total = _stat_cpu_s(Path(f"/proc/{pid}/stat").read_text())[1]
+    total = process_cpu_seconds(pid)
+    if total is None:
+        raise SystemExit("the CPU by thread needs /proc (Linux)")
     by_name: dict[str, float] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name, cpu = _stat_cpu_s((task / "stat").read_text())
-        except OSError:  # the thread exited meanwhile
-            continue
-        name = re.sub(r"_\d+$", "", name)
-        by_name[name] = by_name.get(name, 0.0) + cpu
+    for name, cpu in thread_cpu_seconds(pid).values():
+        by_name[pool_name(name)] = by_name.get(pool_name(name), 0.0) + cpu
     return total, by_name
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from llm_observer.kernel.cpu import CpuCollector
 from llm_observer.kernel.health import Health
 from llm_observer.kernel.memory import MemoryCollector, MemoryPart
 
@@ -26,6 +27,7 @@ class Telemetry:
         # Parts of the process's memory that components can measure (``llm_observer_memory_bytes{part}``).
         self.memory_parts: dict[str, MemoryPart] = {}
         self.registry.register(MemoryCollector(self.memory_parts))
+        self.registry.register(CpuCollector())  # llm_observer_cpu_seconds_total{thread}
         r = self.registry
         self.received = Counter(
             "llm_observer_spans_received", "Spans received by a receiver.", ["component"], registry=r
