@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from llm_observer.kernel import cpu
 from llm_observer.kernel.cpu import CpuCollector, pool_name
 from llm_observer.kernel.telemetry import Telemetry
 from llm_observer.kernel.threads import name_native_thread
@@ -32,23 +33,26 @@ def test_cpu_a_pools_threads_count_together() -> None:
     assert pool_name("asyncio_12") == "asyncio"
     assert pool_name("stage-metrics/otlp_0") == "stage-metrics/otlp"
     assert pool_name("wal-writer") == "wal-writer"
-    cpu = CpuCollector(_Threads({1: ("python", 2.0), 2: ("asyncio_0", 1.0), 3: ("asyncio_1", 0.5)}))
-    assert cpu.totals() == {"python": 2.0, "asyncio": 1.5}
+    collector = CpuCollector(
+        _Threads({1: ("python", 2.0), 2: ("asyncio_0", 1.0), 3: ("asyncio_1", 0.5)}), every_seconds=0
+    )
+    assert collector.totals() == {"python": 2.0, "asyncio": 1.5}
 
 
 def test_cpu_time_of_exited_and_renamed_threads_stays_where_it_was_spent() -> None:
-    cpu = CpuCollector(
+    collector = CpuCollector(
         _Threads(
             {1: ("python", 1.0), 2: ("python", 0.5), 3: ("asyncio_0", 2.0)},
             # 2 named itself; 3 exited and a new thread took its id (less time than 3 had).
             {1: ("python", 1.5), 2: ("stage-traces_0", 0.75), 3: ("asyncio_1", 0.25)},
             # 2 exited.
             {1: ("python", 2.0), 3: ("asyncio_1", 1.0)},
-        )
+        ),
+        every_seconds=0,
     )
-    assert cpu.totals() == {"python": 1.5, "asyncio": 2.0}
-    assert cpu.totals() == {"python": 2.25, "stage-traces": 0.0, "asyncio": 2.25}
-    assert cpu.totals() == {"python": 2.75, "stage-traces": 0.0, "asyncio": 3.0}
+    assert collector.totals() == {"python": 1.5, "asyncio": 2.0}
+    assert collector.totals() == {"python": 2.25, "stage-traces": 0.0, "asyncio": 2.25}
+    assert collector.totals() == {"python": 2.75, "stage-traces": 0.0, "asyncio": 3.0}
 
 
 def _scrape(telemetry: Telemetry) -> dict[str, float]:
@@ -59,8 +63,16 @@ def _scrape(telemetry: Telemetry) -> dict[str, float]:
     return {}
 
 
+def test_cpu_scrapes_close_together_share_one_reading() -> None:
+    collector = CpuCollector(_Threads({1: ("python", 1.0)}, {1: ("python", 2.0)}), every_seconds=3600)
+    assert collector.totals() == collector.totals() == {"python": 1.0}  # a second read would have found 2.0
+
+
 @linux
-def test_cpu_the_telemetry_endpoint_keeps_a_named_threads_time_after_it_exits() -> None:
+def test_cpu_the_telemetry_endpoint_keeps_a_named_threads_time_after_it_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cpu, "READ_EVERY_SECONDS", 0.0)  # every scrape reads /proc
     telemetry = Telemetry()
     burnt, release = threading.Event(), threading.Event()
 

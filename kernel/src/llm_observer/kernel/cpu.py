@@ -5,7 +5,9 @@ number cut off (``asyncio_0``, ``asyncio_1``… count as ``asyncio``): the colle
 (:mod:`llm_observer.kernel.threads`: ``stage-<pipeline>``, ``asyncio``, ``wal-writer``, ``embed-<exporter>``),
 the embedded engine names its own (``MergeMutate``, ``ThreadPool``…), and the event loop keeps the
 executable's name. A thread's time stays counted under the name it had when it was spent, after the thread
-exits or is renamed, so every series only grows. Without ``/proc`` (not Linux) nothing is reported.
+exits or is renamed, so every series only grows. Without ``/proc`` (not Linux) nothing is reported. Reading
+every thread's ``stat`` takes a millisecond or two, so scrapes less than ``READ_EVERY_SECONDS`` apart share
+one reading.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,8 @@ _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _POOL_NUMBER = re.compile(r"_\d+$")
 
 ThreadReader = Callable[[], dict[int, tuple[str, float]]]
+
+READ_EVERY_SECONDS = 1.0
 
 
 def pool_name(name: str) -> str:
@@ -72,8 +77,10 @@ class _Thread:
 class CpuCollector:
     """A Prometheus collector of the threads' CPU seconds by name (see the module docstring)."""
 
-    def __init__(self, read: ThreadReader = thread_cpu_seconds) -> None:
+    def __init__(self, read: ThreadReader = thread_cpu_seconds, every_seconds: float | None = None) -> None:
         self.read = read
+        self.every_seconds = READ_EVERY_SECONDS if every_seconds is None else every_seconds
+        self._last: tuple[float, dict[str, float]] | None = None  # (when, totals) of the last reading
         self._threads: dict[int, _Thread] = {}
         self._settled: dict[
             str, float
@@ -86,7 +93,10 @@ class CpuCollector:
     def totals(self) -> dict[str, float]:
         """CPU seconds by thread name, every thread that ever ran included."""
         with self._lock:
-            return self._totals(self.read())
+            now = time.monotonic()
+            if self._last is None or now - self._last[0] >= self.every_seconds:
+                self._last = (now, self._totals(self.read()))
+            return dict(self._last[1])
 
     def _totals(self, live: dict[int, tuple[str, float]]) -> dict[str, float]:
         for tid, gone in list(self._threads.items()):
