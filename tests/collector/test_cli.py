@@ -316,7 +316,7 @@ def test_cli_collector_names_its_threads_for_the_os(tmp_path: Path) -> None:
         wait_until(lambda: _acknowledged(port), 60, lambda: log.read_text()[-2000:], interval=0.2)
         # The stage's thread starts with the first records to process.
         wait_until(
-            lambda: _thread_names(proc.pid) >= {"wal-writer", "stage-traces_0"},
+            lambda: _thread_names(proc.pid) >= {"wal-writer", "stage-traces"},
             30,
             lambda: sorted(_thread_names(proc.pid)),
         )

@@ -57,3 +57,15 @@ def test_threads_a_named_pool_names_each_of_its_threads() -> None:
         pool.shutdown()
     assert {python for python, _ in seen} == {"export_0", "export_1"}
     assert all(python == os_name for python, os_name in seen)
+
+
+def test_threads_a_pool_of_one_is_named_without_its_number() -> None:
+    """So that two long names that differ only past 13 bytes stay apart in 15."""
+    names = []
+    for prefix in ("stage-metrics/otlp", "stage-metrics/genai"):
+        pool = named_thread_pool(prefix, 1)
+        try:
+            names.append(pool.submit(lambda: _os_name(threading.get_native_id())).result(timeout=10))
+        finally:
+            pool.shutdown()
+    assert names == ["stage-metrics/o", "stage-metrics/g"]

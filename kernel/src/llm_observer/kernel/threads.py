@@ -28,5 +28,10 @@ def name_native_thread(name: str | None = None) -> None:
 
 
 def named_thread_pool(prefix: str, max_workers: int | None = None) -> ThreadPoolExecutor:
-    """A thread pool whose threads carry their Python names (``<prefix>_<n>``) at the OS level too."""
-    return ThreadPoolExecutor(max_workers, thread_name_prefix=prefix, initializer=name_native_thread)
+    """A thread pool whose threads carry their Python names (``<prefix>_<n>``) at the OS level too. A pool of
+    one thread is called ``<prefix>`` there: without the number, more of a long name fits in 15 bytes
+    (``stage-metrics/otlp`` and ``stage-metrics/genai`` stay apart)."""
+    os_name = prefix if max_workers == 1 else None
+    return ThreadPoolExecutor(
+        max_workers, thread_name_prefix=prefix, initializer=name_native_thread, initargs=(os_name,)
+    )
