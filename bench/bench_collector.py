@@ -204,8 +204,9 @@ def _cpu_by_thread(pid: int) -> tuple[float, dict[str, float]]:
     if total is None:
         raise SystemExit("the CPU by thread needs /proc (Linux)")
     by_name: dict[str, float] = {}
-    for name, cpu in thread_cpu_seconds(pid).values():
-        by_name[pool_name(name)] = by_name.get(pool_name(name), 0.0) + cpu
+    for raw_name, cpu in thread_cpu_seconds(pid).values():
+        name = pool_name(raw_name)
+        by_name[name] = by_name.get(name, 0.0) + cpu
     return total, by_name
 
 

@@ -82,9 +82,8 @@ class CpuCollector:
         self.every_seconds = READ_EVERY_SECONDS if every_seconds is None else every_seconds
         self._last: tuple[float, dict[str, float]] | None = None  # (when, totals) of the last reading
         self._threads: dict[int, _Thread] = {}
-        self._settled: dict[
-            str, float
-        ] = {}  # time of exited and renamed threads, by the name it was spent under
+        # The time of threads that exited or were renamed, under the name it was spent under.
+        self._settled: dict[str, float] = {}
         self._lock = threading.Lock()  # two scrapes at once
 
     def _settle(self, thread: _Thread) -> None:
