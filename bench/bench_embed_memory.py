@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -119,24 +120,27 @@ def main() -> None:
         return
     models = Path(tempfile.mkdtemp(prefix="llm-observer-embed-mem-"))
     results: dict[str, list[dict[str, float]]] = {"fastembed": [], "bundled": []}
-    for _ in range(args.rounds):
-        for runner in results:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    runner,
-                    "--texts",
-                    str(args.texts),
-                    "--models",
-                    str(models),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            results[runner].append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        for _ in range(args.rounds):
+            for runner in results:
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        runner,
+                        "--texts",
+                        str(args.texts),
+                        "--models",
+                        str(models),
+                    ],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                results[runner].append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(models, ignore_errors=True)
     summary = {
         runner: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         for runner, runs in results.items()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -179,6 +180,7 @@ def _run(setup: str, broker: KafkaBroker, topic: str, args: argparse.Namespace) 
     finally:
         for collector in collectors:
             collector.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main() -> None:
@@ -196,7 +198,8 @@ def main() -> None:
     args = parser.parse_args()
     setups = [s for s in args.setups.split(",") if s]
     runs: list[dict[str, Any]] = []
-    broker = KafkaBroker(Path(tempfile.mkdtemp(prefix="llm-observer-kafka-")))
+    broker_dir = Path(tempfile.mkdtemp(prefix="llm-observer-kafka-"))
+    broker = KafkaBroker(broker_dir)
     broker.start()
     try:
         for round_no in range(args.rounds):
@@ -208,6 +211,7 @@ def main() -> None:
                 runs.append(result)
     finally:
         broker.stop()
+        shutil.rmtree(broker_dir, ignore_errors=True)
     summary: dict[str, Any] = {"cpus": os.cpu_count(), "runs": runs, "median": {}}
     for setup in setups:
         mine = [r for r in runs if r["setup"] == setup]

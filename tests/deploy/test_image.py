@@ -20,8 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ import httpx
 import pytest
 
 from tests.support import free_port, trace_request, wait_until
+from tests.support.cache import cache_dir
 from tests.support.wheels import ROOT, run
 
 SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
@@ -284,22 +283,14 @@ def replay(steps: list[Step], files: list[str], image: Image, *, install: bool) 
     return image
 
 
-def _remove_stale(keep: Path) -> None:
-    """Installs of earlier states (over 1 GB each) left for an hour: nothing is still using them."""
-    for other in keep.parent.glob("llmo-image-*"):
-        if other != keep and time.time() - other.stat().st_mtime > 3600:
-            shutil.rmtree(other, ignore_errors=True)
-
-
 def cached_image() -> Image:
     """The image's root and virtualenv, installed once per state of the Dockerfile and its context."""
     files = _context()
     steps = parse_dockerfile(DOCKERFILE.read_text())
-    base = Path(tempfile.gettempdir()) / f"llmo-image-{_image_key(files)}"
+    base = cache_dir("llmo-image", _image_key(files))
     image = Image(rootfs=base / "rootfs", venv=base / "venv")
     complete = (base / ".complete").exists()
     if not complete:
-        _remove_stale(base)
         shutil.rmtree(base, ignore_errors=True)
         image.rootfs.mkdir(parents=True)
         run([sys.executable, "-m", "venv", str(image.venv)], timeout=300)

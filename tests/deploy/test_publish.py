@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from trove_classifiers import classifiers as known_classifiers
 
+from tests.support.cache import cache_dir
 from tests.support.wheels import BUILD_LEFTOVERS, ROOT, run
 
 SLOW = os.environ.get("LLM_OBSERVER_SLOW_TESTS") != "1"
@@ -124,7 +125,7 @@ def _dists_key() -> str:
 @pytest.fixture(scope="module")
 def dists() -> Path:
     """A folder with a wheel and an sdist of every distribution, built as for an upload, once per state."""
-    into = Path(tempfile.gettempdir()) / f"llmo-publish-{_dists_key()}"
+    into = cache_dir("llmo-publish", _dists_key())
     if (into / ".complete").exists():
         return into
     shutil.rmtree(into, ignore_errors=True)

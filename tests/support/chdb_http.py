@@ -33,6 +33,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,6 +179,7 @@ class Engine:
     def close(self) -> None:
         with self._lock:
             self._session.close()
+        shutil.rmtree(self._spool, ignore_errors=True)
 
 
 def _rows_read(result: Any) -> int:

@@ -1,6 +1,6 @@
 """Building the repository's distributions as wheels and installing them into fresh virtualenvs, as users
-install them (for the slow tests that check each distribution on its own). Virtualenvs are cached under the
-system temp dir, keyed by the sources of what they hold, so a second run is fast."""
+install them (for the slow tests that check each distribution on its own). Wheels and virtualenvs are cached
+under the system temp dir, keyed by the sources of what they hold, so a second run is fast (``cache.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from tests.support.cache import cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_LEFTOVERS = ("__pycache__", "*.egg-info", "build")
@@ -36,7 +38,7 @@ def run(command: list[str], timeout: float = 900) -> str:
 
 def cached_wheels(name: str, folders: tuple[str, ...]) -> Path:
     """A folder holding one wheel per folder, built once per state of their sources."""
-    into = Path(tempfile.gettempdir()) / f"llmo-{name}-wheels-{sources_key(folders)}"
+    into = cache_dir(f"llmo-{name}-wheels", sources_key(folders))
     if not (into / ".complete").exists():
         shutil.rmtree(into, ignore_errors=True)
         build_wheels(folders, into)
@@ -60,7 +62,7 @@ def build_wheels(folders: Iterable[str], into: Path) -> list[Path]:
 def fresh_venv(name: str, key: str, requirements: list[str], find_links: Path | None = None) -> Path:
     """The python of a virtualenv holding ``requirements`` (wheel paths or names) and what PyPI gives for
     their dependencies, with ``find_links`` searched for ours; cached by ``name`` and ``key``."""
-    venv = Path(tempfile.gettempdir()) / f"llmo-{name}-{key}"
+    venv = cache_dir(f"llmo-{name}", key)
     python = venv / "bin" / "python"
     if (venv / ".complete").exists():
         return python
