@@ -61,7 +61,7 @@ async def _one(variant: str, parts: int, batch_spans: int) -> dict[str, object]:
         # At least one part per insert (more when an insert straddles midnight: a partition is a day).
         assert int(made[0]["n"]) >= parts, f"{made[0]['n']} parts made of {parts} inserts: nothing to merge"
         del tables
-        peak, merge_mb = _anonymous_mb(), 0
+        peak, merge_bytes, polls_seeing_merges = _anonymous_mb(), 0, 0
         started = time.perf_counter()
         client.command(f"SYSTEM START MERGES otel.{name}")
         while time.perf_counter() - started < 120:
@@ -69,7 +69,8 @@ async def _one(variant: str, parts: int, batch_spans: int) -> dict[str, object]:
                 f"SELECT toInt64(sum(memory_usage)) AS m, count() AS n FROM system.merges WHERE {where}"
             )
             peak = max(peak, _anonymous_mb())
-            merge_mb = max(merge_mb, int(rows[0]["m"]) >> 20)
+            merge_bytes = max(merge_bytes, int(rows[0]["m"]))
+            polls_seeing_merges += int(rows[0]["n"]) > 0
             left = client.rows(f"SELECT count() AS n FROM system.parts WHERE active AND {where}")
             if not int(rows[0]["n"]) and int(left[0]["n"]) <= 4:
                 break
@@ -79,7 +80,10 @@ async def _one(variant: str, parts: int, batch_spans: int) -> dict[str, object]:
     disk_mb = round(int(disk[0]["b"]) / 1e6, 2)
     return {
         "variant": variant,
-        "merges_mb": merge_mb,
+        # Sampled every 20 ms: a short merge can start and end between two samples and go unseen.
+        "merges_mb": round(merge_bytes / 1e6, 2),
+        "polls_seeing_merges": polls_seeing_merges,
+        "parts": {"inserted": int(made[0]["n"]), "merged": int(left[0]["n"])},
         "anonymous_mb": {"before": before, "inserted": inserted, "merging_peak": peak},
         "merge_s": round(merged_s, 2),
         "disk_mb": disk_mb,
