@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from llm_observer.kernel import cpu
 from llm_observer.kernel.cpu import CpuCollector, pool_name
 from llm_observer.kernel.telemetry import Telemetry
-from llm_observer.kernel.threads import name_native_thread
+from llm_observer.kernel.threads import name_native_thread, named_thread_pool
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread CPU in /proc: Linux")
 
@@ -98,3 +98,36 @@ def test_cpu_the_telemetry_endpoint_keeps_a_named_threads_time_after_it_exits(
     assert while_alive["burner"] >= 0.25
     assert after_exit["burner"] == while_alive["burner"]
     assert all(after_exit[name] >= seconds for name, seconds in while_alive.items())
+
+
+@linux
+def test_cpu_threads_whose_names_the_os_cuts_alike_keep_their_whole_python_names() -> None:
+    # Both are "stage-pipeline-" to the OS (15 bytes); the pool of one thread is "stage-pipeline-" there too.
+    names = ("stage-pipeline-alpha", "stage-pipeline-beta")
+    burnt, release = threading.Barrier(len(names) + 2), threading.Event()
+
+    def burn() -> None:
+        name_native_thread()
+        deadline = time.thread_time() + 0.05
+        while time.thread_time() < deadline:
+            pass
+        burnt.wait(30)
+        release.wait(10)
+
+    threads = [threading.Thread(target=burn, name=name) for name in names]
+    pool = named_thread_pool("stage-pipeline-gamma", 1)
+    for thread in threads:
+        thread.start()
+    pooled = pool.submit(burn)
+    try:
+        burnt.wait(30)
+        totals = CpuCollector(every_seconds=0).totals()
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+        pooled.result(10)
+        pool.shutdown()
+    for name in (*names, "stage-pipeline-gamma"):
+        assert totals[name] >= 0.04, (name, totals)
+    assert "stage-pipeline-" not in totals

@@ -1,10 +1,11 @@
 """Where the process's CPU goes: ``llm_observer_cpu_seconds_total{thread}``, read when scraped.
 
-Each thread's user and system time (``/proc/self/task/*/stat``), summed by the thread's OS name with a pool's
+Each thread's user and system time (``/proc/self/task/*/stat``), summed by the thread's name with a pool's
 number cut off (``asyncio_0``, ``asyncio_1``… count as ``asyncio``): the collector names its threads
 (:mod:`llm_observer.kernel.threads`: ``stage-<pipeline>``, ``asyncio``, ``wal-writer``, ``embed-<exporter>``),
 the embedded engine names its own (``MergeMutate``, ``ThreadPool``…), and the event loop keeps the
-executable's name. A thread's time stays counted under the name it had when it was spent, after the thread
+executable's name. The OS keeps 15 bytes of a name; a thread that carries its Python name there is counted
+under the whole Python name, so ``stage-metrics/otlp-long`` and ``stage-metrics/otlp-longer`` stay apart. A thread's time stays counted under the name it had when it was spent, after the thread
 exits or is renamed, so every series only grows. Without ``/proc`` (not Linux) nothing is reported. Reading
 every thread's ``stat`` takes a millisecond or two, so scrapes less than ``READ_EVERY_SECONDS`` apart share
 one reading.
@@ -22,7 +23,9 @@ from pathlib import Path
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 
-__all__ = ["CpuCollector", "pool_name", "process_cpu_seconds", "thread_cpu_seconds"]
+from llm_observer.kernel.threads import os_thread_name
+
+__all__ = ["CpuCollector", "own_thread_cpu_seconds", "pool_name", "process_cpu_seconds", "thread_cpu_seconds"]
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _POOL_NUMBER = re.compile(r"_\d+$")
@@ -67,6 +70,22 @@ def thread_cpu_seconds(pid: int | str = "self") -> dict[int, tuple[str, float]]:
     return out
 
 
+def own_thread_cpu_seconds() -> dict[int, tuple[str, float]]:
+    """:func:`thread_cpu_seconds` of this process, each thread whose OS name is what the OS keeps of its
+    Python name (with or without a pool's number) under the whole Python name."""
+    python_names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    out = thread_cpu_seconds()
+    for tid, (name, seconds) in out.items():
+        full = python_names.get(tid)
+        if (
+            full is not None
+            and full != name
+            and name in (os_thread_name(full), os_thread_name(pool_name(full)))
+        ):
+            out[tid] = (full, seconds)
+    return out
+
+
 @dataclass(slots=True)
 class _Thread:
     name: str  # its pool name when last read
@@ -77,7 +96,9 @@ class _Thread:
 class CpuCollector:
     """A Prometheus collector of the threads' CPU seconds by name (see the module docstring)."""
 
-    def __init__(self, read: ThreadReader = thread_cpu_seconds, every_seconds: float | None = None) -> None:
+    def __init__(
+        self, read: ThreadReader = own_thread_cpu_seconds, every_seconds: float | None = None
+    ) -> None:
         self.read = read
         self.every_seconds = READ_EVERY_SECONDS if every_seconds is None else every_seconds
         self._last: tuple[float, dict[str, float]] | None = None  # (when, totals) of the last reading

@@ -12,17 +12,22 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["OS_NAME_BYTES", "name_native_thread", "named_thread_pool"]
+__all__ = ["OS_NAME_BYTES", "name_native_thread", "named_thread_pool", "os_thread_name"]
 
 OS_NAME_BYTES = 15  # Linux's TASK_COMM_LEN, less the terminating NUL
 
 
+def os_thread_name(name: str) -> str:
+    """What the OS keeps of ``name``: its first 15 bytes of UTF-8, no character cut in two."""
+    return name.encode("utf-8", "replace")[:OS_NAME_BYTES].decode("utf-8", "ignore")
+
+
 def name_native_thread(name: str | None = None) -> None:
     """Give the calling thread ``name`` (default: its Python name) at the OS level, cut to 15 bytes."""
-    text = (threading.current_thread().name if name is None else name).encode("utf-8", "replace")
+    text = os_thread_name(threading.current_thread().name if name is None else name)
     try:
         with open(f"/proc/self/task/{threading.get_native_id()}/comm", "wb") as comm:
-            comm.write(text[:OS_NAME_BYTES].decode("utf-8", "ignore").encode())
+            comm.write(text.encode())
     except OSError:  # not Linux, or /proc not mounted: the name is only a convenience
         pass
 
