@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # The slow tests keep virtualenvs, wheels and an image's root under the temp dir between runs (~7 GB,
 # tests/support/cache.py); on a full disk they fail in ways that do not say why, so say it first.
 temp_dir="${TMPDIR:-/tmp}"
-free_gb=$(df -Pk "$temp_dir" | awk 'NR == 2 { print int($4 / 1048576) }')
-if [ "${LLM_OBSERVER_SLOW_TESTS:-1}" = "1" ] && [ "$free_gb" -lt 10 ]; then
+free_gb=$(df -Pk "$temp_dir" 2> /dev/null | awk 'NR == 2 { print int($4 / 1048576) }') || free_gb=""
+if [ "${LLM_OBSERVER_SLOW_TESTS:-1}" = "1" ] && [ -n "$free_gb" ] && [ "$free_gb" -lt 10 ]; then
   echo "warning: ${free_gb} GB free under $temp_dir; the slow tests need ~7 GB there on a first run" >&2
 fi
 

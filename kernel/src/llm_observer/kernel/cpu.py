@@ -5,8 +5,9 @@ number cut off (``asyncio_0``, ``asyncio_1``… count as ``asyncio``): the colle
 (:mod:`llm_observer.kernel.threads`: ``stage-<pipeline>``, ``asyncio``, ``wal-writer``, ``embed-<exporter>``),
 the embedded engine names its own (``MergeMutate``, ``ThreadPool``…), and the event loop keeps the
 executable's name. The OS keeps 15 bytes of a name; a thread that carries its Python name there is counted
-under the whole Python name, so ``stage-metrics/otlp-long`` and ``stage-metrics/otlp-longer`` stay apart. A thread's time stays counted under the name it had when it was spent, after the thread
-exits or is renamed, so every series only grows. Without ``/proc`` (not Linux) nothing is reported. Reading
+under the whole Python name, so ``stage-metrics/otlp-long`` and ``stage-metrics/otlp-longer`` stay apart. A
+thread's time stays counted under the name it had when it was spent, after the thread exits or is renamed, so
+every series only grows. Without ``/proc`` (not Linux) nothing is reported. Reading
 every thread's ``stat`` takes a millisecond or two, so scrapes less than ``READ_EVERY_SECONDS`` apart share
 one reading.
 """
